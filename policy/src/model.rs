@@ -1,0 +1,556 @@
+//! The authorization data model: principals, resources, actions, and the
+//! conversion of each into Cedar entities.
+
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+
+/// Site roles. `member` is implicit for every user.
+pub const SITE_ROLES: &[&str] = &["owner", "member", "auditor", "template-admin", "user-admin"];
+
+/// Organization roles. `organization-member` is implicit for every member.
+pub const ORG_ROLES: &[&str] = &[
+    "organization-admin",
+    "organization-member",
+    "organization-auditor",
+    "organization-user-admin",
+    "organization-template-admin",
+    "organization-workspace-creation-ban",
+];
+
+pub fn is_site_role(name: &str) -> bool {
+    SITE_ROLES.contains(&name)
+}
+
+pub fn is_org_role(name: &str) -> bool {
+    ORG_ROLES.contains(&name)
+}
+
+/// The entity types of the schema that callers build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntityKind {
+    Site,
+    Role,
+    Organization,
+    Group,
+    User,
+    Member,
+    Template,
+    TemplateVersion,
+    File,
+    ProvisionerKey,
+    ProvisionerDaemon,
+    ProvisionerJob,
+    Workspace,
+    AuditLog,
+    IdpSyncSettings,
+}
+
+impl EntityKind {
+    pub const ALL: [EntityKind; 15] = [
+        EntityKind::Site,
+        EntityKind::Role,
+        EntityKind::Organization,
+        EntityKind::Group,
+        EntityKind::User,
+        EntityKind::Member,
+        EntityKind::Template,
+        EntityKind::TemplateVersion,
+        EntityKind::File,
+        EntityKind::ProvisionerKey,
+        EntityKind::ProvisionerDaemon,
+        EntityKind::ProvisionerJob,
+        EntityKind::Workspace,
+        EntityKind::AuditLog,
+        EntityKind::IdpSyncSettings,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EntityKind::Site => "Site",
+            EntityKind::Role => "Role",
+            EntityKind::Organization => "Organization",
+            EntityKind::Group => "Group",
+            EntityKind::User => "User",
+            EntityKind::Member => "Member",
+            EntityKind::Template => "Template",
+            EntityKind::TemplateVersion => "TemplateVersion",
+            EntityKind::File => "File",
+            EntityKind::ProvisionerKey => "ProvisionerKey",
+            EntityKind::ProvisionerDaemon => "ProvisionerDaemon",
+            EntityKind::ProvisionerJob => "ProvisionerJob",
+            EntityKind::Workspace => "Workspace",
+            EntityKind::AuditLog => "AuditLog",
+            EntityKind::IdpSyncSettings => "IdpSyncSettings",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<EntityKind> {
+        EntityKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    fn type_name(self) -> &'static EntityTypeName {
+        &TYPE_NAMES[self as usize]
+    }
+
+    /// The Cedar uid of an entity of this kind.
+    pub fn uid(self, id: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(self.type_name().clone(), EntityId::new(id))
+    }
+}
+
+#[allow(
+    clippy::expect_used,
+    reason = "the type names are constants of this file"
+)]
+static TYPE_NAMES: LazyLock<Vec<EntityTypeName>> = LazyLock::new(|| {
+    EntityKind::ALL
+        .iter()
+        .map(|k| EntityTypeName::from_str(k.name()).expect("constant entity type name parses"))
+        .collect()
+});
+
+/// The id of the one `Site` entity.
+pub const SITE_ID: &str = "site";
+
+/// An action name of the schema, such as `organization:read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Action(pub &'static str);
+
+impl Action {
+    pub const ORGANIZATION_CREATE: Action = Action("organization:create");
+    pub const ORGANIZATION_LIST: Action = Action("organization:list");
+    pub const ORGANIZATION_READ: Action = Action("organization:read");
+    pub const ORGANIZATION_UPDATE: Action = Action("organization:update");
+    pub const ORGANIZATION_DELETE: Action = Action("organization:delete");
+    pub const USER_CREATE: Action = Action("user:create");
+    pub const USER_LIST: Action = Action("user:list");
+    pub const USER_READ: Action = Action("user:read");
+    pub const USER_UPDATE: Action = Action("user:update");
+    pub const USER_SUSPEND: Action = Action("user:suspend");
+    pub const USER_DELETE: Action = Action("user:delete");
+    pub const USER_CREATE_TOKEN: Action = Action("user:create_token");
+    pub const USER_UPDATE_ROLES: Action = Action("user:update_roles");
+    pub const MEMBER_READ: Action = Action("member:read");
+    pub const MEMBER_CREATE: Action = Action("member:create");
+    pub const MEMBER_DELETE: Action = Action("member:delete");
+    pub const MEMBER_UPDATE_ROLES: Action = Action("member:update_roles");
+    pub const GROUP_READ: Action = Action("group:read");
+    pub const GROUP_CREATE: Action = Action("group:create");
+    pub const GROUP_UPDATE: Action = Action("group:update");
+    pub const GROUP_DELETE: Action = Action("group:delete");
+    pub const IDPSYNC_SETTINGS_READ: Action = Action("idpsync_settings:read");
+    pub const IDPSYNC_SETTINGS_UPDATE: Action = Action("idpsync_settings:update");
+    pub const DEPLOYMENT_SYNC_READ: Action = Action("deployment_sync:read");
+    pub const DEPLOYMENT_SYNC_UPDATE: Action = Action("deployment_sync:update");
+    pub const LDAPSYNC_RUN: Action = Action("ldapsync:run");
+    pub const TEMPLATE_READ: Action = Action("template:read");
+    pub const TEMPLATE_USE: Action = Action("template:use");
+    pub const TEMPLATE_CREATE: Action = Action("template:create");
+    pub const TEMPLATE_UPDATE: Action = Action("template:update");
+    pub const TEMPLATE_DELETE: Action = Action("template:delete");
+    pub const TEMPLATE_VERSION_READ: Action = Action("template_version:read");
+    pub const TEMPLATE_VERSION_CREATE: Action = Action("template_version:create");
+    pub const FILE_CREATE: Action = Action("file:create");
+    pub const FILE_READ: Action = Action("file:read");
+    pub const PROVISIONER_KEY_READ: Action = Action("provisioner_key:read");
+    pub const PROVISIONER_KEY_CREATE: Action = Action("provisioner_key:create");
+    pub const PROVISIONER_KEY_DELETE: Action = Action("provisioner_key:delete");
+    pub const PROVISIONER_DAEMON_READ: Action = Action("provisioner_daemon:read");
+    pub const PROVISIONER_DAEMON_DELETE: Action = Action("provisioner_daemon:delete");
+    pub const PROVISIONER_JOB_READ: Action = Action("provisioner_job:read");
+    pub const PROVISIONER_JOB_CANCEL: Action = Action("provisioner_job:cancel");
+    pub const PROVISIONER_JOB_ACQUIRE: Action = Action("provisioner_job:acquire");
+    pub const PROVISIONER_JOB_UPDATE: Action = Action("provisioner_job:update");
+    pub const WORKSPACE_CREATE: Action = Action("workspace:create");
+    pub const WORKSPACE_READ: Action = Action("workspace:read");
+    pub const WORKSPACE_UPDATE: Action = Action("workspace:update");
+    pub const WORKSPACE_DELETE: Action = Action("workspace:delete");
+    pub const AUDIT_READ: Action = Action("audit:read");
+    pub const AUDIT_READ_ALL: Action = Action("audit:read_all");
+    pub const POLICY_READ: Action = Action("policy:read");
+    pub const POLICY_RELOAD: Action = Action("policy:reload");
+    pub const POLICY_AUTHORIZE: Action = Action("policy:authorize");
+
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+/// A reference to an organization, enough to build its entity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrgRef {
+    pub id: String,
+    pub is_default: bool,
+}
+
+impl OrgRef {
+    pub fn new(id: impl Into<String>, is_default: bool) -> Self {
+        Self {
+            id: id.into(),
+            is_default,
+        }
+    }
+
+    pub(crate) fn entity(&self) -> Entity {
+        let uid = EntityKind::Organization.uid(&self.id);
+        let attrs = [
+            (
+                "key".to_owned(),
+                RestrictedExpression::new_string(self.id.clone()),
+            ),
+            (
+                "is_default".to_owned(),
+                RestrictedExpression::new_bool(self.is_default),
+            ),
+            (
+                "organization".to_owned(),
+                RestrictedExpression::new_entity_uid(uid.clone()),
+            ),
+        ];
+        entity(uid, attrs, [EntityKind::Site.uid(SITE_ID)], [])
+    }
+}
+
+/// A user's membership of one organization and its roles there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgMembership {
+    pub org_id: String,
+    pub roles: Vec<String>,
+}
+
+/// The authorization data of a user: status, site roles, memberships, groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub id: String,
+    /// `active`, `dormant` or `suspended`.
+    pub status: String,
+    pub site_roles: Vec<String>,
+    pub memberships: Vec<OrgMembership>,
+    /// Ids of the groups the user is in (the Everyone groups are implied).
+    pub groups: Vec<String>,
+}
+
+impl Principal {
+    /// Builds the Cedar entity of this principal once; keep it while the data holds.
+    pub fn prepare(&self) -> PrincipalEntity {
+        let uid = EntityKind::User.uid(&self.id);
+        let mut parents = Vec::with_capacity(
+            self.site_roles.len() + 1 + self.memberships.len() * 2 + self.groups.len(),
+        );
+        parents.push(EntityKind::Role.uid("member"));
+        parents.extend(self.site_roles.iter().map(|r| EntityKind::Role.uid(r)));
+        for m in &self.memberships {
+            parents.push(EntityKind::Organization.uid(&m.org_id));
+            // The Everyone group has the organization's id.
+            parents.push(EntityKind::Group.uid(&m.org_id));
+        }
+        parents.extend(self.groups.iter().map(|g| EntityKind::Group.uid(g)));
+        let tags = self.memberships.iter().map(|m| {
+            (
+                m.org_id.clone(),
+                RestrictedExpression::new_set(
+                    m.roles
+                        .iter()
+                        .map(|r| RestrictedExpression::new_string(r.clone())),
+                ),
+            )
+        });
+        let attrs = [
+            (
+                "key".to_owned(),
+                RestrictedExpression::new_string(self.id.clone()),
+            ),
+            (
+                "status".to_owned(),
+                RestrictedExpression::new_string(self.status.clone()),
+            ),
+        ];
+        PrincipalEntity {
+            uid: uid.clone(),
+            entity: entity(uid, attrs, parents, tags),
+        }
+    }
+}
+
+/// A principal ready for decisions: its uid and its Cedar entity (the slice of the
+/// authorization data a decision about it needs).
+#[derive(Debug, Clone)]
+pub struct PrincipalEntity {
+    pub(crate) uid: EntityUid,
+    pub(crate) entity: Entity,
+}
+
+impl PrincipalEntity {
+    /// A provisioner daemon acting for one organization.
+    pub fn daemon(id: &str, org: &OrgRef) -> Self {
+        let uid = EntityKind::ProvisionerDaemon.uid(id);
+        let attrs = [
+            (
+                "key".to_owned(),
+                RestrictedExpression::new_string(id.to_owned()),
+            ),
+            (
+                "organization".to_owned(),
+                RestrictedExpression::new_entity_uid(EntityKind::Organization.uid(&org.id)),
+            ),
+        ];
+        let parents = [EntityKind::Organization.uid(&org.id)];
+        Self {
+            uid: uid.clone(),
+            entity: entity(uid, attrs, parents, []),
+        }
+    }
+
+    pub fn uid(&self) -> &EntityUid {
+        &self.uid
+    }
+}
+
+fn entity(
+    uid: EntityUid,
+    attrs: impl IntoIterator<Item = (String, RestrictedExpression)>,
+    parents: impl IntoIterator<Item = EntityUid>,
+    tags: impl IntoIterator<Item = (String, RestrictedExpression)>,
+) -> Entity {
+    // Attribute values here are literals, which always evaluate; fall back to a
+    // bare entity rather than panic if Cedar ever says otherwise.
+    let parents: Vec<EntityUid> = parents.into_iter().collect();
+    Entity::new_with_tags(uid.clone(), attrs, parents.iter().cloned(), tags)
+        .unwrap_or_else(|_| Entity::with_uid(uid))
+}
+
+/// A template's access list, as the policies see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateAcl {
+    pub use_users: Vec<String>,
+    pub use_groups: Vec<String>,
+    pub admin_users: Vec<String>,
+    pub admin_groups: Vec<String>,
+}
+
+/// The object of a request (or, for create and list, its container).
+#[derive(Debug, Clone)]
+pub struct Resource {
+    kind: EntityKind,
+    id: String,
+    org: Option<OrgRef>,
+    attrs: Vec<(String, RestrictedExpression)>,
+}
+
+fn set_of(kind: EntityKind, ids: &[String]) -> RestrictedExpression {
+    RestrictedExpression::new_set(
+        ids.iter()
+            .map(|i| RestrictedExpression::new_entity_uid(kind.uid(i))),
+    )
+}
+
+fn user_ref(id: &str) -> RestrictedExpression {
+    RestrictedExpression::new_entity_uid(EntityKind::User.uid(id))
+}
+
+impl Resource {
+    fn in_org(kind: EntityKind, id: impl Into<String>, org: &OrgRef) -> Self {
+        Self {
+            kind,
+            id: id.into(),
+            org: Some(org.clone()),
+            attrs: vec![(
+                "organization".to_owned(),
+                RestrictedExpression::new_entity_uid(EntityKind::Organization.uid(&org.id)),
+            )],
+        }
+    }
+
+    fn with(mut self, name: &str, value: RestrictedExpression) -> Self {
+        self.attrs.push((name.to_owned(), value));
+        self
+    }
+
+    pub fn site() -> Self {
+        Self {
+            kind: EntityKind::Site,
+            id: SITE_ID.to_owned(),
+            org: None,
+            attrs: Vec::new(),
+        }
+    }
+
+    pub fn organization(org: &OrgRef) -> Self {
+        Self {
+            kind: EntityKind::Organization,
+            id: org.id.clone(),
+            org: Some(org.clone()),
+            attrs: Vec::new(),
+        }
+    }
+
+    pub fn user(id: &str, status: &str) -> Self {
+        Self {
+            kind: EntityKind::User,
+            id: id.to_owned(),
+            org: None,
+            attrs: vec![
+                (
+                    "key".to_owned(),
+                    RestrictedExpression::new_string(id.to_owned()),
+                ),
+                (
+                    "status".to_owned(),
+                    RestrictedExpression::new_string(status.to_owned()),
+                ),
+            ],
+        }
+    }
+
+    /// The membership of `user_id` in `org` (existing or about to be created).
+    pub fn member(org: &OrgRef, user_id: &str) -> Self {
+        Self::in_org(EntityKind::Member, format!("{}/{user_id}", org.id), org)
+            .with("user", user_ref(user_id))
+    }
+
+    pub fn group(org: &OrgRef, group_id: &str) -> Self {
+        Self::in_org(EntityKind::Group, group_id, org).with(
+            "is_everyone",
+            RestrictedExpression::new_bool(group_id == org.id),
+        )
+    }
+
+    pub fn template(org: &OrgRef, id: &str, created_by: &str, acl: &TemplateAcl) -> Self {
+        Self::in_org(EntityKind::Template, id, org)
+            .with("created_by", user_ref(created_by))
+            .with("acl_use_users", set_of(EntityKind::User, &acl.use_users))
+            .with("acl_use_groups", set_of(EntityKind::Group, &acl.use_groups))
+            .with(
+                "acl_admin_users",
+                set_of(EntityKind::User, &acl.admin_users),
+            )
+            .with(
+                "acl_admin_groups",
+                set_of(EntityKind::Group, &acl.admin_groups),
+            )
+    }
+
+    /// A version; it carries the `use` access of its template (everyone who may
+    /// use a template reads its versions).
+    pub fn template_version(org: &OrgRef, id: &str, created_by: &str, acl: &TemplateAcl) -> Self {
+        let mut users = acl.use_users.clone();
+        users.extend(acl.admin_users.iter().cloned());
+        let mut groups = acl.use_groups.clone();
+        groups.extend(acl.admin_groups.iter().cloned());
+        Self::in_org(EntityKind::TemplateVersion, id, org)
+            .with("created_by", user_ref(created_by))
+            .with("acl_use_users", set_of(EntityKind::User, &users))
+            .with("acl_use_groups", set_of(EntityKind::Group, &groups))
+    }
+
+    pub fn file(org: &OrgRef, hash: &str, created_by: &str) -> Self {
+        Self::in_org(EntityKind::File, hash, org).with("created_by", user_ref(created_by))
+    }
+
+    pub fn provisioner_key(org: &OrgRef, id: &str) -> Self {
+        Self::in_org(EntityKind::ProvisionerKey, id, org)
+    }
+
+    pub fn provisioner_daemon(org: &OrgRef, id: &str) -> Self {
+        Self::in_org(EntityKind::ProvisionerDaemon, id, org)
+            .with("key", RestrictedExpression::new_string(id.to_owned()))
+    }
+
+    pub fn provisioner_job(org: &OrgRef, id: &str, initiator: &str) -> Self {
+        Self::in_org(EntityKind::ProvisionerJob, id, org).with("initiator", user_ref(initiator))
+    }
+
+    /// A workspace (existing, or about to be created for `owner`).
+    pub fn workspace(org: &OrgRef, id: &str, owner: &str) -> Self {
+        Self::in_org(EntityKind::Workspace, id, org).with("owner", user_ref(owner))
+    }
+
+    /// The audit log of one organization.
+    pub fn audit_log(org: &OrgRef) -> Self {
+        Self::in_org(EntityKind::AuditLog, org.id.clone(), org)
+    }
+
+    pub fn idpsync_settings(org: &OrgRef) -> Self {
+        Self::in_org(EntityKind::IdpSyncSettings, org.id.clone(), org)
+    }
+
+    pub fn kind(&self) -> EntityKind {
+        self.kind
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn org(&self) -> Option<&OrgRef> {
+        self.org.as_ref()
+    }
+
+    pub(crate) fn uid(&self) -> EntityUid {
+        self.kind.uid(&self.id)
+    }
+
+    /// The entities a decision about this resource needs: itself and its org.
+    pub(crate) fn entities(&self, out: &mut Vec<Entity>, skip: &EntityUid) {
+        let uid = self.uid();
+        match (self.kind, &self.org) {
+            (EntityKind::Organization, Some(org)) => out.push(org.entity()),
+            (_, org) => {
+                let parents: Vec<EntityUid> = match org {
+                    Some(o) => {
+                        out.push(o.entity());
+                        vec![EntityKind::Organization.uid(&o.id)]
+                    }
+                    None if self.kind == EntityKind::Site => Vec::new(),
+                    None => vec![EntityKind::Site.uid(SITE_ID)],
+                };
+                if &uid != skip {
+                    out.push(entity(uid, self.attrs.iter().cloned(), parents, []));
+                }
+            }
+        }
+    }
+}
+
+/// Extra request context (for role changes: the roles added or removed).
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub(crate) pairs: Vec<(String, RestrictedExpression)>,
+}
+
+impl RequestContext {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_string_set<I, S>(mut self, name: &str, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.pairs.push((
+            name.to_owned(),
+            RestrictedExpression::new_set(
+                values
+                    .into_iter()
+                    .map(|v| RestrictedExpression::new_string(v.into())),
+            ),
+        ));
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in EntityKind::ALL {
+            assert_eq!(EntityKind::parse(k.name()), Some(k));
+            assert_eq!(k.uid("x").type_name().to_string(), k.name());
+        }
+    }
+}

@@ -201,8 +201,20 @@ impl Engine {
         resource: &Resource,
         context: &RequestContext,
     ) -> Decision {
-        let Some(slice) = self.actions.get(action.name()) else {
-            return Decision::deny_with(format!("unknown action `{}`", action.name()));
+        self.authorize_named(principal, action.name(), resource, context)
+    }
+
+    /// [`Engine::authorize`] with the action given by name (for callers that take
+    /// action names from requests, like `POST /authcheck`).
+    pub fn authorize_named(
+        &self,
+        principal: &PrincipalEntity,
+        action: &str,
+        resource: &Resource,
+        context: &RequestContext,
+    ) -> Decision {
+        let Some(slice) = self.actions.get(action) else {
+            return Decision::deny_with(format!("unknown action `{action}`"));
         };
         let mut entities = Vec::with_capacity(slice.entities.len() + 3);
         entities.push(principal.entity.clone());

@@ -1,0 +1,226 @@
+//! Request extractors: JSON bodies whose rejections use the API error shape, and
+//! the authenticated actor.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::app::AppState;
+use crate::audit::AuditCtx;
+use crate::authz::CachedPrincipal;
+use crate::clock;
+use crate::error::{ApiError, Validation};
+use crate::model::User;
+use crate::secrets::sha256_hex;
+use crate::store;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "orgsync_session";
+
+/// A JSON body. Malformed JSON, wrong types and unknown fields are 400 with the
+/// API error shape; a missing content type 415; an oversized body 413.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let text = rejection.body_text();
+    match rejection {
+        JsonRejection::JsonDataError(_) => {
+            // "Failed to deserialize the JSON body into the target type: PATH: MESSAGE at line L column C"
+            let detail = text
+                .split_once("target type: ")
+                .map_or(text.as_str(), |(_, d)| d)
+                .to_owned();
+            let (field, message) = match detail.split_once(": ") {
+                Some((path, msg)) if !path.contains(' ') => (path.to_owned(), msg.to_owned()),
+                _ => ("body".to_owned(), detail.clone()),
+            };
+            let mut e = ApiError::bad_request("invalid request body").with_detail(detail);
+            e.body.validations.push(Validation {
+                field,
+                detail: message,
+            });
+            e
+        }
+        JsonRejection::JsonSyntaxError(_) => {
+            let detail = text
+                .split_once(": ")
+                .map_or(text.as_str(), |(_, d)| d)
+                .to_owned();
+            ApiError::bad_request("malformed JSON").with_detail(detail)
+        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected `Content-Type: application/json`",
+        ),
+        other => {
+            let status = other.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(status, "request body too large")
+            } else {
+                ApiError::new(status, "cannot read request body").with_detail(other.body_text())
+            }
+        }
+    }
+}
+
+/// Where a request came from, for audit entries.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: String,
+    pub user_agent: String,
+    pub request_id: String,
+}
+
+impl RequestMeta {
+    pub fn audit(&self, user_id: Option<&str>) -> AuditCtx {
+        AuditCtx {
+            user_id: user_id.map(str::to_owned),
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+            source: "api",
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_default();
+        Ok(RequestMeta {
+            ip,
+            user_agent: header("user-agent"),
+            request_id: header("x-request-id"),
+        })
+    }
+}
+
+/// The bearer secret of a request: `Authorization: Bearer`, else the cookie.
+pub fn session_token(parts: &Parts) -> Option<String> {
+    if let Some(v) = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(t) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
+            return Some(t.trim().to_owned());
+        }
+    }
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The authenticated user of a request and its authorization slice.
+pub struct Actor {
+    pub user: User,
+    pub key_id: String,
+    pub principal: Arc<CachedPrincipal>,
+    pub meta: RequestMeta,
+}
+
+impl Actor {
+    pub fn audit(&self) -> AuditCtx {
+        self.meta.audit(Some(&self.user.id))
+    }
+
+    pub fn id(&self) -> &str {
+        &self.user.id
+    }
+
+    /// Resolves a `{user}` route segment: `me`, an id or a username.
+    pub fn resolve_user_key<'a>(&'a self, key: &'a str) -> &'a str {
+        if key == "me" { &self.user.id } else { key }
+    }
+}
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let meta = RequestMeta::from_request_parts(parts, state).await?;
+        let token = session_token(parts).ok_or_else(|| {
+            ApiError::unauthorized("authentication required: send `Authorization: Bearer <token>`")
+        })?;
+        let now = clock::now();
+        let now_s = clock::fmt(now);
+        let mut conn = state.db.pool().acquire().await?;
+        let key = store::tokens::find_by_hash(&mut conn, &sha256_hex(&token))
+            .await?
+            .filter(|k| k.expires_at > now_s)
+            .ok_or_else(|| ApiError::unauthorized("the session token is invalid or expired"))?;
+        let user = store::users::find_by_id(&mut conn, &key.user_id)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the session token is invalid or expired"))?;
+        // Bookkeeping, at most once a minute per key: last use, and the sliding
+        // expiry of sessions.
+        let stale = clock::parse(&key.last_used_at).is_none_or(|t| (now - t).num_seconds() >= 60);
+        if stale {
+            let expires = if key.kind == "session" {
+                clock::fmt(now + chrono::Duration::seconds(key.lifetime_seconds))
+            } else {
+                key.expires_at.clone()
+            };
+            store::tokens::touch(&mut conn, &key.id, &expires, &now_s).await?;
+            store::users::touch_last_seen(&mut conn, &user.id, &now_s).await?;
+        }
+        drop(conn);
+        let principal = state
+            .authz
+            .principal(&state.db, &user.id)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the session token is invalid or expired"))?;
+        tracing::Span::current().record("user_id", user.id.as_str());
+        Ok(Actor {
+            user,
+            key_id: key.id,
+            principal,
+            meta,
+        })
+    }
+}

@@ -1,0 +1,136 @@
+//! The HTTP API under `/api/v2`. Every handler decides its action with one Cedar
+//! request through [`crate::authz::Authz`]; none carries a role check of its own.
+
+pub mod audit;
+pub mod authz;
+pub mod extract;
+pub mod groups;
+pub mod health;
+pub mod members;
+pub mod orgs;
+pub mod users;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::{get, post, put};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Query parameters of paginated lists.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct Page {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+impl Page {
+    pub fn resolve(self, default: i64, max: i64) -> Result<(i64, i64), ApiError> {
+        let limit = self.limit.unwrap_or(default);
+        let offset = self.offset.unwrap_or(0);
+        if !(1..=max).contains(&limit) {
+            return Err(ApiError::validation(
+                "limit",
+                format!("must be between 1 and {max}"),
+            ));
+        }
+        if offset < 0 {
+            return Err(ApiError::validation("offset", "must not be negative"));
+        }
+        Ok((limit, offset))
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let api = Router::new()
+        .route(
+            "/users/first",
+            get(users::first_exists).post(users::create_first),
+        )
+        .route("/users/login", post(users::login))
+        .route("/users/logout", post(users::logout))
+        .route("/users/me", get(users::me))
+        .route("/users", get(users::list).post(users::create))
+        .route(
+            "/users/{user}",
+            get(users::get).patch(users::update).delete(users::delete),
+        )
+        .route("/users/{user}/status/suspend", put(users::suspend))
+        .route("/users/{user}/status/activate", put(users::activate))
+        .route(
+            "/users/{user}/roles",
+            get(users::get_roles).put(users::set_roles),
+        )
+        .route("/users/{user}/organizations", get(users::organizations))
+        .route("/users/{user}/keys/tokens", post(users::create_token))
+        .route("/organizations", get(orgs::list).post(orgs::create))
+        .route(
+            "/organizations/{organization}",
+            get(orgs::get).patch(orgs::update).delete(orgs::delete),
+        )
+        .route("/organizations/{organization}/members", get(members::list))
+        .route(
+            "/organizations/{organization}/members/roles",
+            get(members::assignable_roles),
+        )
+        .route(
+            "/organizations/{organization}/members/{user}",
+            post(members::add).delete(members::remove),
+        )
+        .route(
+            "/organizations/{organization}/members/{user}/roles",
+            put(members::set_roles),
+        )
+        .route(
+            "/organizations/{organization}/groups",
+            get(groups::list).post(groups::create),
+        )
+        .route(
+            "/groups/{id}",
+            get(groups::get)
+                .patch(groups::update)
+                .delete(groups::delete),
+        )
+        .route("/authcheck", post(authz::authcheck))
+        .route("/authorize", post(authz::authorize))
+        .route("/policies", get(authz::policies))
+        .route("/policies/reload", post(authz::reload))
+        .route("/audit", get(audit::list))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .nest("/api/v2", api)
+        .route("/healthz", get(health::healthz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let route = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or(req.uri().path(), |m| m.as_str());
+                tracing::info_span!("request", method = %req.method(), route, request_id = id, user_id = tracing::field::Empty)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route",
+    )
+}

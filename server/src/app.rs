@@ -1,0 +1,138 @@
+//! Startup: open the database, make sure the default org exists, load the
+//! policies, serve the API until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::authz::Authz;
+use crate::clock;
+use crate::config::ServerConfig;
+use crate::db::Db;
+use crate::model::{DEFAULT_ORG_NAME, Organization};
+use crate::store;
+
+/// Everything a request handler can reach.
+pub struct App {
+    pub db: Db,
+    pub authz: Authz,
+    pub config: ServerConfig,
+}
+
+pub type AppState = Arc<App>;
+
+impl App {
+    /// Loads policies first (refusing to start on invalid ones), then opens and
+    /// migrates the database and creates the default organization if missing.
+    pub async fn init(config: ServerConfig) -> anyhow::Result<AppState> {
+        let authz = Authz::load(config.policy_dir.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if config.database_url.expose().starts_with("sqlite:") {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("cannot create data dir `{}`", config.data_dir.display())
+            })?;
+        }
+        let db = Db::open(config.database_url.expose())
+            .await
+            .context("cannot open the database")?;
+        ensure_default_org(&db)
+            .await
+            .context("cannot create the default organization")?;
+        Ok(Arc::new(App { db, authz, config }))
+    }
+}
+
+async fn ensure_default_org(db: &Db) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    if store::orgs::default_org(&mut tx).await?.is_none() {
+        let now = clock::fmt(clock::now());
+        let org = Organization {
+            id: store::new_id(),
+            name: DEFAULT_ORG_NAME.to_owned(),
+            display_name: "Coder".to_owned(),
+            description: "The default organization; every new user joins it.".to_owned(),
+            icon: String::new(),
+            is_default: true,
+            created_at: now.clone(),
+            updated_at: now.clone(),
+        };
+        store::orgs::insert(&mut tx, &org).await?;
+        store::groups::insert_everyone(&mut tx, &org.id, &now).await?;
+    }
+    tx.commit().await
+}
+
+/// A server bound to its port, serving until `shutdown` resolves.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let router = crate::api::router(state.clone());
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("server failed")?;
+    state.db.close().await;
+    Ok(())
+}
+
+/// `orgsync server`: runs until SIGINT/SIGTERM; SIGHUP reloads the policies.
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let state = App::init(config).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let engine = state.authz.engine();
+    tracing::info!(
+        %listen,
+        access_url = %state.config.access_url,
+        policies = engine.policies().len(),
+        policy_hash = engine.hash(),
+        "orgsync is serving"
+    );
+    eprintln!("orgsync listening on http://{}", listener.local_addr()?);
+    #[cfg(unix)]
+    {
+        let reload_state = state.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                if let Err(e) = reload_state.authz.reload() {
+                    tracing::error!("policy reload rejected, keeping the running policies:\n{e}");
+                }
+            }
+        });
+    }
+    serve(state, listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

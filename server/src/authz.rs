@@ -1,0 +1,255 @@
+//! The server side of authorization: the loaded policy engine (reloadable), the
+//! cache of principals' entity slices, and the one entry point handlers use to
+//! obtain a [`Permit`] from an Allow decision.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use orgsync_policy::{
+    Action, Decision, Engine, EntityKind, PolicyError, PolicySources, Principal, PrincipalEntity,
+    RequestContext, Resource,
+};
+
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::store;
+
+/// Proof that a decision allowed an action. Only [`Authz::require`] makes one,
+/// and every write in [`crate::store`] reachable from a handler asks for one.
+#[derive(Debug)]
+pub struct Permit {
+    action: Action,
+}
+
+impl Permit {
+    pub fn action(&self) -> Action {
+        self.action
+    }
+}
+
+/// A principal as cached: its data and its prepared Cedar entity.
+#[derive(Debug)]
+pub struct CachedPrincipal {
+    pub data: Principal,
+    pub entity: PrincipalEntity,
+}
+
+pub struct Authz {
+    engine: RwLock<Arc<Engine>>,
+    policy_dir: Option<PathBuf>,
+    cache: RwLock<HashMap<String, Arc<CachedPrincipal>>>,
+}
+
+/// The action that reads a resource of this kind: when an action is denied and
+/// this one is denied too, the caller learns nothing (404), else it gets 403.
+fn read_action(kind: EntityKind) -> Option<Action> {
+    Some(match kind {
+        EntityKind::Organization => Action::ORGANIZATION_READ,
+        EntityKind::User => Action::USER_READ,
+        EntityKind::Member => Action::MEMBER_READ,
+        EntityKind::Group => Action::GROUP_READ,
+        EntityKind::Template => Action::TEMPLATE_READ,
+        EntityKind::TemplateVersion => Action::TEMPLATE_VERSION_READ,
+        EntityKind::File => Action::FILE_READ,
+        EntityKind::ProvisionerKey => Action::PROVISIONER_KEY_READ,
+        EntityKind::ProvisionerDaemon => Action::PROVISIONER_DAEMON_READ,
+        EntityKind::ProvisionerJob => Action::PROVISIONER_JOB_READ,
+        EntityKind::Workspace => Action::WORKSPACE_READ,
+        EntityKind::AuditLog | EntityKind::IdpSyncSettings => Action::ORGANIZATION_READ,
+        EntityKind::Site | EntityKind::Role => return None,
+    })
+}
+
+fn read_resource(kind: EntityKind, resource: &Resource) -> Option<Resource> {
+    match kind {
+        // Org-level settings and logs are hidden exactly when the org is.
+        EntityKind::AuditLog | EntityKind::IdpSyncSettings => {
+            resource.org().map(Resource::organization)
+        }
+        _ => Some(resource.clone()),
+    }
+}
+
+impl Authz {
+    /// Loads the policies (a directory, or the built-in ones).
+    pub fn load(policy_dir: Option<PathBuf>) -> Result<Self, PolicyError> {
+        let engine = load_engine(policy_dir.as_deref())?;
+        Ok(Self {
+            engine: RwLock::new(Arc::new(engine)),
+            policy_dir,
+            cache: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub fn engine(&self) -> Arc<Engine> {
+        match self.engine.read() {
+            Ok(e) => e.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the policies; a set that fails validation is rejected and the
+    /// running one stays.
+    pub fn reload(&self) -> Result<Arc<Engine>, PolicyError> {
+        let engine = Arc::new(load_engine(self.policy_dir.as_deref())?);
+        match self.engine.write() {
+            Ok(mut e) => *e = engine.clone(),
+            Err(poisoned) => *poisoned.into_inner() = engine.clone(),
+        }
+        tracing::info!(
+            hash = engine.hash(),
+            policies = engine.policies().len(),
+            "policies reloaded"
+        );
+        Ok(engine)
+    }
+
+    pub fn policy_dir(&self) -> Option<&PathBuf> {
+        self.policy_dir.as_ref()
+    }
+
+    /// The principal of a user, from the cache or the database.
+    pub async fn principal(
+        &self,
+        db: &Db,
+        user_id: &str,
+    ) -> Result<Option<Arc<CachedPrincipal>>, ApiError> {
+        if let Some(p) = self.cache.read().ok().and_then(|c| c.get(user_id).cloned()) {
+            return Ok(Some(p));
+        }
+        let mut conn = db.pool().acquire().await?;
+        let Some(data) = store::principals::load(&mut conn, user_id).await? else {
+            return Ok(None);
+        };
+        let cached = Arc::new(CachedPrincipal {
+            entity: data.prepare(),
+            data,
+        });
+        if let Ok(mut c) = self.cache.write() {
+            c.insert(user_id.to_owned(), cached.clone());
+        }
+        Ok(Some(cached))
+    }
+
+    /// Forgets cached principals whose authorization data changed. Call after
+    /// the change committed.
+    pub fn invalidate<'a>(&self, user_ids: impl IntoIterator<Item = &'a str>) {
+        if let Ok(mut c) = self.cache.write() {
+            for id in user_ids {
+                c.remove(id);
+            }
+        }
+    }
+
+    pub fn invalidate_all(&self) {
+        if let Ok(mut c) = self.cache.write() {
+            c.clear();
+        }
+    }
+
+    /// One decision, logged at debug level.
+    pub fn decide(
+        &self,
+        principal: &PrincipalEntity,
+        action: Action,
+        resource: &Resource,
+        context: &RequestContext,
+    ) -> Decision {
+        self.decide_named(principal, action.name(), resource, context)
+    }
+
+    /// [`Authz::decide`] for an action named in a request.
+    pub fn decide_named(
+        &self,
+        principal: &PrincipalEntity,
+        action: &str,
+        resource: &Resource,
+        context: &RequestContext,
+    ) -> Decision {
+        let d = self
+            .engine()
+            .authorize_named(principal, action, resource, context);
+        tracing::debug!(
+            principal = %principal.uid(),
+            action,
+            resource_type = resource.kind().name(),
+            resource_id = resource.id(),
+            allowed = d.allowed,
+            reasons = ?d.reasons,
+            errors = ?d.errors,
+            "authorization decision"
+        );
+        if !d.errors.is_empty() {
+            tracing::warn!(action, errors = ?d.errors, "policy evaluation errors");
+        }
+        d
+    }
+
+    pub fn allowed(
+        &self,
+        principal: &PrincipalEntity,
+        action: Action,
+        resource: &Resource,
+    ) -> bool {
+        self.decide(principal, action, resource, &RequestContext::new())
+            .allowed
+    }
+
+    /// Decides, and on Allow hands out the [`Permit`]. On Deny: 404 when the
+    /// caller may not even read the resource (so nothing about it leaks), 403
+    /// otherwise.
+    pub fn require_with(
+        &self,
+        principal: &PrincipalEntity,
+        action: Action,
+        resource: &Resource,
+        context: &RequestContext,
+        what: &str,
+    ) -> Result<Permit, ApiError> {
+        let d = self.decide(principal, action, resource, context);
+        if d.allowed {
+            return Ok(Permit { action });
+        }
+        let visible = match (
+            read_action(resource.kind()),
+            read_resource(resource.kind(), resource),
+        ) {
+            (Some(read), Some(target)) if read != action => self.allowed(principal, read, &target),
+            (Some(_), Some(_)) => false,
+            _ => true,
+        };
+        if visible {
+            let mut e = ApiError::forbidden();
+            if !d.reasons.is_empty() {
+                e = e.with_detail(format!("denied by {}", d.reasons.join(", ")));
+            }
+            Err(e)
+        } else {
+            Err(ApiError::not_found(what))
+        }
+    }
+
+    pub fn require(
+        &self,
+        principal: &PrincipalEntity,
+        action: Action,
+        resource: &Resource,
+        what: &str,
+    ) -> Result<Permit, ApiError> {
+        self.require_with(principal, action, resource, &RequestContext::new(), what)
+    }
+
+    /// How many principals are cached (for metrics and tests).
+    pub fn cached_principals(&self) -> usize {
+        self.cache.read().map(|c| c.len()).unwrap_or(0)
+    }
+}
+
+fn load_engine(dir: Option<&std::path::Path>) -> Result<Engine, PolicyError> {
+    let sources = match dir {
+        Some(d) => PolicySources::from_dir(d)?,
+        None => PolicySources::builtin()?,
+    };
+    Engine::load(&sources)
+}

@@ -1,0 +1,139 @@
+//! The database: one pool over SQLite or PostgreSQL through sqlx's `Any` driver.
+//!
+//! Business logic never branches on the database. The few statements that differ
+//! per dialect live in [`Dialect`], here and nowhere else.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Executor};
+
+/// A transaction; every use case that writes runs in exactly one.
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+/// Which SQL dialect the pool speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn of_url(url: &str) -> Dialect {
+        if url.starts_with("postgres") {
+            Dialect::Postgres
+        } else {
+            Dialect::Sqlite
+        }
+    }
+
+    /// The statement that opens a write transaction. SQLite takes the write lock
+    /// up front so that two writers wait (busy timeout) instead of deadlocking on
+    /// a read-to-write upgrade.
+    fn begin_write(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+
+    /// Per-connection settings.
+    fn on_connect(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+            }
+            Dialect::Postgres => "SET TIME ZONE 'UTC'",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to the database")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot migrate the database")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+impl Db {
+    /// Connects (creating a SQLite file if needed) and applies the migrations.
+    pub async fn open(url: &str) -> Result<Db, DbError> {
+        install_default_drivers();
+        let dialect = Dialect::of_url(url);
+        let url = match dialect {
+            Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_owned(),
+        };
+        let max = match dialect {
+            Dialect::Sqlite => 4,
+            Dialect::Postgres => 16,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(dialect.on_connect()).await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(DbError::Connect)?;
+        let db = Db { pool, dialect };
+        MIGRATOR.run(&db.pool).await.map_err(DbError::Migrate)?;
+        Ok(db)
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Opens the one transaction of a use case that writes.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.pool.begin_with(self.dialect.begin_write()).await
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Whether an error is a unique-constraint violation (mapped to 409 in one place).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation()
+                || db
+                    .code()
+                    .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
+        }
+        _ => false,
+    }
+}
+
+/// Booleans are stored as BIGINT 0/1 (the `Any` driver has no SQLite bool).
+pub fn flag(b: bool) -> i64 {
+    i64::from(b)
+}

@@ -1,0 +1,15 @@
+//! orgsync server: configuration, storage, the HTTP API, authorization glue and
+//! the CLI. The only crate of the workspace that knows HTTP, SQL and config.
+
+pub mod api;
+pub mod app;
+pub mod audit;
+pub mod authz;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod model;
+pub mod secrets;
+pub mod store;

@@ -1,0 +1,28 @@
+//! SQL for every use case. Functions take a connection (`&mut *tx` inside the one
+//! transaction of a use case); writes also take the [`Permit`] an Allow decision
+//! produced, so no write is reachable without a decision.
+//!
+//! [`Permit`]: crate::authz::Permit
+
+pub mod audit;
+pub mod groups;
+pub mod members;
+pub mod orgs;
+pub mod principals;
+pub mod tokens;
+pub mod users;
+
+pub use sqlx::AnyConnection as Conn;
+
+/// Decodes a JSON list of strings stored as text; bad data reads as empty.
+pub(crate) fn json_list(raw: &str) -> Vec<String> {
+    serde_json::from_str(raw).unwrap_or_default()
+}
+
+pub(crate) fn to_json_list(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

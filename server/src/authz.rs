@@ -211,6 +211,12 @@ impl Authz {
         if d.allowed {
             return Ok(Permit { action });
         }
+        // A principal denied by the suspension guardrail is told so: it learns
+        // nothing about the resource either way.
+        if d.reasons.iter().any(|r| r == "guardrail.suspended") {
+            return Err(ApiError::forbidden()
+                .with_detail("your account is suspended (guardrail.suspended)"));
+        }
         let visible = match (
             read_action(resource.kind()),
             read_resource(resource.kind(), resource),

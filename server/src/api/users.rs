@@ -339,12 +339,6 @@ pub async fn get(
 pub struct ListUsersQuery {
     pub q: Option<String>,
     pub status: Option<UserStatus>,
-    #[serde(flatten)]
-    pub page: PageQuery,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct PageQuery {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -361,8 +355,8 @@ pub async fn list(
         "users",
     )?;
     let (limit, offset) = Page {
-        limit: q.page.limit,
-        offset: q.page.offset,
+        limit: q.limit,
+        offset: q.offset,
     }
     .resolve(50, 1000)?;
     let mut conn = app.db.pool().acquire().await?;

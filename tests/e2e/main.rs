@@ -1,0 +1,12 @@
+//! End-to-end tests: real servers (orgsync itself on SQLite or PostgreSQL, the
+//! CLI binary), driven over HTTP like a user would.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+mod api_basics;
+mod harness;

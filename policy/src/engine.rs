@@ -109,7 +109,14 @@ impl Engine {
                     .policy(err.policy_id())
                     .and_then(|p| p.annotation("id"))
                     .map(str::to_owned);
-                diags.extend(diagnostics_of(file, err, policy));
+                let internal = format!("`{}`", err.policy_id());
+                let mut found = diagnostics_of(file, err, policy.clone());
+                if let Some(id) = &policy {
+                    for d in &mut found {
+                        d.message = d.message.replace(&internal, &format!("`{id}`"));
+                    }
+                }
+                diags.extend(found);
             }
             for policy in parsed.policies() {
                 let (line, column) = line_col(&file.text, policy_offset(file, policy));

@@ -69,6 +69,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if let Some(dir) = state.authz.policy_dir().cloned() {
+        tokio::spawn(watch_policies(state.clone(), dir));
+    }
     let router = crate::api::router(state.clone());
     axum::serve(
         listener,
@@ -135,4 +138,52 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Fingerprint of a policy directory: every file's path, size and mtime.
+fn fingerprint(
+    dir: &std::path::Path,
+) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(path),
+                Ok(m) => out.push((path, m.len(), m.modified().ok())),
+                Err(_) => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Reloads the policies when a file of the policy directory changes (polled
+/// every second). A set that fails validation is rejected; the running one stays.
+async fn watch_policies(state: AppState, dir: std::path::PathBuf) {
+    let mut last = fingerprint(&dir);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if std::sync::Arc::strong_count(&state) <= 1 {
+            return;
+        }
+        let now = fingerprint(&dir);
+        if now != last {
+            last = now;
+            match state.authz.reload() {
+                Ok(engine) => {
+                    tracing::info!(hash = engine.hash(), "policy files changed: reloaded")
+                }
+                Err(e) => tracing::error!(
+                    "policy files changed but are invalid; keeping the running policies:\n{e}"
+                ),
+            }
+        }
+    }
 }

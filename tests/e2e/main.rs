@@ -10,3 +10,4 @@
 
 mod api_basics;
 mod harness;
+mod policies;

@@ -1,0 +1,213 @@
+//! Policy files as a workflow: the server refuses invalid policies, reloads
+//! valid ones (API and file change), keeps the old set on a bad reload; the
+//! offline `orgsync policy` commands.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use orgsync::app::App;
+use orgsync::config::{ServerArgs, ServerConfig};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::harness::TestServer;
+
+fn copy_policies(to: &Path) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    copy_dir(&from, to);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+const BROKEN: &str = "// broken on purpose\n@id(\"broken\")\npermit (principal, action == Action::\"organization:read\", resource)\nwhen { resource.no_such_attribute };\n";
+
+#[tokio::test]
+async fn server_refuses_to_start_on_invalid_policies_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("policies");
+    copy_policies(&pol);
+    std::fs::write(pol.join("zz-broken.cedar"), BROKEN).unwrap();
+    let args = ServerArgs {
+        data_dir: Some(dir.path().join("data")),
+        policy_dir: Some(pol.clone()),
+        ..Default::default()
+    };
+    let err = App::init(ServerConfig::resolve(&args).unwrap())
+        .await
+        .err()
+        .expect("must refuse");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("zz-broken.cedar:4:"), "{msg}");
+    assert!(msg.contains("broken"), "{msg}");
+    // Nothing was created: the database is opened only after the policies load.
+    assert!(!dir.path().join("data").exists());
+
+    // The binary prints the diagnostic and exits non-zero.
+    let out = Command::new(env!("CARGO_BIN_EXE_orgsync"))
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data2"))
+        .arg("--policy-dir")
+        .arg(&pol)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("zz-broken.cedar:4:"), "{stderr}");
+}
+
+#[tokio::test]
+async fn reload_by_api_and_by_file_change_keeps_old_set_when_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("policies");
+    copy_policies(&pol);
+    let p2 = pol.clone();
+    let s = TestServer::start_with(move |a| a.policy_dir = Some(p2)).await;
+    let owner = s.owner().await;
+    let (alice, _) = owner.create_user("alice").await;
+    let (_, before) = owner.get("/policies").await;
+    let hash0 = before["hash"].as_str().unwrap().to_owned();
+    assert!(
+        before["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == "guardrail.suspended")
+    );
+
+    // An invalid file: the API reload is rejected with file:line, the old set stays.
+    std::fs::write(pol.join("zz-broken.cedar"), BROKEN).unwrap();
+    let (status, body) = owner.post("/policies/reload", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["validations"][0]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("zz-broken.cedar:4:"),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, now) = owner.get("/policies").await;
+    assert_eq!(now["hash"], hash0.as_str());
+    assert_eq!(alice.get("/organizations/coder").await.0, StatusCode::OK);
+
+    // A valid change that forbids members reading orgs takes effect by file watch.
+    std::fs::write(
+        pol.join("zz-broken.cedar"),
+        "@id(\"test.no-org-read\")\nforbid (principal, action == Action::\"organization:read\", resource)\nunless { principal in Role::\"owner\" };\n",
+    )
+    .unwrap();
+    let mut changed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if owner.get("/policies").await.1["hash"] != hash0.as_str() {
+            changed = true;
+            break;
+        }
+    }
+    assert!(changed, "file change not picked up");
+    assert_eq!(
+        alice.get("/organizations/coder").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Only owners reload.
+    assert_eq!(
+        alice.post("/policies/reload", json!({})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _) = owner.post("/policies/reload", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn policy_cli_validate_test_fmt() {
+    let bin = env!("CARGO_BIN_EXE_orgsync");
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("policies");
+    copy_policies(&pol);
+    let run = |args: &[&str]| {
+        let out = Command::new(bin)
+            .args(args)
+            .arg("--policy-dir")
+            .arg(&pol)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["policy", "validate"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, err) = run(&["policy", "test"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+
+    // A failing case: exit 3 and the case named.
+    std::fs::write(
+        pol.join("tests/zz-fail.json"),
+        json!({"entities": [], "cases": [{"name": "anonymous reads org", "principal": {"type": "User", "id": "nobody"},
+               "action": "organization:create", "resource": {"type": "Site", "id": "site"}, "decision": "allow"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["policy", "test"]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("anonymous reads org"), "{err}");
+    std::fs::remove_file(pol.join("tests/zz-fail.json")).unwrap();
+
+    // fmt --check flags an unformatted file, fmt fixes it.
+    std::fs::write(pol.join("zz-ugly.cedar"), "@id(\"ugly\")   permit(principal,action==Action::\"organization:read\",resource) when {principal in resource};").unwrap();
+    let (code, _, err) = run(&["policy", "fmt", "--check"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("zz-ugly.cedar"));
+    let (code, _, _) = run(&["policy", "fmt"]);
+    assert_eq!(code, Some(0));
+    let (code, _, err) = run(&["policy", "fmt", "--check"]);
+    assert_eq!(code, Some(0), "{err}");
+
+    // Invalid policies: exit 3 with file and line.
+    std::fs::write(pol.join("zz-broken.cedar"), BROKEN).unwrap();
+    let (code, _, err) = run(&["policy", "validate"]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("zz-broken.cedar:4:"), "{err}");
+}
+
+#[test]
+fn server_help_explains_every_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_orgsync"))
+        .args(["server", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--data-dir",
+        "--database-url",
+        "--access-url",
+        "--policy-dir",
+        "--config",
+        "--provisioner-daemons",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    for env in [
+        "ORGSYNC_LISTEN",
+        "ORGSYNC_DATABASE_URL",
+        "ORGSYNC_POLICY_DIR",
+    ] {
+        assert!(help.contains(env), "{env} missing from:\n{help}");
+    }
+}

@@ -14,6 +14,9 @@ CREATE TABLE users (
     login_type TEXT NOT NULL,
     password_hash TEXT,
     roles TEXT NOT NULL DEFAULT '[]',
+    -- Bumped in the transaction of every change to the user's authorization data
+    -- (status, roles, memberships, groups): replicas compare it to their cache.
+    authz_version BIGINT NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     last_seen_at TEXT

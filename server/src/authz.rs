@@ -31,6 +31,8 @@ impl Permit {
 /// A principal as cached: its data and its prepared Cedar entity.
 #[derive(Debug)]
 pub struct CachedPrincipal {
+    /// The user's `authz_version` this slice was built from.
+    pub version: i64,
     pub data: Principal,
     pub entity: PrincipalEntity,
 }
@@ -109,20 +111,34 @@ impl Authz {
         self.policy_dir.as_ref()
     }
 
-    /// The principal of a user, from the cache or the database.
+    /// The principal of a user, from the cache when its version is current
+    /// (`known_version`, or else read from the database), else rebuilt. The
+    /// version is bumped in the transaction of every change to the user's
+    /// authorization data, so every replica sees changes at the next request.
     pub async fn principal(
         &self,
         db: &Db,
         user_id: &str,
+        known_version: Option<i64>,
     ) -> Result<Option<Arc<CachedPrincipal>>, ApiError> {
-        if let Some(p) = self.cache.read().ok().and_then(|c| c.get(user_id).cloned()) {
-            return Ok(Some(p));
-        }
         let mut conn = db.pool().acquire().await?;
-        let Some(data) = store::principals::load(&mut conn, user_id).await? else {
+        let version = match known_version {
+            Some(v) => v,
+            None => match store::users::authz_version(&mut conn, user_id).await? {
+                Some(v) => v,
+                None => return Ok(None),
+            },
+        };
+        if let Some(p) = self.cache.read().ok().and_then(|c| c.get(user_id).cloned()) {
+            if p.version == version {
+                return Ok(Some(p));
+            }
+        }
+        let Some((data, version)) = store::principals::load(&mut conn, user_id).await? else {
             return Ok(None);
         };
         let cached = Arc::new(CachedPrincipal {
+            version,
             entity: data.prepare(),
             data,
         });

@@ -449,3 +449,35 @@ async fn members_groups_and_roles() {
     // And bob no longer sees the org.
     assert_eq!(bob.get("/organizations/eng").await.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn replicas_see_authorization_changes_at_the_next_request() {
+    let a = TestServer::start().await;
+    let b = a.replica().await;
+    let owner = a.owner().await;
+    let (alice_a, _) = owner.create_user("alice").await;
+    let mut alice_b = b.client();
+    alice_b.token = alice_a.token.clone();
+    owner.create_org("eng").await;
+    // Replica B caches alice's slice (not a member of eng).
+    assert_eq!(
+        alice_b.get("/organizations/eng").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // A change made through replica A...
+    owner
+        .add_member("eng", "alice", &["organization-admin"])
+        .await;
+    // ...is seen by replica B at once.
+    assert_eq!(alice_b.get("/organizations/eng").await.0, StatusCode::OK);
+    let (status, _) = alice_b
+        .patch("/organizations/eng", json!({"display_name": "Engineering"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    owner.put("/users/alice/status/suspend", json!({})).await;
+    assert_eq!(
+        alice_b.get("/organizations/eng").await.0,
+        StatusCode::FORBIDDEN
+    );
+    b.stop().await;
+}

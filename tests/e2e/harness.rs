@@ -29,8 +29,13 @@ fn pg_admin_url() -> String {
 
 /// A database for one test; dropped with it.
 pub enum TestDb {
+    /// Another server's database (a second replica); owned by that server.
+    Shared,
     Sqlite(tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl TestDb {
@@ -110,9 +115,25 @@ impl TestServer {
         Self::start_with(|_| {}).await
     }
 
+    /// Starts a second replica on this server's database.
+    pub async fn replica(&self) -> TestServer {
+        let url = self.database_url.clone();
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        Self::start_on(TestDb::Shared, url, dir, |_| {}).await
+    }
+
     /// Starts a server after `tweak` adjusted its flags.
     pub async fn start_with(tweak: impl FnOnce(&mut ServerArgs)) -> TestServer {
         let (db, url, data_dir) = TestDb::new().await;
+        Self::start_on(db, url, data_dir, tweak).await
+    }
+
+    async fn start_on(
+        db: TestDb,
+        url: String,
+        data_dir: PathBuf,
+        tweak: impl FnOnce(&mut ServerArgs),
+    ) -> TestServer {
         let mut args = ServerArgs {
             data_dir: Some(data_dir),
             database_url: Some(url.clone()),

@@ -225,7 +225,7 @@ async fn principal_of(app: &AppState, v: &Value) -> Result<PrincipalEntity, Stri
     if t != "User" {
         return Err(format!("unsupported principal type `{t}`"));
     }
-    match app.authz.principal(&app.db, &id).await {
+    match app.authz.principal(&app.db, &id, None).await {
         Ok(Some(p)) => Ok(p.entity.clone()),
         Ok(None) => Err(format!("user `{id}` not found")),
         Err(_) => Err("cannot load principal".to_owned()),

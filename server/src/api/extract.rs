@@ -212,7 +212,7 @@ impl FromRequestParts<AppState> for Actor {
         drop(conn);
         let principal = state
             .authz
-            .principal(&state.db, &user.id)
+            .principal(&state.db, &user.id, Some(key.authz_version))
             .await?
             .ok_or_else(|| ApiError::unauthorized("the session token is invalid or expired"))?;
         tracing::Span::current().record("user_id", user.id.as_str());

@@ -694,7 +694,7 @@ pub async fn get_roles(
     let (user, _) = target_user(&app, &actor, &key, Action::USER_READ).await?;
     let principal = app
         .authz
-        .principal(&app.db, &user.id)
+        .principal(&app.db, &user.id, None)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
     let org_roles: serde_json::Map<String, Value> = principal

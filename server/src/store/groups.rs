@@ -169,8 +169,9 @@ pub async fn add_member(
     .bind(user_id)
     .bind(&group.organization_id)
     .bind(now)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    super::users::bump_authz(conn, &[user_id]).await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -178,8 +179,9 @@ pub async fn remove_member(conn: &mut Conn, group_id: &str, user_id: &str) -> sq
     let done = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
         .bind(group_id)
         .bind(user_id)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    super::users::bump_authz(conn, &[user_id]).await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -194,9 +196,11 @@ pub async fn member_ids(conn: &mut Conn, group_id: &str) -> sqlx::Result<Vec<Str
 }
 
 pub async fn delete(conn: &mut Conn, group_id: &str) -> sqlx::Result<()> {
+    let members = member_ids(&mut *conn, group_id).await?;
     sqlx::query("DELETE FROM groups WHERE id = $1")
         .bind(group_id)
-        .execute(conn)
-        .await
-        .map(|_| ())
+        .execute(&mut *conn)
+        .await?;
+    let ids: Vec<&str> = members.iter().map(String::as_str).collect();
+    super::users::bump_authz(conn, &ids).await
 }

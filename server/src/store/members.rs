@@ -34,9 +34,9 @@ pub async fn insert(
     .bind(user_id)
     .bind(to_json_list(roles))
     .bind(now)
-    .execute(conn)
-    .await
-    .map(|_| ())
+    .execute(&mut *conn)
+    .await?;
+    super::users::bump_authz(conn, &[user_id]).await
 }
 
 pub async fn get(conn: &mut Conn, org_id: &str, user_id: &str) -> sqlx::Result<Option<Member>> {
@@ -75,9 +75,9 @@ pub async fn set_roles(
     .bind(user_id)
     .bind(to_json_list(roles))
     .bind(now)
-    .execute(conn)
-    .await
-    .map(|_| ())
+    .execute(&mut *conn)
+    .await?;
+    super::users::bump_authz(conn, &[user_id]).await
 }
 
 /// Removes a membership and, in the same statement set, the user's memberships of
@@ -101,8 +101,9 @@ pub async fn remove(conn: &mut Conn, org_id: &str, user_id: &str) -> sqlx::Resul
     sqlx::query("DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    super::users::bump_authz(conn, &[user_id]).await?;
     Ok(groups)
 }
 

@@ -119,6 +119,13 @@ pub async fn remaining(
 }
 
 pub async fn delete(conn: &mut Conn, org_id: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET authz_version = authz_version + 1 \
+         WHERE id IN (SELECT user_id FROM organization_members WHERE organization_id = $1)",
+    )
+    .bind(org_id)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("DELETE FROM organizations WHERE id = $1")
         .bind(org_id)
         .execute(conn)

@@ -6,8 +6,9 @@ use super::{Conn, json_list};
 use orgsync_policy::{OrgMembership, Principal};
 
 /// Loads a user's status, site roles, memberships (with org roles) and groups.
-pub async fn load(conn: &mut Conn, user_id: &str) -> sqlx::Result<Option<Principal>> {
-    let Some(row) = sqlx::query("SELECT id, status, roles FROM users WHERE id = $1")
+/// Returns the data with the `authz_version` it was read at.
+pub async fn load(conn: &mut Conn, user_id: &str) -> sqlx::Result<Option<(Principal, i64)>> {
+    let Some(row) = sqlx::query("SELECT id, status, roles, authz_version FROM users WHERE id = $1")
         .bind(user_id)
         .fetch_optional(&mut *conn)
         .await?
@@ -34,11 +35,12 @@ pub async fn load(conn: &mut Conn, user_id: &str) -> sqlx::Result<Option<Princip
         .iter()
         .map(|r| r.try_get("group_id"))
         .collect::<sqlx::Result<Vec<String>>>()?;
-    Ok(Some(Principal {
+    let principal = Principal {
         id: row.try_get("id")?,
         status: row.try_get("status")?,
         site_roles: json_list(&row.try_get::<String, _>("roles")?),
         memberships,
         groups,
-    }))
+    };
+    Ok(Some((principal, row.try_get("authz_version")?)))
 }

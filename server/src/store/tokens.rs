@@ -12,6 +12,8 @@ pub struct ApiKey {
     pub lifetime_seconds: i64,
     pub expires_at: String,
     pub last_used_at: String,
+    /// The owner's current authorization version (see `users.authz_version`).
+    pub authz_version: i64,
 }
 
 pub struct NewKey<'a> {
@@ -46,7 +48,8 @@ pub async fn insert(conn: &mut Conn, k: &NewKey<'_>) -> sqlx::Result<()> {
 
 pub async fn find_by_hash(conn: &mut Conn, hashed: &str) -> sqlx::Result<Option<ApiKey>> {
     let row = sqlx::query(
-        "SELECT id, user_id, kind, lifetime_seconds, expires_at, last_used_at FROM api_keys WHERE hashed_secret = $1",
+        "SELECT k.id, k.user_id, k.kind, k.lifetime_seconds, k.expires_at, k.last_used_at, u.authz_version \
+         FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.hashed_secret = $1",
     )
     .bind(hashed)
     .fetch_optional(conn)
@@ -59,6 +62,7 @@ pub async fn find_by_hash(conn: &mut Conn, hashed: &str) -> sqlx::Result<Option<
             lifetime_seconds: r.try_get("lifetime_seconds")?,
             expires_at: r.try_get("expires_at")?,
             last_used_at: r.try_get("last_used_at")?,
+            authz_version: r.try_get("authz_version")?,
         })
     })
     .transpose()

@@ -175,13 +175,35 @@ pub async fn update_profile(
     .map(|_| ())
 }
 
+/// Marks users' authorization data as changed (their cached slices are stale
+/// on every replica). Called by every store function that changes that data.
+pub async fn bump_authz(conn: &mut Conn, user_ids: &[&str]) -> sqlx::Result<()> {
+    for id in user_ids {
+        sqlx::query("UPDATE users SET authz_version = authz_version + 1 WHERE id = $1")
+            .bind(*id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The current authorization version of a user.
+pub async fn authz_version(conn: &mut Conn, id: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query("SELECT authz_version FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| r.try_get("authz_version"))
+        .transpose()
+}
+
 pub async fn set_status(
     conn: &mut Conn,
     id: &str,
     status: UserStatus,
     now: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET status = $2, updated_at = $3 WHERE id = $1")
+    sqlx::query("UPDATE users SET status = $2, updated_at = $3, authz_version = authz_version + 1 WHERE id = $1")
         .bind(id)
         .bind(status.as_str())
         .bind(now)
@@ -191,7 +213,7 @@ pub async fn set_status(
 }
 
 pub async fn set_roles(conn: &mut Conn, id: &str, roles: &[String], now: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET roles = $2, updated_at = $3 WHERE id = $1")
+    sqlx::query("UPDATE users SET roles = $2, updated_at = $3, authz_version = authz_version + 1 WHERE id = $1")
         .bind(id)
         .bind(to_json_list(roles))
         .bind(now)

@@ -9,5 +9,6 @@
 )]
 
 mod api_basics;
+mod authz_api;
 mod harness;
 mod policies;

@@ -1,0 +1,140 @@
+//! `POST /authcheck`, `POST /authorize`, `GET /policies`.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::harness::TestServer;
+
+#[tokio::test]
+async fn authcheck_answers_for_the_caller() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    let eng = owner.create_org("eng").await;
+    let ops = owner.create_org("ops").await;
+    let (alice, alice_id) = owner.create_user("alice").await;
+    owner
+        .add_member("eng", "alice", &["organization-admin"])
+        .await;
+    let (bob, _) = owner.create_user("bob").await;
+    owner
+        .add_member("eng", "bob", &["organization-workspace-creation-ban"])
+        .await;
+
+    let checks = json!({"checks": {
+        "read_eng": {"object": {"resource_type": "organization", "organization_id": eng}, "action": "read"},
+        "update_eng": {"object": {"resource_type": "organization", "organization_id": eng}, "action": "update"},
+        "read_ops": {"object": {"resource_type": "organization", "organization_id": ops}, "action": "read"},
+        "create_group_eng": {"object": {"resource_type": "group", "organization_id": eng}, "action": "group:create"},
+        "create_group_ops": {"object": {"resource_type": "group", "organization_id": ops}, "action": "create"},
+        "own_workspace_eng": {"object": {"resource_type": "workspace", "organization_id": eng, "owner_id": "me"}, "action": "create"},
+        "audit_eng": {"object": {"resource_type": "audit_log", "organization_id": eng}, "action": "read"},
+        "create_org": {"object": {"resource_type": "site"}, "action": "organization:create"},
+        "read_self": {"object": {"resource_type": "user", "resource_id": alice_id}, "action": "read"},
+        "unknown_org": {"object": {"resource_type": "organization", "organization_id": "00000000-0000-0000-0000-000000000001"}, "action": "read"}
+    }});
+    let (status, a) = alice.post("/authcheck", checks.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    assert_eq!(
+        a,
+        json!({"read_eng": true, "update_eng": true, "read_ops": false, "create_group_eng": true,
+               "create_group_ops": false, "own_workspace_eng": true, "audit_eng": true,
+               "create_org": false, "read_self": true, "unknown_org": false})
+    );
+    let (_, b) = bob.post("/authcheck", checks.clone()).await;
+    assert_eq!(b["read_eng"], true);
+    assert_eq!(b["update_eng"], false);
+    assert_eq!(b["own_workspace_eng"], false, "creation ban");
+    assert_eq!(b["audit_eng"], false);
+    let (_, o) = owner.post("/authcheck", checks).await;
+    assert_eq!(o["read_ops"], true);
+    assert_eq!(o["create_org"], true);
+
+    // Bad input: unknown type or action, too many checks.
+    let (status, body) = alice
+        .post(
+            "/authcheck",
+            json!({"checks": {"x": {"object": {"resource_type": "spaceship"}, "action": "read"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["validations"][0]["field"],
+        "checks.x.object.resource_type"
+    );
+    let (status, _) = alice
+        .post(
+            "/authcheck",
+            json!({"checks": {"x": {"object": {"resource_type": "group"}, "action": "fly"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let many: serde_json::Map<String, serde_json::Value> = (0..101)
+        .map(|i| {
+            (
+                format!("c{i}"),
+                json!({"object": {"resource_type": "site"}, "action": "organization:create"}),
+            )
+        })
+        .collect();
+    assert_eq!(
+        alice.post("/authcheck", json!({"checks": many})).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn authorize_is_cedar_native_with_reasons() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    let eng = owner.create_org("eng").await;
+    let (alice, alice_id) = owner.create_user("alice").await;
+    owner
+        .add_member("eng", "alice", &["organization-admin"])
+        .await;
+    let req = json!({"requests": [
+        {"principal": {"type": "User", "id": alice_id}, "action": {"type": "Action", "id": "organization:update"},
+         "resource": {"type": "Organization", "id": eng}},
+        {"principal": {"type": "User", "id": alice_id}, "action": {"type": "Action", "id": "organization:delete"},
+         "resource": {"type": "Organization", "id": eng}},
+        {"principal": {"type": "User", "id": alice_id}, "action": "member:update_roles",
+         "resource": {"type": "Member", "id": format!("{eng}/{alice_id}")}, "context": {"roles_changed": ["organization-auditor"]}},
+        {"principal": {"type": "User", "id": "no-such-user"}, "action": "organization:read",
+         "resource": {"type": "Organization", "id": eng}}
+    ]});
+    let (status, body) = owner.post("/authorize", req.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let r = &body["results"];
+    assert_eq!(
+        r[0],
+        json!({"decision": "allow", "reasons": ["org.admin"], "errors": []})
+    );
+    assert_eq!(r[1]["decision"], "deny");
+    assert_eq!(r[2]["decision"], "deny");
+    assert_eq!(
+        r[2]["reasons"],
+        json!(["guardrail.no-self-membership-change"])
+    );
+    assert_eq!(r[3]["decision"], "deny");
+    assert!(r[3]["errors"][0].as_str().unwrap().contains("not found"));
+    // Only owners use the batch endpoint.
+    assert_eq!(alice.post("/authorize", req).await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn policies_listing() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    let (status, body) = owner.get("/policies").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["hash"].as_str().unwrap().len(), 64);
+    let p = body["policies"].as_array().unwrap();
+    assert!(p.iter().any(|p| p["id"] == "org.admin"
+        && p["file"] == "org-roles.cedar"
+        && p["effect"] == "permit"));
+    assert!(
+        p.iter()
+            .any(|p| p["id"] == "guardrail.cross-org" && p["effect"] == "forbid")
+    );
+    let (alice, _) = owner.create_user("alice").await;
+    assert_eq!(alice.get("/policies").await.0, StatusCode::FORBIDDEN);
+}

@@ -129,10 +129,10 @@ impl Authz {
                 None => return Ok(None),
             },
         };
-        if let Some(p) = self.cache.read().ok().and_then(|c| c.get(user_id).cloned()) {
-            if p.version == version {
-                return Ok(Some(p));
-            }
+        if let Some(p) = self.cache.read().ok().and_then(|c| c.get(user_id).cloned())
+            && p.version == version
+        {
+            return Ok(Some(p));
         }
         let Some((data, version)) = store::principals::load(&mut conn, user_id).await? else {
             return Ok(None);

@@ -130,17 +130,16 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
 
 /// The bearer secret of a request: `Authorization: Bearer`, else the cookie.
 pub fn session_token(parts: &Parts) -> Option<String> {
-    if let Some(v) = parts
+    let bearer = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-    {
-        if let Some(t) = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-        {
-            return Some(t.trim().to_owned());
-        }
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    if let Some(t) = bearer {
+        return Some(t.trim().to_owned());
     }
     parts
         .headers

@@ -263,10 +263,10 @@ pub async fn update(
         .into_iter()
         .collect();
     let mut diff = audit::diff(&to_value(&group), &to_value(&updated));
-    if before != after {
-        if let Some(map) = diff.as_object_mut() {
-            map.insert("members".to_owned(), json!({"old": before, "new": after}));
-        }
+    if before != after
+        && let Some(map) = diff.as_object_mut()
+    {
+        map.insert("members".to_owned(), json!({"old": before, "new": after}));
     }
     let changed_any = diff.as_object().is_some_and(|m| !m.is_empty());
     if changed_any {

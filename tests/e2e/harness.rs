@@ -31,7 +31,8 @@ fn pg_admin_url() -> String {
 pub enum TestDb {
     /// Another server's database (a second replica); owned by that server.
     Shared,
-    Sqlite(tempfile::TempDir),
+    /// Holds the temp dir (SQLite file) until the test ends.
+    Sqlite(#[allow(dead_code, reason = "kept for its Drop")] tempfile::TempDir),
     Postgres {
         admin_url: String,
         name: String,
@@ -99,6 +100,7 @@ impl Drop for TestDb {
 
 /// A running server.
 pub struct TestServer {
+    #[allow(dead_code, reason = "for tests that need the socket address")]
     pub addr: SocketAddr,
     pub base: String,
     pub state: AppState,
@@ -106,6 +108,7 @@ pub struct TestServer {
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
     // Declared last: dropped after the server stopped.
+    #[allow(dead_code, reason = "kept for its Drop")]
     pub db: TestDb,
 }
 

@@ -19,6 +19,9 @@ pub struct App {
     pub db: Db,
     pub authz: Authz,
     pub config: ServerConfig,
+    pub jobs: crate::jobs::JobsHub,
+    /// Cancelled when the server stops: background tasks end with it.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 pub type AppState = Arc<App>;
@@ -39,7 +42,52 @@ impl App {
         ensure_default_org(&db)
             .await
             .context("cannot create the default organization")?;
-        Ok(Arc::new(App { db, authz, config }))
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let app = Arc::new(App {
+            db,
+            authz,
+            config,
+            jobs: crate::jobs::JobsHub::default(),
+            shutdown,
+        });
+        app.start_background().await?;
+        Ok(app)
+    }
+
+    /// The job reaper, cross-replica job notifications, the built-in daemons.
+    async fn start_background(self: &Arc<Self>) -> anyhow::Result<()> {
+        let timeout = std::time::Duration::from_millis(self.config.job_heartbeat_timeout_ms);
+        let weak = Arc::downgrade(self);
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = crate::jobs::reaper(weak, timeout) => {}
+                () = stop.cancelled() => {}
+            }
+        });
+        let weak = Arc::downgrade(self);
+        let stop = self.shutdown.clone();
+        let url = self.config.database_url.expose().to_owned();
+        let dialect = self.db.dialect();
+        tokio::spawn(async move {
+            let wake = move || {
+                if let Some(app) = weak.upgrade() {
+                    app.jobs.wake();
+                }
+            };
+            tokio::select! {
+                () = Db::listen_jobs(url, dialect, wake) => {}
+                () = stop.cancelled() => {}
+            }
+        });
+        crate::provisioner::builtin::start(
+            self,
+            self.config.provisioner_daemons,
+            self.shutdown.clone(),
+        )
+        .await
+        .context("cannot start the built-in provisioner daemons")?;
+        Ok(())
     }
 }
 
@@ -80,6 +128,7 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await
     .context("server failed")?;
+    state.shutdown.cancel();
     state.db.close().await;
     Ok(())
 }
@@ -170,7 +219,7 @@ async fn watch_policies(state: AppState, dir: std::path::PathBuf) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tick.tick().await;
-        if std::sync::Arc::strong_count(&state) <= 1 {
+        if state.shutdown.is_cancelled() {
             return;
         }
         let now = fingerprint(&dir);

@@ -43,6 +43,9 @@ pub struct ServerArgs {
     /// Log filter (tracing `EnvFilter` syntax) [default: info]
     #[arg(long, env = "ORGSYNC_LOG")]
     pub log: Option<String>,
+    /// A running job whose daemon sent no heartbeat for this long fails, in milliseconds [default: 60000]
+    #[arg(long, env = "ORGSYNC_JOB_HEARTBEAT_TIMEOUT_MS")]
+    pub job_heartbeat_timeout_ms: Option<u64>,
 }
 
 /// The config file: the same keys as the flags.
@@ -58,6 +61,7 @@ pub struct FileConfig {
     pub session_lifetime_seconds: Option<i64>,
     pub max_body_bytes: Option<usize>,
     pub log: Option<String>,
+    pub job_heartbeat_timeout_ms: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -72,6 +76,7 @@ pub struct ServerConfig {
     pub session_lifetime_seconds: i64,
     pub max_body_bytes: usize,
     pub log: String,
+    pub job_heartbeat_timeout_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +180,11 @@ impl ServerConfig {
                 .clone()
                 .or(file.log)
                 .unwrap_or_else(|| "info".to_owned()),
+            job_heartbeat_timeout_ms: args
+                .job_heartbeat_timeout_ms
+                .or(file.job_heartbeat_timeout_ms)
+                .unwrap_or(60_000)
+                .max(100),
         })
     }
 }

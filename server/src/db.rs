@@ -37,6 +37,15 @@ impl Dialect {
         }
     }
 
+    /// The row-locking clause of the job queue's candidate scan.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            // SQLite has one writer at a time (BEGIN IMMEDIATE): nothing to skip.
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     /// Per-connection settings.
     fn on_connect(self) -> &'static str {
         match self {
@@ -121,6 +130,48 @@ impl Db {
 }
 
 /// Whether an error is a unique-constraint violation (mapped to 409 in one place).
+/// Cross-replica wake-ups of idle provisioner daemons: on PostgreSQL a
+/// `NOTIFY orgsync_jobs` sent in the enqueueing transaction (delivered at commit)
+/// and a listener task; SQLite is single-process, the in-process signal suffices.
+impl Db {
+    pub async fn notify_jobs(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        org_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_notify('orgsync_jobs', $1)")
+                .bind(org_id)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Calls `wake` for every job notification from any replica (PostgreSQL
+    /// only; returns at once on SQLite). Reconnects after errors.
+    pub async fn listen_jobs(url: String, dialect: Dialect, wake: impl Fn() + Send + 'static) {
+        if dialect != Dialect::Postgres {
+            return;
+        }
+        loop {
+            match sqlx::postgres::PgListener::connect(&url).await {
+                Ok(mut listener) => {
+                    if listener.listen("orgsync_jobs").await.is_ok() {
+                        // Anything queued while we were away: wake once.
+                        wake();
+                        while listener.recv().await.is_ok() {
+                            wake();
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("job notification listener: {e}"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => {

@@ -10,6 +10,8 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod jobs;
 pub mod model;
+pub mod provisioner;
 pub mod secrets;
 pub mod store;

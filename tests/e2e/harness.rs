@@ -201,6 +201,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        self.state.shutdown.cancel();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -2,13 +2,13 @@
 //! read everything; org admins and org auditors read their orgs' entries.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Page;
-use super::extract::Actor;
+use super::extract::{Actor, ApiQuery};
 use crate::app::AppState;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
@@ -73,7 +73,7 @@ fn time_bound(field: &str, v: Option<&String>) -> ApiResult<Option<String>> {
 pub async fn list(
     State(app): State<AppState>,
     actor: Actor,
-    Query(mut q): Query<AuditQuery>,
+    ApiQuery(mut q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
     apply_terms(&mut q)?;
     let (limit, offset) = Page {

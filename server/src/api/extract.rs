@@ -83,6 +83,44 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// Query parameters; a rejection (wrong type, unknown value) is a 400 in the
+/// API error shape naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        match serde_path_to_error::deserialize::<_, T>(deserializer) {
+            Ok(v) => Ok(ApiQuery(v)),
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                // serde names unknown fields in its message, not in the path.
+                let field = if path.is_empty() || path == "." {
+                    inner.split('`').nth(1).unwrap_or("query").to_owned()
+                } else {
+                    path
+                };
+                let mut err =
+                    ApiError::bad_request("invalid query parameters").with_detail(inner.clone());
+                err.body.validations.push(Validation {
+                    field,
+                    detail: inner,
+                });
+                Err(err)
+            }
+        }
+    }
+}
+
 /// Where a request came from, for audit entries.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {

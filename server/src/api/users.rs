@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orgsync_policy::{Action, RequestContext, Resource, is_site_role};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Page;
-use super::extract::{Actor, ApiJson, RequestMeta, SESSION_COOKIE};
+use super::extract::{Actor, ApiJson, ApiQuery, RequestMeta, SESSION_COOKIE};
 use crate::app::AppState;
 use crate::audit::{self, Change, to_value};
 use crate::clock;
@@ -336,6 +336,7 @@ pub async fn get(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListUsersQuery {
     pub q: Option<String>,
     pub status: Option<UserStatus>,
@@ -346,7 +347,7 @@ pub struct ListUsersQuery {
 pub async fn list(
     State(app): State<AppState>,
     actor: Actor,
-    Query(q): Query<ListUsersQuery>,
+    ApiQuery(q): ApiQuery<ListUsersQuery>,
 ) -> ApiResult<Json<Value>> {
     app.authz.require(
         &actor.principal.entity,
@@ -613,6 +614,13 @@ pub async fn delete(
     let (user, _permit) = target_user(&app, &actor, &key, Action::USER_DELETE).await?;
     let now_s = clock::fmt(clock::now());
     let mut tx = app.db.begin().await?;
+    let owned = store::workspaces::count_for_owner(&mut tx, &user.id).await?;
+    if owned > 0 {
+        return Err(ApiError::conflict(format!(
+            "user `{}` still owns {owned} workspace(s); delete them first",
+            user.username
+        )));
+    }
     store::users::delete(&mut tx, &user.id).await?;
     audit::record(
         &mut tx,

@@ -6,11 +6,15 @@
 
 pub mod audit;
 pub mod groups;
+pub mod jobs;
 pub mod members;
 pub mod orgs;
 pub mod principals;
+pub mod provisioners;
+pub mod templates;
 pub mod tokens;
 pub mod users;
+pub mod workspaces;
 
 pub use sqlx::AnyConnection as Conn;
 

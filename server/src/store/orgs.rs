@@ -87,8 +87,8 @@ pub async fn update(conn: &mut Conn, org: &Organization) -> sqlx::Result<()> {
 }
 
 /// What still lives in an organization, for the delete refusal: groups other
-/// than Everyone, and members other than `except_user`. (Templates, provisioner
-/// keys and workspaces join this list with their tables.)
+/// than Everyone, and members other than `except_user`. templates, provisioner keys
+/// and live workspaces.
 pub async fn remaining(
     conn: &mut Conn,
     org_id: &str,
@@ -114,6 +114,30 @@ pub async fn remaining(
     .try_get("n")?;
     if members > 0 {
         out.push(format!("{members} member(s)"));
+    }
+    let counts = [
+        (
+            "SELECT COUNT(*) AS n FROM templates WHERE organization_id = $1",
+            "template(s)",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM provisioner_keys WHERE organization_id = $1",
+            "provisioner key(s)",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM workspaces WHERE organization_id = $1 AND deleted = 0",
+            "workspace(s)",
+        ),
+    ];
+    for (sql, label) in counts {
+        let n: i64 = sqlx::query(sql)
+            .bind(org_id)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("n")?;
+        if n > 0 {
+            out.push(format!("{n} {label}"));
+        }
     }
     Ok(out)
 }

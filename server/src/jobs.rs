@@ -1,0 +1,381 @@
+//! The job queue as a service: enqueueing (inside the caller's transaction),
+//! acquisition by daemons (long-poll, woken by notification), heartbeats, logs,
+//! completion with its side effects, cancellation and the reaper of jobs whose
+//! daemon went silent. Daemon actions are decided by Cedar like every other.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orgsync_policy::{Action, OrgRef, PrincipalEntity, Resource};
+use tokio::sync::Notify;
+
+use crate::app::AppState;
+use crate::clock;
+use crate::error::{ApiError, ApiResult};
+use crate::provisioner::{AcquiredJob, JobResult, JobStatus, JobType, LogLine, Tags, Transition};
+use crate::store::{self, Conn, jobs::Job};
+
+/// Wakes idle daemons when jobs are queued.
+#[derive(Debug, Default)]
+pub struct JobsHub {
+    notify: Notify,
+}
+
+impl JobsHub {
+    pub fn wake(&self) {
+        self.notify.notify_waiters();
+    }
+}
+
+/// A daemon as the queue sees it.
+#[derive(Debug, Clone)]
+pub struct DaemonIdentity {
+    pub id: String,
+    pub org: OrgRef,
+    pub provisioners: Vec<String>,
+    pub tags: Tags,
+    pub principal: PrincipalEntity,
+}
+
+impl DaemonIdentity {
+    pub fn new(id: String, org: OrgRef, provisioners: Vec<String>, tags: Tags) -> Self {
+        let principal = PrincipalEntity::daemon(&id, &org);
+        Self {
+            id,
+            org,
+            provisioners,
+            tags,
+            principal,
+        }
+    }
+}
+
+/// Enqueues a job in the caller's transaction; daemons are woken at commit
+/// (`after_commit`). On PostgreSQL other replicas are notified too.
+pub async fn enqueue(
+    app: &AppState,
+    conn: &mut Conn,
+    job: &store::jobs::NewJob<'_>,
+) -> sqlx::Result<()> {
+    store::jobs::insert(conn, job).await?;
+    app.db.notify_jobs(conn, job.organization_id).await
+}
+
+/// Call after the transaction that enqueued jobs committed.
+pub fn after_commit(app: &AppState) {
+    app.jobs.wake();
+}
+
+/// Takes the oldest job this daemon may run, waiting up to `wait` for one.
+pub async fn acquire(
+    app: &AppState,
+    daemon: &DaemonIdentity,
+    wait: Duration,
+) -> ApiResult<Option<AcquiredJob>> {
+    app.authz.require(
+        &daemon.principal,
+        Action::PROVISIONER_JOB_ACQUIRE,
+        &Resource::organization(&daemon.org),
+        "organization",
+    )?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let notified = app.jobs.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let now = clock::fmt(clock::now());
+        let mut tx = app.db.begin().await?;
+        store::provisioners::touch_daemon(&mut tx, &daemon.id, &now).await?;
+        let claimed = store::jobs::claim(
+            &mut tx,
+            app.db.dialect(),
+            &daemon.org.id,
+            &daemon.provisioners,
+            &daemon.tags,
+            &daemon.id,
+            &now,
+        )
+        .await?;
+        let payload = match &claimed {
+            Some(job) => Some(payload(&mut tx, job).await?),
+            None => None,
+        };
+        tx.commit().await?;
+        if let Some(p) = payload {
+            tracing::info!(job_id = %p.id, daemon = %daemon.id, "job acquired");
+            return Ok(Some(p));
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        // Woken by a notification; the periodic re-check only guards against a
+        // lost notification (e.g. a replica's listener reconnecting).
+        tokio::select! {
+            () = &mut notified => {}
+            () = tokio::time::sleep(left.min(Duration::from_secs(5))) => {}
+        }
+    }
+}
+
+/// Builds what a daemon needs to run a job.
+async fn payload(conn: &mut Conn, job: &Job) -> ApiResult<AcquiredJob> {
+    let missing = || ApiError::internal(format!("job {} has no subject", job.id));
+    let mut out = AcquiredJob {
+        id: job.id.clone(),
+        job_type: job.job_type,
+        organization_id: job.organization_id.clone(),
+        provisioner: job.provisioner.clone(),
+        template_tar_base64: String::new(),
+        template_version_id: String::new(),
+        workspace_id: None,
+        workspace_name: None,
+        workspace_owner: None,
+        transition: None,
+        build_number: None,
+        parameters: Vec::new(),
+        state_base64: None,
+    };
+    let version_id = match job.job_type {
+        JobType::TemplateVersionImport => {
+            store::templates::version_by_job(conn, &job.id)
+                .await?
+                .ok_or_else(missing)?
+                .id
+        }
+        JobType::WorkspaceBuild => {
+            let build = store::workspaces::build_by_job(conn, &job.id)
+                .await?
+                .ok_or_else(missing)?;
+            let ws = sqlx::query_as::<_, (String, String)>(
+                "SELECT w.name, u.username FROM workspaces w JOIN users u ON u.id = w.owner_id WHERE w.id = $1",
+            )
+            .bind(&build.workspace_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(missing)?;
+            out.state_base64 =
+                store::workspaces::last_state(conn, &build.workspace_id, build.build_number)
+                    .await?;
+            out.workspace_id = Some(build.workspace_id);
+            out.workspace_name = Some(ws.0);
+            out.workspace_owner = Some(ws.1);
+            out.transition = Some(build.transition);
+            out.build_number = Some(build.build_number);
+            out.parameters = build.parameters;
+            build.template_version_id
+        }
+    };
+    let version = store::templates::get_version(conn, &version_id)
+        .await?
+        .ok_or_else(missing)?;
+    out.template_tar_base64 = store::templates::file_content(conn, &version.file_hash)
+        .await?
+        .ok_or_else(missing)?;
+    out.template_version_id = version.id;
+    Ok(out)
+}
+
+/// Loads a job and requires that this daemon may act on it.
+async fn daemon_job(app: &AppState, daemon: &DaemonIdentity, job_id: &str) -> ApiResult<Job> {
+    let mut conn = app.db.pool().acquire().await?;
+    let job = store::jobs::get(&mut conn, job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    let resource = Resource::provisioner_job(&daemon.org_for(&job), &job.id, &job.initiator_id);
+    app.authz.require(
+        &daemon.principal,
+        Action::PROVISIONER_JOB_UPDATE,
+        &resource,
+        "job",
+    )?;
+    if job.worker_id.as_deref() != Some(daemon.id.as_str()) {
+        return Err(ApiError::conflict("this job is not held by this daemon"));
+    }
+    Ok(job)
+}
+
+impl DaemonIdentity {
+    /// The org of a job as the policies see it; a job of another org keeps its
+    /// own org id, so the policy denies (and the daemon learns nothing).
+    fn org_for(&self, job: &Job) -> OrgRef {
+        if job.organization_id == self.org.id {
+            self.org.clone()
+        } else {
+            OrgRef::new(job.organization_id.clone(), false)
+        }
+    }
+}
+
+/// What a heartbeat answers: whether the daemon should cancel the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeartbeatReply {
+    pub cancel: bool,
+}
+
+pub async fn heartbeat(
+    app: &AppState,
+    daemon: &DaemonIdentity,
+    job_id: &str,
+) -> ApiResult<HeartbeatReply> {
+    daemon_job(app, daemon, job_id).await?;
+    let now = clock::fmt(clock::now());
+    let mut tx = app.db.begin().await?;
+    store::provisioners::touch_daemon(&mut tx, &daemon.id, &now).await?;
+    let status = store::jobs::heartbeat(&mut tx, job_id, &daemon.id, &now).await?;
+    tx.commit().await?;
+    match status {
+        Some(JobStatus::Running) => Ok(HeartbeatReply { cancel: false }),
+        Some(JobStatus::Canceling) => Ok(HeartbeatReply { cancel: true }),
+        // Finished elsewhere (reaped, key deleted): stop working on it.
+        _ => Ok(HeartbeatReply { cancel: true }),
+    }
+}
+
+pub async fn append_logs(
+    app: &AppState,
+    daemon: &DaemonIdentity,
+    job_id: &str,
+    lines: &[LogLine],
+) -> ApiResult<()> {
+    if lines.len() > 1000 {
+        return Err(ApiError::validation("logs", "at most 1000 lines per call"));
+    }
+    let job = daemon_job(app, daemon, job_id).await?;
+    if job.status.is_terminal() {
+        return Err(ApiError::conflict("the job has finished"));
+    }
+    let now = clock::fmt(clock::now());
+    let mut tx = app.db.begin().await?;
+    store::jobs::append_logs(&mut tx, job_id, lines, &now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A job succeeded: record it and its effects (a build's state; a delete build
+/// soft-deletes its workspace) in one transaction.
+pub async fn complete(
+    app: &AppState,
+    daemon: &DaemonIdentity,
+    job_id: &str,
+    result: &JobResult,
+) -> ApiResult<()> {
+    let job = daemon_job(app, daemon, job_id).await?;
+    let now = clock::fmt(clock::now());
+    let mut tx = app.db.begin().await?;
+    if !store::jobs::finish(
+        &mut tx,
+        job_id,
+        &daemon.id,
+        JobStatus::Succeeded,
+        None,
+        &now,
+    )
+    .await?
+    {
+        return Err(ApiError::conflict(
+            "the job is not running on this daemon any more",
+        ));
+    }
+    if job.job_type == JobType::WorkspaceBuild
+        && let Some(build) = store::workspaces::build_by_job(&mut tx, job_id).await?
+    {
+        store::workspaces::set_state(&mut tx, &build.build_id, result.state_base64.as_deref())
+            .await?;
+        if build.transition == Transition::Delete {
+            store::workspaces::mark_deleted(&mut tx, &build.workspace_id, &now).await?;
+        }
+    }
+    tx.commit().await?;
+    tracing::info!(job_id, daemon = %daemon.id, "job succeeded");
+    Ok(())
+}
+
+/// A job failed (or was canceled on request).
+pub async fn fail(
+    app: &AppState,
+    daemon: &DaemonIdentity,
+    job_id: &str,
+    error: &str,
+    canceled: bool,
+) -> ApiResult<()> {
+    let job = daemon_job(app, daemon, job_id).await?;
+    let now = clock::fmt(clock::now());
+    let status = if canceled && job.status == JobStatus::Canceling {
+        JobStatus::Canceled
+    } else {
+        JobStatus::Failed
+    };
+    let error: String = error.chars().take(4000).collect();
+    let mut tx = app.db.begin().await?;
+    if !store::jobs::finish(&mut tx, job_id, &daemon.id, status, Some(&error), &now).await? {
+        return Err(ApiError::conflict(
+            "the job is not running on this daemon any more",
+        ));
+    }
+    tx.commit().await?;
+    tracing::info!(job_id, daemon = %daemon.id, status = status.as_str(), "job finished without success");
+    Ok(())
+}
+
+/// Fails jobs whose daemon stopped heartbeating for `timeout`; runs until the
+/// app is dropped.
+pub async fn reaper(app: std::sync::Weak<crate::app::App>, timeout: Duration) {
+    let period = (timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(app) = app.upgrade() else { return };
+        let now = clock::now();
+        let cutoff = clock::fmt(now - chrono::Duration::from_std(timeout).unwrap_or_default());
+        let result: Result<Vec<String>, sqlx::Error> = async {
+            let mut tx = app.db.begin().await?;
+            let ids =
+                store::jobs::reap(&mut tx, &cutoff, timeout.as_secs(), &clock::fmt(now)).await?;
+            tx.commit().await?;
+            Ok(ids)
+        }
+        .await;
+        match result {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(?ids, "failed jobs whose daemon stopped heartbeating")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("job reaper: {e}"),
+        }
+    }
+}
+
+/// Why a pending job waits, for people reading it.
+pub async fn queue_message(
+    conn: &mut Conn,
+    job: &Job,
+    online_after: &str,
+) -> sqlx::Result<Option<String>> {
+    if job.status != JobStatus::Pending {
+        return Ok(None);
+    }
+    let daemons =
+        store::provisioners::list_daemons(conn, &job.organization_id, online_after).await?;
+    let fits = daemons.iter().any(|d| {
+        d.status != "offline"
+            && d.provisioners.contains(&job.provisioner)
+            && crate::provisioner::tags_match(&job.tags, &d.tags)
+    });
+    Ok(if daemons.iter().all(|d| d.status == "offline") {
+        Some("no provisioner available for this organization".to_owned())
+    } else if !fits {
+        Some("no provisioner daemon of this organization matches the job's provisioner type and tags".to_owned())
+    } else {
+        None
+    })
+}
+
+/// How long a daemon may be silent before it counts as offline.
+pub const ONLINE_WINDOW_SECS: i64 = 30;
+
+pub fn online_after() -> String {
+    clock::fmt(clock::now() - chrono::Duration::seconds(ONLINE_WINDOW_SECS))
+}
+
+/// Shared handle for in-process daemons.
+pub type Shared = Arc<JobsHub>;

@@ -1,0 +1,188 @@
+//! The daemon loop: acquire a job, run it with heartbeats and log shipping,
+//! report the outcome. The same loop serves the built-in daemons (in-process
+//! source) and `orgsync provisionerd` (HTTP source).
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::executor::{Executor, JobFailure};
+use super::{AcquiredJob, JobResult, LogLine};
+
+/// Why a source call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceError {
+    /// The daemon's credentials are not (any more) valid: stop serving.
+    Unauthorized(String),
+    /// A passing problem (network, server restart): retry later.
+    Transient(String),
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceError::Unauthorized(m) => write!(f, "unauthorized: {m}"),
+            SourceError::Transient(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// Where a daemon gets jobs and reports on them.
+pub trait JobSource: Send + Sync {
+    /// Waits (long-poll) for a job; `None` when none came in time.
+    fn acquire(&self) -> impl Future<Output = Result<Option<AcquiredJob>, SourceError>> + Send;
+    /// Returns whether the job should be canceled.
+    fn heartbeat(&self, job_id: &str) -> impl Future<Output = Result<bool, SourceError>> + Send;
+    fn logs(
+        &self,
+        job_id: &str,
+        lines: Vec<LogLine>,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+    fn complete(
+        &self,
+        job_id: &str,
+        result: JobResult,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+    fn fail(
+        &self,
+        job_id: &str,
+        error: &str,
+        canceled: bool,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+}
+
+/// Timing of a daemon.
+#[derive(Debug, Clone, Copy)]
+pub struct DaemonTiming {
+    pub heartbeat: Duration,
+    pub log_flush: Duration,
+}
+
+impl Default for DaemonTiming {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(5),
+            log_flush: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Serves jobs until `shutdown` or until the source refuses the daemon's
+/// credentials (returned as the error).
+pub async fn serve<S: JobSource>(
+    source: &S,
+    executors: &[Executor],
+    timing: DaemonTiming,
+    shutdown: &CancellationToken,
+) -> Result<(), SourceError> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let acquired = tokio::select! {
+            r = source.acquire() => r,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        match acquired {
+            Ok(Some(job)) => {
+                backoff = Duration::from_millis(200);
+                match executors
+                    .iter()
+                    .find(|e| e.provisioner() == job.provisioner)
+                {
+                    Some(executor) => run_job(source, executor, timing, &job).await?,
+                    None => {
+                        let msg = format!("this daemon has no `{}` executor", job.provisioner);
+                        if let Err(SourceError::Unauthorized(m)) =
+                            source.fail(&job.id, &msg, false).await
+                        {
+                            return Err(SourceError::Unauthorized(m));
+                        }
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(SourceError::Unauthorized(m)) => return Err(SourceError::Unauthorized(m)),
+            Err(SourceError::Transient(m)) => {
+                tracing::warn!("provisioner daemon: {m}; retrying in {backoff:?}");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => return Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn run_job<S: JobSource>(
+    source: &S,
+    executor: &Executor,
+    timing: DaemonTiming,
+    job: &AcquiredJob,
+) -> Result<(), SourceError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LogLine>();
+    let cancel = CancellationToken::new();
+    let work = executor.run(job, &tx, &cancel);
+    tokio::pin!(work);
+    let mut heartbeat = tokio::time::interval(timing.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut flush = tokio::time::interval(timing.log_flush);
+    let mut pending: Vec<LogLine> = Vec::new();
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut work => break outcome,
+            _ = heartbeat.tick() => {
+                match source.heartbeat(&job.id).await {
+                    Ok(true) => cancel.cancel(),
+                    Ok(false) => {}
+                    Err(SourceError::Unauthorized(m)) => {
+                        cancel.cancel();
+                        return Err(SourceError::Unauthorized(m));
+                    }
+                    Err(SourceError::Transient(m)) => tracing::warn!(job_id = %job.id, "heartbeat: {m}"),
+                }
+            }
+            Some(line) = rx.recv() => pending.push(line),
+            _ = flush.tick() => ship(source, &job.id, &mut pending).await?,
+        }
+    };
+
+    while let Ok(line) = rx.try_recv() {
+        pending.push(line);
+    }
+    ship(source, &job.id, &mut pending).await?;
+    let reported = match outcome {
+        Ok(result) => source.complete(&job.id, result).await,
+        Err(JobFailure::Failed(e)) => source.fail(&job.id, &e, false).await,
+        Err(JobFailure::Canceled) => source.fail(&job.id, "canceled", true).await,
+    };
+    match reported {
+        Err(SourceError::Unauthorized(m)) => Err(SourceError::Unauthorized(m)),
+        Err(SourceError::Transient(m)) => {
+            tracing::warn!(job_id = %job.id, "cannot report the job's outcome: {m}");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
+}
+
+async fn ship<S: JobSource>(
+    source: &S,
+    job_id: &str,
+    pending: &mut Vec<LogLine>,
+) -> Result<(), SourceError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let lines = std::mem::take(pending);
+    for chunk in lines.chunks(500) {
+        match source.logs(job_id, chunk.to_vec()).await {
+            Ok(()) => {}
+            Err(SourceError::Unauthorized(m)) => return Err(SourceError::Unauthorized(m)),
+            Err(SourceError::Transient(m)) => tracing::warn!(job_id, "cannot ship logs: {m}"),
+        }
+    }
+    Ok(())
+}

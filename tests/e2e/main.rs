@@ -12,3 +12,4 @@ mod api_basics;
 mod authz_api;
 mod harness;
 mod policies;
+mod provisioning;

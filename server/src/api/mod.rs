@@ -8,12 +8,16 @@ pub mod groups;
 pub mod health;
 pub mod members;
 pub mod orgs;
+pub mod provisionerd;
+pub mod provisioners;
+pub mod templates;
 pub mod users;
+pub mod workspaces;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -94,6 +98,88 @@ pub fn router(state: AppState) -> Router {
             get(groups::get)
                 .patch(groups::update)
                 .delete(groups::delete),
+        )
+        .route(
+            "/files",
+            post(templates::upload).layer(DefaultBodyLimit::max(
+                crate::provisioner::archive::MAX_ARCHIVE_BYTES,
+            )),
+        )
+        .route(
+            "/organizations/{organization}/templateversions",
+            get(templates::list_versions).post(templates::create_version),
+        )
+        .route("/templateversions/{id}", get(templates::get_version))
+        .route(
+            "/organizations/{organization}/templates",
+            get(templates::list_org_templates).post(templates::create_template),
+        )
+        .route("/templates", get(templates::list_all_templates))
+        .route(
+            "/templates/{id}",
+            get(templates::get_template)
+                .patch(templates::update_template)
+                .delete(templates::delete_template),
+        )
+        .route(
+            "/templates/{id}/acl",
+            get(templates::get_acl).patch(templates::patch_acl),
+        )
+        .route(
+            "/organizations/{organization}/provisionerkeys",
+            get(provisioners::list_keys).post(provisioners::create_key),
+        )
+        .route(
+            "/organizations/{organization}/provisionerkeys/{name}",
+            delete(provisioners::delete_key),
+        )
+        .route(
+            "/organizations/{organization}/provisionerdaemons",
+            get(provisioners::list_daemons),
+        )
+        .route(
+            "/organizations/{organization}/provisionerjobs",
+            get(provisioners::list_jobs),
+        )
+        .route("/provisionerjobs/{id}", get(provisioners::get_job))
+        .route("/provisionerjobs/{id}/logs", get(provisioners::job_logs))
+        .route(
+            "/provisionerjobs/{id}/cancel",
+            post(provisioners::cancel_job),
+        )
+        .route("/provisionerd/register", post(provisionerd::register))
+        .route(
+            "/provisionerd/{daemon}/acquire",
+            post(provisionerd::acquire),
+        )
+        .route(
+            "/provisionerd/{daemon}/jobs/{job}/heartbeat",
+            post(provisionerd::heartbeat),
+        )
+        .route(
+            "/provisionerd/{daemon}/jobs/{job}/logs",
+            post(provisionerd::logs),
+        )
+        .route(
+            "/provisionerd/{daemon}/jobs/{job}/complete",
+            post(provisionerd::complete),
+        )
+        .route(
+            "/provisionerd/{daemon}/jobs/{job}/fail",
+            post(provisionerd::fail),
+        )
+        .route(
+            "/organizations/{organization}/members/{user}/workspaces",
+            post(workspaces::create),
+        )
+        .route("/workspaces", get(workspaces::list))
+        .route(
+            "/workspaces/{id}",
+            get(workspaces::get).delete(workspaces::delete),
+        )
+        .route(
+            "/workspaces/{id}/builds",
+            get(workspaces::builds).post(workspaces::create_build),
         )
         .route("/authcheck", post(authz::authcheck))
         .route("/authorize", post(authz::authorize))

@@ -7,6 +7,7 @@ pub mod builtin;
 pub mod daemon;
 pub mod echo;
 pub mod executor;
+pub mod http;
 pub mod terraform;
 
 use std::collections::BTreeMap;

@@ -13,3 +13,4 @@ mod authz_api;
 mod harness;
 mod policies;
 mod provisioning;
+mod queue;

@@ -9,8 +9,11 @@
 )]
 
 mod api_basics;
+mod audit;
 mod authz_api;
+mod bad_input;
 mod harness;
+mod isolation;
 mod policies;
 mod provisioning;
 mod queue;

@@ -12,6 +12,7 @@ mod api_basics;
 mod audit;
 mod authz_api;
 mod bad_input;
+mod cli;
 mod harness;
 mod isolation;
 mod policies;

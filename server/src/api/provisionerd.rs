@@ -147,7 +147,7 @@ pub async fn register(
     Ok((
         StatusCode::CREATED,
         Json(
-            json!({"id": daemon.id, "organization_id": daemon.organization_id, "tags": daemon.tags}),
+            json!({"id": daemon.id, "organization_id": daemon.organization_id, "organization_name": auth.org.name, "tags": daemon.tags}),
         ),
     ))
 }

@@ -1,7 +1,26 @@
 //! The `orgsync` command line: the server, offline policy tools, and client
-//! commands that talk to a server's API.
+//! commands that talk to a server's API (`login`, `organizations`, `users`,
+//! `groups`; see `client` for where the session comes from).
+//!
+//! Exit codes:
+//! - 0: success.
+//! - 1: failure: an API error answer (4xx other than 401, 5xx; its message,
+//!   detail and validations go to stderr), the server cannot be reached, a
+//!   local I/O error.
+//! - 2: usage: bad flags or arguments (clap), or input missing that the CLI may
+//!   not prompt for because stdin is not a terminal.
+//! - 3: invalid policies or failed policy tests (`orgsync policy ...`).
+//! - 4: not authenticated: not logged in, or the server answered 401 (expired
+//!   or revoked session, wrong email or password at `orgsync login`).
 
+mod client;
+mod groups;
+mod login;
+mod members;
+mod orgs;
+mod output;
 mod policy;
+mod users;
 
 use std::process::ExitCode;
 
@@ -27,14 +46,27 @@ pub enum Command {
     /// Validate, test and format Cedar policy files (offline; no server needed).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Log in to a deployment, or create its first user (site owner), and store the session.
+    Login(login::LoginArgs),
+    /// Create, list, show and delete organizations; manage their members.
+    #[command(visible_alias = "orgs")]
+    Organizations(orgs::OrgsArgs),
+    /// Create, list, suspend and activate users.
+    Users(users::UsersArgs),
+    /// Create and list an organization's groups; add and remove their members.
+    Groups(groups::GroupsArgs),
 }
 
-/// Exit codes: 0 ok, 1 failure, 2 usage (clap), 3 invalid policies / failed policy tests.
+/// Exit codes: see the module documentation.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => run_server(&args),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Login(args) => login::run(args),
+        Command::Organizations(args) => orgs::run(args),
+        Command::Users(args) => users::run(args),
+        Command::Groups(args) => groups::run(args),
     }
 }
 

@@ -19,6 +19,7 @@ pub struct HttpSource {
     key: String,
     pub daemon_id: String,
     pub organization_id: String,
+    pub organization_name: String,
     /// How long one acquire call waits on the server.
     pub wait: Duration,
 }
@@ -78,6 +79,7 @@ impl HttpSource {
             key: key.to_owned(),
             daemon_id: field("id"),
             organization_id: field("organization_id"),
+            organization_name: field("organization_name"),
             wait: Duration::from_secs(20),
         })
     }

@@ -1,0 +1,134 @@
+//! `orgsync organizations create|list|show|delete` and `organizations members ...`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+
+use super::client::{self, ApiClient};
+use super::members::{self, MembersCommand};
+use super::output::{self, OutputArgs, Table, cell, items};
+
+#[derive(Debug, Args)]
+pub struct OrgsArgs {
+    #[command(flatten)]
+    pub out: OutputArgs,
+    #[command(subcommand)]
+    pub command: OrgsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgsCommand {
+    /// Create an organization (needs the site `owner` role); you become a member.
+    Create(CreateArgs),
+    /// List the organizations you may see.
+    List,
+    /// Show one organization (by name or id).
+    Show {
+        /// The organization's name or id.
+        name: String,
+    },
+    /// Delete an organization; refused while it holds more than its Everyone
+    /// group and you.
+    Delete {
+        /// The organization's name or id.
+        name: String,
+    },
+    /// Add, remove and list members, and set their organization roles.
+    #[command(subcommand)]
+    Members(MembersCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The organization's name: a lowercase slug such as `data-platform`.
+    pub name: String,
+    /// Display name [default: the name].
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Description.
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+pub fn run(args: OrgsArgs) -> ExitCode {
+    client::run(async move {
+        let api = ApiClient::from_session()?;
+        match args.command {
+            OrgsCommand::Create(c) => create(&api, args.out, c).await,
+            OrgsCommand::List => list(&api, args.out).await,
+            OrgsCommand::Show { name } => show(&api, args.out, &name).await,
+            OrgsCommand::Delete { name } => delete(&api, args.out, &name).await,
+            OrgsCommand::Members(cmd) => members::run(&api, args.out, cmd).await,
+        }
+    })
+}
+
+async fn create(api: &ApiClient, out: OutputArgs, args: CreateArgs) -> Result<()> {
+    let mut body = Map::new();
+    body.insert("name".into(), json!(args.name));
+    if let Some(d) = args.display_name {
+        body.insert("display_name".into(), json!(d));
+    }
+    if let Some(d) = args.description {
+        body.insert("description".into(), json!(d));
+    }
+    let org = api
+        .post(&["organizations"], Some(&Value::Object(body)))
+        .await
+        .with_context(|| format!("cannot create organization `{}`", args.name))?;
+    if out.json() {
+        return output::json(&org);
+    }
+    output::line(format!(
+        "created organization `{}` (id {})",
+        cell(&org, "name"),
+        cell(&org, "id")
+    ))
+}
+
+async fn list(api: &ApiClient, out: OutputArgs) -> Result<()> {
+    let orgs = api.get(&["organizations"]).await?;
+    if out.json() {
+        return output::json(&orgs);
+    }
+    let mut table = Table::new(&["NAME", "DISPLAY NAME", "DEFAULT", "ID"]);
+    for o in items(&orgs) {
+        table.row(vec![
+            cell(o, "name"),
+            cell(o, "display_name"),
+            cell(o, "is_default"),
+            cell(o, "id"),
+        ]);
+    }
+    table.print()
+}
+
+async fn show(api: &ApiClient, out: OutputArgs, name: &str) -> Result<()> {
+    let org = api.get(&["organizations", name]).await?;
+    if out.json() {
+        return output::json(&org);
+    }
+    output::fields(&[
+        ("Name", cell(&org, "name")),
+        ("Display name", cell(&org, "display_name")),
+        ("Description", cell(&org, "description")),
+        ("Icon", cell(&org, "icon")),
+        ("Default", cell(&org, "is_default")),
+        ("ID", cell(&org, "id")),
+        ("Created", cell(&org, "created_at")),
+        ("Updated", cell(&org, "updated_at")),
+    ])
+}
+
+async fn delete(api: &ApiClient, out: OutputArgs, name: &str) -> Result<()> {
+    let body = api
+        .delete(&["organizations", name])
+        .await
+        .with_context(|| format!("cannot delete organization `{name}`"))?;
+    if out.json() {
+        return output::json(&body);
+    }
+    output::line(format!("deleted organization `{name}`"))
+}

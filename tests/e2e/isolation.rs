@@ -875,3 +875,471 @@ async fn an_admin_of_a_is_powerless_in_b() {
         "{orgs}"
     );
 }
+
+/// Sends a provisioner-daemon request (key header, JSON body).
+async fn daemon_call(s: &TestServer, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v2/provisionerd{path}", s.base))
+        .header("Orgsync-Provisioner-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// The same isolation for templates, files, provisioner keys, daemons and jobs,
+/// and workspaces of B: every route 404 (as for objects that do not exist),
+/// lists without B's objects, and a daemon of A neither takes nor touches B's
+/// jobs.
+#[tokio::test]
+async fn a_users_and_daemons_cannot_touch_org_b_templates_provisioners_workspaces() {
+    use std::time::Duration;
+
+    use crate::provisioning::{import_version, template_tar, wait_job};
+
+    let s = TestServer::start().await;
+    let w = world(&s).await;
+    let o = &w.owner;
+    let b = w.b_id.clone();
+
+    // B: a key and a daemon, an imported version, a template, b-member's
+    // workspace with a finished build; then B's daemon stops and one more
+    // import waits, pending.
+    let (status, key) = o
+        .post(
+            "/organizations/org-b/provisionerkeys",
+            json!({"name": "b-key"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let b_secret = key["key"].as_str().unwrap().to_owned();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let daemon = {
+        let (url, secret, stop) = (s.base.clone(), b_secret.clone(), stop.clone());
+        tokio::spawn(async move {
+            use orgsync::provisioner::daemon::{DaemonTiming, serve};
+            use orgsync::provisioner::executor::Executor;
+            let mut source = orgsync::provisioner::http::HttpSource::register(
+                &url,
+                &secret,
+                "b-daemon",
+                &["echo".to_owned()],
+            )
+            .await
+            .unwrap();
+            source.wait = Duration::from_millis(300);
+            let timing = DaemonTiming {
+                heartbeat: Duration::from_millis(200),
+                log_flush: Duration::from_millis(50),
+            };
+            let _ = serve(&source, &[Executor::Echo], timing, &stop).await;
+        })
+    };
+    let tar = template_tar(&[("main.tf", "# b template\n")]);
+    let v = import_version(o, "org-b", "echo", tar.clone(), json!({})).await;
+    let bv = v["id"].as_str().unwrap().to_owned();
+    let import_job = v["job"]["id"].as_str().unwrap().to_owned();
+    let job = wait_job(o, &import_job, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let (status, t) = o
+        .post(
+            "/organizations/org-b/templates",
+            json!({"name": "b-tpl", "version_id": bv}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{t}");
+    let bt = t["id"].as_str().unwrap().to_owned();
+    let (status, ws) = o
+        .post(
+            "/organizations/org-b/members/b-member/workspaces",
+            json!({"template_id": bt, "name": "dev"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+    let bw = ws["id"].as_str().unwrap().to_owned();
+    let build_job = ws["latest_build"]["job_id"].as_str().unwrap().to_owned();
+    let job = wait_job(o, &build_job, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    stop.cancel();
+    daemon.await.unwrap();
+    let (status, file) =
+        crate::provisioning::upload(o, "org-b", template_tar(&[("main.tf", "# pending\n")])).await;
+    assert!(status.is_success(), "{file}");
+    let (status, pv) = o
+        .post(
+            "/organizations/org-b/templateversions",
+            json!({"file_hash": file["hash"], "provisioner": "echo"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{pv}");
+    let pending_job = pv["job"]["id"].as_str().unwrap().to_owned();
+    let b_jobs = [import_job.clone(), build_job.clone(), pending_job.clone()];
+
+    // What B looks like to its owner, before and after.
+    let b_snapshot = async || {
+        let mut snap = Map::new();
+        let mut paths = vec![
+            format!("/organizations/{b}/templates"),
+            format!("/organizations/{b}/templateversions"),
+            format!("/organizations/{b}/provisionerkeys"),
+            format!("/organizations/{b}/provisionerjobs"),
+            format!("/templates/{bt}"),
+            format!("/templates/{bt}/acl"),
+            format!("/templateversions/{bv}"),
+            format!("/workspaces/{bw}"),
+            format!("/workspaces/{bw}/builds"),
+            "/workspaces?owner=b-member".to_owned(),
+        ];
+        for j in &b_jobs {
+            paths.push(format!("/provisionerjobs/{j}"));
+            paths.push(format!("/provisionerjobs/{j}/logs"));
+        }
+        for p in paths {
+            let (status, v) = o.get(&p).await;
+            assert_eq!(status, StatusCode::OK, "owner GET {p}: {v}");
+            snap.insert(p, v);
+        }
+        let mut conn = s.state.db.pool().acquire().await.unwrap();
+        for table in [
+            "files",
+            "file_organizations",
+            "provisioner_jobs",
+            "provisioner_job_logs",
+            "provisioner_keys",
+            "templates",
+            "template_versions",
+            "workspaces",
+            "workspace_builds",
+            "audit_logs",
+        ] {
+            let (n,): (i64,) =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+            snap.insert(table.to_owned(), json!(n));
+        }
+        Value::Object(snap)
+    };
+    let before = b_snapshot().await;
+
+    // The routes, on B's objects and on objects that do not exist.
+    let mut cases: Vec<Case> = Vec::new();
+    for (key, g) in [(b.as_str(), GHOST), ("org-b", "org-ghost")] {
+        let org_routes: Vec<(Method, String, Option<Value>)> = vec![
+            (
+                Method::GET,
+                "/organizations/{o}/templateversions".into(),
+                None,
+            ),
+            (
+                Method::POST,
+                "/organizations/{o}/templateversions".into(),
+                Some(json!({"file_hash": file["hash"], "provisioner": "echo"})),
+            ),
+            (Method::GET, "/organizations/{o}/templates".into(), None),
+            (
+                Method::POST,
+                "/organizations/{o}/templates".into(),
+                Some(json!({"name": "stolen", "version_id": bv})),
+            ),
+            (
+                Method::GET,
+                "/organizations/{o}/provisionerkeys".into(),
+                None,
+            ),
+            (
+                Method::POST,
+                "/organizations/{o}/provisionerkeys".into(),
+                Some(json!({"name": "stolen"})),
+            ),
+            (
+                Method::DELETE,
+                "/organizations/{o}/provisionerkeys/b-key".into(),
+                None,
+            ),
+            (
+                Method::GET,
+                "/organizations/{o}/provisionerdaemons".into(),
+                None,
+            ),
+            (
+                Method::GET,
+                "/organizations/{o}/provisionerjobs".into(),
+                None,
+            ),
+            (
+                Method::POST,
+                "/organizations/{o}/members/b-member/workspaces".into(),
+                Some(json!({"template_id": bt, "name": "stolen"})),
+            ),
+            (
+                Method::POST,
+                "/organizations/{o}/members/me/workspaces".into(),
+                Some(json!({"template_id": bt, "name": "mine"})),
+            ),
+        ];
+        for (m, p, body) in org_routes {
+            cases.push(case(m, p.replace("{o}", key), p.replace("{o}", g), body));
+        }
+    }
+    let object_routes: Vec<(Method, String, String, Option<Value>)> = vec![
+        (
+            Method::GET,
+            format!("/templateversions/{bv}"),
+            format!("/templateversions/{GHOST}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/templates/{bt}"),
+            format!("/templates/{GHOST}"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/templates/{bt}"),
+            format!("/templates/{GHOST}"),
+            Some(json!({"display_name": "Pwned"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/templates/{bt}"),
+            format!("/templates/{GHOST}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/templates/{bt}/acl"),
+            format!("/templates/{GHOST}/acl"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/templates/{bt}/acl"),
+            format!("/templates/{GHOST}/acl"),
+            Some(json!({"users": {"me": "admin"}})),
+        ),
+        (
+            Method::GET,
+            format!("/workspaces/{bw}"),
+            format!("/workspaces/{GHOST}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/workspaces/{bw}"),
+            format!("/workspaces/{GHOST}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/workspaces/{bw}/builds"),
+            format!("/workspaces/{GHOST}/builds"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/workspaces/{bw}/builds"),
+            format!("/workspaces/{GHOST}/builds"),
+            Some(json!({"transition": "stop"})),
+        ),
+    ];
+    for (m, p, g, body) in object_routes {
+        cases.push(case(m, p, g, body));
+    }
+    for j in &b_jobs {
+        cases.push(case(
+            Method::GET,
+            format!("/provisionerjobs/{j}"),
+            format!("/provisionerjobs/{GHOST}"),
+            None,
+        ));
+        cases.push(case(
+            Method::GET,
+            format!("/provisionerjobs/{j}/logs"),
+            format!("/provisionerjobs/{GHOST}/logs"),
+            None,
+        ));
+        cases.push(case(
+            Method::POST,
+            format!("/provisionerjobs/{j}/cancel"),
+            format!("/provisionerjobs/{GHOST}/cancel"),
+            Some(json!({})),
+        ));
+    }
+    assert_eq!(cases.len(), 41);
+
+    for actor in &w.actors {
+        let c = &actor.client;
+        for k in &cases {
+            let what = format!("{} {} {}", actor.label, k.method, k.path);
+            let (status, body) = c.send(k.method.clone(), &k.path, k.body.clone()).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{what}: {body}");
+            assert_error_shape(status, &body, &what);
+            let (g_status, g_body) = c.send(k.method.clone(), &k.ghost, k.body.clone()).await;
+            assert_eq!(
+                (status, &body),
+                (g_status, &g_body),
+                "{what}: differs from {}",
+                k.ghost
+            );
+        }
+        // Uploading a file for B.
+        for (key, g) in [(b.as_str(), GHOST), ("org-b", "org-ghost")] {
+            let what = format!("{} POST /files?organization={key}", actor.label);
+            let up = async |org: &str| {
+                let path = format!("/files?organization={org}");
+                crate::bad_input::raw(
+                    c,
+                    Method::POST,
+                    &path,
+                    Some("application/x-tar"),
+                    Some(tar.clone()),
+                )
+                .await
+            };
+            let (status, _, body) = up(key).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{what}: {body}");
+            assert_error_shape(status, &body, &what);
+            let (g_status, _, g_body) = up(g).await;
+            assert_eq!((status, &body), (g_status, &g_body), "{what}");
+        }
+        // Lists show nothing of B.
+        let (status, list) = c.get("/templates").await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        assert!(
+            list.as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["organization_id"] != b.as_str()),
+            "{}: {list}",
+            actor.label
+        );
+        for p in ["/workspaces", "/workspaces?owner=b-member"] {
+            let (status, list) = c.get(p).await;
+            assert_eq!(status, StatusCode::OK, "{list}");
+            assert_eq!(list["count"], 0, "{} {p}: {list}", actor.label);
+        }
+        // Authcheck on B's template, workspace, key and jobs: false.
+        let (status, a) = c
+            .post(
+                "/authcheck",
+                json!({"checks": {
+                    "tpl_read": {"object": {"resource_type": "template", "organization_id": b, "resource_id": bt}, "action": "read"},
+                    "tpl_use": {"object": {"resource_type": "template", "organization_id": b, "resource_id": bt}, "action": "use"},
+                    "ws_read": {"object": {"resource_type": "workspace", "organization_id": b, "resource_id": bw, "owner_id": w.b_member_id}, "action": "read"},
+                    "ws_delete": {"object": {"resource_type": "workspace", "organization_id": b, "resource_id": bw, "owner_id": w.b_member_id}, "action": "delete"},
+                    "job_read": {"object": {"resource_type": "provisioner_job", "organization_id": b, "resource_id": build_job}, "action": "read"},
+                    "job_cancel": {"object": {"resource_type": "provisioner_job", "organization_id": b, "resource_id": pending_job}, "action": "cancel"},
+                    "key_delete": {"object": {"resource_type": "provisioner_key", "organization_id": b}, "action": "delete"},
+                    "file_read": {"object": {"resource_type": "file", "organization_id": b}, "action": "read"}
+                }}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{a}");
+        assert!(
+            a.as_object().unwrap().values().all(|v| v == &json!(false)),
+            "{}: {a}",
+            actor.label
+        );
+    }
+
+    // A daemon of A: never acquires B's pending job, cannot act on B's jobs
+    // (404, as for jobs that do not exist), cannot pose as B's daemon.
+    let (status, key) = o
+        .post(
+            "/organizations/org-a/provisionerkeys",
+            json!({"name": "a-key"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let a_secret = key["key"].as_str().unwrap().to_owned();
+    let (status, reg) = daemon_call(
+        &s,
+        &a_secret,
+        "/register",
+        json!({"name": "a-daemon", "provisioners": ["echo"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{reg}");
+    assert_eq!(reg["organization_id"], w.a_id.as_str());
+    let a_daemon = reg["id"].as_str().unwrap().to_owned();
+    let (status, body) = daemon_call(
+        &s,
+        &a_secret,
+        &format!("/{a_daemon}/acquire?wait_ms=500"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "took B's job: {body}");
+    let (_, b_daemons) = o.get("/organizations/org-b/provisionerdaemons").await;
+    let b_daemon = b_daemons[0]["id"].as_str().unwrap().to_owned();
+    for j in &b_jobs {
+        for (what, body) in [
+            ("heartbeat", json!({})),
+            (
+                "logs",
+                json!({"logs": [{"stage": "x", "level": "info", "output": "pwned"}]}),
+            ),
+            ("complete", json!({})),
+            ("fail", json!({"error": "pwned"})),
+        ] {
+            let (status, resp) = daemon_call(
+                &s,
+                &a_secret,
+                &format!("/{a_daemon}/jobs/{j}/{what}"),
+                body.clone(),
+            )
+            .await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "A daemon {what} on {j}: {resp}"
+            );
+            assert_error_shape(status, &resp, what);
+            let ghost = daemon_call(
+                &s,
+                &a_secret,
+                &format!("/{a_daemon}/jobs/{GHOST}/{what}"),
+                body.clone(),
+            )
+            .await;
+            assert_eq!((status, &resp), (ghost.0, &ghost.1), "A daemon {what}");
+            // B's daemon id with A's key: not A's daemon.
+            let (status, resp) =
+                daemon_call(&s, &a_secret, &format!("/{b_daemon}/jobs/{j}/{what}"), body).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "A key as B daemon: {resp}"
+            );
+        }
+    }
+    let (status, _) = daemon_call(
+        &s,
+        &a_secret,
+        &format!("/{b_daemon}/acquire?wait_ms=200"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // B is as it was (but for A's new key, outside B).
+    let mut after = b_snapshot().await;
+    let keys = after["provisioner_keys"].as_i64().unwrap();
+    after["provisioner_keys"] = json!(keys - 1);
+    let audit = after["audit_logs"].as_i64().unwrap();
+    after["audit_logs"] = json!(audit - 1);
+    for (k, v) in before.as_object().unwrap() {
+        assert_eq!(Some(v), after.get(k), "{k} changed");
+    }
+    let (_, job) = o.get(&format!("/provisionerjobs/{pending_job}")).await;
+    assert_eq!(job["status"], "pending", "{job}");
+}

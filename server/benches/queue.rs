@@ -3,6 +3,7 @@
 //! - throughput: 8 concurrent daemons draining 10,000 queued echo jobs;
 //! - latency: from the commit that enqueues a job to an idle daemon (blocked in
 //!   its long-poll) holding it: woken by notification, not by polling.
+//!
 //! Numbers and method: BENCHMARKS.md.
 
 #![allow(
@@ -106,17 +107,14 @@ async fn drain(app: &AppState, org_id: &str, total: usize) -> Duration {
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             while done.load(std::sync::atomic::Ordering::SeqCst) < total {
-                match jobs::acquire(&app, &d, Duration::from_millis(50))
+                if let Some(job) = jobs::acquire(&app, &d, Duration::from_millis(50))
                     .await
                     .unwrap()
                 {
-                    Some(job) => {
-                        jobs::complete(&app, &d, &job.id, &JobResult::default())
-                            .await
-                            .unwrap();
-                        done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    }
-                    None => {}
+                    jobs::complete(&app, &d, &job.id, &JobResult::default())
+                        .await
+                        .unwrap();
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
             }
         }));

@@ -18,3 +18,4 @@ mod isolation;
 mod policies;
 mod provisioning;
 mod queue;
+mod walkthrough;

@@ -83,6 +83,28 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// Route parameters; a rejection (a segment that is not UTF-8, a wrong type)
+/// is a 400 in the API error shape.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(rejection) => {
+                Err(ApiError::bad_request("invalid route parameter")
+                    .with_detail(rejection.body_text()))
+            }
+        }
+    }
+}
+
 /// Query parameters; a rejection (wrong type, unknown value) is a 400 in the
 /// API error shape naming the parameter.
 pub struct ApiQuery<T>(pub T);

@@ -4,13 +4,13 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{Actor, ApiJson};
+use super::extract::{Actor, ApiJson, Path};
 use super::orgs::load_org;
 use crate::app::AppState;
 use crate::audit::{self, Change, to_value};

@@ -3,13 +3,13 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use orgsync_policy::{Action, ORG_ROLES, RequestContext, Resource, is_org_role};
 use serde::Serialize;
 use serde_json::json;
 
-use super::extract::{Actor, ApiJson};
+use super::extract::{Actor, ApiJson, Path};
 use super::orgs::load_org;
 use super::users::{RolesRequest, roles_changed};
 use crate::app::AppState;

@@ -1,12 +1,12 @@
 //! Organizations.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 
-use super::extract::{Actor, ApiJson};
+use super::extract::{Actor, ApiJson, Path};
 use crate::app::AppState;
 use crate::audit::{self, Change, to_value};
 use crate::authz::Permit;

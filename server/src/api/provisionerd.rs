@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiQuery, Path};
 use crate::app::AppState;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
@@ -87,6 +87,7 @@ pub struct RegisterRequest {
 
 pub async fn register(
     State(app): State<AppState>,
+    meta: super::extract::RequestMeta,
     auth: KeyAuth,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -115,6 +116,7 @@ pub async fn register(
         }
     }
     let now = clock::fmt(clock::now());
+    let now_audit = now.clone();
     let daemon = store::provisioners::Daemon {
         id: store::new_id(),
         organization_id: auth.org.id.clone(),
@@ -142,6 +144,29 @@ pub async fn register(
     )?;
     let mut tx = app.db.begin().await?;
     store::provisioners::insert_daemon(&mut tx, &daemon).await?;
+    let ctx = crate::audit::AuditCtx {
+        user_id: None,
+        ip: meta.ip.clone(),
+        user_agent: meta.user_agent.clone(),
+        request_id: meta.request_id.clone(),
+        source: "api",
+    };
+    crate::audit::record(
+        &mut tx,
+        &ctx,
+        &now_audit,
+        crate::audit::Change {
+            organization_id: Some(&auth.org.id),
+            action: "create",
+            resource_type: "provisioner_daemon",
+            resource_id: &daemon.id,
+            resource_target: &daemon.name,
+            diff: json!({"name": {"old": null, "new": daemon.name}, "key": {"old": null, "new": auth.key.name},
+                         "provisioners": {"old": null, "new": daemon.provisioners}}),
+            status_code: 201,
+        },
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(daemon = %daemon.id, org = %auth.org.name, key = %auth.key.name, "provisioner daemon registered");
     Ok((

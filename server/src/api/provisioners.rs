@@ -1,14 +1,14 @@
 //! Provisioner keys, daemons and jobs, as people see them.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Page;
-use super::extract::{Actor, ApiJson, ApiQuery};
+use super::extract::{Actor, ApiJson, ApiQuery, Path};
 use super::orgs::load_org;
 use crate::app::AppState;
 use crate::audit::{self, Change, to_value};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
 use orgsync_policy::{Action, Resource, TemplateAcl};
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::extract::{Actor, ApiJson, ApiQuery};
+use super::extract::{Actor, ApiJson, ApiQuery, Path};
 use super::orgs::load_org;
 use crate::app::AppState;
 use crate::audit::{self, Change, to_value};

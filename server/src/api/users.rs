@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orgsync_policy::{Action, RequestContext, Resource, is_site_role};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Page;
-use super::extract::{Actor, ApiJson, ApiQuery, RequestMeta, SESSION_COOKIE};
+use super::extract::{Actor, ApiJson, ApiQuery, Path, RequestMeta, SESSION_COOKIE};
 use crate::app::AppState;
 use crate::audit::{self, Change, to_value};
 use crate::clock;
@@ -565,6 +565,13 @@ pub async fn update(
         Some(a) => parse_text("avatar_url", a, 2048)?,
         None => user.avatar_url.clone(),
     };
+    if username == user.username
+        && email == user.email
+        && name == user.name
+        && avatar_url == user.avatar_url
+    {
+        return Ok(Json(user));
+    }
     let now_s = clock::fmt(clock::now());
     let mut tx = app.db.begin().await?;
     store::users::update_profile(

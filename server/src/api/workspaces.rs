@@ -1,13 +1,13 @@
 //! Workspaces and their builds.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{Actor, ApiJson, ApiQuery};
+use super::extract::{Actor, ApiJson, ApiQuery, Path};
 use super::orgs::load_org;
 use super::templates::template_resource;
 use crate::app::AppState;

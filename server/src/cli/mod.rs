@@ -20,7 +20,10 @@ mod members;
 mod orgs;
 mod output;
 mod policy;
+mod provisioner;
+mod templates;
 mod users;
+mod workspaces;
 
 use std::process::ExitCode;
 
@@ -55,6 +58,20 @@ pub enum Command {
     Users(users::UsersArgs),
     /// Create and list an organization's groups; add and remove their members.
     Groups(groups::GroupsArgs),
+    /// Manage provisioner keys (`orgsync provisioner keys create|list|delete`).
+    Provisioner(provisioner::ProvisionerArgs),
+    /// Run a provisioner daemon for one organization (`orgsync provisionerd start`).
+    Provisionerd(provisioner::ProvisionerdArgs),
+    /// Push and list templates.
+    Templates(templates::TemplatesArgs),
+    /// Create a workspace from a template and wait for its build.
+    Create(workspaces::CreateArgs),
+    /// List your workspaces.
+    List(workspaces::ListArgs),
+    /// Stop one of your workspaces.
+    Stop(workspaces::NameArgs),
+    /// Delete one of your workspaces (destroys its resources).
+    Delete(workspaces::NameArgs),
 }
 
 /// Exit codes: see the module documentation.
@@ -67,6 +84,13 @@ pub fn main() -> ExitCode {
         Command::Organizations(args) => orgs::run(args),
         Command::Users(args) => users::run(args),
         Command::Groups(args) => groups::run(args),
+        Command::Provisioner(args) => provisioner::run(args),
+        Command::Provisionerd(args) => provisioner::run_daemon(args),
+        Command::Templates(args) => templates::run(args),
+        Command::Create(args) => workspaces::create(args),
+        Command::List(args) => workspaces::list(args),
+        Command::Stop(args) => workspaces::stop(args),
+        Command::Delete(args) => workspaces::delete(args),
     }
 }
 

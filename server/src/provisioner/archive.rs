@@ -31,7 +31,7 @@ fn safe_relative(path: &Path) -> bool {
 /// Entries of a checked archive: relative path and whether it is a directory.
 pub fn check(bytes: &[u8]) -> Result<Vec<(PathBuf, bool)>, ArchiveError> {
     // A tar is a sequence of 512-byte blocks; anything else is not one.
-    if bytes.len() < 512 || bytes.len() % 512 != 0 {
+    if bytes.len() < 512 || !bytes.len().is_multiple_of(512) {
         return Err(ArchiveError::NotTar(
             "its size is not a multiple of 512 bytes".to_owned(),
         ));

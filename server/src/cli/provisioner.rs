@@ -1,0 +1,252 @@
+//! `orgsync provisioner keys create|list|delete` and `orgsync provisionerd start`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::client::{self, ApiClient, UsageError, env_nonempty};
+use super::output::{self, OutputArgs, Table, cell, items};
+use crate::provisioner::daemon::{DaemonTiming, SourceError, serve};
+use crate::provisioner::executor::Executor;
+use crate::provisioner::http::HttpSource;
+
+#[derive(Debug, Args)]
+pub struct ProvisionerArgs {
+    #[command(flatten)]
+    pub out: OutputArgs,
+    #[command(subcommand)]
+    pub command: ProvisionerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvisionerCommand {
+    /// Manage provisioner keys: the credentials of an organization's daemons.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its secret is printed once and can never be shown again.
+    Create(CreateKeyArgs),
+    /// List an organization's keys (never their secrets).
+    List(OrgFlag),
+    /// Delete a key; daemons using it are disconnected within seconds.
+    Delete(DeleteKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OrgFlag {
+    /// The organization (name or id).
+    #[arg(long, value_name = "ORG")]
+    pub org: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateKeyArgs {
+    /// The key's name (a lowercase slug; `built-in`, `user-auth`, `psk` are reserved).
+    pub name: String,
+    #[command(flatten)]
+    pub org: OrgFlag,
+    /// A tag of the daemons using this key, `key=value` (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteKeyArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub org: OrgFlag,
+}
+
+/// Parses `key=value` pairs.
+pub fn parse_pairs(flag: &str, raw: &[String]) -> Result<Map<String, Value>> {
+    let mut out = Map::new();
+    for pair in raw {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(UsageError(format!("{flag} `{pair}` is not `key=value`")).into());
+        };
+        if k.trim().is_empty() {
+            return Err(UsageError(format!("{flag} `{pair}` has an empty key")).into());
+        }
+        out.insert(k.trim().to_owned(), json!(v));
+    }
+    Ok(out)
+}
+
+pub fn run(args: ProvisionerArgs) -> ExitCode {
+    client::run(async move {
+        let api = ApiClient::from_session()?;
+        let ProvisionerCommand::Keys(cmd) = args.command;
+        match cmd {
+            KeysCommand::Create(a) => {
+                let tags = parse_pairs("--tag", &a.tags)?;
+                let key = api
+                    .post(
+                        &["organizations", &a.org.org, "provisionerkeys"],
+                        Some(&json!({"name": a.name, "tags": tags})),
+                    )
+                    .await
+                    .with_context(|| format!("cannot create provisioner key `{}`", a.name))?;
+                if args.out.json() {
+                    return output::json(&key);
+                }
+                output::line(format!(
+                    "created provisioner key `{}` for organization `{}`; its secret is shown only now:",
+                    cell(&key, "name"),
+                    a.org.org
+                ))?;
+                output::line(cell(&key, "key"))
+            }
+            KeysCommand::List(o) => {
+                let keys = api
+                    .get(&["organizations", &o.org, "provisionerkeys"])
+                    .await?;
+                if args.out.json() {
+                    return output::json(&keys);
+                }
+                let mut table = Table::new(&["NAME", "TAGS", "CREATED", "ID"]);
+                for k in items(&keys) {
+                    let tags = k
+                        .get("tags")
+                        .and_then(Value::as_object)
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .unwrap_or_default();
+                    table.row(vec![
+                        cell(k, "name"),
+                        tags,
+                        cell(k, "created_at"),
+                        cell(k, "id"),
+                    ]);
+                }
+                table.print()
+            }
+            KeysCommand::Delete(a) => {
+                let body = api
+                    .delete(&["organizations", &a.org.org, "provisionerkeys", &a.name])
+                    .await
+                    .with_context(|| format!("cannot delete provisioner key `{}`", a.name))?;
+                if args.out.json() {
+                    return output::json(&body);
+                }
+                output::line(format!("deleted provisioner key `{}`", a.name))
+            }
+        }
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct ProvisionerdArgs {
+    #[command(subcommand)]
+    pub command: ProvisionerdCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvisionerdCommand {
+    /// Run a provisioner daemon for one organization, authenticated by a
+    /// provisioner key (`ORGSYNC_PROVISIONER_DAEMON_KEY`) against `ORGSYNC_URL`.
+    Start(StartArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The organization the key belongs to (name or id); checked against the key.
+    #[arg(long, value_name = "ORG")]
+    pub org: String,
+    /// The daemon's name [default: the host name]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Which executor runs jobs: `terraform` (real) or `echo` (for tests).
+    #[arg(long, default_value = "terraform", value_parser = ["terraform", "echo"])]
+    pub executor: String,
+    /// The server [env: ORGSYNC_URL]
+    #[arg(long, env = "ORGSYNC_URL")]
+    pub url: Option<String>,
+}
+
+pub fn run_daemon(args: ProvisionerdArgs) -> ExitCode {
+    let ProvisionerdCommand::Start(args) = args.command;
+    super::init_tracing(&std::env::var("ORGSYNC_LOG").unwrap_or_else(|_| "info".to_owned()));
+    client::run(start(args))
+}
+
+async fn start(args: StartArgs) -> Result<()> {
+    let url = args
+        .url
+        .clone()
+        .or_else(|| env_nonempty(client::ENV_URL))
+        .ok_or_else(|| UsageError(format!("no server: set {} or pass --url", client::ENV_URL)))?;
+    let url = client::url_text(&client::parse_url(&url)?);
+    let key = env_nonempty("ORGSYNC_PROVISIONER_DAEMON_KEY").ok_or_else(|| {
+        UsageError("set ORGSYNC_PROVISIONER_DAEMON_KEY to the provisioner key's secret".to_owned())
+    })?;
+    let executor = Executor::parse(&args.executor)
+        .ok_or_else(|| anyhow!("unknown executor `{}`", args.executor))?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "provisionerd".to_owned())
+    });
+    let source = HttpSource::register(&url, &key, &name, &[executor.provisioner().to_owned()])
+        .await
+        .map_err(|e| match e {
+            SourceError::Unauthorized(m) => anyhow::Error::from(client::NotAuthenticated(format!(
+                "the server refused the provisioner key: {m}"
+            ))),
+            SourceError::Transient(m) => anyhow!("cannot register the daemon: {m}"),
+        })?;
+    if source.organization_id != args.org && source.organization_name != args.org {
+        bail!(
+            "the provisioner key belongs to organization `{}`, not `{}`",
+            source.organization_name,
+            args.org
+        );
+    }
+    eprintln!(
+        "provisioner daemon `{name}` ({}) serving organization `{}` with the {} executor",
+        source.daemon_id,
+        source.organization_name,
+        executor.provisioner()
+    );
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            } else {
+                let _ = ctrl_c.await;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        stop.cancel();
+    });
+    match serve(&source, &[executor], DaemonTiming::default(), &shutdown).await {
+        Ok(()) => {
+            eprintln!("provisioner daemon stopped");
+            Ok(())
+        }
+        Err(SourceError::Unauthorized(m)) => Err(client::NotAuthenticated(format!(
+            "disconnected: the provisioner key was deleted or is no longer valid ({m})"
+        ))
+        .into()),
+        Err(SourceError::Transient(m)) => bail!("{m}"),
+    }
+}

@@ -100,6 +100,22 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Maps a unique-constraint violation to 409 with `message` (what already
+    /// exists), any other database error as usual. The one place 409s for
+    /// duplicates are made.
+    pub fn on_unique(message: impl Into<String>) -> impl FnOnce(sqlx::Error) -> ApiError {
+        let message = message.into();
+        move |e| {
+            if crate::db::is_unique_violation(&e) {
+                ApiError::conflict(message)
+            } else {
+                e.into()
+            }
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         if crate::db::is_unique_violation(&err) {

@@ -99,16 +99,10 @@ pub async fn create(
         },
     )
     .await
-    .map_err(|e| {
-        if crate::db::is_unique_violation(&e) {
-            ApiError::conflict(format!(
-                "a group named `{name}` already exists in `{}`",
-                org.name
-            ))
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(ApiError::on_unique(format!(
+        "a group named `{name}` already exists in `{}`",
+        org.name
+    )))?;
     let group = store::groups::find(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::internal("group vanished"))?;
@@ -242,16 +236,10 @@ pub async fn update(
         .collect();
     store::groups::update(&mut tx, &updated)
         .await
-        .map_err(|e| {
-            if crate::db::is_unique_violation(&e) {
-                ApiError::conflict(format!(
-                    "a group named `{}` already exists in `{}`",
-                    updated.name, org.name
-                ))
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(ApiError::on_unique(format!(
+            "a group named `{}` already exists in `{}`",
+            updated.name, org.name
+        )))?;
     for uid in add.difference(&remove) {
         store::groups::add_member(&mut tx, &group, uid, &now_s).await?;
     }

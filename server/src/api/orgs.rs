@@ -100,7 +100,7 @@ pub async fn create(
     let mut tx = app.db.begin().await?;
     store::orgs::insert(&mut tx, &org)
         .await
-        .map_err(|e| conflict_or(e, &org.name))?;
+        .map_err(ApiError::on_unique(name_taken(&org.name)))?;
     store::groups::insert_everyone(&mut tx, &org.id, &now_s).await?;
     store::members::insert(&mut tx, &org.id, actor.id(), &[], &now_s).await?;
     audit::record(
@@ -123,12 +123,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(org)))
 }
 
-fn conflict_or(e: sqlx::Error, name: &str) -> ApiError {
-    if crate::db::is_unique_violation(&e) {
-        ApiError::conflict(format!("an organization named `{name}` already exists"))
-    } else {
-        e.into()
-    }
+fn name_taken(name: &str) -> String {
+    format!("an organization named `{name}` already exists")
 }
 
 pub async fn get(
@@ -177,7 +173,7 @@ pub async fn update(
     let mut tx = app.db.begin().await?;
     store::orgs::update(&mut tx, &updated)
         .await
-        .map_err(|e| conflict_or(e, &updated.name))?;
+        .map_err(ApiError::on_unique(name_taken(&updated.name)))?;
     audit::record(
         &mut tx,
         &actor.audit(),

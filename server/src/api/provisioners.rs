@@ -82,16 +82,10 @@ pub async fn create_key(
     let mut tx = app.db.begin().await?;
     store::provisioners::insert_key(&mut tx, &key, &secrets::sha256_hex(&secret))
         .await
-        .map_err(|e| {
-            if crate::db::is_unique_violation(&e) {
-                ApiError::conflict(format!(
-                    "a provisioner key named `{}` already exists in `{}`",
-                    key.name, org.name
-                ))
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(ApiError::on_unique(format!(
+            "a provisioner key named `{}` already exists in `{}`",
+            key.name, org.name
+        )))?;
     audit::record(
         &mut tx,
         &actor.audit(),

@@ -396,16 +396,10 @@ pub async fn create_template(
     };
     store::templates::insert_template(&mut tx, &template)
         .await
-        .map_err(|e| {
-            if crate::db::is_unique_violation(&e) {
-                ApiError::conflict(format!(
-                    "a template named `{}` already exists in `{}`",
-                    template.name, org.name
-                ))
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(ApiError::on_unique(format!(
+            "a template named `{}` already exists in `{}`",
+            template.name, org.name
+        )))?;
     store::templates::set_version_template(&mut tx, &version.id, &template.id).await?;
     audit::record(
         &mut tx,
@@ -557,16 +551,10 @@ pub async fn update_template(
     updated.updated_at = now_s.clone();
     store::templates::update_template(&mut tx, &updated)
         .await
-        .map_err(|e| {
-            if crate::db::is_unique_violation(&e) {
-                ApiError::conflict(format!(
-                    "a template named `{}` already exists in `{}`",
-                    updated.name, org.name
-                ))
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(ApiError::on_unique(format!(
+            "a template named `{}` already exists in `{}`",
+            updated.name, org.name
+        )))?;
     audit::record(
         &mut tx,
         &actor.audit(),

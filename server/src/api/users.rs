@@ -117,13 +117,9 @@ pub async fn create_first(
     .bind(&now_s)
     .execute(&mut *tx)
     .await
-    .map_err(|e| {
-        if crate::db::is_unique_violation(&e) {
-            ApiError::conflict("the first user has already been created")
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(ApiError::on_unique(
+        "the first user has already been created",
+    ))?;
     let roles = vec!["owner".to_owned()];
     store::users::insert(
         &mut tx,
@@ -519,13 +515,11 @@ pub(crate) async fn create_user_tx(
     _permit: &crate::authz::Permit,
     new: &store::users::NewUser<'_>,
 ) -> ApiResult<()> {
-    store::users::insert(tx, new).await.map_err(|e| {
-        if crate::db::is_unique_violation(&e) {
-            ApiError::conflict("a user with this username or email already exists")
-        } else {
-            e.into()
-        }
-    })?;
+    store::users::insert(tx, new)
+        .await
+        .map_err(ApiError::on_unique(
+            "a user with this username or email already exists",
+        ))?;
     let org = store::orgs::default_org(tx)
         .await?
         .ok_or_else(|| ApiError::internal("default organization missing"))?;
@@ -584,13 +578,9 @@ pub async fn update(
         &now_s,
     )
     .await
-    .map_err(|e| {
-        if crate::db::is_unique_violation(&e) {
-            ApiError::conflict("a user with this username or email already exists")
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(ApiError::on_unique(
+        "a user with this username or email already exists",
+    ))?;
     let updated = store::users::find_by_id(&mut tx, &user.id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;

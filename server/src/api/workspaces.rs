@@ -183,17 +183,11 @@ pub async fn create(
         },
     )
     .await
-    .map_err(|e| {
-        if crate::db::is_unique_violation(&e) {
-            ApiError::conflict(format!(
-                "`{}` already has a workspace named `{}`",
-                owner.username,
-                name.as_str()
-            ))
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(ApiError::on_unique(format!(
+        "`{}` already has a workspace named `{}`",
+        owner.username,
+        name.as_str()
+    )))?;
     enqueue_build(
         &app,
         &mut tx,

@@ -193,7 +193,9 @@ impl OrgRef {
         }
     }
 
-    pub(crate) fn entity(&self) -> Entity {
+    /// The organization's entity; its parent `Site` only when `keep_site` (see
+    /// [`Keep`]).
+    pub(crate) fn entity(&self, keep_site: bool) -> Entity {
         let uid = EntityKind::Organization.uid(&self.id);
         let attrs = [
             (
@@ -209,7 +211,8 @@ impl OrgRef {
                 RestrictedExpression::new_entity_uid(uid.clone()),
             ),
         ];
-        entity(uid, attrs, [EntityKind::Site.uid(SITE_ID)], [])
+        let site = keep_site.then(|| EntityKind::Site.uid(SITE_ID));
+        entity(uid, attrs, site, [])
     }
 }
 
@@ -233,20 +236,45 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Builds the Cedar entity of this principal once; keep it while the data holds.
+    /// Prepares this principal for decisions; keep the result while the data holds.
+    ///
+    /// The result keeps the user's data, not a Cedar entity: each decision builds
+    /// the entity with only the parents that decision can observe (see [`Keep`]).
+    /// That is what keeps a decision's cost flat in the number of the user's
+    /// organizations and groups, and the snapshot of 100,000 users small.
     pub fn prepare(&self) -> PrincipalEntity {
-        let uid = EntityKind::User.uid(&self.id);
-        let mut parents = Vec::with_capacity(
-            self.site_roles.len() + 1 + self.memberships.len() * 2 + self.groups.len(),
-        );
-        parents.push(EntityKind::Role.uid("member"));
-        parents.extend(self.site_roles.iter().map(|r| EntityKind::Role.uid(r)));
-        for m in &self.memberships {
-            parents.push(EntityKind::Organization.uid(&m.org_id));
-            // The Everyone group has the organization's id.
-            parents.push(EntityKind::Group.uid(&m.org_id));
+        PrincipalEntity {
+            uid: EntityKind::User.uid(&self.id),
+            data: PrincipalData::User(self.clone()),
         }
-        parents.extend(self.groups.iter().map(|g| EntityKind::Group.uid(g)));
+    }
+
+    /// The parents of the user's entity: the implicit `member` role, its site
+    /// roles, and for each membership the organization and its Everyone group
+    /// (which has the organization's id), then its other groups.
+    fn parents(&self) -> impl Iterator<Item = (EntityKind, &str)> {
+        std::iter::once((EntityKind::Role, "member"))
+            .chain(
+                self.site_roles
+                    .iter()
+                    .map(|r| (EntityKind::Role, r.as_str())),
+            )
+            .chain(self.memberships.iter().flat_map(|m| {
+                [
+                    (EntityKind::Organization, m.org_id.as_str()),
+                    (EntityKind::Group, m.org_id.as_str()),
+                ]
+            }))
+            .chain(self.groups.iter().map(|g| (EntityKind::Group, g.as_str())))
+    }
+
+    /// The user's entity with the parents `keep` accepts. Its org roles are tags:
+    /// the key is the organization id, the value the set of role names.
+    fn entity(&self, uid: &EntityUid, keep: &impl Keep) -> Entity {
+        let parents = self
+            .parents()
+            .filter(|(kind, id)| keep.keep(*kind, id))
+            .map(|(kind, id)| kind.uid(id));
         let tags = self.memberships.iter().map(|m| {
             (
                 m.org_id.clone(),
@@ -267,19 +295,34 @@ impl Principal {
                 RestrictedExpression::new_string(self.status.clone()),
             ),
         ];
-        PrincipalEntity {
-            uid: uid.clone(),
-            entity: entity(uid, attrs, parents, tags),
-        }
+        entity(uid.clone(), attrs, parents, tags)
     }
 }
 
-/// A principal ready for decisions: its uid and its Cedar entity (the slice of the
-/// authorization data a decision about it needs).
+/// Which parents of an entity a decision needs. Cedar's only use of an entity's
+/// ancestors is `in`, whose right-hand side is an entity literal of a policy, an
+/// entity of the request, or an entity an attribute of the request's entities
+/// refers to. A parent that is none of these can change no decision, so leaving
+/// it out decides the same while sparing Cedar its share of the transitive closure
+/// it computes for every request (about a microsecond per node).
+pub(crate) trait Keep {
+    fn keep(&self, kind: EntityKind, id: &str) -> bool;
+}
+
+/// A principal ready for decisions: its uid and what its Cedar entity (the slice
+/// of the authorization data a decision about it needs) is built from.
 #[derive(Debug, Clone)]
 pub struct PrincipalEntity {
     pub(crate) uid: EntityUid,
-    pub(crate) entity: Entity,
+    data: PrincipalData,
+}
+
+#[derive(Debug, Clone)]
+enum PrincipalData {
+    /// A user; its entity is built per decision.
+    User(Principal),
+    /// An entity built once (a provisioner daemon: one parent, nothing to leave out).
+    Fixed(Entity),
 }
 
 impl PrincipalEntity {
@@ -299,12 +342,29 @@ impl PrincipalEntity {
         let parents = [EntityKind::Organization.uid(&org.id)];
         Self {
             uid: uid.clone(),
-            entity: entity(uid, attrs, parents, []),
+            data: PrincipalData::Fixed(entity(uid, attrs, parents, [])),
         }
     }
 
     pub fn uid(&self) -> &EntityUid {
         &self.uid
+    }
+
+    /// Whether the principal's entity has the parent `Role::"<role>"`.
+    pub(crate) fn has_role(&self, role: &str) -> bool {
+        match &self.data {
+            PrincipalData::User(p) => role == "member" || p.site_roles.iter().any(|r| r == role),
+            // A daemon's only parent is its organization.
+            PrincipalData::Fixed(_) => false,
+        }
+    }
+
+    /// The principal's entity for one decision, with the parents `keep` accepts.
+    pub(crate) fn entity(&self, keep: &impl Keep) -> Entity {
+        match &self.data {
+            PrincipalData::User(p) => p.entity(&self.uid, keep),
+            PrincipalData::Fixed(e) => e.clone(),
+        }
     }
 }
 
@@ -316,8 +376,7 @@ fn entity(
 ) -> Entity {
     // Attribute values here are literals, which always evaluate; fall back to a
     // bare entity rather than panic if Cedar ever says otherwise.
-    let parents: Vec<EntityUid> = parents.into_iter().collect();
-    Entity::new_with_tags(uid.clone(), attrs, parents.iter().cloned(), tags)
+    Entity::new_with_tags(uid.clone(), attrs, parents, tags)
         .unwrap_or_else(|_| Entity::with_uid(uid))
 }
 
@@ -337,17 +396,8 @@ pub struct Resource {
     id: String,
     org: Option<OrgRef>,
     attrs: Vec<(String, RestrictedExpression)>,
-}
-
-fn set_of(kind: EntityKind, ids: &[String]) -> RestrictedExpression {
-    RestrictedExpression::new_set(
-        ids.iter()
-            .map(|i| RestrictedExpression::new_entity_uid(kind.uid(i))),
-    )
-}
-
-fn user_ref(id: &str) -> RestrictedExpression {
-    RestrictedExpression::new_entity_uid(EntityKind::User.uid(id))
+    /// The entities `attrs` refer to, besides the organization (see [`Keep`]).
+    refs: Vec<(EntityKind, String)>,
 }
 
 impl Resource {
@@ -360,11 +410,41 @@ impl Resource {
                 "organization".to_owned(),
                 RestrictedExpression::new_entity_uid(EntityKind::Organization.uid(&org.id)),
             )],
+            refs: Vec::new(),
         }
     }
 
     fn with(mut self, name: &str, value: RestrictedExpression) -> Self {
         self.attrs.push((name.to_owned(), value));
+        self
+    }
+
+    /// An attribute that refers to an entity.
+    fn with_ref(mut self, name: &str, kind: EntityKind, id: &str) -> Self {
+        self.attrs.push((
+            name.to_owned(),
+            RestrictedExpression::new_entity_uid(kind.uid(id)),
+        ));
+        self.refs.push((kind, id.to_owned()));
+        self
+    }
+
+    /// An attribute that is a set of entities.
+    fn with_set<'a>(
+        mut self,
+        name: &str,
+        kind: EntityKind,
+        ids: impl IntoIterator<Item = &'a String>,
+    ) -> Self {
+        let start = self.refs.len();
+        self.refs
+            .extend(ids.into_iter().map(|id| (kind, id.clone())));
+        let set = RestrictedExpression::new_set(
+            self.refs[start..]
+                .iter()
+                .map(|(k, id)| RestrictedExpression::new_entity_uid(k.uid(id))),
+        );
+        self.attrs.push((name.to_owned(), set));
         self
     }
 
@@ -374,6 +454,7 @@ impl Resource {
             id: SITE_ID.to_owned(),
             org: None,
             attrs: Vec::new(),
+            refs: Vec::new(),
         }
     }
 
@@ -383,6 +464,7 @@ impl Resource {
             id: org.id.clone(),
             org: Some(org.clone()),
             attrs: Vec::new(),
+            refs: Vec::new(),
         }
     }
 
@@ -401,13 +483,17 @@ impl Resource {
                     RestrictedExpression::new_string(status.to_owned()),
                 ),
             ],
+            refs: Vec::new(),
         }
     }
 
     /// The membership of `user_id` in `org` (existing or about to be created).
     pub fn member(org: &OrgRef, user_id: &str) -> Self {
-        Self::in_org(EntityKind::Member, format!("{}/{user_id}", org.id), org)
-            .with("user", user_ref(user_id))
+        Self::in_org(EntityKind::Member, format!("{}/{user_id}", org.id), org).with_ref(
+            "user",
+            EntityKind::User,
+            user_id,
+        )
     }
 
     pub fn group(org: &OrgRef, group_id: &str) -> Self {
@@ -419,34 +505,36 @@ impl Resource {
 
     pub fn template(org: &OrgRef, id: &str, created_by: &str, acl: &TemplateAcl) -> Self {
         Self::in_org(EntityKind::Template, id, org)
-            .with("created_by", user_ref(created_by))
-            .with("acl_use_users", set_of(EntityKind::User, &acl.use_users))
-            .with("acl_use_groups", set_of(EntityKind::Group, &acl.use_groups))
-            .with(
-                "acl_admin_users",
-                set_of(EntityKind::User, &acl.admin_users),
-            )
-            .with(
-                "acl_admin_groups",
-                set_of(EntityKind::Group, &acl.admin_groups),
-            )
+            .with_ref("created_by", EntityKind::User, created_by)
+            .with_set("acl_use_users", EntityKind::User, &acl.use_users)
+            .with_set("acl_use_groups", EntityKind::Group, &acl.use_groups)
+            .with_set("acl_admin_users", EntityKind::User, &acl.admin_users)
+            .with_set("acl_admin_groups", EntityKind::Group, &acl.admin_groups)
     }
 
     /// A version; it carries the `use` access of its template (everyone who may
     /// use a template reads its versions).
     pub fn template_version(org: &OrgRef, id: &str, created_by: &str, acl: &TemplateAcl) -> Self {
-        let mut users = acl.use_users.clone();
-        users.extend(acl.admin_users.iter().cloned());
-        let mut groups = acl.use_groups.clone();
-        groups.extend(acl.admin_groups.iter().cloned());
         Self::in_org(EntityKind::TemplateVersion, id, org)
-            .with("created_by", user_ref(created_by))
-            .with("acl_use_users", set_of(EntityKind::User, &users))
-            .with("acl_use_groups", set_of(EntityKind::Group, &groups))
+            .with_ref("created_by", EntityKind::User, created_by)
+            .with_set(
+                "acl_use_users",
+                EntityKind::User,
+                acl.use_users.iter().chain(&acl.admin_users),
+            )
+            .with_set(
+                "acl_use_groups",
+                EntityKind::Group,
+                acl.use_groups.iter().chain(&acl.admin_groups),
+            )
     }
 
     pub fn file(org: &OrgRef, hash: &str, created_by: &str) -> Self {
-        Self::in_org(EntityKind::File, hash, org).with("created_by", user_ref(created_by))
+        Self::in_org(EntityKind::File, hash, org).with_ref(
+            "created_by",
+            EntityKind::User,
+            created_by,
+        )
     }
 
     pub fn provisioner_key(org: &OrgRef, id: &str) -> Self {
@@ -459,12 +547,16 @@ impl Resource {
     }
 
     pub fn provisioner_job(org: &OrgRef, id: &str, initiator: &str) -> Self {
-        Self::in_org(EntityKind::ProvisionerJob, id, org).with("initiator", user_ref(initiator))
+        Self::in_org(EntityKind::ProvisionerJob, id, org).with_ref(
+            "initiator",
+            EntityKind::User,
+            initiator,
+        )
     }
 
     /// A workspace (existing, or about to be created for `owner`).
     pub fn workspace(org: &OrgRef, id: &str, owner: &str) -> Self {
-        Self::in_org(EntityKind::Workspace, id, org).with("owner", user_ref(owner))
+        Self::in_org(EntityKind::Workspace, id, org).with_ref("owner", EntityKind::User, owner)
     }
 
     /// The audit log of one organization.
@@ -492,20 +584,30 @@ impl Resource {
         self.kind.uid(&self.id)
     }
 
-    /// The entities a decision about this resource needs: itself and its org.
-    pub(crate) fn entities(&self, out: &mut Vec<Entity>, skip: &EntityUid) {
-        let uid = self.uid();
+    /// Whether this resource is, or refers to, the entity `kind`/`id`: itself, its
+    /// organization, or an entity one of its attributes names.
+    pub(crate) fn refers_to(&self, kind: EntityKind, id: &str) -> bool {
+        (self.kind == kind && self.id == id)
+            || (kind == EntityKind::Organization && self.org.as_ref().is_some_and(|o| o.id == id))
+            || self.refs.iter().any(|(k, i)| *k == kind && i == id)
+    }
+
+    /// The entities a decision about this resource needs: itself and its org, with
+    /// the parents `keep` accepts.
+    pub(crate) fn entities(&self, out: &mut Vec<Entity>, skip: &EntityUid, keep: &impl Keep) {
+        let keep_site = keep.keep(EntityKind::Site, SITE_ID);
         match (self.kind, &self.org) {
-            (EntityKind::Organization, Some(org)) => out.push(org.entity()),
+            (EntityKind::Organization, Some(org)) => out.push(org.entity(keep_site)),
             (_, org) => {
-                let parents: Vec<EntityUid> = match org {
+                let parents: Option<EntityUid> = match org {
                     Some(o) => {
-                        out.push(o.entity());
-                        vec![EntityKind::Organization.uid(&o.id)]
+                        out.push(o.entity(keep_site));
+                        Some(EntityKind::Organization.uid(&o.id))
                     }
-                    None if self.kind == EntityKind::Site => Vec::new(),
-                    None => vec![EntityKind::Site.uid(SITE_ID)],
+                    None if self.kind == EntityKind::Site => None,
+                    None => keep_site.then(|| EntityKind::Site.uid(SITE_ID)),
                 };
+                let uid = self.uid();
                 if &uid != skip {
                     out.push(entity(uid, self.attrs.iter().cloned(), parents, []));
                 }
@@ -515,6 +617,9 @@ impl Resource {
 }
 
 /// Extra request context (for role changes: the roles added or removed).
+///
+/// It holds no entity values: the parents a decision keeps (see [`Keep`]) rely on
+/// that. A method that adds entities must make `Keep` accept them.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     pub(crate) pairs: Vec<(String, RestrictedExpression)>,

@@ -10,7 +10,7 @@ use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{Actor, ApiJson, Path};
+use super::extract::{Actor, ApiJson, ApiQuery, Path};
 use super::orgs::load_org;
 use crate::app::AppState;
 use crate::audit::{self, Change, to_value};
@@ -29,11 +29,12 @@ pub async fn list(
     State(app): State<AppState>,
     actor: Actor,
     Path(org): Path<String>,
+    ApiQuery(page): ApiQuery<super::Page>,
 ) -> ApiResult<Json<Vec<Group>>> {
     let (org, _) = load_org(&app, &actor, &org, Action::GROUP_READ).await?;
     let mut conn = app.db.pool().acquire().await?;
     let mut out = Vec::new();
-    for g in store::groups::list(&mut conn, &org.id).await? {
+    for g in page.apply(store::groups::list(&mut conn, &org.id).await?)? {
         out.push(with_members(&mut conn, g).await?);
     }
     Ok(Json(out))

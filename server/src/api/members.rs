@@ -9,7 +9,7 @@ use orgsync_policy::{Action, ORG_ROLES, RequestContext, Resource, is_org_role};
 use serde::Serialize;
 use serde_json::json;
 
-use super::extract::{Actor, ApiJson, Path};
+use super::extract::{Actor, ApiJson, ApiQuery, Path};
 use super::orgs::load_org;
 use super::users::{RolesRequest, roles_changed};
 use crate::app::AppState;
@@ -23,10 +23,13 @@ pub async fn list(
     State(app): State<AppState>,
     actor: Actor,
     Path(org): Path<String>,
+    ApiQuery(page): ApiQuery<super::Page>,
 ) -> ApiResult<Json<Vec<Member>>> {
     let (org, _) = load_org(&app, &actor, &org, Action::MEMBER_READ).await?;
     let mut conn = app.db.pool().acquire().await?;
-    Ok(Json(store::members::list(&mut conn, &org.id).await?))
+    Ok(Json(
+        page.apply(store::members::list(&mut conn, &org.id).await?)?,
+    ))
 }
 
 /// The org and user of a `/organizations/{organization}/members/{user}` route.

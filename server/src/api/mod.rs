@@ -26,6 +26,7 @@ use crate::error::ApiError;
 
 /// Query parameters of paginated lists.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Page {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
@@ -45,6 +46,20 @@ impl Page {
             return Err(ApiError::validation("offset", "must not be negative"));
         }
         Ok((limit, offset))
+    }
+
+    /// Pages a list already filtered by the policies: everything when no
+    /// `limit` is given, else `limit` (1..=1000) items after `offset`.
+    pub fn apply<T>(self, items: Vec<T>) -> Result<Vec<T>, ApiError> {
+        if self.limit.is_none() && self.offset.is_none() {
+            return Ok(items);
+        }
+        let (limit, offset) = self.resolve(1000, 1000)?;
+        Ok(items
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect())
     }
 }
 

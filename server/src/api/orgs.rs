@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 
-use super::extract::{Actor, ApiJson, Path};
+use super::extract::{Actor, ApiJson, ApiQuery, Path};
 use crate::app::AppState;
 use crate::audit::{self, Change, to_value};
 use crate::authz::Permit;
@@ -38,19 +38,25 @@ pub(crate) async fn load_org(
 }
 
 /// The organizations the caller may read.
-pub async fn list(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Organization>>> {
+pub async fn list(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiQuery(page): ApiQuery<super::Page>,
+) -> ApiResult<Json<Vec<Organization>>> {
     let mut conn = app.db.pool().acquire().await?;
     let orgs = store::orgs::list(&mut conn).await?;
     Ok(Json(
-        orgs.into_iter()
-            .filter(|o| {
-                app.authz.allowed(
-                    &actor.principal.entity,
-                    Action::ORGANIZATION_READ,
-                    &Resource::organization(&o.org_ref()),
-                )
-            })
-            .collect(),
+        page.apply(
+            orgs.into_iter()
+                .filter(|o| {
+                    app.authz.allowed(
+                        &actor.principal.entity,
+                        Action::ORGANIZATION_READ,
+                        &Resource::organization(&o.org_ref()),
+                    )
+                })
+                .collect(),
+        )?,
     ))
 }
 

@@ -451,17 +451,23 @@ pub async fn list_org_templates(
     State(app): State<AppState>,
     actor: Actor,
     Path(org): Path<String>,
+    ApiQuery(page): ApiQuery<super::Page>,
 ) -> ApiResult<Json<Vec<Template>>> {
     let (org, _) = load_org(&app, &actor, &org, Action::ORGANIZATION_READ).await?;
-    Ok(Json(visible_templates(&app, &actor, Some(&org)).await?))
+    Ok(Json(page.apply(
+        visible_templates(&app, &actor, Some(&org)).await?,
+    )?))
 }
 
 /// `GET /templates`: every template the caller may see, across its orgs.
 pub async fn list_all_templates(
     State(app): State<AppState>,
     actor: Actor,
+    ApiQuery(page): ApiQuery<super::Page>,
 ) -> ApiResult<Json<Vec<Template>>> {
-    Ok(Json(visible_templates(&app, &actor, None).await?))
+    Ok(Json(
+        page.apply(visible_templates(&app, &actor, None).await?)?,
+    ))
 }
 
 pub(crate) async fn load_template(

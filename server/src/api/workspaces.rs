@@ -229,6 +229,8 @@ pub async fn create(
 pub struct ListQuery {
     /// `me`, a username or an id.
     pub owner: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
 }
 
 /// `GET /workspaces`: every live workspace the caller may read.
@@ -261,6 +263,11 @@ pub async fn list(
         }
     }
     let count = out.len();
+    let out = super::Page {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .apply(out)?;
     Ok(Json(json!({"workspaces": out, "count": count})))
 }
 

@@ -526,12 +526,29 @@ async fn template_acl_visibility_and_creation_ban() {
 
     // Two templates in the default org: one for Everyone, one restricted.
     let v1 = import_version(&owner, "coder", "echo", echo_tar(), json!({})).await;
-    let v2 = import_version(&owner, "coder", "echo", template_tar(&[("b.tf", "#b")]), json!({})).await;
+    let v2 = import_version(
+        &owner,
+        "coder",
+        "echo",
+        template_tar(&[("b.tf", "#b")]),
+        json!({}),
+    )
+    .await;
     for v in [&v1, &v2] {
-        let job = wait_job(&owner, v["job"]["id"].as_str().unwrap(), Duration::from_secs(20)).await;
+        let job = wait_job(
+            &owner,
+            v["job"]["id"].as_str().unwrap(),
+            Duration::from_secs(20),
+        )
+        .await;
         assert_eq!(job["status"], "succeeded");
     }
-    let (_, open) = owner.post("/organizations/coder/templates", json!({"name": "open", "version_id": v1["id"]})).await;
+    let (_, open) = owner
+        .post(
+            "/organizations/coder/templates",
+            json!({"name": "open", "version_id": v1["id"]}),
+        )
+        .await;
     let (status, closed) = owner
         .post(
             "/organizations/coder/templates",
@@ -539,61 +556,153 @@ async fn template_acl_visibility_and_creation_ban() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{closed}");
-    let names = |v: &Value| -> Vec<String> { v.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect() };
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
     assert_eq!(names(&alice.get("/templates").await.1), vec!["open"]);
-    assert_eq!(alice.get(&format!("/templates/{}", closed["id"].as_str().unwrap())).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        alice
+            .get(&format!("/templates/{}", closed["id"].as_str().unwrap()))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
     let (status, _) = alice
-        .post("/organizations/coder/members/me/workspaces", json!({"template_id": closed["id"], "name": "x"}))
+        .post(
+            "/organizations/coder/members/me/workspaces",
+            json!({"template_id": closed["id"], "name": "x"}),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // Granting alice `use` shows it to her, not to bob.
-    let (status, acl) = owner.patch(&format!("/templates/{}/acl", closed["id"].as_str().unwrap()), json!({"users": {"alice": "use"}})).await;
+    let (status, acl) = owner
+        .patch(
+            &format!("/templates/{}/acl", closed["id"].as_str().unwrap()),
+            json!({"users": {"alice": "use"}}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{acl}");
     assert_eq!(acl["users"][alice_id.as_str()], "use");
-    assert_eq!(names(&alice.get("/templates").await.1), vec!["closed", "open"]);
+    assert_eq!(
+        names(&alice.get("/templates").await.1),
+        vec!["closed", "open"]
+    );
     assert_eq!(names(&bob.get("/templates").await.1), vec!["open"]);
     // Members do not edit ACLs.
     assert_eq!(
-        alice.patch(&format!("/templates/{}/acl", closed["id"].as_str().unwrap()), json!({"users": {"bob": "use"}})).await.0,
+        alice
+            .patch(
+                &format!("/templates/{}/acl", closed["id"].as_str().unwrap()),
+                json!({"users": {"bob": "use"}})
+            )
+            .await
+            .0,
         StatusCode::FORBIDDEN
     );
 
     // A user in two orgs sees both orgs' templates.
     owner.create_org("eng").await;
-    let (_, key) = owner.post("/organizations/eng/provisionerkeys", json!({"name": "k"})).await;
+    let (_, key) = owner
+        .post("/organizations/eng/provisionerkeys", json!({"name": "k"}))
+        .await;
     let stop = CancellationToken::new();
-    let d = spawn_daemon(s.base.clone(), key["key"].as_str().unwrap().to_owned(), stop.clone());
-    let v3 = import_version(&owner, "eng", "echo", template_tar(&[("c.tf", "#c")]), json!({})).await;
-    assert_eq!(wait_job(&owner, v3["job"]["id"].as_str().unwrap(), Duration::from_secs(20)).await["status"], "succeeded");
-    let (_, eng_t) = owner.post("/organizations/eng/templates", json!({"name": "eng-base", "version_id": v3["id"]})).await;
-    assert_eq!(names(&bob.get("/templates").await.1), vec!["open"], "bob is not in eng");
+    let d = spawn_daemon(
+        s.base.clone(),
+        key["key"].as_str().unwrap().to_owned(),
+        stop.clone(),
+    );
+    let v3 = import_version(
+        &owner,
+        "eng",
+        "echo",
+        template_tar(&[("c.tf", "#c")]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        wait_job(
+            &owner,
+            v3["job"]["id"].as_str().unwrap(),
+            Duration::from_secs(20)
+        )
+        .await["status"],
+        "succeeded"
+    );
+    let (_, eng_t) = owner
+        .post(
+            "/organizations/eng/templates",
+            json!({"name": "eng-base", "version_id": v3["id"]}),
+        )
+        .await;
+    assert_eq!(
+        names(&bob.get("/templates").await.1),
+        vec!["open"],
+        "bob is not in eng"
+    );
     owner.add_member("eng", "bob", &[]).await;
-    assert_eq!(names(&bob.get("/templates").await.1), vec!["eng-base", "open"]);
+    assert_eq!(
+        names(&bob.get("/templates").await.1),
+        vec!["eng-base", "open"]
+    );
     // A template of another org cannot back a workspace in this one.
     let (status, _) = bob
-        .post("/organizations/coder/members/me/workspaces", json!({"template_id": eng_t["id"], "name": "y"}))
+        .post(
+            "/organizations/coder/members/me/workspaces",
+            json!({"template_id": eng_t["id"], "name": "y"}),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Workspace-creation ban: refused for a member, not for a site owner.
-    owner.put("/organizations/eng/members/bob/roles", json!({"roles": ["organization-workspace-creation-ban"]})).await;
+    owner
+        .put(
+            "/organizations/eng/members/bob/roles",
+            json!({"roles": ["organization-workspace-creation-ban"]}),
+        )
+        .await;
     let (status, body) = bob
-        .post("/organizations/eng/members/me/workspaces", json!({"template_id": eng_t["id"], "name": "z"}))
+        .post(
+            "/organizations/eng/members/me/workspaces",
+            json!({"template_id": eng_t["id"], "name": "z"}),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("guardrail.workspace-creation-ban"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("guardrail.workspace-creation-ban")
+    );
     let (_, me) = owner.get("/users/me").await;
     let _ = me;
     let (status, ws) = owner
-        .post("/organizations/eng/members/me/workspaces", json!({"template_id": eng_t["id"], "name": "z"}))
+        .post(
+            "/organizations/eng/members/me/workspaces",
+            json!({"template_id": eng_t["id"], "name": "z"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{ws}");
     // Templates with workspaces cannot be deleted; the org cannot either.
-    assert_eq!(owner.delete(&format!("/templates/{}", eng_t["id"].as_str().unwrap())).await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        owner
+            .delete(&format!("/templates/{}", eng_t["id"].as_str().unwrap()))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
     let (status, body) = owner.delete("/organizations/eng").await;
     assert_eq!(status, StatusCode::CONFLICT);
     let msg = body["message"].as_str().unwrap();
-    assert!(msg.contains("template(s)") && msg.contains("provisioner key(s)") && msg.contains("workspace(s)"), "{msg}");
+    assert!(
+        msg.contains("template(s)")
+            && msg.contains("provisioner key(s)")
+            && msg.contains("workspace(s)"),
+        "{msg}"
+    );
     let _ = open;
     stop.cancel();
     let _ = d.await;

@@ -402,21 +402,33 @@ impl ApiClient {
     pub async fn upload_tar(&self, org: &str, tar: Vec<u8>) -> Result<Value> {
         let mut url = self.endpoint(&["files"])?;
         url.query_pairs_mut().append_pair("organization", org);
-        let mut req = self.http.post(url.clone()).header("Content-Type", "application/x-tar").body(tar);
+        let mut req = self
+            .http
+            .post(url.clone())
+            .header("Content-Type", "application/x-tar")
+            .body(tar);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the orgsync server at {}", url_text(&self.base)))?;
+        let resp = req.send().await.with_context(|| {
+            format!(
+                "cannot reach the orgsync server at {}",
+                url_text(&self.base)
+            )
+        })?;
         let status = resp.status();
-        let text = resp.text().await.context("cannot read the upload's answer")?;
+        let text = resp
+            .text()
+            .await
+            .context("cannot read the upload's answer")?;
         if status.is_success() {
             return serde_json::from_str(&text).context("the upload's answer is not JSON");
         }
         let failure = serde_json::from_str::<ApiFailure>(&text)
-            .map(|f| ApiFailure { status: status.as_u16(), ..f })
+            .map(|f| ApiFailure {
+                status: status.as_u16(),
+                ..f
+            })
             .unwrap_or_else(|_| ApiFailure {
                 status: status.as_u16(),
                 message: format!("the server answered {status} to the upload"),

@@ -206,8 +206,20 @@ async fn organization_lifecycle_and_delete_refusal() {
     let (_, page) = owner.get("/organizations?limit=1&offset=1").await;
     assert_eq!(page.as_array().unwrap().len(), 1);
     assert_eq!(page[0]["name"], "data-platform");
-    assert_eq!(owner.get("/organizations?limit=0").await.0, StatusCode::BAD_REQUEST);
-    assert_eq!(owner.get("/organizations/data-platform/members?limit=1").await.1.as_array().unwrap().len(), 1);
+    assert_eq!(
+        owner.get("/organizations?limit=0").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        owner
+            .get("/organizations/data-platform/members?limit=1")
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Lookup by id or name; update; duplicate name 409.
     assert_eq!(

@@ -46,6 +46,46 @@ pub struct ServerArgs {
     /// A running job whose daemon sent no heartbeat for this long fails, in milliseconds [default: 60000]
     #[arg(long, env = "ORGSYNC_JOB_HEARTBEAT_TIMEOUT_MS")]
     pub job_heartbeat_timeout_ms: Option<u64>,
+    /// Boxed: the OIDC flags would make every `ServerArgs` (and the CLI's
+    /// command enum) much larger.
+    #[command(flatten)]
+    pub oidc: Box<OidcArgs>,
+}
+
+/// OIDC login flags (`ORGSYNC_OIDC_*`). Login is enabled when the issuer URL
+/// and the client id are both set.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OidcArgs {
+    /// The OpenID Provider's issuer URL (exactly as its discovery document says)
+    #[arg(long, env = "ORGSYNC_OIDC_ISSUER_URL")]
+    pub oidc_issuer_url: Option<String>,
+    /// The client id registered at the provider
+    #[arg(long, env = "ORGSYNC_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// The client secret (sent with HTTP Basic auth to the token endpoint)
+    #[arg(long, env = "ORGSYNC_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// Scopes to request, separated by spaces or commas [default: openid profile email]
+    #[arg(long, env = "ORGSYNC_OIDC_SCOPES")]
+    pub oidc_scopes: Option<String>,
+    /// The claim a new user's username comes from [default: preferred_username]
+    #[arg(long, env = "ORGSYNC_OIDC_USERNAME_CLAIM")]
+    pub oidc_username_claim: Option<String>,
+    /// The claim holding the user's email address [default: email]
+    #[arg(long, env = "ORGSYNC_OIDC_EMAIL_CLAIM")]
+    pub oidc_email_claim: Option<String>,
+    /// Only users in one of these groups (comma-separated) may log in [default: anyone]
+    #[arg(long, env = "ORGSYNC_OIDC_ALLOWED_GROUPS")]
+    pub oidc_allowed_groups: Option<String>,
+    /// The claim `oidc_allowed_groups` is checked against [default: groups]
+    #[arg(long, env = "ORGSYNC_OIDC_ALLOWED_GROUPS_FIELD")]
+    pub oidc_allowed_groups_field: Option<String>,
+    /// Where the browser goes after a login (a path on this server) [default: /]
+    #[arg(long, env = "ORGSYNC_OIDC_POST_LOGIN_REDIRECT")]
+    pub oidc_post_login_redirect: Option<String>,
+    /// Treat every email from the provider as verified (links accounts by email) [default: false]
+    #[arg(long, env = "ORGSYNC_OIDC_IGNORE_EMAIL_VERIFIED", num_args = 0..=1, default_missing_value = "true")]
+    pub oidc_ignore_email_verified: Option<bool>,
 }
 
 /// The config file: the same keys as the flags.
@@ -62,6 +102,16 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub log: Option<String>,
     pub job_heartbeat_timeout_ms: Option<u64>,
+    pub oidc_issuer_url: Option<String>,
+    pub oidc_client_id: Option<String>,
+    pub oidc_client_secret: Option<Secret>,
+    pub oidc_scopes: Option<String>,
+    pub oidc_username_claim: Option<String>,
+    pub oidc_email_claim: Option<String>,
+    pub oidc_allowed_groups: Option<String>,
+    pub oidc_allowed_groups_field: Option<String>,
+    pub oidc_post_login_redirect: Option<String>,
+    pub oidc_ignore_email_verified: Option<bool>,
 }
 
 /// The resolved configuration.
@@ -77,6 +127,25 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub log: String,
     pub job_heartbeat_timeout_ms: u64,
+    /// OIDC login; `None` when not configured.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// Resolved OIDC login settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcConfig {
+    pub issuer_url: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub scopes: Vec<String>,
+    pub username_claim: String,
+    pub email_claim: String,
+    /// Empty: anyone may log in.
+    pub allowed_groups: Vec<String>,
+    pub allowed_groups_field: String,
+    /// A path on this server.
+    pub post_login_redirect: String,
+    pub ignore_email_verified: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +185,7 @@ impl ServerConfig {
     }
 
     fn merge(args: &ServerArgs, file: FileConfig) -> Result<Self, ConfigError> {
+        let oidc = resolve_oidc(&args.oidc, &file)?;
         let listen = args
             .listen
             .or(file.listen)
@@ -185,8 +255,109 @@ impl ServerConfig {
                 .or(file.job_heartbeat_timeout_ms)
                 .unwrap_or(60_000)
                 .max(100),
+            oidc,
         })
     }
+}
+
+/// Splits a list setting on commas (and, with `spaces`, whitespace); drops empty items.
+fn split_list(raw: &str, spaces: bool) -> Vec<String> {
+    raw.split(|c: char| c == ',' || (spaces && c.is_whitespace()))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn resolve_oidc(args: &OidcArgs, file: &FileConfig) -> Result<Option<OidcConfig>, ConfigError> {
+    let pick = |flag: &Option<String>, key: &Option<String>| {
+        flag.clone()
+            .or_else(|| key.clone())
+            .filter(|s| !s.trim().is_empty())
+    };
+    let issuer = pick(&args.oidc_issuer_url, &file.oidc_issuer_url);
+    let client_id = pick(&args.oidc_client_id, &file.oidc_client_id);
+    let (issuer_url, client_id) = match (issuer, client_id) {
+        (None, None) => return Ok(None),
+        (Some(i), Some(c)) => (i, c),
+        (None, Some(_)) => {
+            return Err(ConfigError::Invalid {
+                field: "oidc_issuer_url",
+                message: "is required when `oidc_client_id` is set".to_owned(),
+            });
+        }
+        (Some(_), None) => {
+            return Err(ConfigError::Invalid {
+                field: "oidc_client_id",
+                message: "is required when `oidc_issuer_url` is set".to_owned(),
+            });
+        }
+    };
+    if !(issuer_url.starts_with("http://") || issuer_url.starts_with("https://")) {
+        return Err(ConfigError::Invalid {
+            field: "oidc_issuer_url",
+            message: format!("`{issuer_url}` is not an http(s) URL"),
+        });
+    }
+    let client_secret = args
+        .oidc_client_secret
+        .clone()
+        .map(Secret::new)
+        .or_else(|| file.oidc_client_secret.clone())
+        .filter(|s| !s.is_empty());
+    let scopes = split_list(
+        &pick(&args.oidc_scopes, &file.oidc_scopes)
+            .unwrap_or_else(|| "openid profile email".to_owned()),
+        true,
+    );
+    let text = |flag: &Option<String>, key: &Option<String>, default: &str| {
+        pick(flag, key)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let post_login_redirect = text(
+        &args.oidc_post_login_redirect,
+        &file.oidc_post_login_redirect,
+        "/",
+    );
+    if !is_local_path(&post_login_redirect) {
+        return Err(ConfigError::Invalid {
+            field: "oidc_post_login_redirect",
+            message: format!("`{post_login_redirect}` is not a path on this server (like `/`)"),
+        });
+    }
+    Ok(Some(OidcConfig {
+        issuer_url,
+        client_id,
+        client_secret,
+        scopes,
+        username_claim: text(
+            &args.oidc_username_claim,
+            &file.oidc_username_claim,
+            "preferred_username",
+        ),
+        email_claim: text(&args.oidc_email_claim, &file.oidc_email_claim, "email"),
+        allowed_groups: pick(&args.oidc_allowed_groups, &file.oidc_allowed_groups)
+            .map(|g| split_list(&g, false))
+            .unwrap_or_default(),
+        allowed_groups_field: text(
+            &args.oidc_allowed_groups_field,
+            &file.oidc_allowed_groups_field,
+            "groups",
+        ),
+        post_login_redirect,
+        ignore_email_verified: args
+            .oidc_ignore_email_verified
+            .or(file.oidc_ignore_email_verified)
+            .unwrap_or(false),
+    }))
+}
+
+/// Whether `s` is a path on this server: starts with one `/`, no scheme or
+/// host (`//evil`), no backslash (`/\evil`), no control characters. Guards
+/// post-login redirects.
+pub fn is_local_path(s: &str) -> bool {
+    s.starts_with('/') && !s.starts_with("//") && !s.chars().any(|c| c.is_control() || c == '\\')
 }
 
 #[cfg(test)]
@@ -212,6 +383,63 @@ mod tests {
         assert_eq!(c.database_url.expose(), "sqlite:///tmp/x/orgsync.db");
         assert_eq!(c.access_url, "http://127.0.0.1:4000");
         Ok(())
+    }
+
+    #[test]
+    fn oidc_is_enabled_by_issuer_and_client_id() -> Result<(), ConfigError> {
+        assert_eq!(
+            ServerConfig::merge(&ServerArgs::default(), FileConfig::default())?.oidc,
+            None
+        );
+        let file: FileConfig = toml::from_str(
+            "oidc_issuer_url = \"https://idp.example.com\"\noidc_client_id = \"file\"\n\
+             oidc_client_secret = \"s3cret\"\noidc_allowed_groups = \"eng, ops\"\n",
+        )
+        .map_err(|e| ConfigError::Parse {
+            path: "t".into(),
+            message: e.to_string(),
+        })?;
+        let mut args = ServerArgs::default();
+        args.oidc.oidc_client_id = Some("flag".into());
+        args.oidc.oidc_scopes = Some("openid,email groups".into());
+        let c = ServerConfig::merge(&args, file)?
+            .oidc
+            .ok_or_else(|| ConfigError::Parse {
+                path: "t".into(),
+                message: "oidc missing".into(),
+            })?;
+        assert_eq!(c.client_id, "flag");
+        assert_eq!(c.scopes, ["openid", "email", "groups"]);
+        assert_eq!(c.allowed_groups, ["eng", "ops"]);
+        assert_eq!(c.username_claim, "preferred_username");
+        assert_eq!(c.allowed_groups_field, "groups");
+        assert_eq!(c.post_login_redirect, "/");
+        assert!(!c.ignore_email_verified);
+        assert_eq!(c.client_secret.as_ref().map(Secret::expose), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        Ok(())
+    }
+
+    #[test]
+    fn oidc_settings_are_checked() {
+        let only_issuer = ServerArgs {
+            oidc: Box::new(OidcArgs {
+                oidc_issuer_url: Some("https://idp.example.com".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(ServerConfig::merge(&only_issuer, FileConfig::default()).is_err());
+        let mut bad_redirect = only_issuer.clone();
+        bad_redirect.oidc.oidc_client_id = Some("c".into());
+        bad_redirect.oidc.oidc_post_login_redirect = Some("//evil.example.com".into());
+        assert!(ServerConfig::merge(&bad_redirect, FileConfig::default()).is_err());
+        for ok in ["/", "/workspaces?x=1"] {
+            assert!(is_local_path(ok), "{ok}");
+        }
+        for bad in ["", "https://x", "//x", "/\\x", "x", "/a\nb"] {
+            assert!(!is_local_path(bad), "{bad}");
+        }
     }
 
     #[test]

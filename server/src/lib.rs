@@ -13,6 +13,7 @@ pub mod error;
 pub mod idpsync;
 pub mod jobs;
 pub mod model;
+pub mod oidc;
 pub mod provisioner;
 pub mod secrets;
 pub mod store;

@@ -15,6 +15,7 @@ mod bad_input;
 mod cli;
 mod harness;
 mod isolation;
+mod oidc;
 mod policies;
 mod provisioning;
 mod queue;

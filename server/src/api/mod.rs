@@ -7,6 +7,7 @@ pub mod extract;
 pub mod groups;
 pub mod health;
 pub mod members;
+pub mod oidc;
 pub mod orgs;
 pub mod provisionerd;
 pub mod provisioners;
@@ -71,6 +72,8 @@ pub fn router(state: AppState) -> Router {
             get(users::first_exists).post(users::create_first),
         )
         .route("/users/login", post(users::login))
+        .route("/users/oidc/login", get(oidc::login))
+        .route("/users/oidc/callback", get(oidc::callback))
         .route("/users/logout", post(users::logout))
         .route("/users/me", get(users::me))
         .route("/users", get(users::list).post(users::create))

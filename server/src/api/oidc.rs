@@ -1,0 +1,749 @@
+//! OIDC login over HTTP. `GET /users/oidc/login` sends the browser to the
+//! provider; `GET /users/oidc/callback` checks the login state, lets
+//! [`crate::oidc`] exchange the code and verify the tokens, then finds, links or
+//! creates the user, runs IdP sync and opens a session, all in one transaction.
+//!
+//! The login state lives in the database (any replica can finish a login) and
+//! is bound to the browser by a cookie holding the `state` value. Refusals are
+//! answered with an HTML page when the browser asks for HTML, else with the API
+//! error shape; nothing of a refused login is kept but a `login_failed` audit
+//! entry once the provider has vouched for the identity.
+
+use std::collections::HashMap;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::extract::{RequestMeta, SESSION_COOKIE};
+use super::users::issue_key;
+use crate::app::AppState;
+use crate::audit::{self, AuditCtx, Change, to_value};
+use crate::clock;
+use crate::config::{OidcConfig, is_local_path};
+use crate::error::ApiError;
+use crate::model::{LoginType, User, UserStatus, parse_email};
+use crate::oidc::{self, Identity, OidcError, RelyingParty, StoredState};
+use crate::store::{self, Conn};
+
+/// The cookie that binds a login state to the browser that started it.
+pub const STATE_COOKIE: &str = "orgsync_oidc_state";
+const STATE_COOKIE_PATH: &str = "/api/v2/users/oidc";
+const LOGIN_PATH: &str = "/api/v2/users/oidc/login";
+const AUDIT_SOURCE: &str = "oidc_login";
+
+/// `GET /users/oidc/login[?redirect=/path]`: 302 to the provider.
+pub async fn login(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    match start(&app, query.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => error_page(e, wants_html(&headers)),
+    }
+}
+
+/// `GET /users/oidc/callback?code&state`: finishes the login, sets the session
+/// cookie and sends the browser on.
+pub async fn callback(
+    State(app): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    match finish(&app, &meta, &headers, query.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => error_page(e, wants_html(&headers)),
+    }
+}
+
+async fn start(app: &AppState, query: Option<&str>) -> Result<Response, ApiError> {
+    let cfg = config(app)?;
+    let params = query_params(query)?;
+    let redirect = match params.get("redirect") {
+        Some(r) if is_local_path(r) => r.clone(),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "redirect",
+                "must be a path on this server, like `/`",
+            ));
+        }
+        None => cfg.post_login_redirect.clone(),
+    };
+    let rp = RelyingParty::new(cfg, &app.config.access_url).map_err(oidc_error)?;
+    let login = rp.start().await.map_err(oidc_error)?;
+    let now = clock::now();
+    let mut tx = app.db.begin().await?;
+    oidc::insert_state(
+        &mut tx,
+        &login.state,
+        &StoredState {
+            nonce: login.nonce,
+            pkce_verifier: login.pkce_verifier,
+            redirect,
+            created_at: clock::fmt(now),
+        },
+        &clock::fmt(now - oidc::STATE_TTL),
+    )
+    .await?;
+    tx.commit().await?;
+    let mut headers = no_store();
+    insert_header(&mut headers, header::LOCATION, &login.authorize_url);
+    append_cookie(
+        &mut headers,
+        &cookie(
+            app,
+            STATE_COOKIE,
+            &login.state,
+            STATE_COOKIE_PATH,
+            oidc::STATE_TTL.num_seconds(),
+        ),
+    );
+    Ok((StatusCode::FOUND, headers).into_response())
+}
+
+async fn finish(
+    app: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Response, ApiError> {
+    let cfg = config(app)?;
+    let params = query_params(query)?;
+    let state = params
+        .get("state")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| start_again("the callback carries no login state (`state`)"))?;
+    // The state must come back to the browser that started the login.
+    let bound = cookie_value(headers, STATE_COOKIE)
+        .is_some_and(|c| bool::from(c.as_bytes().ct_eq(state.as_bytes())));
+    if !bound {
+        return Err(start_again(
+            "this login was not started in this browser (the login state cookie is missing or \
+             different)",
+        ));
+    }
+    let now = clock::now();
+    // Consumed on its own, before anything else: a state is good for one try.
+    let stored = {
+        let mut conn = app.db.pool().acquire().await?;
+        oidc::take_state(&mut conn, state).await?
+    }
+    .ok_or_else(|| start_again("unknown or already used login state"))?;
+    if clock::parse(&stored.created_at).is_none_or(|t| now - t > oidc::STATE_TTL) {
+        return Err(start_again(
+            "the login state expired (logins must finish within 10 minutes)",
+        ));
+    }
+    if let Some(error) = params.get("error") {
+        let status = if error == "access_denied" {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let mut e = ApiError::new(
+            status,
+            format!("the identity provider refused the login: `{error}`"),
+        );
+        if let Some(d) = params.get("error_description") {
+            e = e.with_detail(d.clone());
+        }
+        return Err(e);
+    }
+    if let Some(iss) = params.get("iss")
+        && *iss != cfg.issuer_url
+    {
+        return Err(start_again(&format!(
+            "the authorization response names another issuer (`{iss}`)"
+        )));
+    }
+    let code = params
+        .get("code")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| start_again("the callback carries no authorization code (`code`)"))?;
+    let rp = RelyingParty::new(cfg, &app.config.access_url).map_err(oidc_error)?;
+    let identity = rp
+        .finish(code, &stored.pkce_verifier, &stored.nonce, now)
+        .await
+        .map_err(oidc_error)?;
+
+    let ctx = AuditCtx {
+        source: AUDIT_SOURCE,
+        ..meta.audit(None)
+    };
+    if let Err(message) = oidc::check_allowed_groups(cfg, &identity.claims) {
+        let refusal = Refusal::new(ApiError::new(StatusCode::FORBIDDEN, message), None);
+        return Err(refuse(app, &ctx, cfg, &identity, refusal).await);
+    }
+    let now_s = clock::fmt(now);
+    let mut tx = app.db.begin().await?;
+    let done = match login_tx(app, &mut tx, cfg, &identity, &ctx, now).await {
+        Ok(done) => done,
+        Err(refusal) => {
+            tx.rollback().await?;
+            return Err(refuse(app, &ctx, cfg, &identity, refusal).await);
+        }
+    };
+    tx.commit().await?;
+    app.authz.invalidate([done.user.id.as_str()]);
+    tracing::info!(user = %done.user.username, created = done.created, linked = done.linked, time = %now_s, "oidc login");
+    let mut headers = no_store();
+    insert_header(
+        &mut headers,
+        header::LOCATION,
+        &format!("{}{}", app.config.access_url, stored.redirect),
+    );
+    append_cookie(
+        &mut headers,
+        &cookie(
+            app,
+            SESSION_COOKIE,
+            &done.token,
+            "/",
+            app.config.session_lifetime_seconds,
+        ),
+    );
+    append_cookie(
+        &mut headers,
+        &cookie(app, STATE_COOKIE, "", STATE_COOKIE_PATH, 0),
+    );
+    Ok((StatusCode::FOUND, headers).into_response())
+}
+
+/// A successful login.
+struct LoggedIn {
+    user: User,
+    token: String,
+    created: bool,
+    linked: bool,
+}
+
+/// A refused login: the answer, and whether it is worth a `login_failed`
+/// audit entry (a refusal of a verified identity; not a database failure).
+struct Refusal {
+    error: ApiError,
+    user_id: Option<String>,
+    audit: bool,
+}
+
+impl Refusal {
+    fn new(error: ApiError, user_id: Option<&str>) -> Self {
+        Self {
+            error,
+            user_id: user_id.map(str::to_owned),
+            audit: true,
+        }
+    }
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            user_id: None,
+            audit: false,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Refusal {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+/// The login transaction: find the user by subject, else by verified email
+/// (linking it), else create it; refuse suspended users; store the claims; run
+/// IdP sync; open a session; audit.
+async fn login_tx(
+    app: &AppState,
+    tx: &mut Conn,
+    cfg: &OidcConfig,
+    identity: &Identity,
+    ctx: &AuditCtx,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<LoggedIn, Refusal> {
+    let now_s = clock::fmt(now);
+    let subject = identity.subject.as_str();
+    let claims = &identity.claims;
+    // Before setup, a login would make a user and leave the deployment
+    // without an owner for good (`POST /users/first` needs no users).
+    if store::users::count(tx).await? == 0 {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this deployment is not set up yet: create the first user (`POST /api/v2/users/first`) \
+             before logging in with OIDC",
+        )
+        .into());
+    }
+    let (mut user, created, linked) = match oidc::linked_user(tx, subject).await? {
+        Some(id) => {
+            let user = store::users::find_by_id(tx, &id)
+                .await?
+                .ok_or_else(|| ApiError::internal("linked user vanished"))?;
+            (user, false, false)
+        }
+        None => match find_by_email(tx, cfg, claims).await? {
+            Some(user) => (user, false, true),
+            None => (
+                create_user(tx, cfg, claims, ctx, &now_s).await?,
+                true,
+                false,
+            ),
+        },
+    };
+    if user.status == UserStatus::Suspended {
+        return Err(Refusal::new(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "your account is suspended; ask an administrator to reactivate it",
+            ),
+            Some(&user.id),
+        ));
+    }
+    if user.status == UserStatus::Dormant {
+        store::users::set_status(tx, &user.id, UserStatus::Active, &now_s).await?;
+    }
+    let ctx = AuditCtx {
+        user_id: Some(user.id.clone()),
+        ..ctx.clone()
+    };
+    oidc::upsert_link(tx, &user.id, subject, claims, &now_s).await?;
+    if linked {
+        audit::record(
+            tx,
+            &ctx,
+            &now_s,
+            Change {
+                organization_id: None,
+                action: "update",
+                resource_type: "user",
+                resource_id: &user.id,
+                resource_target: &user.username,
+                diff: json!({"oidc_subject": {"old": null, "new": subject}}),
+                status_code: 200,
+            },
+        )
+        .await?;
+    }
+    if let Err(r) = crate::idpsync::sync_at_login(app, tx, &user.id, claims, &now_s, &ctx).await {
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+        let error = if status.is_server_error() {
+            ApiError::internal(r.message)
+        } else {
+            ApiError::new(status, r.message)
+        };
+        return Err(Refusal::new(error, (!created).then_some(user.id.as_str())));
+    }
+    let lifetime = app.config.session_lifetime_seconds;
+    let (key_id, token, _) = issue_key(tx, &user.id, "session", "", lifetime, now).await?;
+    audit::record(
+        tx,
+        &ctx,
+        &now_s,
+        Change {
+            organization_id: None,
+            action: "login",
+            resource_type: "api_key",
+            resource_id: &key_id,
+            resource_target: &user.username,
+            diff: json!({}),
+            status_code: 302,
+        },
+    )
+    .await?;
+    if let Some(u) = store::users::find_by_id(tx, &user.id).await? {
+        user = u;
+    }
+    Ok(LoggedIn {
+        user,
+        token,
+        created,
+        linked,
+    })
+}
+
+/// An existing user to link by email: only with a verified email (or when
+/// `ignore_email_verified`), and only a user not linked to another subject.
+async fn find_by_email(
+    tx: &mut Conn,
+    cfg: &OidcConfig,
+    claims: &oidc::Claims,
+) -> Result<Option<User>, Refusal> {
+    let Some(email) = oidc::email(cfg, claims) else {
+        return Ok(None);
+    };
+    let verified = oidc::email_verified(claims);
+    if !cfg.ignore_email_verified && verified == Some(false) {
+        return Err(Refusal::new(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "your email address `{email}` is not verified at the identity provider; \
+                     verify it there, then log in again"
+                ),
+            ),
+            None,
+        ));
+    }
+    let Some((user, _)) = store::users::find_for_login(tx, &email).await? else {
+        return Ok(None);
+    };
+    if !(cfg.ignore_email_verified || verified == Some(true)) {
+        return Err(Refusal::new(
+            ApiError::conflict(format!(
+                "an account with the email `{email}` exists; it can be linked only when the \
+                 identity provider marks the email as verified (`email_verified`)"
+            )),
+            None,
+        ));
+    }
+    if oidc::subject_of(tx, &user.id).await?.is_some() {
+        return Err(Refusal::new(
+            ApiError::conflict(format!(
+                "the account with the email `{email}` is linked to another identity at the \
+                 identity provider"
+            )),
+            Some(&user.id),
+        ));
+    }
+    Ok(Some(user))
+}
+
+/// Creates an `oidc` user: username from the username claim (normalized,
+/// de-duplicated), email from the email claim; joins the default org.
+async fn create_user(
+    tx: &mut Conn,
+    cfg: &OidcConfig,
+    claims: &oidc::Claims,
+    ctx: &AuditCtx,
+    now: &str,
+) -> Result<User, Refusal> {
+    let raw_email = oidc::email(cfg, claims).ok_or_else(|| {
+        Refusal::new(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "the identity provider sent no email address (claim `{}`); an account needs one",
+                    cfg.email_claim
+                ),
+            ),
+            None,
+        )
+    })?;
+    let email = parse_email("email", &raw_email).map_err(|_| {
+        Refusal::new(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("the identity provider sent `{raw_email}`, which is not an email address"),
+            ),
+            None,
+        )
+    })?;
+    let raw_username = claims
+        .get(&cfg.username_claim)
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or(&email);
+    let username = free_username(tx, &oidc::username_base(raw_username)).await?;
+    let name: String = claims
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(128)
+        .collect();
+    let id = store::new_id();
+    store::users::insert(
+        tx,
+        &store::users::NewUser {
+            id: &id,
+            username: &username,
+            email: &email,
+            name: &name,
+            login_type: LoginType::Oidc,
+            password_hash: None,
+            roles: &[],
+            now,
+        },
+    )
+    .await
+    .map_err(ApiError::on_unique(
+        "an account with this username or email already exists",
+    ))?;
+    let org = store::orgs::default_org(tx)
+        .await?
+        .ok_or_else(|| ApiError::internal("default organization missing"))?;
+    store::members::insert(tx, &org.id, &id, &[], now).await?;
+    let user = store::users::find_by_id(tx, &id)
+        .await?
+        .ok_or_else(|| ApiError::internal("user vanished"))?;
+    let ctx = AuditCtx {
+        user_id: Some(id.clone()),
+        ..ctx.clone()
+    };
+    audit::record(
+        tx,
+        &ctx,
+        now,
+        Change {
+            organization_id: None,
+            action: "create",
+            resource_type: "user",
+            resource_id: &id,
+            resource_target: &user.username,
+            diff: audit::created(&to_value(&user)),
+            status_code: 302,
+        },
+    )
+    .await?;
+    Ok(user)
+}
+
+/// The first free username among `base`, `base-2`, `base-3`, ...
+async fn free_username(tx: &mut Conn, base: &str) -> Result<String, Refusal> {
+    for n in 1..=50 {
+        let candidate = oidc::username_candidate(base, n);
+        if store::users::find(tx, &candidate).await?.is_none() {
+            return Ok(candidate);
+        }
+    }
+    // A crowded name: a random suffix.
+    Ok(oidc::username_candidate(
+        base,
+        rand::random::<u32>().max(51),
+    ))
+}
+
+/// Answers a refusal; a refusal of a verified identity leaves a
+/// `login_failed` audit entry (written after the login transaction rolled back).
+async fn refuse(
+    app: &AppState,
+    ctx: &AuditCtx,
+    cfg: &OidcConfig,
+    identity: &Identity,
+    refusal: Refusal,
+) -> ApiError {
+    if !refusal.audit {
+        return refusal.error;
+    }
+    let target = oidc::email(cfg, &identity.claims).unwrap_or_else(|| identity.subject.clone());
+    let ctx = AuditCtx {
+        user_id: refusal.user_id.clone(),
+        ..ctx.clone()
+    };
+    let now_s = clock::fmt(clock::now());
+    let written = async {
+        let mut tx = app.db.begin().await?;
+        audit::record(
+            &mut tx,
+            &ctx,
+            &now_s,
+            Change {
+                organization_id: None,
+                action: "login_failed",
+                resource_type: "api_key",
+                resource_id: refusal.user_id.as_deref().unwrap_or(""),
+                resource_target: &target,
+                diff: json!({}),
+                status_code: refusal.error.status.as_u16(),
+            },
+        )
+        .await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = written {
+        tracing::error!("cannot audit a refused oidc login: {e}");
+    }
+    refusal.error
+}
+
+fn config(app: &AppState) -> Result<&OidcConfig, ApiError> {
+    app.config.oidc.as_ref().ok_or_else(|| {
+        ApiError::not_found("OIDC login")
+            .with_detail("OIDC login is not configured: set `oidc_issuer_url` and `oidc_client_id`")
+    })
+}
+
+fn start_again(message: &str) -> ApiError {
+    ApiError::bad_request(format!("{message}; start the login again"))
+}
+
+/// Maps relying-party failures to answers, in one place.
+fn oidc_error(e: OidcError) -> ApiError {
+    let internal = crate::oidc::describe(&e);
+    let mut api = match &e {
+        OidcError::Unreachable { step, .. } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "the identity provider is unreachable; try again later",
+        )
+        .with_detail(format!(
+            "the {step} request to the identity provider failed"
+        )),
+        OidcError::BadResponse { step, message } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "the identity provider sent an invalid response",
+        )
+        .with_detail(format!("{step}: {message}")),
+        OidcError::CodeRefused(message) => ApiError::bad_request(
+            "the identity provider refused the authorization code; start the login again",
+        )
+        .with_detail(message.clone()),
+        OidcError::InvalidIdToken(message) => {
+            ApiError::unauthorized("the ID token from the identity provider failed verification")
+                .with_detail(message.clone())
+        }
+        OidcError::Config(_) => ApiError::internal(&internal),
+    };
+    api.internal = Some(internal);
+    api
+}
+
+/// The query parameters; a repeated parameter is refused (no ambiguity about
+/// which `state` or `code` counts).
+fn query_params(query: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
+    let mut out = HashMap::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if out.insert(k.to_string(), v.into_owned()).is_some() {
+            return Err(ApiError::bad_request(format!(
+                "the query parameter `{k}` is repeated"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn cookie(app: &AppState, name: &str, value: &str, path: &str, max_age: i64) -> String {
+    let secure = if app.config.access_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+fn no_store() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h
+}
+
+fn insert_header(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+fn append_cookie(headers: &mut HeaderMap, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.append(header::SET_COOKIE, v);
+    }
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// An error as the browser sees it: an HTML page when it asks for HTML, else
+/// the API error shape. 5xx causes are logged, never shown.
+fn error_page(err: ApiError, html: bool) -> Response {
+    if !err.status.is_server_error() {
+        tracing::info!(
+            status = %err.status,
+            message = %err.body.message,
+            detail = err.body.detail.as_deref().unwrap_or(""),
+            "oidc login refused"
+        );
+    }
+    if !html {
+        // Logs 5xx with their cause.
+        let mut resp = err.into_response();
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return resp;
+    }
+    if err.status.is_server_error() {
+        tracing::error!(status = %err.status, error = err.internal.as_deref().unwrap_or(""), "request failed");
+    }
+    let title = if err.status == StatusCode::FORBIDDEN {
+        "Login refused"
+    } else {
+        "Login failed"
+    };
+    let detail = err
+        .body
+        .detail
+        .as_deref()
+        .map(|d| format!("<p class=\"detail\">{}</p>\n", escape(d)))
+        .unwrap_or_default();
+    let body = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{title}</title></head>\n\
+         <body>\n<h1>{title}</h1>\n<p class=\"message\">{}</p>\n{detail}\
+         <p>HTTP {}</p>\n<p><a href=\"{LOGIN_PATH}\">Log in again</a></p>\n</body>\n</html>\n",
+        escape(&err.body.message),
+        err.status.as_u16(),
+    );
+    let mut headers = no_store();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    (err.status, headers, body).into_response()
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        assert!(query_params(Some("state=a&state=b")).is_err());
+        let p = query_params(Some("code=c%2B1&state=s")).ok();
+        assert_eq!(
+            p.as_ref().and_then(|p| p.get("code")).map(String::as_str),
+            Some("c+1")
+        );
+    }
+
+    #[test]
+    fn pages_escape_what_they_show() {
+        assert_eq!(
+            escape("<a href='x'>&</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;"
+        );
+    }
+}

@@ -237,6 +237,7 @@ impl<'a> RelyingParty<'a> {
 
     /// The provider URL that starts a login: authorization code flow, PKCE
     /// S256, a random state and nonce.
+    #[tracing::instrument(skip_all, err(level = "warn"), fields(issuer = %self.config.issuer_url))]
     pub async fn start(&self) -> Result<LoginStart, OidcError> {
         let (metadata, _) = self.metadata(false).await?;
         let client = self.client(metadata);
@@ -262,6 +263,7 @@ impl<'a> RelyingParty<'a> {
     /// Exchanges the code (client authentication with the secret, PKCE
     /// verifier), verifies the ID token as of `now`, fetches userinfo and
     /// merges the claims (userinfo wins).
+    #[tracing::instrument(skip_all, err(level = "warn"), fields(issuer = %self.config.issuer_url))]
     pub async fn finish(
         &self,
         code: &str,

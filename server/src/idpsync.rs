@@ -1,12 +1,22 @@
 //! IdP sync in the server: settings storage, the planner's inputs read from the
-//! database, applying a plan in the caller's transaction, problems.
-//! (The planner itself is the pure `orgsync-sync` crate.)
+//! database, applying a plan in the caller's transaction, problems, and the
+//! guards that refuse manual changes to what sync manages. (The planner itself
+//! is the pure `orgsync-sync` crate.)
 
-use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+use orgsync_policy::{ORG_ROLES, SITE_ROLES};
+use orgsync_sync::{GroupInfo, OrgInfo, Plan, Settings, UserState, World};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use sqlx::Row;
 
 use crate::app::AppState;
-use crate::audit::AuditCtx;
-use crate::store::Conn;
+use crate::audit::{self, AuditCtx, Change};
+use crate::error::ApiError;
+use crate::model::LoginType;
+use crate::store::{self, Conn};
 
 /// A login the IdP sync refuses (e.g. a claim that cannot be parsed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,21 +28,599 @@ pub struct LoginRefused {
 /// What a sync changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncOutcome {
-    /// Users whose authorization data changed.
+    /// Whether any membership, group or role changed.
     pub changed: bool,
+    /// Problems recorded.
+    pub problems: usize,
+}
+
+/// Where each settings object lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsKey {
+    Organization,
+    SiteRoles,
+    Groups,
+    Roles,
+}
+
+impl SettingsKey {
+    pub fn name(self) -> &'static str {
+        match self {
+            SettingsKey::Organization => "idpsync.organization",
+            SettingsKey::SiteRoles => "idpsync.site_roles",
+            SettingsKey::Groups => "idpsync.groups",
+            SettingsKey::Roles => "idpsync.roles",
+        }
+    }
+
+    pub fn resource_type(self) -> &'static str {
+        match self {
+            SettingsKey::Organization => "organization_sync_settings",
+            SettingsKey::SiteRoles => "site_role_sync_settings",
+            SettingsKey::Groups => "group_sync_settings",
+            SettingsKey::Roles => "role_sync_settings",
+        }
+    }
+}
+
+/// Reads settings (deployment-wide when `org` is None); absent or unreadable
+/// settings are the defaults.
+pub async fn load_settings<T: DeserializeOwned + Default>(
+    conn: &mut Conn,
+    org: Option<&str>,
+    key: SettingsKey,
+) -> sqlx::Result<T> {
+    let raw: Option<String> = match org {
+        None => sqlx::query("SELECT value FROM deployment_settings WHERE key = $1")
+            .bind(key.name())
+            .fetch_optional(conn)
+            .await?
+            .map(|r| r.try_get("value"))
+            .transpose()?,
+        Some(org) => sqlx::query(
+            "SELECT value FROM organization_settings WHERE organization_id = $1 AND key = $2",
+        )
+        .bind(org)
+        .bind(key.name())
+        .fetch_optional(conn)
+        .await?
+        .map(|r| r.try_get("value"))
+        .transpose()?,
+    };
+    Ok(raw
+        .and_then(|r| serde_json::from_str(&r).ok())
+        .unwrap_or_default())
+}
+
+pub async fn store_settings(
+    conn: &mut Conn,
+    org: Option<&str>,
+    key: SettingsKey,
+    value: &Value,
+    now: &str,
+) -> sqlx::Result<()> {
+    match org {
+        None => sqlx::query(
+            "INSERT INTO deployment_settings (key, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key.name())
+        .bind(value.to_string())
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|_| ()),
+        Some(org) => sqlx::query(
+            "INSERT INTO organization_settings (organization_id, key, value, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (organization_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(org)
+        .bind(key.name())
+        .bind(value.to_string())
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|_| ()),
+    }
+}
+
+/// Refuses a manual org add for a user whose memberships the IdP manages.
+pub async fn guard_manual_member_add(
+    conn: &mut Conn,
+    login_type: LoginType,
+    username: &str,
+) -> Result<(), ApiError> {
+    if !matches!(login_type, LoginType::Oidc | LoginType::Ldap) {
+        return Ok(());
+    }
+    let s: orgsync_sync::OrganizationSyncSettings =
+        load_settings(conn, None, SettingsKey::Organization).await?;
+    if s.enabled_field().is_some() {
+        return Err(ApiError::bad_request(format!(
+            "organization memberships of `{username}` are managed by the identity provider (organization sync is on); \
+             change the IdP's claims or the organization sync mapping instead"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a manual org role change for a user whose roles in `org` the IdP manages.
+pub async fn guard_manual_role_change(
+    conn: &mut Conn,
+    login_type: LoginType,
+    org_id: &str,
+    username: &str,
+) -> Result<(), ApiError> {
+    if !matches!(login_type, LoginType::Oidc | LoginType::Ldap) {
+        return Ok(());
+    }
+    let s: orgsync_sync::RoleSyncSettings =
+        load_settings(conn, Some(org_id), SettingsKey::Roles).await?;
+    if s.enabled_field().is_some() {
+        return Err(ApiError::bad_request(format!(
+            "the organization roles of `{username}` are managed by the identity provider (role sync is on in this \
+             organization); change the IdP's claims or the role sync mapping instead"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a manual site role change for a user whose site roles the IdP manages.
+pub async fn guard_manual_site_role_change(
+    conn: &mut Conn,
+    login_type: LoginType,
+    username: &str,
+) -> Result<(), ApiError> {
+    if !matches!(login_type, LoginType::Oidc | LoginType::Ldap) {
+        return Ok(());
+    }
+    let s: orgsync_sync::SiteRoleSyncSettings =
+        load_settings(conn, None, SettingsKey::SiteRoles).await?;
+    if s.enabled_field().is_some() {
+        return Err(ApiError::bad_request(format!(
+            "the site roles of `{username}` are managed by the identity provider (site role sync is on); \
+             change the IdP's claims or the site role sync mapping instead"
+        )));
+    }
+    Ok(())
+}
+
+/// A problem as served.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StoredProblem {
+    pub id: String,
+    pub organization_id: Option<String>,
+    pub user_id: Option<String>,
+    pub source: String,
+    pub kind: String,
+    pub detail: String,
+    pub time: String,
+}
+
+/// Problems of the given orgs (and deployment-wide ones when asked), newest first.
+pub async fn list_problems(
+    conn: &mut Conn,
+    org_ids: &[String],
+    deployment: bool,
+    limit: i64,
+) -> sqlx::Result<Vec<StoredProblem>> {
+    let rows = sqlx::query(
+        "SELECT id, organization_id, user_id, source, kind, detail, time FROM idpsync_problems ORDER BY time DESC, id DESC LIMIT $1",
+    )
+    .bind(limit.saturating_mul(20))
+    .fetch_all(conn)
+    .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let org: Option<String> = r.try_get("organization_id")?;
+        let visible = match &org {
+            Some(o) => org_ids.contains(o),
+            None => deployment,
+        };
+        if visible {
+            out.push(StoredProblem {
+                id: r.try_get("id")?,
+                organization_id: org,
+                user_id: r.try_get("user_id")?,
+                source: r.try_get("source")?,
+                kind: r.try_get("kind")?,
+                detail: r.try_get("detail")?,
+                time: r.try_get("time")?,
+            });
+        }
+        if out.len() as i64 >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Records a problem once: the same problem of the same user is not recorded
+/// again (so an identical second login writes nothing).
+pub async fn record_problem(
+    conn: &mut Conn,
+    org_id: Option<&str>,
+    user_id: Option<&str>,
+    source: &str,
+    kind: &str,
+    detail: &str,
+    now: &str,
+) -> sqlx::Result<()> {
+    let seen = sqlx::query(
+        "SELECT id FROM idpsync_problems WHERE COALESCE(organization_id, '') = $1 AND COALESCE(user_id, '') = $2 \
+         AND source = $3 AND kind = $4 AND detail = $5 LIMIT 1",
+    )
+    .bind(org_id.unwrap_or_default())
+    .bind(user_id.unwrap_or_default())
+    .bind(source)
+    .bind(kind)
+    .bind(detail)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if seen.is_some() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO idpsync_problems (id, organization_id, user_id, source, kind, detail, time) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(store::new_id())
+    .bind(org_id)
+    .bind(user_id)
+    .bind(source)
+    .bind(kind)
+    .bind(detail)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Claim names seen in stored claims (sorted).
+pub async fn claim_fields(conn: &mut Conn) -> sqlx::Result<Vec<String>> {
+    let mut out = BTreeSet::new();
+    for r in sqlx::query("SELECT claims FROM user_links")
+        .fetch_all(conn)
+        .await?
+    {
+        if let Ok(Value::Object(m)) =
+            serde_json::from_str::<Value>(&r.try_get::<String, _>("claims")?)
+        {
+            out.extend(m.keys().cloned());
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// Values seen for one claim in stored claims (sorted; unparsable ones skipped).
+pub async fn claim_values(conn: &mut Conn, field: &str) -> sqlx::Result<Vec<String>> {
+    let mut out = BTreeSet::new();
+    for r in sqlx::query("SELECT claims FROM user_links")
+        .fetch_all(conn)
+        .await?
+    {
+        if let Ok(Value::Object(m)) =
+            serde_json::from_str::<Value>(&r.try_get::<String, _>("claims")?)
+            && let Ok(values) = orgsync_sync::claim_values(&m, field)
+        {
+            out.extend(values);
+        }
+    }
+    Ok(out.into_iter().collect())
 }
 
 /// Runs org, group and role sync for `user_id` with `claims`, inside the
 /// caller's (login's) transaction, and records problems. Call after the user
 /// row exists.
 pub async fn sync_at_login(
-    _app: &AppState,
-    _tx: &mut Conn,
-    _user_id: &str,
-    _claims: &Map<String, Value>,
-    _now: &str,
-    _ctx: &AuditCtx,
+    app: &AppState,
+    tx: &mut Conn,
+    user_id: &str,
+    claims: &Map<String, Value>,
+    now: &str,
+    ctx: &AuditCtx,
 ) -> Result<SyncOutcome, LoginRefused> {
-    // The planner integration lands with the IdP sync settings.
-    Ok(SyncOutcome::default())
+    let internal = |e: ApiError| LoginRefused {
+        status: 500,
+        message: e.internal.unwrap_or(e.body.message),
+    };
+    let plan = plan_for(tx, Some(user_id), claims)
+        .await
+        .map_err(internal)?;
+    if let Some(r) = &plan.refused {
+        return Err(LoginRefused {
+            status: r.status,
+            message: r.message.clone(),
+        });
+    }
+    apply_plan(app, tx, user_id, &plan, now, ctx)
+        .await
+        .map_err(internal)
+}
+
+/// Reads the planner's inputs: settings, the world (orgs, groups, roles) and
+/// the user's current state (a new user when `user_id` is None).
+pub async fn inputs(
+    conn: &mut Conn,
+    user_id: Option<&str>,
+) -> sqlx::Result<(Settings, World, UserState)> {
+    let mut settings = Settings {
+        organization: load_settings(conn, None, SettingsKey::Organization).await?,
+        site_roles: load_settings(conn, None, SettingsKey::SiteRoles).await?,
+        groups: BTreeMap::new(),
+        roles: BTreeMap::new(),
+    };
+    for r in sqlx::query("SELECT organization_id, key, value FROM organization_settings")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let org: String = r.try_get("organization_id")?;
+        let key: String = r.try_get("key")?;
+        let value: String = r.try_get("value")?;
+        if key == SettingsKey::Groups.name() {
+            settings
+                .groups
+                .insert(org, serde_json::from_str(&value).unwrap_or_default());
+        } else if key == SettingsKey::Roles.name() {
+            settings
+                .roles
+                .insert(org, serde_json::from_str(&value).unwrap_or_default());
+        }
+    }
+    let orgs = store::orgs::list(conn)
+        .await?
+        .into_iter()
+        .map(|o| OrgInfo {
+            id: o.id,
+            name: o.name,
+            is_default: o.is_default,
+        })
+        .collect();
+    let groups =
+        sqlx::query("SELECT id, organization_id, name FROM groups WHERE id <> organization_id")
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(GroupInfo {
+                    id: r.try_get("id")?,
+                    organization_id: r.try_get("organization_id")?,
+                    name: r.try_get("name")?,
+                })
+            })
+            .collect::<sqlx::Result<Vec<_>>>()?;
+    let world = World {
+        orgs,
+        groups,
+        org_roles: ORG_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+        site_roles: SITE_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+    };
+    let mut state = UserState::default();
+    if let Some(id) = user_id
+        && let Some((p, _)) = store::principals::load(conn, id).await?
+    {
+        for m in p.memberships {
+            state
+                .org_roles
+                .insert(m.org_id.clone(), m.roles.into_iter().collect());
+            state.orgs.insert(m.org_id);
+        }
+        state.groups = p.groups.into_iter().collect();
+        state.site_roles = p.site_roles.into_iter().collect();
+    }
+    Ok((settings, world, state))
+}
+
+/// The plan for a user (or a new user) with these claims. Writes nothing.
+pub async fn plan_for(
+    conn: &mut Conn,
+    user_id: Option<&str>,
+    claims: &Map<String, Value>,
+) -> Result<Plan, ApiError> {
+    let (settings, world, state) = inputs(conn, user_id).await?;
+    Ok(orgsync_sync::plan(&settings, claims, &world, &state))
+}
+
+fn group_source(ctx: &AuditCtx) -> &'static str {
+    match ctx.source {
+        "ldap_sync" => "ldap",
+        _ => "oidc",
+    }
+}
+
+/// Applies a plan for `user_id` in the caller's transaction: memberships,
+/// groups (created when the plan says so), org roles, site roles; one audit
+/// entry per change (source from `ctx`), problems recorded. Only real
+/// differences are in a plan, so an identical second login writes nothing but
+/// its problems.
+pub async fn apply_plan(
+    _app: &AppState,
+    tx: &mut Conn,
+    user_id: &str,
+    plan: &Plan,
+    now: &str,
+    ctx: &AuditCtx,
+) -> Result<SyncOutcome, ApiError> {
+    let username = store::users::find_by_id(tx, user_id)
+        .await?
+        .map(|u| u.username)
+        .unwrap_or_default();
+    let record = |org: Option<String>,
+                  action: &'static str,
+                  rtype: &'static str,
+                  rid: String,
+                  diff: Value,
+                  status: u16| { (org, action, rtype, rid, diff, status) };
+    let mut entries = Vec::new();
+    for o in &plan.organizations.remove {
+        let groups = store::members::remove(tx, &o.id, user_id).await?;
+        entries.push(record(Some(o.id.clone()), "delete", "organization_member", user_id.to_owned(),
+            json!({"organization": {"old": o.name, "new": null}, "groups": {"old": groups, "new": []}, "reason": o.reason}), 204));
+    }
+    for o in &plan.organizations.add {
+        store::members::insert(tx, &o.id, user_id, &[], now).await?;
+        entries.push(record(
+            Some(o.id.clone()),
+            "create",
+            "organization_member",
+            user_id.to_owned(),
+            json!({"organization": {"old": null, "new": o.name}, "reason": o.reason}),
+            201,
+        ));
+    }
+    let joined: BTreeSet<&str> = plan
+        .organizations
+        .result_ids
+        .iter()
+        .map(String::as_str)
+        .collect();
+    for gp in plan.groups.values() {
+        if !gp.managed {
+            continue;
+        }
+        let org = gp.organization_id.as_str();
+        for g in &gp.remove {
+            if let Some(id) = &g.id
+                && store::groups::remove_member(tx, id, user_id).await?
+            {
+                entries.push(record(
+                    Some(org.to_owned()),
+                    "update",
+                    "group",
+                    id.clone(),
+                    json!({"members": {"old": [user_id], "new": []}, "reason": g.reason}),
+                    200,
+                ));
+            }
+        }
+        if plan.organizations.managed && !joined.contains(org) {
+            continue;
+        }
+        for g in &gp.add {
+            let group = match (&g.id, g.create) {
+                (Some(id), _) => store::groups::find(tx, id).await?,
+                (None, true) => match store::groups::find_by_name(tx, org, &g.name).await? {
+                    Some(existing) => Some(existing),
+                    None => {
+                        let id = store::new_id();
+                        store::groups::insert(
+                            tx,
+                            &store::groups::NewGroup {
+                                id: &id,
+                                organization_id: org,
+                                name: &g.name,
+                                display_name: "",
+                                avatar_url: "",
+                                quota_allowance: 0,
+                                source: group_source(ctx),
+                                now,
+                            },
+                        )
+                        .await?;
+                        entries.push(record(Some(org.to_owned()), "create", "group", id.clone(),
+                            json!({"name": {"old": null, "new": g.name}, "source": {"old": null, "new": group_source(ctx)}, "reason": g.reason}), 201));
+                        store::groups::find(tx, &id).await?
+                    }
+                },
+                (None, false) => None,
+            };
+            if let Some(group) = group
+                && store::groups::add_member(tx, &group, user_id, now).await?
+            {
+                entries.push(record(
+                    Some(org.to_owned()),
+                    "update",
+                    "group",
+                    group.id.clone(),
+                    json!({"members": {"old": [], "new": [user_id]}, "reason": g.reason}),
+                    200,
+                ));
+            }
+        }
+    }
+    for rp in plan.roles.values() {
+        let Some(org) = &rp.organization_id else {
+            continue;
+        };
+        if !rp.managed || (rp.add.is_empty() && rp.remove.is_empty()) {
+            continue;
+        }
+        if store::members::get(tx, org, user_id).await?.is_none() {
+            continue;
+        }
+        let roles: Vec<String> = rp
+            .result
+            .iter()
+            .filter(|r| r.as_str() != "organization-member")
+            .cloned()
+            .collect();
+        let old: Vec<String> = store::members::get(tx, org, user_id)
+            .await?
+            .map(|m| m.roles)
+            .unwrap_or_default();
+        store::members::set_roles(tx, org, user_id, &roles, now).await?;
+        entries.push(record(
+            Some(org.clone()),
+            "update",
+            "organization_member",
+            user_id.to_owned(),
+            json!({"roles": {"old": old, "new": roles}}),
+            200,
+        ));
+    }
+    let sr = &plan.site_roles;
+    if sr.managed && !(sr.add.is_empty() && sr.remove.is_empty()) {
+        let roles: Vec<String> = sr
+            .result
+            .iter()
+            .filter(|r| r.as_str() != "member")
+            .cloned()
+            .collect();
+        let old = store::users::find_by_id(tx, user_id)
+            .await?
+            .map(|u| u.roles)
+            .unwrap_or_default();
+        store::users::set_roles(tx, user_id, &roles, now).await?;
+        entries.push(record(
+            None,
+            "update",
+            "user",
+            user_id.to_owned(),
+            json!({"roles": {"old": old, "new": sr.result}}),
+            200,
+        ));
+    }
+    let changed = !entries.is_empty();
+    for (org, action, rtype, rid, diff, status) in entries {
+        audit::record(
+            tx,
+            ctx,
+            now,
+            Change {
+                organization_id: org.as_deref(),
+                action,
+                resource_type: rtype,
+                resource_id: &rid,
+                resource_target: &username,
+                diff,
+                status_code: status,
+            },
+        )
+        .await?;
+    }
+    for p in &plan.problems {
+        record_problem(
+            tx,
+            p.organization_id.as_deref(),
+            Some(user_id),
+            ctx.source,
+            p.kind.as_str(),
+            &p.detail,
+            now,
+        )
+        .await?;
+    }
+    Ok(SyncOutcome {
+        changed,
+        problems: plan.problems.len(),
+    })
 }

@@ -14,6 +14,7 @@ mod authz_api;
 mod bad_input;
 mod cli;
 mod harness;
+mod idpsync;
 mod isolation;
 mod oidc;
 mod policies;

@@ -1043,3 +1043,63 @@ async fn without_oidc_settings_the_routes_say_so() {
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn idp_sync_runs_in_the_login_and_its_refusal_rolls_back() {
+    let op = Provider::start(
+        json!({
+            "sub-nia": account("nia@example.com", "nia", &["eng"]),
+            "sub-oz": {"email": "oz@example.com", "email_verified": true, "groups": "eng,ops"},
+        }),
+        true,
+    );
+    let s = server(&op.issuer, |_| {}).await;
+    let owner = s.owner().await;
+    owner.create_org("data-platform").await;
+    let (status, body) = owner
+        .patch(
+            "/settings/idpsync/organization",
+            json!({"field": "groups", "mapping": {"eng": ["data-platform"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let b = Browser::new(&s);
+    let (_, token) = b.login("sub-nia").await;
+    let mut nia = s.client();
+    nia.token = Some(token);
+    let names = |orgs: &Value| -> Vec<String> {
+        orgs.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, orgs) = nia.get("/users/me/organizations").await;
+    assert_eq!(names(&orgs), ["coder", "data-platform"], "{orgs}");
+
+    // The claim changes at the provider: the next login leaves the org.
+    op.set_accounts(json!({
+        "sub-nia": account("nia@example.com", "nia", &[]),
+        "sub-oz": {"email": "oz@example.com", "email_verified": true, "groups": "eng,ops"},
+    }));
+    let b = Browser::new(&s);
+    let (_, token) = b.login("sub-nia").await;
+    nia.token = Some(token);
+    let (_, orgs) = nia.get("/users/me/organizations").await;
+    assert_eq!(names(&orgs), ["coder"], "{orgs}");
+
+    // A claim org sync cannot parse refuses the login: the new user is not kept.
+    let before = counts(&s).await;
+    let b = Browser::new(&s);
+    let cb = b.authorize("sub-oz").await;
+    let answer = b.get(&cb).await;
+    assert_refused(
+        &s,
+        &answer,
+        StatusCode::FORBIDDEN,
+        "organization sync: claim `groups` is the comma-separated string",
+        before,
+    )
+    .await;
+}

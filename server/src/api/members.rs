@@ -61,6 +61,7 @@ pub async fn add(
     )?;
     let now_s = clock::fmt(clock::now());
     let mut tx = app.db.begin().await?;
+    crate::idpsync::guard_manual_member_add(&mut tx, user.login_type, &user.username).await?;
     if store::members::get(&mut tx, &org.id, &user.id)
         .await?
         .is_some()
@@ -174,6 +175,16 @@ pub async fn set_roles(
         "member",
     )?;
     let member = member.ok_or_else(|| ApiError::not_found("member"))?;
+    if !changed.is_empty() {
+        let mut conn = app.db.pool().acquire().await?;
+        crate::idpsync::guard_manual_role_change(
+            &mut conn,
+            user.login_type,
+            &org.id,
+            &user.username,
+        )
+        .await?;
+    }
     if changed.is_empty() {
         return Ok(Json(member));
     }

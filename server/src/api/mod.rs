@@ -6,6 +6,7 @@ pub mod authz;
 pub mod extract;
 pub mod groups;
 pub mod health;
+pub mod idpsync;
 pub mod members;
 pub mod oidc;
 pub mod orgs;
@@ -18,7 +19,7 @@ pub mod workspaces;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -199,6 +200,41 @@ pub fn router(state: AppState) -> Router {
             "/workspaces/{id}/builds",
             get(workspaces::builds).post(workspaces::create_build),
         )
+        .route(
+            "/settings/idpsync/organization",
+            get(idpsync::get_org_sync).patch(idpsync::patch_org_sync),
+        )
+        .route(
+            "/settings/idpsync/organization/mapping",
+            patch(idpsync::patch_org_sync_mapping),
+        )
+        .route(
+            "/settings/idpsync/site-roles",
+            get(idpsync::get_site_role_sync).patch(idpsync::patch_site_role_sync),
+        )
+        .route(
+            "/organizations/{organization}/settings/idpsync/groups",
+            get(idpsync::get_group_sync).patch(idpsync::patch_group_sync),
+        )
+        .route(
+            "/organizations/{organization}/settings/idpsync/groups/mapping",
+            patch(idpsync::patch_group_sync_mapping),
+        )
+        .route(
+            "/organizations/{organization}/settings/idpsync/roles",
+            get(idpsync::get_role_sync).patch(idpsync::patch_role_sync),
+        )
+        .route(
+            "/organizations/{organization}/settings/idpsync/roles/mapping",
+            patch(idpsync::patch_role_sync_mapping),
+        )
+        .route(
+            "/settings/idpsync/available-fields",
+            get(idpsync::available_fields),
+        )
+        .route("/settings/idpsync/field-values", get(idpsync::field_values))
+        .route("/idpsync/preview", post(idpsync::preview))
+        .route("/idpsync/problems", get(idpsync::problems))
         .route("/authcheck", post(authz::authcheck))
         .route("/authorize", post(authz::authorize))
         .route("/policies", get(authz::policies))

@@ -763,6 +763,11 @@ pub async fn set_roles(
         &RequestContext::new().with_string_set("roles_changed", changed.clone()),
         "user",
     )?;
+    if !changed.is_empty() {
+        let mut conn = app.db.pool().acquire().await?;
+        crate::idpsync::guard_manual_site_role_change(&mut conn, user.login_type, &user.username)
+            .await?;
+    }
     if changed.is_empty() {
         return Ok(Json(user));
     }

@@ -15,6 +15,7 @@
 
 mod client;
 mod groups;
+mod idpsync;
 mod login;
 mod members;
 mod orgs;
@@ -72,6 +73,8 @@ pub enum Command {
     Stop(workspaces::NameArgs),
     /// Delete one of your workspaces (destroys its resources).
     Delete(workspaces::NameArgs),
+    /// IdP sync tools (`orgsync idpsync preview --claims FILE [--user U]`).
+    Idpsync(idpsync::IdpsyncArgs),
 }
 
 /// Exit codes: see the module documentation.
@@ -91,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::List(args) => workspaces::list(args),
         Command::Stop(args) => workspaces::stop(args),
         Command::Delete(args) => workspaces::delete(args),
+        Command::Idpsync(args) => idpsync::run(args),
     }
 }
 

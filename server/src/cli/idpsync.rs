@@ -1,0 +1,136 @@
+//! `orgsync idpsync preview --claims FILE [--user U]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::client::{self, ApiClient, UsageError};
+use super::output::{self, OutputArgs, cell, items};
+
+#[derive(Debug, Args)]
+pub struct IdpsyncArgs {
+    #[command(flatten)]
+    pub out: OutputArgs,
+    #[command(subcommand)]
+    pub command: IdpsyncCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdpsyncCommand {
+    /// Show what a login with these claims would change (writes nothing).
+    Preview {
+        /// A JSON file with the claims (`-` for standard input).
+        #[arg(long, value_name = "FILE")]
+        claims: PathBuf,
+        /// An existing user (username or id); absent: a new user.
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+pub fn run(args: IdpsyncArgs) -> ExitCode {
+    client::run(async move {
+        let api = ApiClient::from_session()?;
+        let IdpsyncCommand::Preview { claims, user } = args.command;
+        let text = if claims.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())
+                .context("cannot read claims from standard input")?
+        } else {
+            std::fs::read_to_string(&claims)
+                .with_context(|| format!("cannot read {}", claims.display()))?
+        };
+        let claims: Value = serde_json::from_str(&text)
+            .map_err(|e| UsageError(format!("the claims file is not JSON: {e}")))?;
+        if !claims.is_object() {
+            return Err(UsageError("the claims file must hold a JSON object".to_owned()).into());
+        }
+        let mut body = json!({"claims": claims});
+        if let Some(u) = user {
+            body["user"] = json!(u);
+        }
+        let plan = api.post(&["idpsync", "preview"], Some(&body)).await?;
+        if args.out.json() {
+            return output::json(&plan);
+        }
+        print_plan(&plan)
+    })
+}
+
+fn changes(section: &Value, what: &str, scope: &str) -> Result<()> {
+    for c in items(section.get("add").unwrap_or(&Value::Null)) {
+        let create = if c.get("create").and_then(Value::as_bool) == Some(true) {
+            " (create)"
+        } else {
+            ""
+        };
+        output::line(format!(
+            "  + {what} {}{create} in {scope}   ({})",
+            cell(c, "name"),
+            cell(c, "reason")
+        ))?;
+    }
+    for c in items(section.get("remove").unwrap_or(&Value::Null)) {
+        output::line(format!(
+            "  - {what} {} in {scope}   ({})",
+            cell(c, "name"),
+            cell(c, "reason")
+        ))?;
+    }
+    let result: Vec<String> = items(section.get("result").unwrap_or(&Value::Null))
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    output::line(format!(
+        "  = {what}s in {scope}: {}",
+        if result.is_empty() {
+            "-".to_owned()
+        } else {
+            result.join(", ")
+        }
+    ))
+}
+
+fn print_plan(plan: &Value) -> Result<()> {
+    if let Some(r) = plan.get("refused").filter(|r| !r.is_null()) {
+        output::line(format!(
+            "login refused ({}): {}",
+            cell(r, "status"),
+            cell(r, "message")
+        ))?;
+    }
+    output::line("organizations:")?;
+    changes(&plan["organizations"], "organization", "the deployment")?;
+    if let Some(groups) = plan.get("groups").and_then(Value::as_object) {
+        output::line("groups:")?;
+        for (org, g) in groups {
+            changes(g, "group", org)?;
+        }
+    }
+    if let Some(roles) = plan.get("roles").and_then(Value::as_object) {
+        output::line("roles:")?;
+        for (org, r) in roles {
+            changes(r, "role", org)?;
+        }
+    }
+    output::line("site roles:")?;
+    changes(&plan["site_roles"], "site role", "the deployment")?;
+    let problems = items(plan.get("problems").unwrap_or(&Value::Null));
+    if !problems.is_empty() {
+        output::line("problems:")?;
+        for p in problems {
+            let org = p
+                .get("organization")
+                .and_then(Value::as_str)
+                .unwrap_or("deployment");
+            output::line(format!(
+                "  ! [{org}] {}: {}",
+                cell(p, "kind"),
+                cell(p, "detail")
+            ))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,401 @@
+//! IdP sync in the server: settings API (validation, audit, mapping patches),
+//! preview (writes nothing), applying a plan at login (only real differences,
+//! problems recorded), and the guards on manual changes.
+
+use reqwest::StatusCode;
+use serde_json::{Map, Value, json};
+
+use crate::harness::{Client, TestServer};
+
+async fn audit_count(c: &Client) -> i64 {
+    c.get("/audit?limit=1").await.1["count"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn settings_api_validates_audits_and_patches_mappings() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    owner.create_org("data-platform").await;
+    let (status, d) = owner.get("/settings/idpsync/organization").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(d["organization_assign_default"], true);
+
+    let (status, body) = owner
+        .patch(
+            "/settings/idpsync/organization",
+            json!({"field": "groups", "mapping": {"eng": ["data-platform"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["mapping"]["eng"], json!(["data-platform"]));
+    let (_, audit) = owner
+        .get("/audit?q=resource_type:organization_sync_settings")
+        .await;
+    let diff = &audit["audit_logs"][0]["diff"];
+    assert_eq!(diff["field"]["new"], "groups", "{diff}");
+    assert_eq!(diff["field"]["old"], Value::Null);
+
+    // Mapping patch: add and remove; remove wins for the same pair.
+    let (status, body) = owner
+        .patch(
+            "/settings/idpsync/organization/mapping",
+            json!({"add": [{"given": "ops", "gets": "data-platform"}, {"given": "eng", "gets": "coder"}],
+                   "remove": [{"given": "eng", "gets": "coder"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["mapping"],
+        json!({"eng": ["data-platform"], "ops": ["data-platform"]})
+    );
+
+    // Validation: a mapping that is not string -> list, an invalid regex, unknown roles.
+    let (status, body) = owner
+        .patch(
+            "/settings/idpsync/organization",
+            json!({"mapping": {"eng": "data-platform"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = owner
+        .patch(
+            "/organizations/data-platform/settings/idpsync/groups",
+            json!({"field": "groups", "regex_filter": "(unclosed"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["validations"][0]["field"], "regex_filter", "{body}");
+    let (status, body) = owner
+        .patch(
+            "/organizations/data-platform/settings/idpsync/roles",
+            json!({"field": "roles", "mapping": {"admins": ["organization-superuser"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["validations"][0]["field"]
+            .as_str()
+            .unwrap()
+            .contains("mapping"),
+        "{body}"
+    );
+    let (status, body) = owner
+        .patch(
+            "/settings/idpsync/site-roles",
+            json!({"default_roles": ["root"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = owner
+        .patch("/settings/idpsync/organization", json!({"colour": "blue"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Who may: an org admin edits its org's group sync, not deployment org sync,
+    // and nothing of another org.
+    let (alice, _) = owner.create_user("alice").await;
+    owner
+        .add_member("data-platform", "alice", &["organization-admin"])
+        .await;
+    let (status, _) = alice
+        .patch(
+            "/organizations/data-platform/settings/idpsync/groups",
+            json!({"field": "groups"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        alice
+            .patch("/settings/idpsync/organization", json!({"field": "x"}))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    owner.create_org("ops").await;
+    assert_eq!(
+        alice
+            .get("/organizations/ops/settings/idpsync/groups")
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (bob, _) = owner.create_user("bob").await;
+    owner.add_member("data-platform", "bob", &[]).await;
+    assert_eq!(
+        bob.get("/organizations/data-platform/settings/idpsync/groups")
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn setup_sync(owner: &Client) {
+    owner.create_org("data-platform").await;
+    let (status, _) = owner
+        .post(
+            "/organizations/data-platform/groups",
+            json!({"name": "backend"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for (path, body) in [
+        (
+            "/settings/idpsync/organization",
+            json!({"field": "groups", "mapping": {"eng": ["data-platform"], "ghosts": ["no-such-org"]}}),
+        ),
+        (
+            "/organizations/data-platform/settings/idpsync/groups",
+            json!({"field": "groups", "regex_filter": "^(eng|team-.*)$", "auto_create_missing_groups": true,
+                   "mapping": {"eng": ["backend"]}}),
+        ),
+        (
+            "/organizations/data-platform/settings/idpsync/roles",
+            json!({"field": "roles", "mapping": {"lead": ["organization-admin"]}}),
+        ),
+    ] {
+        let (status, body) = owner.patch(path, body).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn preview_plans_with_reasons_and_writes_nothing() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    setup_sync(&owner).await;
+    let before = audit_count(&owner).await;
+    let claims =
+        json!({"groups": ["eng", "ghosts", "team-ml", "random"], "roles": ["lead", "bogus"]});
+    let (status, plan) = owner
+        .post("/idpsync/preview", json!({"claims": claims}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    assert_eq!(plan["refused"], Value::Null);
+    assert_eq!(
+        plan["organizations"]["result"],
+        json!(["coder", "data-platform"])
+    );
+    let dp = &plan["groups"]["data-platform"];
+    assert_eq!(
+        dp["result"],
+        json!(["Everyone", "backend", "team-ml"]),
+        "{plan}"
+    );
+    assert!(
+        dp["add"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "team-ml" && g["create"] == true)
+    );
+    assert_eq!(
+        plan["roles"]["data-platform"]["result"],
+        json!(["organization-admin"])
+    );
+    let kinds: Vec<&str> = plan["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"unknown_organization"), "{kinds:?}");
+    // An unmapped role claim value that names no role is dropped and reported.
+    assert!(
+        plan["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "unmatched_claim_value"
+                && p["organization"] == "data-platform"
+                && p["detail"].as_str().unwrap().contains("\"bogus\"")),
+        "{plan}"
+    );
+    // Nothing written: no audit entry, no group created.
+    assert_eq!(audit_count(&owner).await, before);
+    let (_, groups) = owner.get("/organizations/data-platform/groups").await;
+    assert!(
+        !groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "team-ml")
+    );
+    // A claim that cannot be parsed refuses (org sync).
+    let (_, plan) = owner
+        .post("/idpsync/preview", json!({"claims": {"groups": "eng,ops"}}))
+        .await;
+    assert_eq!(plan["refused"]["status"], 403, "{plan}");
+    // Only deployment sync readers preview.
+    let (alice, _) = owner.create_user("alice").await;
+    assert_eq!(
+        alice
+            .post("/idpsync/preview", json!({"claims": {}}))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn login_sync_applies_only_differences_and_records_problems() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    setup_sync(&owner).await;
+    let (_, alice_id) = owner.create_user("alice").await;
+    let app = s.state.clone();
+    let sync = |claims: Value| {
+        let app = app.clone();
+        let alice_id = alice_id.clone();
+        async move {
+            let claims: Map<String, Value> = serde_json::from_value(claims).unwrap();
+            let mut tx = app.db.begin().await.unwrap();
+            let ctx = orgsync::audit::AuditCtx {
+                source: "oidc_login",
+                ..Default::default()
+            };
+            let now = orgsync::clock::fmt(orgsync::clock::now());
+            let out =
+                orgsync::idpsync::sync_at_login(&app, &mut tx, &alice_id, &claims, &now, &ctx)
+                    .await;
+            tx.commit().await.unwrap();
+            app.authz.invalidate([alice_id.as_str()]);
+            out
+        }
+    };
+    let claims = json!({"groups": ["eng", "team-ml", "ghosts"], "roles": ["lead"]});
+    let out = sync(claims.clone()).await.unwrap();
+    assert!(out.changed);
+    let (_, members) = owner.get("/organizations/data-platform/members").await;
+    let alice = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["username"] == "alice")
+        .unwrap()
+        .clone();
+    assert_eq!(alice["roles"], json!(["organization-admin"]));
+    let (_, groups) = owner.get("/organizations/data-platform/groups").await;
+    let ml = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "team-ml")
+        .unwrap()
+        .clone();
+    assert_eq!(ml["source"], "oidc");
+    assert_eq!(ml["members"][0]["username"], "alice");
+    let (_, audit) = owner.get("/audit?q=source:oidc_login").await;
+    assert!(audit["count"].as_i64().unwrap() >= 4, "{audit}");
+
+    // An identical second login writes nothing (problems already recorded are
+    // not recorded again).
+    let before = audit_count(&owner).await;
+    let problems_before = owner.get("/idpsync/problems").await.1["problems"]
+        .as_array()
+        .unwrap()
+        .len();
+    let out = sync(claims.clone()).await.unwrap();
+    assert!(!out.changed);
+    assert_eq!(audit_count(&owner).await, before);
+    assert_eq!(
+        owner.get("/idpsync/problems").await.1["problems"]
+            .as_array()
+            .unwrap()
+            .len(),
+        problems_before
+    );
+
+    // Changed claims: leaves data-platform and its groups, in one go.
+    let out = sync(json!({"groups": ["random"]})).await.unwrap();
+    assert!(out.changed);
+    let (_, orgs) = owner.get(&format!("/users/{alice_id}/organizations")).await;
+    assert_eq!(orgs.as_array().unwrap().len(), 1);
+    let (_, g) = owner
+        .get(&format!("/groups/{}", ml["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(g["members"], json!([]));
+
+    // A bad claim refuses and changes nothing.
+    let before = audit_count(&owner).await;
+    let refused = sync(json!({"groups": 42})).await.unwrap_err();
+    assert_eq!(refused.status, 403);
+    assert_eq!(audit_count(&owner).await, before);
+
+    // Problems are visible to admins (an org admin sees only its org's).
+    let (status, problems) = owner.get("/idpsync/problems").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        problems["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "unknown_organization"),
+        "{problems}"
+    );
+    let (bob, _) = owner.create_user("bob").await;
+    assert_eq!(bob.get("/idpsync/problems").await.0, StatusCode::FORBIDDEN);
+
+    // Claim discovery reads stored claims.
+    let mut conn = s.state.db.pool().acquire().await.unwrap();
+    sqlx::query("INSERT INTO user_links (user_id, source, external_id, claims, created_at, updated_at) VALUES ($1, 'oidc', 'sub-1', $2, 'x', 'x')")
+        .bind(&alice_id)
+        .bind(json!({"groups": ["eng", "ops"], "email": "a@example.com"}).to_string())
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let (_, fields) = owner.get("/settings/idpsync/available-fields").await;
+    assert_eq!(fields, json!(["email", "groups"]));
+    let (_, values) = owner
+        .get("/settings/idpsync/field-values?claimField=groups")
+        .await;
+    assert_eq!(values, json!(["eng", "ops"]));
+}
+
+#[tokio::test]
+async fn manual_changes_to_synced_things_are_refused() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    setup_sync(&owner).await;
+    let (_, alice_id) = owner.create_user("alice").await;
+    let mut conn = s.state.db.pool().acquire().await.unwrap();
+    sqlx::query("UPDATE users SET login_type = 'oidc' WHERE id = $1")
+        .bind(&alice_id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let (status, body) = owner
+        .post("/organizations/data-platform/members/alice", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("identity provider"),
+        "{body}"
+    );
+    // Password users are still added by hand.
+    owner.create_user("bob").await;
+    owner.add_member("data-platform", "bob", &[]).await;
+    // Role sync on in data-platform: manual role changes of IdP users refused.
+    owner
+        .patch("/settings/idpsync/organization", json!({"field": null}))
+        .await;
+    owner.add_member("data-platform", "alice", &[]).await;
+    let (status, body) = owner
+        .put(
+            "/organizations/data-platform/members/alice/roles",
+            json!({"roles": ["organization-auditor"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Removing a member by hand stays allowed.
+    assert_eq!(
+        owner
+            .delete("/organizations/data-platform/members/alice")
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+}

@@ -130,3 +130,4 @@ pub use settings::{
     FieldError, GroupSyncSettings, Mapping, MappingPair, MappingPatch, OrganizationSyncSettings,
     RoleSyncSettings, SiteRoleSyncSettings,
 };
+pub mod ldap;

@@ -20,6 +20,8 @@ pub struct App {
     pub authz: Authz,
     pub config: ServerConfig,
     pub jobs: crate::jobs::JobsHub,
+    /// This process's identity among replicas (run leases, claimed ticks).
+    pub node_id: String,
     /// Cancelled when the server stops: background tasks end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -48,6 +50,7 @@ impl App {
             authz,
             config,
             jobs: crate::jobs::JobsHub::default(),
+            node_id: store::new_id(),
             shutdown,
         });
         app.start_background().await?;
@@ -77,6 +80,14 @@ impl App {
             };
             tokio::select! {
                 () = Db::listen_jobs(url, dialect, wake) => {}
+                () = stop.cancelled() => {}
+            }
+        });
+        let weak = Arc::downgrade(self);
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = crate::ldapsync::scheduler(weak) => {}
                 () = stop.cancelled() => {}
             }
         });

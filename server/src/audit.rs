@@ -23,6 +23,7 @@ const SECRET_FIELDS: &[&str] = &[
     "hashed_secret",
     "key",
     "session_token",
+    "bind_password",
 ];
 
 /// `{field: {old, new}}` for every top-level field that differs.

@@ -433,12 +433,26 @@ fn group_source(ctx: &AuditCtx) -> &'static str {
 /// differences are in a plan, so an identical second login writes nothing but
 /// its problems.
 pub async fn apply_plan(
+    app: &AppState,
+    tx: &mut Conn,
+    user_id: &str,
+    plan: &Plan,
+    now: &str,
+    ctx: &AuditCtx,
+) -> Result<SyncOutcome, ApiError> {
+    apply_plan_with(app, tx, user_id, plan, now, ctx, true).await
+}
+
+/// [`apply_plan`], recording the plan's problems or not (the directory sync
+/// records them in bulk).
+pub async fn apply_plan_with(
     _app: &AppState,
     tx: &mut Conn,
     user_id: &str,
     plan: &Plan,
     now: &str,
     ctx: &AuditCtx,
+    record_problems: bool,
 ) -> Result<SyncOutcome, ApiError> {
     let username = store::users::find_by_id(tx, user_id)
         .await?
@@ -607,17 +621,19 @@ pub async fn apply_plan(
         )
         .await?;
     }
-    for p in &plan.problems {
-        record_problem(
-            tx,
-            p.organization_id.as_deref(),
-            Some(user_id),
-            ctx.source,
-            p.kind.as_str(),
-            &p.detail,
-            now,
-        )
-        .await?;
+    if record_problems {
+        for p in &plan.problems {
+            record_problem(
+                tx,
+                p.organization_id.as_deref(),
+                Some(user_id),
+                ctx.source,
+                p.kind.as_str(),
+                &p.detail,
+                now,
+            )
+            .await?;
+        }
     }
     Ok(SyncOutcome {
         changed,

@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod idpsync;
 pub mod jobs;
+pub mod ldapsync;
 pub mod model;
 pub mod oidc;
 pub mod provisioner;

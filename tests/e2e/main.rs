@@ -16,8 +16,12 @@ mod cli;
 mod harness;
 mod idpsync;
 mod isolation;
+mod ldapsync;
 mod oidc;
 mod policies;
 mod provisioning;
 mod queue;
+#[allow(dead_code, reason = "the harness serves several test crates")]
+#[path = "../support/slapd.rs"]
+mod slapd;
 mod walkthrough;

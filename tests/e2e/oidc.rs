@@ -30,8 +30,8 @@ fn support_dir() -> PathBuf {
 }
 
 /// A running OpenID Provider; killed on drop.
-struct Provider {
-    issuer: String,
+pub(crate) struct Provider {
+    pub(crate) issuer: String,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
@@ -39,7 +39,7 @@ struct Provider {
 impl Provider {
     /// Starts the provider with `accounts` (`{sub: claims}`); with
     /// `conform_id_token_claims` the scope claims are in userinfo only.
-    fn start(accounts: Value, conform_id_token_claims: bool) -> Provider {
+    pub(crate) fn start(accounts: Value, conform_id_token_claims: bool) -> Provider {
         let support = support_dir();
         let node = Command::new("node").arg("--version").output();
         if !node.as_ref().is_ok_and(|o| o.status.success()) {
@@ -159,7 +159,7 @@ impl Drop for Provider {
 }
 
 /// A server with OIDC login against `issuer`, after `more` adjusted its flags.
-async fn server(issuer: &str, more: impl FnOnce(&mut ServerArgs)) -> TestServer {
+pub(crate) async fn server(issuer: &str, more: impl FnOnce(&mut ServerArgs)) -> TestServer {
     let issuer = issuer.to_owned();
     TestServer::start_with(move |a| {
         a.access_url = Some(SITE.to_owned());
@@ -199,14 +199,14 @@ impl Answer {
 
 /// A browser: one cookie jar, redirects followed by hand, `orgsync.test`
 /// resolved to the server.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     jar: Arc<reqwest::cookie::Jar>,
     html: bool,
 }
 
 impl Browser {
-    fn new(server: &TestServer) -> Browser {
+    pub(crate) fn new(server: &TestServer) -> Browser {
         Self::at(server.addr)
     }
 
@@ -304,7 +304,7 @@ impl Browser {
 
     /// A whole login that must succeed: returns the final redirect and the
     /// session token.
-    async fn login(&self, sub: &str) -> (String, String) {
+    pub(crate) async fn login(&self, sub: &str) -> (String, String) {
         let cb = self.authorize(sub).await;
         let done = self.get(&cb).await;
         assert_eq!(

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod groups;
 pub mod health;
 pub mod idpsync;
+pub mod ldapsync;
 pub mod members;
 pub mod oidc;
 pub mod orgs;
@@ -235,6 +236,15 @@ pub fn router(state: AppState) -> Router {
         .route("/settings/idpsync/field-values", get(idpsync::field_values))
         .route("/idpsync/preview", post(idpsync::preview))
         .route("/idpsync/problems", get(idpsync::problems))
+        .route(
+            "/settings/ldapsync",
+            get(ldapsync::get_settings).put(ldapsync::put_settings),
+        )
+        .route(
+            "/ldapsync/runs",
+            get(ldapsync::list_runs).post(ldapsync::start_run),
+        )
+        .route("/ldapsync/runs/{id}", get(ldapsync::get_run))
         .route("/authcheck", post(authz::authcheck))
         .route("/authorize", post(authz::authorize))
         .route("/policies", get(authz::policies))

@@ -16,6 +16,7 @@
 mod client;
 mod groups;
 mod idpsync;
+mod ldapsync;
 mod login;
 mod members;
 mod orgs;
@@ -75,6 +76,8 @@ pub enum Command {
     Delete(workspaces::NameArgs),
     /// IdP sync tools (`orgsync idpsync preview --claims FILE [--user U]`).
     Idpsync(idpsync::IdpsyncArgs),
+    /// LDAP directory sync (`orgsync ldapsync run [--dry-run] [--force]`, `runs`, `show ID`).
+    Ldapsync(ldapsync::LdapsyncArgs),
 }
 
 /// Exit codes: see the module documentation.
@@ -95,6 +98,7 @@ pub fn main() -> ExitCode {
         Command::Stop(args) => workspaces::stop(args),
         Command::Delete(args) => workspaces::delete(args),
         Command::Idpsync(args) => idpsync::run(args),
+        Command::Ldapsync(args) => ldapsync::run(args),
     }
 }
 

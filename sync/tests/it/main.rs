@@ -8,6 +8,7 @@
 
 mod claims;
 mod common;
+mod ldap;
 mod model;
 mod preview;
 mod semantics;

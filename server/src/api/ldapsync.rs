@@ -1,0 +1,187 @@
+//! LDAP sync settings and runs.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use orgsync_policy::{Action, Resource};
+use orgsync_sync::ldap::LdapSettings;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{Actor, ApiJson, ApiQuery, Path};
+use crate::app::AppState;
+use crate::audit::{self, Change};
+use crate::clock;
+use crate::error::{ApiError, ApiResult, Validation};
+use crate::ldapsync::{self, RunRequest, Trigger};
+
+fn require(app: &AppState, actor: &Actor, action: Action) -> ApiResult<()> {
+    app.authz.require(
+        &actor.principal.entity,
+        action,
+        &Resource::site(),
+        "settings",
+    )?;
+    Ok(())
+}
+
+/// `GET /settings/ldapsync`: the settings without the bind password.
+pub async fn get_settings(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Value>> {
+    require(&app, &actor, Action::DEPLOYMENT_SYNC_READ)?;
+    let mut conn = app.db.pool().acquire().await?;
+    let s = ldapsync::load_settings(&mut conn).await?;
+    Ok(Json(ldapsync::public_settings(&s)))
+}
+
+/// `PUT /settings/ldapsync`: replaces the settings (absent fields take their
+/// defaults). A missing or null `bind_password` keeps the stored one; `""`
+/// clears it.
+pub async fn put_settings(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    require(&app, &actor, Action::DEPLOYMENT_SYNC_UPDATE)?;
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    };
+    // Served back, so tolerated on the way in.
+    body.remove("bind_password_set");
+    let mut conn = app.db.pool().acquire().await?;
+    let old = ldapsync::load_settings(&mut conn).await?;
+    drop(conn);
+    let keep_password = body.get("bind_password").is_none_or(Value::is_null);
+    if keep_password {
+        body.insert(
+            "bind_password".to_owned(),
+            Value::String(old.bind_password.clone()),
+        );
+    }
+    let new: LdapSettings = serde_json::from_value(Value::Object(body)).map_err(|e| {
+        let msg = e.to_string();
+        let field = msg.split('`').nth(1).unwrap_or("body").to_owned();
+        let mut err = ApiError::bad_request(format!("invalid LDAP sync settings: {msg}"));
+        err.body.validations = vec![Validation { field, detail: msg }];
+        err
+    })?;
+    if let Err(errors) = new.validate() {
+        let mut err = ApiError::bad_request(match errors.first() {
+            Some(f) => format!("invalid `{}`: {}", f.field, f.detail),
+            None => "invalid LDAP sync settings".to_owned(),
+        });
+        err.body.validations = errors
+            .into_iter()
+            .map(|f| Validation {
+                field: f.field,
+                detail: f.detail,
+            })
+            .collect();
+        return Err(err);
+    }
+    let now_s = clock::fmt(clock::now());
+    let old_v = ldapsync::public_settings(&old);
+    let new_v = ldapsync::public_settings(&new);
+    let mut tx = app.db.begin().await?;
+    ldapsync::store_settings(&mut tx, &new, &now_s).await?;
+    let mut diff = audit::diff(&old_v, &new_v);
+    if old.bind_password != new.bind_password
+        && let Value::Object(d) = &mut diff
+    {
+        // The secret itself never reaches the audit log.
+        d.insert(
+            "bind_password".to_owned(),
+            json!({"old": "(redacted)", "new": "(changed)"}),
+        );
+    }
+    if diff.as_object().is_some_and(|d| !d.is_empty()) {
+        audit::record(
+            &mut tx,
+            &actor.audit(),
+            &now_s,
+            Change {
+                organization_id: None,
+                action: "update",
+                resource_type: "ldapsync_settings",
+                resource_id: "deployment",
+                resource_target: ldapsync::SETTINGS_KEY,
+                diff,
+                status_code: 200,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Json(new_v))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// `GET /ldapsync/runs`: newest first.
+pub async fn list_runs(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiQuery(q): ApiQuery<RunsQuery>,
+) -> ApiResult<Json<Value>> {
+    require(&app, &actor, Action::DEPLOYMENT_SYNC_READ)?;
+    let (limit, offset) = super::Page {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .resolve(25, 500)?;
+    let mut conn = app.db.pool().acquire().await?;
+    let (runs, count) = ldapsync::list_runs(&mut conn, limit, offset).await?;
+    Ok(Json(json!({"runs": runs, "count": count})))
+}
+
+/// `GET /ldapsync/runs/{id}`: with progress while running, and the plan of a
+/// dry or aborted run.
+pub async fn get_run(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ldapsync::Run>> {
+    require(&app, &actor, Action::DEPLOYMENT_SYNC_READ)?;
+    let mut conn = app.db.pool().acquire().await?;
+    ldapsync::get_run(&mut conn, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("LDAP sync run"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StartRun {
+    pub dry_run: bool,
+    pub force: bool,
+    /// `true`: a full run even when an incremental one would do; `false`: an
+    /// incremental run even when a full one is due.
+    pub full: Option<bool>,
+}
+
+/// `POST /ldapsync/runs {dry_run, force, full?}`: starts a run and answers
+/// 202 with it (`status: running`); poll `GET /ldapsync/runs/{id}`.
+pub async fn start_run(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiJson(body): ApiJson<StartRun>,
+) -> ApiResult<(StatusCode, Json<ldapsync::Run>)> {
+    require(&app, &actor, Action::LDAPSYNC_RUN)?;
+    let run = ldapsync::start(
+        &app,
+        RunRequest {
+            trigger: Trigger::Manual,
+            dry_run: body.dry_run,
+            force: body.force,
+            full: body.full,
+            started_by: Some(actor.user.username.clone()),
+            tick: None,
+        },
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(run)))
+}

@@ -1,0 +1,1364 @@
+//! LDAP directory sync: a run reads the directory (the `orgsync-sync` crate's
+//! LDAP source), plans every directory user with the same planner and settings
+//! as an OIDC login, checks the removal guard, and applies the changes in
+//! batches of one transaction each. Runs are one at a time across replicas (a
+//! lease row), scheduled ticks are claimed by exactly one replica (a row per
+//! tick), and a run in progress reports its counts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use orgsync_sync::ldap::{self, DirectoryUser, LdapSettings, ReadMode, ReadProgress};
+use orgsync_sync::{Plan, Planner, UserState};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sqlx::Row;
+
+use crate::app::{App, AppState};
+use crate::audit::AuditCtx;
+use crate::clock;
+use crate::error::ApiError;
+use crate::model::UserStatus;
+use crate::store::{self, Conn};
+
+mod apply;
+
+/// Where the settings live in `deployment_settings`.
+pub const SETTINGS_KEY: &str = "ldapsync";
+/// `user_links.source` of directory identities.
+pub const LINK_SOURCE: &str = "ldap";
+/// The audit source of what a run changes.
+pub const AUDIT_SOURCE: &str = "ldap_sync";
+/// How long a run's lease lives without a heartbeat.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often a running run renews its lease and publishes its progress.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+/// Users per transaction when applying.
+const BATCH: usize = 250;
+/// Incremental runs look this far behind the previous run's start (clock skew
+/// between orgsync and the directory, one-second timestamps).
+const INCREMENTAL_OVERLAP_SECONDS: i64 = 120;
+/// At most this many per-user changes are kept in a run's `plan`.
+const PLAN_KEEP: usize = 1000;
+/// At most this many problems are kept in a run's record.
+const PROBLEMS_KEEP: usize = 500;
+
+// ---------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------
+
+pub async fn load_settings(conn: &mut Conn) -> sqlx::Result<LdapSettings> {
+    let raw: Option<String> = sqlx::query("SELECT value FROM deployment_settings WHERE key = $1")
+        .bind(SETTINGS_KEY)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| r.try_get("value"))
+        .transpose()?;
+    Ok(raw
+        .and_then(|r| serde_json::from_str(&r).ok())
+        .unwrap_or_default())
+}
+
+pub async fn store_settings(conn: &mut Conn, s: &LdapSettings, now: &str) -> sqlx::Result<()> {
+    let value = serde_json::to_string(s).unwrap_or_else(|_| "{}".to_owned());
+    sqlx::query(
+        "INSERT INTO deployment_settings (key, value, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )
+    .bind(SETTINGS_KEY)
+    .bind(value)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// The settings as served: everything but the bind password, which is
+/// write-only (`bind_password_set` tells whether one is stored).
+pub fn public_settings(s: &LdapSettings) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or_else(|_| json!({}));
+    if let Value::Object(m) = &mut v {
+        m.remove("bind_password");
+        m.insert(
+            "bind_password_set".to_owned(),
+            Value::Bool(!s.bind_password.is_empty()),
+        );
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------
+// Runs
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Schedule,
+    Manual,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+/// What starts a run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub trigger: Trigger,
+    pub dry_run: bool,
+    pub force: bool,
+    /// Force a full run (`None`: full when due, else incremental).
+    pub full: Option<bool>,
+    pub started_by: Option<String>,
+    pub tick: Option<String>,
+}
+
+/// Counts of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Stats {
+    pub users_seen: usize,
+    pub groups_seen: usize,
+    pub users_planned: usize,
+    pub users_created: usize,
+    pub users_linked: usize,
+    pub users_updated: usize,
+    pub users_suspended: usize,
+    pub users_reactivated: usize,
+    pub users_skipped: usize,
+    pub users_unchanged: usize,
+    pub memberships_added: usize,
+    pub memberships_removed: usize,
+    pub organizations_joined: usize,
+    pub organizations_left: usize,
+    pub groups_joined: usize,
+    pub groups_left: usize,
+    pub groups_created: usize,
+    pub roles_changed: usize,
+    pub site_roles_changed: usize,
+    pub problems: usize,
+    pub batches: usize,
+    pub duration_ms: u64,
+}
+
+/// What a run in progress reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Progress {
+    /// reading | planning | applying | done
+    pub phase: String,
+    pub users_read: usize,
+    pub groups_read: usize,
+    pub users_planned: usize,
+    pub users_to_apply: usize,
+    pub users_applied: usize,
+}
+
+/// A run as served.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub trigger: String,
+    pub dry_run: bool,
+    pub force: bool,
+    pub full: bool,
+    pub started_by: Option<String>,
+    pub tick: Option<String>,
+    pub stats: Value,
+    pub progress: Value,
+    pub error: Option<String>,
+    pub problems: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Value>,
+}
+
+const RUN_COLUMNS: &str = "id, started_at, finished_at, status, trigger, tick, dry_run, forced, \
+    full_sync, started_by, stats, progress, error, problems";
+
+fn run_from_row(r: &sqlx::any::AnyRow, with_plan: bool) -> sqlx::Result<Run> {
+    let json = |col: &str| -> sqlx::Result<Value> {
+        let raw: String = r.try_get(col)?;
+        Ok(serde_json::from_str(&raw).unwrap_or(Value::Null))
+    };
+    Ok(Run {
+        id: r.try_get("id")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        status: r.try_get("status")?,
+        trigger: r.try_get("trigger")?,
+        tick: r.try_get("tick")?,
+        dry_run: r.try_get::<i64, _>("dry_run")? != 0,
+        force: r.try_get::<i64, _>("forced")? != 0,
+        full: r.try_get::<i64, _>("full_sync")? != 0,
+        started_by: r.try_get("started_by")?,
+        stats: json("stats")?,
+        progress: json("progress")?,
+        error: r.try_get("error")?,
+        problems: json("problems")?,
+        plan: if with_plan {
+            r.try_get::<Option<String>, _>("plan")?
+                .and_then(|p| serde_json::from_str(&p).ok())
+        } else {
+            None
+        },
+    })
+}
+
+pub async fn get_run(conn: &mut Conn, id: &str) -> sqlx::Result<Option<Run>> {
+    // RUN_COLUMNS is a constant: no input reaches the SQL text.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS}, plan FROM ldapsync_runs WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| run_from_row(&r, true))
+    .transpose()
+}
+
+/// Runs newest first, and how many there are.
+pub async fn list_runs(conn: &mut Conn, limit: i64, offset: i64) -> sqlx::Result<(Vec<Run>, i64)> {
+    let runs = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM ldapsync_runs ORDER BY started_at DESC, id DESC LIMIT $1 OFFSET $2"
+    )))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| run_from_row(r, false))
+    .collect::<sqlx::Result<Vec<_>>>()?;
+    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ldapsync_runs")
+        .fetch_one(conn)
+        .await?
+        .try_get("n")?;
+    Ok((runs, count))
+}
+
+/// Why a run did not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// LDAP sync is off (manual runs only; the schedule just waits).
+    Disabled,
+    /// Another run holds the lease.
+    Busy(Option<String>),
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StartError {
+    fn from(e: sqlx::Error) -> Self {
+        StartError::Db(e)
+    }
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Disabled => ApiError::bad_request(
+                "LDAP sync is not enabled: set `enabled: true` with `PUT /api/v2/settings/ldapsync` first",
+            ),
+            StartError::Busy(id) => ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                match id {
+                    Some(id) => format!("an LDAP sync run is already in progress (run {id})"),
+                    None => "an LDAP sync run is already in progress".to_owned(),
+                },
+            ),
+            StartError::Db(e) => ApiError::from(e),
+        }
+    }
+}
+
+/// Starts a run in the background: takes the lease, records the run as
+/// `running`, and returns it. The run itself goes on in a spawned task.
+pub async fn start(app: &AppState, req: RunRequest) -> Result<Run, StartError> {
+    let settings = {
+        let mut conn = app.db.pool().acquire().await?;
+        load_settings(&mut conn).await?
+    };
+    if !settings.enabled {
+        return Err(StartError::Disabled);
+    }
+    let now = clock::now();
+    let now_s = clock::fmt(now);
+    let id = store::new_id();
+    let full = match req.full {
+        Some(f) => f,
+        None => {
+            let mut conn = app.db.pool().acquire().await?;
+            full_run_due(&mut conn, &settings, now).await?
+        }
+    };
+    let mut tx = app.db.begin().await?;
+    let taken = sqlx::query(
+        "UPDATE ldapsync_lease SET run_id = $1, node = $2, expires_at = $3 \
+         WHERE id = 1 AND (run_id IS NULL OR expires_at < $4)",
+    )
+    .bind(&id)
+    .bind(&app.node_id)
+    .bind(clock::fmt(now + lease()))
+    .bind(&now_s)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if taken != 1 {
+        let holder: Option<String> = sqlx::query("SELECT run_id FROM ldapsync_lease WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await?
+            .and_then(|r| r.try_get("run_id").ok());
+        tx.rollback().await?;
+        return Err(StartError::Busy(holder));
+    }
+    // A run still marked running lost its replica (its lease expired).
+    sqlx::query(
+        "UPDATE ldapsync_runs SET status = 'failed', finished_at = $1, \
+         error = 'the replica running it stopped before it finished (no heartbeat); the next run converges' \
+         WHERE status = 'running'",
+    )
+    .bind(&now_s)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO ldapsync_runs (id, started_at, status, trigger, tick, dry_run, forced, full_sync, \
+         started_by, node, stats, progress, problems, heartbeat_at) \
+         VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $9, '{}', $10, '[]', $2)",
+    )
+    .bind(&id)
+    .bind(&now_s)
+    .bind(req.trigger.as_str())
+    .bind(&req.tick)
+    .bind(i64::from(req.dry_run))
+    .bind(i64::from(req.force))
+    .bind(i64::from(full))
+    .bind(&req.started_by)
+    .bind(&app.node_id)
+    .bind(json!(Progress { phase: "reading".to_owned(), ..Progress::default() }).to_string())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(run = %id, trigger = req.trigger.as_str(), dry_run = req.dry_run, full, "ldap sync run started");
+
+    let run_ctx = RunCtx {
+        id: id.clone(),
+        started: now,
+        dry_run: req.dry_run,
+        force: req.force,
+        full,
+        progress: Arc::new(Mutex::new(Progress {
+            phase: "reading".to_owned(),
+            ..Progress::default()
+        })),
+    };
+    let app2 = app.clone();
+    tokio::spawn(async move { supervise(app2, settings, run_ctx).await });
+    let mut conn = app.db.pool().acquire().await?;
+    get_run(&mut conn, &id)
+        .await?
+        .ok_or(StartError::Db(sqlx::Error::RowNotFound))
+}
+
+fn lease() -> chrono::Duration {
+    chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::seconds(30))
+}
+
+/// Full when no full run succeeded within `full_sync_interval`, or when no
+/// run succeeded at all.
+async fn full_run_due(
+    conn: &mut Conn,
+    settings: &LdapSettings,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let last_full: Option<String> = sqlx::query(
+        "SELECT started_at FROM ldapsync_runs WHERE status = 'succeeded' AND dry_run = 0 AND full_sync = 1 \
+         ORDER BY started_at DESC LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(|r| r.try_get("started_at"))
+    .transpose()?;
+    let Some(last) = last_full.as_deref().and_then(clock::parse) else {
+        return Ok(true);
+    };
+    let interval = settings
+        .full_sync_interval()
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .unwrap_or_else(|| chrono::Duration::hours(24));
+    Ok(now - last >= interval)
+}
+
+struct RunCtx {
+    id: String,
+    started: DateTime<Utc>,
+    dry_run: bool,
+    force: bool,
+    full: bool,
+    progress: Arc<Mutex<Progress>>,
+}
+
+/// The end of a run.
+struct Outcome {
+    status: &'static str,
+    stats: Stats,
+    error: Option<String>,
+    problems: Vec<Value>,
+    plan: Option<Value>,
+}
+
+/// Runs `execute` with a heartbeat (lease renewal + progress) beside it, and
+/// records the outcome whatever happens (a panic included).
+async fn supervise(app: AppState, settings: LdapSettings, ctx: RunCtx) {
+    let ctx = Arc::new(ctx);
+    let beat = {
+        let app = app.clone();
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                let progress = ctx.progress.lock().map(|p| p.clone()).unwrap_or_default();
+                let now = clock::now();
+                let Ok(mut conn) = app.db.pool().acquire().await else {
+                    continue;
+                };
+                let _ = sqlx::query(
+                    "UPDATE ldapsync_lease SET expires_at = $1 WHERE id = 1 AND run_id = $2",
+                )
+                .bind(clock::fmt(now + lease()))
+                .bind(&ctx.id)
+                .execute(&mut *conn)
+                .await;
+                let _ = sqlx::query(
+                    "UPDATE ldapsync_runs SET progress = $1, heartbeat_at = $2 WHERE id = $3 AND status = 'running'",
+                )
+                .bind(json!(progress).to_string())
+                .bind(clock::fmt(now))
+                .bind(&ctx.id)
+                .execute(&mut *conn)
+                .await;
+            }
+        })
+    };
+    let work = {
+        let app = app.clone();
+        let ctx = ctx.clone();
+        tokio::spawn(async move { execute(&app, &settings, &ctx).await })
+    };
+    let outcome = match work.await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => Outcome {
+            status: "failed",
+            stats: Stats::default(),
+            error: Some(e),
+            problems: Vec::new(),
+            plan: None,
+        },
+        Err(_) => Outcome {
+            status: "failed",
+            stats: Stats::default(),
+            error: Some("internal error while running the sync (see the server log)".to_owned()),
+            problems: Vec::new(),
+            plan: None,
+        },
+    };
+    beat.abort();
+    if let Err(e) = finish(&app, &ctx, outcome).await {
+        tracing::error!(run = %ctx.id, error = %e, "cannot record the end of an ldap sync run");
+    }
+}
+
+async fn finish(app: &AppState, ctx: &RunCtx, mut outcome: Outcome) -> sqlx::Result<()> {
+    let now = clock::now();
+    outcome.stats.duration_ms = u64::try_from((now - ctx.started).num_milliseconds()).unwrap_or(0);
+    let mut progress = ctx.progress.lock().map(|p| p.clone()).unwrap_or_default();
+    progress.phase = "done".to_owned();
+    let mut tx = app.db.begin().await?;
+    sqlx::query(
+        "UPDATE ldapsync_runs SET status = $1, finished_at = $2, stats = $3, progress = $4, error = $5, \
+         problems = $6, plan = $7, heartbeat_at = $2 WHERE id = $8",
+    )
+    .bind(outcome.status)
+    .bind(clock::fmt(now))
+    .bind(json!(outcome.stats).to_string())
+    .bind(json!(progress).to_string())
+    .bind(&outcome.error)
+    .bind(Value::Array(outcome.problems).to_string())
+    .bind(outcome.plan.map(|p| p.to_string()))
+    .bind(&ctx.id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE ldapsync_lease SET run_id = NULL, node = NULL, expires_at = NULL WHERE id = 1 AND run_id = $1",
+    )
+    .bind(&ctx.id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    match outcome.status {
+        "succeeded" => {
+            tracing::info!(run = %ctx.id, stats = ?outcome.stats, "ldap sync run succeeded")
+        }
+        status => {
+            tracing::warn!(run = %ctx.id, status, error = outcome.error.as_deref().unwrap_or(""), "ldap sync run did not succeed")
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// One run
+// ---------------------------------------------------------------------------
+
+/// A directory identity already known to orgsync.
+struct Link {
+    user_id: String,
+    claims: Map<String, Value>,
+    suspended_by_sync: bool,
+}
+
+/// The orgsync side of a user.
+struct Known {
+    username: String,
+    email: String,
+    name: String,
+    status: UserStatus,
+}
+
+/// What a run does to one user.
+#[derive(Debug)]
+struct UserChange {
+    user_id: String,
+    /// The directory entry (None for a user to suspend).
+    entry: Option<DirectoryUser>,
+    create: bool,
+    link: bool,
+    update_profile: bool,
+    store_claims: bool,
+    reactivate: bool,
+    suspend: bool,
+    plan: Plan,
+}
+
+impl UserChange {
+    fn summary(&self) -> Value {
+        let action = if self.create {
+            "create"
+        } else if self.suspend {
+            "suspend"
+        } else if self.reactivate {
+            "reactivate"
+        } else if self.link {
+            "link"
+        } else {
+            "update"
+        };
+        let username = self.entry.as_ref().map(|e| e.username.clone());
+        let mut v = json!({"user_id": self.user_id, "username": username, "action": action});
+        if self.plan.has_changes()
+            && let (Value::Object(m), Ok(Value::Object(p))) =
+                (&mut v, serde_json::to_value(&self.plan))
+        {
+            for (k, val) in p {
+                if k != "problems" && k != "refused" {
+                    m.insert(k, val);
+                }
+            }
+        }
+        v
+    }
+}
+
+fn set_progress(ctx: &RunCtx, f: impl FnOnce(&mut Progress)) {
+    if let Ok(mut p) = ctx.progress.lock() {
+        f(&mut p);
+    }
+}
+
+/// Reads, plans, guards and applies. `Err` is a failed run with its message.
+async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Result<Outcome, String> {
+    let db_err = |e: sqlx::Error| {
+        tracing::error!(error = %e, "ldap sync: database error");
+        "database error while syncing (see the server log)".to_owned()
+    };
+    let mut conn = app.db.pool().acquire().await.map_err(db_err)?;
+    let links = load_links(&mut conn).await.map_err(db_err)?;
+
+    // 1. Read the directory. Any non-success LDAP result fails the run here,
+    //    before anything is written.
+    let mode = if ctx.full {
+        ReadMode::Full
+    } else {
+        let since = last_success_start(&mut conn)
+            .await
+            .map_err(db_err)?
+            .map(|t| t - chrono::Duration::seconds(INCREMENTAL_OVERLAP_SECONDS))
+            .unwrap_or(ctx.started - chrono::Duration::days(365 * 30));
+        let group_keys: Vec<&String> = settings
+            .claims
+            .iter()
+            .filter(|(_, v)| v.as_str() == "groups")
+            .map(|(k, _)| k)
+            .collect();
+        let known = links
+            .iter()
+            .map(|(ext, l)| {
+                let names: BTreeSet<String> = group_keys
+                    .iter()
+                    .filter_map(|k| orgsync_sync::claim_values(&l.claims, k).ok())
+                    .flatten()
+                    .collect();
+                (ext.clone(), names)
+            })
+            .collect();
+        ReadMode::Incremental {
+            since: since.format("%Y%m%d%H%M%SZ").to_string(),
+            known,
+        }
+    };
+    drop(conn);
+    let progress = ctx.progress.clone();
+    let on_read = Arc::new(move |p: ReadProgress| {
+        if let Ok(mut g) = progress.lock() {
+            g.users_read = p.users_read;
+            g.groups_read = p.groups_read;
+        }
+    });
+    let directory = ldap::read_directory(settings, mode, on_read)
+        .await
+        .map_err(|e| e.to_string())?;
+    set_progress(ctx, |p| p.phase = "planning".to_owned());
+
+    // 2. Plan every directory user.
+    let mut conn = app.db.pool().acquire().await.map_err(db_err)?;
+    let (sync_settings, world, _) = crate::idpsync::inputs(&mut conn, None)
+        .await
+        .map_err(db_err)?;
+    let planner = Planner::new(&sync_settings, &world);
+    let known = load_known_users(&mut conn).await.map_err(db_err)?;
+    let by_username: HashMap<String, String> = known
+        .iter()
+        .map(|(id, k)| (k.username.to_lowercase(), id.clone()))
+        .collect();
+    let by_email: HashMap<String, String> = known
+        .iter()
+        .filter(|(_, k)| !k.email.is_empty())
+        .map(|(id, k)| (k.email.to_lowercase(), id.clone()))
+        .collect();
+    // user id -> the directory id it is linked to.
+    let link_of_user: HashMap<&str, &str> = links
+        .iter()
+        .map(|(ext, l)| (l.user_id.as_str(), ext.as_str()))
+        .collect();
+    let default_org = world
+        .orgs
+        .iter()
+        .find(|o| o.is_default)
+        .map(|o| o.id.clone())
+        .ok_or_else(|| "the default organization is missing".to_owned())?;
+    let mut states = load_states(&mut conn).await.map_err(db_err)?;
+    let existing_problems = load_problem_keys(&mut conn).await.map_err(db_err)?;
+    drop(conn);
+
+    let mut stats = Stats {
+        users_seen: directory.present_ids.len(),
+        groups_seen: directory.groups_seen,
+        ..Stats::default()
+    };
+    let mut problems = ProblemSet::new(existing_problems);
+    for p in &directory.problems {
+        problems.add(None, None, &p.kind, &format!("{}: {}", p.dn, p.detail));
+    }
+    let mut changes: Vec<UserChange> = Vec::new();
+    // Usernames and emails claimed in this run (new users must not collide).
+    let mut taken_usernames: HashSet<String> = HashSet::new();
+    let mut taken_emails: HashSet<String> = HashSet::new();
+    let mut seen_users: HashSet<String> = HashSet::new();
+    let mut relinked: HashSet<String> = HashSet::new();
+    for entry in directory.users {
+        set_progress(ctx, |p| p.users_planned += 1);
+        stats.users_planned += 1;
+        let username_l = entry.username.to_lowercase();
+        let email_l = entry.email.to_lowercase();
+        if entry.email.is_empty() || crate::model::parse_email("email", &entry.email).is_err() {
+            problems.add(
+                None,
+                None,
+                "missing_attribute",
+                &format!(
+                    "{}: no valid email address (attribute `{}`); the user is not synced",
+                    entry.dn, settings.user_attributes.email
+                ),
+            );
+            stats.users_skipped += 1;
+            continue;
+        }
+        // `prev`: the directory id the user was linked to before, when the
+        // entry is new but the person is not (deleted and re-created entries
+        // get a new entryUUID): the link moves to the new entry.
+        let mut prev: Option<&str> = None;
+        let (user_id, create, link) = match links.get(&entry.id) {
+            Some(l) => (l.user_id.clone(), false, false),
+            None => match by_email.get(&email_l) {
+                Some(id) => match link_of_user.get(id.as_str()) {
+                    None => (id.clone(), false, true),
+                    Some(old) if !directory.present_ids.contains(*old) => {
+                        prev = Some(old);
+                        (id.clone(), false, true)
+                    }
+                    Some(_) => {
+                        problems.add(None, None, "email_conflict", &format!(
+                        "{}: the email `{}` belongs to a user already linked to another directory entry",
+                        entry.dn, entry.email
+                    ));
+                        stats.users_skipped += 1;
+                        continue;
+                    }
+                },
+                None => {
+                    if by_username.contains_key(&username_l)
+                        || taken_usernames.contains(&username_l)
+                    {
+                        problems.add(None, None, "username_conflict", &format!(
+                            "{}: the username `{}` belongs to another user (with another email); the user is not synced",
+                            entry.dn, entry.username
+                        ));
+                        stats.users_skipped += 1;
+                        continue;
+                    }
+                    if taken_emails.contains(&email_l) {
+                        problems.add(
+                            None,
+                            None,
+                            "email_conflict",
+                            &format!(
+                                "{}: the email `{}` is used by another directory entry",
+                                entry.dn, entry.email
+                            ),
+                        );
+                        stats.users_skipped += 1;
+                        continue;
+                    }
+                    (store::new_id(), true, false)
+                }
+            },
+        };
+        if !seen_users.insert(user_id.clone()) {
+            problems.add(
+                None,
+                Some(&user_id),
+                "duplicate_user",
+                &format!(
+                    "{}: another directory entry maps to the same user",
+                    entry.dn
+                ),
+            );
+            stats.users_skipped += 1;
+            continue;
+        }
+        taken_usernames.insert(username_l);
+        taken_emails.insert(email_l);
+        let state = if create {
+            let mut s = UserState::default();
+            s.orgs.insert(default_org.clone());
+            s
+        } else {
+            states.remove(&user_id).unwrap_or_default()
+        };
+        let plan = planner.plan(&entry.claims, &state);
+        for p in &plan.problems {
+            problems.add(
+                p.organization_id.as_deref(),
+                Some(&user_id),
+                p.kind.as_str(),
+                &p.detail,
+            );
+        }
+        if let Some(r) = &plan.refused {
+            problems.add(
+                None,
+                Some(&user_id),
+                "sync_refused",
+                &format!("{}: {}", entry.dn, r.message),
+            );
+            stats.users_skipped += 1;
+            continue;
+        }
+        let current = known.get(&user_id);
+        let link_row = links
+            .get(&entry.id)
+            .or_else(|| prev.and_then(|p| links.get(p)));
+        if prev.is_some() {
+            relinked.insert(user_id.clone());
+        }
+        let update_profile = current.is_some_and(|k| {
+            k.email.to_lowercase() != entry.email.to_lowercase() || k.name != entry.name
+        });
+        let reactivate = current.is_some_and(|k| k.status == UserStatus::Suspended)
+            && link_row.is_some_and(|l| l.suspended_by_sync);
+        let store_claims = link_row.is_none_or(|l| l.claims != entry.claims);
+        let change = UserChange {
+            user_id,
+            create,
+            link,
+            update_profile,
+            store_claims,
+            reactivate,
+            suspend: false,
+            plan,
+            entry: Some(entry),
+        };
+        if change.create
+            || change.link
+            || change.update_profile
+            || change.store_claims
+            || change.reactivate
+            || change.plan.has_changes()
+        {
+            changes.push(change);
+        } else {
+            stats.users_unchanged += 1;
+        }
+    }
+    // Users gone from the directory: suspended (never deleted).
+    for (ext, l) in &links {
+        if directory.present_ids.contains(ext) || relinked.contains(&l.user_id) {
+            continue;
+        }
+        if known
+            .get(&l.user_id)
+            .is_some_and(|k| k.status != UserStatus::Suspended)
+        {
+            changes.push(UserChange {
+                user_id: l.user_id.clone(),
+                entry: None,
+                create: false,
+                link: false,
+                update_profile: false,
+                store_claims: false,
+                reactivate: false,
+                suspend: true,
+                plan: Plan::default(),
+            });
+        }
+    }
+    for c in &changes {
+        count_change(&mut stats, c);
+    }
+    stats.problems = problems.len();
+
+    // 3. The removal guard.
+    let mut conn = app.db.pool().acquire().await.map_err(db_err)?;
+    let (ldap_users, ldap_memberships) = guard_base(&mut conn).await.map_err(db_err)?;
+    drop(conn);
+    let plan_summary = || {
+        Some(Value::Array(
+            changes
+                .iter()
+                .take(PLAN_KEEP)
+                .map(UserChange::summary)
+                .collect(),
+        ))
+    };
+    let removal_problem = removal_check(settings, &stats, ldap_users, ldap_memberships);
+    if let Some(why) = &removal_problem
+        && !ctx.force
+    {
+        return Ok(Outcome {
+            status: "aborted",
+            error: Some(format!(
+                "{why}; nothing was changed. Review the plan and run again with `force` (`orgsync ldapsync run --force`) if it is right"
+            )),
+            problems: problems.kept(),
+            plan: plan_summary(),
+            stats,
+        });
+    }
+    if ctx.dry_run {
+        return Ok(Outcome {
+            status: "succeeded",
+            error: None,
+            problems: problems.kept(),
+            plan: plan_summary(),
+            stats,
+        });
+    }
+
+    // 4. Apply in batches, one transaction each.
+    set_progress(ctx, |p| {
+        p.phase = "applying".to_owned();
+        p.users_to_apply = changes.len();
+    });
+    let audit_ctx = AuditCtx {
+        source: AUDIT_SOURCE,
+        ..AuditCtx::default()
+    };
+    let mut group_ids: HashMap<(String, String), String> = HashMap::new();
+    let new_problems = problems.new_rows();
+    let mut problem_rows = new_problems.as_slice();
+    for batch in changes.chunks(BATCH) {
+        let now_s = clock::fmt(clock::now());
+        let mut tx = app.db.begin().await.map_err(db_err)?;
+        apply::apply_batch(&mut tx, batch, &default_org, &now_s, &audit_ctx, &mut group_ids)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = ?e.internal, message = %e.body.message, "ldap sync: cannot apply a batch");
+                format!("cannot apply a batch of changes: {}", e.body.message)
+            })?;
+        // Problems go in with the first batches (a crash leaves the rest for the next run).
+        let take = problem_rows.len().min(BATCH);
+        for (org, user, kind, detail) in &problem_rows[..take] {
+            insert_problem(
+                &mut tx,
+                org.as_deref(),
+                user.as_deref(),
+                kind,
+                detail,
+                &now_s,
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        problem_rows = &problem_rows[take..];
+        tx.commit().await.map_err(db_err)?;
+        app.authz
+            .invalidate(batch.iter().map(|c| c.user_id.as_str()));
+        stats.batches += 1;
+        set_progress(ctx, |p| p.users_applied += batch.len());
+    }
+    if !problem_rows.is_empty() {
+        let now_s = clock::fmt(clock::now());
+        let mut tx = app.db.begin().await.map_err(db_err)?;
+        for (org, user, kind, detail) in problem_rows {
+            insert_problem(
+                &mut tx,
+                org.as_deref(),
+                user.as_deref(),
+                kind,
+                detail,
+                &now_s,
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+    }
+    Ok(Outcome {
+        status: "succeeded",
+        error: None,
+        problems: problems.kept(),
+        plan: None,
+        stats,
+    })
+}
+
+fn count_change(stats: &mut Stats, c: &UserChange) {
+    stats.users_created += usize::from(c.create);
+    stats.users_linked += usize::from(c.link);
+    stats.users_updated +=
+        usize::from(!c.create && !c.suspend && (c.update_profile || c.plan.has_changes()));
+    stats.users_suspended += usize::from(c.suspend);
+    stats.users_reactivated += usize::from(c.reactivate);
+    let p = &c.plan;
+    stats.organizations_joined += p.organizations.add.len();
+    stats.organizations_left += p.organizations.remove.len();
+    for g in p.groups.values() {
+        stats.groups_joined += g.add.len();
+        stats.groups_left += g.remove.len();
+    }
+    let created: BTreeSet<(&str, &str)> = p
+        .groups
+        .values()
+        .flat_map(|g| {
+            g.add
+                .iter()
+                .filter(|a| a.create)
+                .map(|a| (g.organization_id.as_str(), a.name.as_str()))
+        })
+        .collect();
+    stats.groups_created += created.len();
+    stats.roles_changed += p
+        .roles
+        .values()
+        .filter(|r| !r.add.is_empty() || !r.remove.is_empty())
+        .count();
+    stats.site_roles_changed +=
+        usize::from(!p.site_roles.add.is_empty() || !p.site_roles.remove.is_empty());
+    stats.memberships_added = stats.organizations_joined + stats.groups_joined;
+    stats.memberships_removed = stats.organizations_left + stats.groups_left;
+}
+
+/// Why the run would remove too much, if it would.
+fn removal_check(
+    settings: &LdapSettings,
+    stats: &Stats,
+    ldap_users: usize,
+    ldap_memberships: usize,
+) -> Option<String> {
+    let limit = settings.max_removal_percent;
+    let pct = |n: usize, of: usize| -> f64 {
+        if n == 0 {
+            0.0
+        } else if of == 0 {
+            100.0
+        } else {
+            #[allow(clippy::cast_precision_loss)]
+            let p = n as f64 * 100.0 / of as f64;
+            p
+        }
+    };
+    let users = pct(stats.users_suspended, ldap_users);
+    if users > limit {
+        return Some(format!(
+            "the run would suspend {} of {} directory users ({users:.1}%), more than max_removal_percent ({limit}%)",
+            stats.users_suspended, ldap_users
+        ));
+    }
+    let memberships = pct(stats.memberships_removed, ldap_memberships);
+    if memberships > limit {
+        return Some(format!(
+            "the run would remove {} of {} memberships of directory users ({memberships:.1}%), more than max_removal_percent ({limit}%)",
+            stats.memberships_removed, ldap_memberships
+        ));
+    }
+    None
+}
+
+/// Active directory-linked users, and their organization + group memberships.
+async fn guard_base(conn: &mut Conn) -> sqlx::Result<(usize, usize)> {
+    let users: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM user_links l JOIN users u ON u.id = l.user_id \
+         WHERE l.source = $1 AND u.status <> 'suspended'",
+    )
+    .bind(LINK_SOURCE)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("n")?;
+    let orgs: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM organization_members m JOIN user_links l ON l.user_id = m.user_id \
+         WHERE l.source = $1",
+    )
+    .bind(LINK_SOURCE)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("n")?;
+    let groups: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM group_members m JOIN user_links l ON l.user_id = m.user_id \
+         WHERE l.source = $1",
+    )
+    .bind(LINK_SOURCE)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("n")?;
+    let n = |v: i64| usize::try_from(v).unwrap_or(0);
+    Ok((n(users), n(orgs) + n(groups)))
+}
+
+async fn last_success_start(conn: &mut Conn) -> sqlx::Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query(
+        "SELECT started_at FROM ldapsync_runs WHERE status = 'succeeded' AND dry_run = 0 \
+         ORDER BY started_at DESC LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?
+    .and_then(|r| r.try_get::<String, _>("started_at").ok())
+    .and_then(|s| clock::parse(&s)))
+}
+
+async fn load_links(conn: &mut Conn) -> sqlx::Result<HashMap<String, Link>> {
+    let mut out = HashMap::new();
+    for r in sqlx::query(
+        "SELECT user_id, external_id, claims, suspended_by_sync FROM user_links WHERE source = $1",
+    )
+    .bind(LINK_SOURCE)
+    .fetch_all(conn)
+    .await?
+    {
+        let claims = match serde_json::from_str::<Value>(&r.try_get::<String, _>("claims")?) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        out.insert(
+            r.try_get("external_id")?,
+            Link {
+                user_id: r.try_get("user_id")?,
+                claims,
+                suspended_by_sync: r.try_get::<i64, _>("suspended_by_sync")? != 0,
+            },
+        );
+    }
+    Ok(out)
+}
+
+async fn load_known_users(conn: &mut Conn) -> sqlx::Result<HashMap<String, Known>> {
+    let mut out = HashMap::new();
+    for r in sqlx::query("SELECT id, username, email, name, status FROM users")
+        .fetch_all(conn)
+        .await?
+    {
+        out.insert(
+            r.try_get("id")?,
+            Known {
+                username: r.try_get("username")?,
+                email: r.try_get("email")?,
+                name: r.try_get("name")?,
+                status: UserStatus::parse(&r.try_get::<String, _>("status")?),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Every user's memberships, in three queries.
+async fn load_states(conn: &mut Conn) -> sqlx::Result<HashMap<String, UserState>> {
+    let mut out: HashMap<String, UserState> = HashMap::new();
+    for r in sqlx::query("SELECT user_id, organization_id, roles FROM organization_members")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let user: String = r.try_get("user_id")?;
+        let org: String = r.try_get("organization_id")?;
+        let roles: Vec<String> =
+            serde_json::from_str(&r.try_get::<String, _>("roles")?).unwrap_or_default();
+        let s = out.entry(user).or_default();
+        s.org_roles.insert(org.clone(), roles.into_iter().collect());
+        s.orgs.insert(org);
+    }
+    for r in sqlx::query(
+        "SELECT m.user_id, m.group_id FROM group_members m JOIN groups g ON g.id = m.group_id \
+         WHERE g.id <> g.organization_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        let user: String = r.try_get("user_id")?;
+        out.entry(user)
+            .or_default()
+            .groups
+            .insert(r.try_get("group_id")?);
+    }
+    for r in sqlx::query("SELECT id, roles FROM users")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let user: String = r.try_get("id")?;
+        let roles: Vec<String> =
+            serde_json::from_str(&r.try_get::<String, _>("roles")?).unwrap_or_default();
+        out.entry(user)
+            .or_default()
+            .site_roles
+            .extend(roles.into_iter().filter(|r| r != "member"));
+    }
+    Ok(out)
+}
+
+type ProblemKey = (Option<String>, Option<String>, String, String);
+
+async fn load_problem_keys(conn: &mut Conn) -> sqlx::Result<HashSet<ProblemKey>> {
+    sqlx::query(
+        "SELECT organization_id, user_id, kind, detail FROM idpsync_problems WHERE source = $1",
+    )
+    .bind(AUDIT_SOURCE)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get("organization_id")?,
+            r.try_get("user_id")?,
+            r.try_get("kind")?,
+            r.try_get("detail")?,
+        ))
+    })
+    .collect()
+}
+
+async fn insert_problem(
+    conn: &mut Conn,
+    org: Option<&str>,
+    user: Option<&str>,
+    kind: &str,
+    detail: &str,
+    now: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO idpsync_problems (id, organization_id, user_id, source, kind, detail, time) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(store::new_id())
+    .bind(org)
+    .bind(user)
+    .bind(AUDIT_SOURCE)
+    .bind(kind)
+    .bind(detail)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// A run's problems: all of them for the run record (aggregated, capped), the
+/// ones not recorded before for `idpsync_problems`.
+struct ProblemSet {
+    recorded: HashSet<ProblemKey>,
+    new: Vec<ProblemKey>,
+    new_keys: HashSet<ProblemKey>,
+    /// (org, kind, detail) -> count, in first-seen order.
+    summary: BTreeMap<(Option<String>, String, String), usize>,
+    total: usize,
+}
+
+impl ProblemSet {
+    fn new(recorded: HashSet<ProblemKey>) -> Self {
+        Self {
+            recorded,
+            new: Vec::new(),
+            new_keys: HashSet::new(),
+            summary: BTreeMap::new(),
+            total: 0,
+        }
+    }
+
+    fn add(&mut self, org: Option<&str>, user: Option<&str>, kind: &str, detail: &str) {
+        let key: ProblemKey = (
+            org.map(str::to_owned),
+            user.map(str::to_owned),
+            kind.to_owned(),
+            detail.to_owned(),
+        );
+        *self
+            .summary
+            .entry((key.0.clone(), key.2.clone(), key.3.clone()))
+            .or_default() += 1;
+        self.total += 1;
+        if !self.recorded.contains(&key) && self.new_keys.insert(key.clone()) {
+            self.new.push(key);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.summary.len()
+    }
+
+    fn kept(&self) -> Vec<Value> {
+        self.summary
+            .iter()
+            .take(PROBLEMS_KEEP)
+            .map(|((org, kind, detail), n)| {
+                json!({"organization_id": org, "kind": kind, "detail": detail, "count": n})
+            })
+            .collect()
+    }
+
+    fn new_rows(&self) -> Vec<ProblemKey> {
+        self.new.clone()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Schedule
+// ---------------------------------------------------------------------------
+
+/// Claims each tick of the configured cron schedule; the replica whose insert
+/// of the tick's row succeeds runs it. Ends when the app is dropped.
+pub async fn scheduler(app: Weak<App>) {
+    let mut current: Option<(String, cron::Schedule)> = None;
+    let mut next: Option<DateTime<Utc>> = None;
+    let mut rounds: u64 = 0;
+    loop {
+        let wait = next
+            .map(|t| (t - clock::now()).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(Duration::from_secs(1))
+            .min(Duration::from_secs(1));
+        tokio::time::sleep(wait).await;
+        let Some(app) = app.upgrade() else {
+            return;
+        };
+        rounds += 1;
+        let settings = match app.db.pool().acquire().await {
+            Ok(mut conn) => match load_settings(&mut conn).await {
+                Ok(s) => s,
+                Err(_) => continue,
+            },
+            Err(_) => continue,
+        };
+        if !settings.enabled {
+            current = None;
+            next = None;
+            continue;
+        }
+        if current
+            .as_ref()
+            .is_none_or(|(expr, _)| *expr != settings.schedule)
+        {
+            match cron::Schedule::from_str(&settings.schedule) {
+                Ok(s) => {
+                    next = s.after(&clock::now()).next();
+                    current = Some((settings.schedule.clone(), s));
+                }
+                Err(e) => {
+                    tracing::warn!(schedule = %settings.schedule, error = %e, "ldap sync: invalid schedule");
+                    current = None;
+                    next = None;
+                    continue;
+                }
+            }
+        }
+        let now = clock::now();
+        let Some(tick) = next.filter(|t| *t <= now) else {
+            continue;
+        };
+        next = current.as_ref().and_then(|(_, s)| s.after(&now).next());
+        let tick_s = clock::fmt(tick);
+        if claim_tick(&app, &tick_s, &clock::fmt(now)).await {
+            let req = RunRequest {
+                trigger: Trigger::Schedule,
+                dry_run: false,
+                force: false,
+                full: None,
+                started_by: None,
+                tick: Some(tick_s.clone()),
+            };
+            match start(&app, req).await {
+                Ok(_) | Err(StartError::Disabled) => {}
+                Err(StartError::Busy(run)) => {
+                    tracing::info!(tick = %tick_s, run = ?run, "ldap sync: scheduled tick skipped, a run is in progress");
+                }
+                Err(StartError::Db(e)) => {
+                    tracing::warn!(tick = %tick_s, error = %e, "ldap sync: cannot start a scheduled run");
+                }
+            }
+        }
+        if rounds.is_multiple_of(600)
+            && let Ok(mut conn) = app.db.pool().acquire().await
+        {
+            let _ = sqlx::query("DELETE FROM ldapsync_ticks WHERE tick < $1")
+                .bind(clock::fmt(now - chrono::Duration::days(1)))
+                .execute(&mut *conn)
+                .await;
+        }
+    }
+}
+
+async fn claim_tick(app: &App, tick: &str, now: &str) -> bool {
+    let Ok(mut conn) = app.db.pool().acquire().await else {
+        return false;
+    };
+    sqlx::query(
+        "INSERT INTO ldapsync_ticks (tick, node, claimed_at) VALUES ($1, $2, $3) ON CONFLICT (tick) DO NOTHING",
+    )
+    .bind(tick)
+    .bind(&app.node_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .is_ok_and(|r| r.rows_affected() == 1)
+}

@@ -1,0 +1,778 @@
+//! LDAP directory sync against a real OpenLDAP slapd: settings, runs and their
+//! lifecycle (create, update, suspend, reactivate), the safety rules (failed
+//! reads change nothing, the removal guard, dry runs), incremental runs, the
+//! schedule (one replica per tick) and the CLI.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{Client, TestServer, backend};
+use crate::slapd::Slapd;
+
+const BASE: &str = "dc=example,dc=test";
+
+fn user_ldif(uid: &str, dept: &str) -> String {
+    format!(
+        "dn: uid={uid},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid} Example\nsn: {uid}\n\
+         mail: {uid}@example.com\ndepartmentNumber: {dept}\n\n"
+    )
+}
+
+fn group_ldif(cn: &str, members: &[&str]) -> String {
+    let mut s = format!("dn: cn={cn},ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: {cn}\n");
+    for m in members {
+        s.push_str(&format!("member: {m}\n"));
+    }
+    s.push('\n');
+    s
+}
+
+fn udn(uid: &str) -> String {
+    format!("uid={uid},ou=people,{BASE}")
+}
+
+fn gdn(cn: &str) -> String {
+    format!("cn={cn},ou=groups,{BASE}")
+}
+
+/// alice, bob, carol, dave; eng = {alice, bob}; platform-leads = {alice};
+/// staff = {eng} (nested); posixGroup ops = {carol}.
+fn seed(slapd: &Slapd) {
+    let mut ldif = String::new();
+    for (u, d) in [
+        ("alice", "d1"),
+        ("bob", "d1"),
+        ("carol", "d2"),
+        ("dave", "d3"),
+    ] {
+        ldif.push_str(&user_ldif(u, d));
+    }
+    ldif.push_str(&group_ldif("eng", &[&udn("alice"), &udn("bob")]));
+    ldif.push_str(&group_ldif("platform-leads", &[&udn("alice")]));
+    ldif.push_str(&group_ldif("staff", &[&gdn("eng")]));
+    ldif.push_str(&format!(
+        "dn: cn=ops,ou=groups,{BASE}\nobjectClass: posixGroup\ncn: ops\ngidNumber: 5000\nmemberUid: carol\n\n"
+    ));
+    slapd.ldapadd(&ldif);
+}
+
+fn settings(slapd: &Slapd) -> Value {
+    json!({
+        "enabled": true,
+        "url": slapd.url(),
+        "bind_dn": format!("cn=sync,ou=services,{BASE}"),
+        "bind_password": "sync-password",
+        "user_base_dn": format!("ou=people,{BASE}"),
+        "group_base_dn": format!("ou=groups,{BASE}"),
+        "claims": {"groups": "groups", "department": "departmentNumber"},
+        "schedule": "0 0 0 1 1 *",
+        "max_removal_percent": 50,
+        "page_size": 2,
+    })
+}
+
+/// Orgs and IdP sync settings the directory's claims feed.
+async fn setup(owner: &Client, slapd: &Slapd) {
+    owner.create_org("data-platform").await;
+    owner.create_org("ops-org").await;
+    for (path, body) in [
+        (
+            "/settings/idpsync/organization",
+            json!({"field": "groups", "mapping": {"eng": ["data-platform"], "ops": ["ops-org"]}}),
+        ),
+        (
+            "/organizations/data-platform/settings/idpsync/groups",
+            json!({"field": "groups", "regex_filter": "^(eng|staff|platform-leads)$", "auto_create_missing_groups": true}),
+        ),
+        (
+            "/organizations/data-platform/settings/idpsync/roles",
+            json!({"field": "groups", "mapping": {"platform-leads": ["organization-admin"]}}),
+        ),
+    ] {
+        let (status, body) = owner.patch(path, body).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let (status, body) = owner.put("/settings/ldapsync", settings(slapd)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Starts a run and waits for its end.
+async fn run(c: &Client, body: Value) -> Value {
+    let (status, started) = c.post("/ldapsync/runs", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    assert_eq!(started["status"], "running");
+    wait(c, started["id"].as_str().unwrap()).await
+}
+
+async fn wait(c: &Client, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, r) = c.get(&format!("/ldapsync/runs/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        if r["status"] != "running" {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "run {id} did not end: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn audit_count(c: &Client) -> i64 {
+    c.get("/audit?limit=1").await.1["count"].as_i64().unwrap()
+}
+
+async fn user(c: &Client, name: &str) -> Value {
+    let (status, u) = c.get(&format!("/users/{name}")).await;
+    assert_eq!(status, StatusCode::OK, "{name}: {u}");
+    u
+}
+
+async fn org_names(c: &Client, name: &str) -> Vec<String> {
+    let (_, orgs) = c.get(&format!("/users/{name}/organizations")).await;
+    let mut v: Vec<String> = orgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The user's groups in data-platform (names, sorted, without Everyone).
+async fn dp_groups(c: &Client, name: &str) -> Vec<String> {
+    let (_, groups) = c.get("/organizations/data-platform/groups").await;
+    let mut out: Vec<String> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["name"] != "Everyone")
+        .filter(|g| {
+            g["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["username"] == name)
+        })
+        .map(|g| g["name"].as_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+async fn dp_roles(c: &Client, name: &str) -> Value {
+    let (_, members) = c.get("/organizations/data-platform/members").await;
+    members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["username"] == name)
+        .map(|m| m["roles"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn stat(run: &Value, key: &str) -> u64 {
+    run["stats"][key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no stat {key}: {run}"))
+}
+
+#[tokio::test]
+async fn settings_are_validated_redacted_and_audited() {
+    let slapd = Slapd::start();
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    let (status, d) = owner.get("/settings/ldapsync").await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    assert_eq!(d["enabled"], false);
+    assert_eq!(d["bind_password_set"], false);
+
+    let (status, body) = owner.put("/settings/ldapsync", settings(&slapd)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("bind_password").is_none(), "{body}");
+    assert_eq!(body["bind_password_set"], true);
+    // Audited without the secret.
+    let (_, audit) = owner.get("/audit?q=resource_type:ldapsync_settings").await;
+    let entry = audit["audit_logs"][0].to_string();
+    assert!(entry.contains("bind_password"), "{entry}");
+    assert!(!entry.contains("sync-password"), "{entry}");
+    // A PUT without the password keeps it.
+    let mut again = settings(&slapd);
+    again.as_object_mut().unwrap().remove("bind_password");
+    again["page_size"] = json!(100);
+    let (status, body) = owner.put("/settings/ldapsync", again).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["bind_password_set"], true);
+
+    // Bad input: each a 400 naming the field, nothing stored.
+    for (field, value) in [
+        ("schedule", json!("every tuesday")),
+        ("schedule", json!("61 * * * * *")),
+        ("user_base_dn", json!("ou=people,,dc=example")),
+        ("bind_dn", json!("not a dn")),
+        ("user_filter", json!("(objectClass=inetOrgPerson")),
+        ("group_filter", json!("objectClass=*)(")),
+        ("url", json!("http://127.0.0.1:389")),
+        ("page_size", json!(0)),
+        ("max_removal_percent", json!(150)),
+    ] {
+        let mut bad = settings(&slapd);
+        bad[field] = value.clone();
+        let (status, body) = owner.put("/settings/ldapsync", bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={value}: {body}");
+        assert!(
+            body["validations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["field"].as_str().unwrap().starts_with(field)),
+            "{field}: {body}"
+        );
+    }
+    let (_, d) = owner.get("/settings/ldapsync").await;
+    assert_eq!(d["page_size"], 100);
+    let (status, body) = owner
+        .put("/settings/ldapsync", json!({"colour": "blue"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Only site user admins (and auditors read).
+    let (alice, _) = owner.create_user("alice").await;
+    assert_eq!(
+        alice.get("/settings/ldapsync").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        alice.put("/settings/ldapsync", settings(&slapd)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        alice.post("/ldapsync/runs", json!({})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(alice.get("/ldapsync/runs").await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_run_creates_users_in_orgs_groups_and_roles_and_a_second_writes_nothing() {
+    let slapd = Slapd::start();
+    seed(&slapd);
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    setup(&owner, &slapd).await;
+
+    // A dry run first: the plan, nothing written.
+    let before = audit_count(&owner).await;
+    let dry = run(&owner, json!({"dry_run": true})).await;
+    assert_eq!(dry["status"], "succeeded", "{dry}");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(stat(&dry, "users_created"), 4, "{dry}");
+    let plan = dry["plan"].as_array().unwrap();
+    assert!(
+        plan.iter()
+            .any(|c| c["username"] == "alice" && c["action"] == "create"),
+        "{dry}"
+    );
+    assert_eq!(audit_count(&owner).await, before);
+    assert_eq!(owner.get("/users/alice").await.0, StatusCode::NOT_FOUND);
+
+    let r = run(&owner, json!({})).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["trigger"], "manual");
+    assert_eq!(r["full"], true);
+    assert_eq!(stat(&r, "users_seen"), 4);
+    assert_eq!(stat(&r, "users_created"), 4);
+    assert!(stat(&r, "groups_seen") >= 4, "{r}");
+    assert_eq!(r["progress"]["phase"], "done");
+    assert_eq!(r["progress"]["users_read"], 4);
+
+    let alice = user(&owner, "alice").await;
+    assert_eq!(alice["login_type"], "ldap");
+    assert_eq!(alice["email"], "alice@example.com");
+    assert_eq!(org_names(&owner, "alice").await, ["coder", "data-platform"]);
+    // Nested: alice and bob are in staff through eng.
+    assert_eq!(
+        dp_groups(&owner, "alice").await,
+        ["eng", "platform-leads", "staff"]
+    );
+    assert_eq!(dp_groups(&owner, "bob").await, ["eng", "staff"]);
+    assert_eq!(
+        dp_roles(&owner, "alice").await,
+        json!(["organization-admin"])
+    );
+    assert_eq!(dp_roles(&owner, "bob").await, json!([]));
+    // posixGroup memberUid.
+    assert_eq!(org_names(&owner, "carol").await, ["coder", "ops-org"]);
+    assert_eq!(org_names(&owner, "dave").await, ["coder"]);
+    // Groups auto-created by the directory sync say so.
+    let (_, groups) = owner.get("/organizations/data-platform/groups").await;
+    let staff = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "staff")
+        .unwrap();
+    assert_eq!(staff["source"], "ldap", "{staff}");
+    // Changes are audited as the directory sync's.
+    let (_, audit) = owner.get("/audit?limit=200").await;
+    assert!(
+        audit["audit_logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["source"] == "ldap_sync"),
+        "{audit}"
+    );
+
+    // A second run with no change in the directory writes nothing.
+    let before = audit_count(&owner).await;
+    let again = run(&owner, json!({"full": true})).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(stat(&again, "users_unchanged"), 4, "{again}");
+    assert_eq!(stat(&again, "users_created"), 0);
+    assert_eq!(
+        stat(&again, "memberships_added") + stat(&again, "memberships_removed"),
+        0
+    );
+    assert_eq!(audit_count(&owner).await, before);
+
+    // Manual changes to what the directory manages are refused.
+    let (status, body) = owner
+        .put(
+            "/organizations/data-platform/members/bob/roles",
+            json!({"roles": ["organization-admin"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Runs are listed newest first.
+    let (_, list) = owner.get("/ldapsync/runs").await;
+    assert_eq!(list["count"], 3, "{list}");
+    assert_eq!(list["runs"][0]["id"], again["id"]);
+}
+
+#[tokio::test]
+async fn directory_changes_are_reflected_gone_users_suspended_and_reactivated() {
+    let slapd = Slapd::start();
+    seed(&slapd);
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    setup(&owner, &slapd).await;
+    assert_eq!(run(&owner, json!({})).await["status"], "succeeded");
+
+    // bob leaves eng (and so staff and data-platform); carol's department changes;
+    // dave is deleted.
+    slapd.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n\n",
+        gdn("eng"),
+        udn("bob")
+    ));
+    slapd.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: departmentNumber\ndepartmentNumber: d9\n\n",
+        udn("carol")
+    ));
+    slapd.delete(&udn("dave"));
+    let r = run(&owner, json!({"full": true})).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(stat(&r, "users_suspended"), 1, "{r}");
+    assert_eq!(org_names(&owner, "bob").await, ["coder"]);
+    assert_eq!(user(&owner, "dave").await["status"], "suspended");
+    assert_eq!(user(&owner, "alice").await["status"], "active");
+    // Suspended, not deleted: a suspended user cannot log in, and comes back.
+    slapd.ldapadd(&user_ldif("dave", "d3"));
+    let r = run(&owner, json!({"full": true})).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(stat(&r, "users_reactivated"), 1, "{r}");
+    assert_eq!(user(&owner, "dave").await["status"], "active");
+
+    // A user an admin suspended stays suspended.
+    let (status, _) = owner.put("/users/alice/status/suspend", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        run(&owner, json!({"full": true})).await["status"],
+        "succeeded"
+    );
+    assert_eq!(user(&owner, "alice").await["status"], "suspended");
+}
+
+#[tokio::test]
+async fn a_run_that_removes_too_much_is_aborted_unless_forced() {
+    let slapd = Slapd::start();
+    seed(&slapd);
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    setup(&owner, &slapd).await;
+    let mut strict = settings(&slapd);
+    strict["max_removal_percent"] = json!(10);
+    assert_eq!(
+        owner.put("/settings/ldapsync", strict).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(run(&owner, json!({})).await["status"], "succeeded");
+
+    slapd.delete(&udn("carol"));
+    slapd.delete(&udn("dave"));
+    let before = audit_count(&owner).await;
+    let r = run(&owner, json!({})).await;
+    assert_eq!(r["status"], "aborted", "{r}");
+    let error = r["error"].as_str().unwrap();
+    assert!(
+        error.contains("max_removal_percent") && error.contains("force"),
+        "{error}"
+    );
+    assert_eq!(stat(&r, "users_suspended"), 2);
+    assert!(
+        r["plan"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["action"] == "suspend"),
+        "{r}"
+    );
+    assert_eq!(audit_count(&owner).await, before);
+    assert_eq!(user(&owner, "carol").await["status"], "active");
+
+    let r = run(&owner, json!({"force": true})).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["force"], true);
+    assert_eq!(user(&owner, "carol").await["status"], "suspended");
+    assert_eq!(user(&owner, "dave").await["status"], "suspended");
+}
+
+#[tokio::test]
+async fn failed_reads_change_nothing() {
+    let slapd = Slapd::start();
+    seed(&slapd);
+    // More entries than the frontend size limit (50) of the `limited` account.
+    let mut many = String::new();
+    for i in 0..60 {
+        many.push_str(&user_ldif(&format!("user{i:03}"), "d0"));
+    }
+    slapd.ldapadd(&many);
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    setup(&owner, &slapd).await;
+    let users_before = owner.get("/users?limit=1").await.1["count"].clone();
+    let before = audit_count(&owner).await;
+
+    // The size limit: the run fails and nothing is written.
+    let mut limited = settings(&slapd);
+    limited["bind_dn"] = json!(format!("cn=limited,ou=services,{BASE}"));
+    limited["bind_password"] = json!("limited-password");
+    limited["page_size"] = json!(500);
+    assert_eq!(
+        owner.put("/settings/ldapsync", limited).await.0,
+        StatusCode::OK
+    );
+    let before_settings = audit_count(&owner).await;
+    assert_eq!(before_settings, before + 1);
+    let r = run(&owner, json!({})).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    let error = r["error"].as_str().unwrap().to_lowercase();
+    assert!(error.contains("size limit"), "{error}");
+    assert_eq!(owner.get("/users?limit=1").await.1["count"], users_before);
+    assert_eq!(audit_count(&owner).await, before_settings);
+
+    // A wrong password: a clear bind error, never the password.
+    let mut wrong = settings(&slapd);
+    wrong["bind_password"] = json!("not-the-password");
+    assert_eq!(
+        owner.put("/settings/ldapsync", wrong).await.0,
+        StatusCode::OK
+    );
+    let r = run(&owner, json!({})).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    let error = r["error"].as_str().unwrap();
+    assert!(
+        error.to_lowercase().contains("bind") && error.contains("cn=sync"),
+        "{error}"
+    );
+    assert!(!error.contains("not-the-password"), "{error}");
+
+    // The directory down: a clear connection error, nothing changed.
+    assert_eq!(
+        owner.put("/settings/ldapsync", settings(&slapd)).await.0,
+        StatusCode::OK
+    );
+    let mut slapd = slapd;
+    slapd.kill();
+    let r = run(&owner, json!({})).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["error"].as_str().unwrap().contains("127.0.0.1"), "{r}");
+    assert_eq!(owner.get("/users?limit=1").await.1["count"], users_before);
+
+    // Back up: the next run converges.
+    slapd.restart();
+    let r = run(&owner, json!({})).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(stat(&r, "users_created"), 64);
+}
+
+#[tokio::test]
+async fn incremental_runs_pick_up_deletions_and_membership_changes() {
+    let slapd = Slapd::start();
+    seed(&slapd);
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    setup(&owner, &slapd).await;
+    let first = run(&owner, json!({})).await;
+    assert_eq!(first["full"], true, "{first}");
+    assert_eq!(stat(&first, "users_created"), 4);
+
+    slapd.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n\n",
+        gdn("eng"),
+        udn("bob")
+    ));
+    slapd.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\nadd: member\nmember: {}\n\n",
+        gdn("eng"),
+        udn("dave")
+    ));
+    slapd.delete(&udn("carol"));
+    // Not forced full: the full run is not due yet (24h), so this is incremental.
+    let r = run(&owner, json!({})).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["full"], false, "{r}");
+    assert_eq!(stat(&r, "users_suspended"), 1, "{r}");
+    assert_eq!(user(&owner, "carol").await["status"], "suspended");
+    assert_eq!(org_names(&owner, "bob").await, ["coder"]);
+    assert_eq!(org_names(&owner, "dave").await, ["coder", "data-platform"]);
+    assert_eq!(dp_groups(&owner, "dave").await, ["eng", "staff"]);
+    // alice did not change: not planned again.
+    assert!(stat(&r, "users_planned") < 4, "{r}");
+    assert_eq!(
+        dp_groups(&owner, "alice").await,
+        ["eng", "platform-leads", "staff"]
+    );
+}
+
+#[tokio::test]
+async fn the_schedule_runs_syncs_and_two_replicas_share_each_tick() {
+    let slapd = Slapd::start();
+    seed(&slapd);
+    let s = TestServer::start().await;
+    let replica = s.replica().await;
+    let owner = s.owner().await;
+    setup(&owner, &slapd).await;
+    let mut every_second = settings(&slapd);
+    every_second["schedule"] = json!("* * * * * *");
+    assert_eq!(
+        owner.put("/settings/ldapsync", every_second).await.0,
+        StatusCode::OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let runs = loop {
+        let (_, list) = owner.get("/ldapsync/runs?limit=100").await;
+        let scheduled: Vec<Value> = list["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["trigger"] == "schedule" && r["status"] != "running")
+            .cloned()
+            .collect();
+        if scheduled.len() >= 4 {
+            break scheduled;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "scheduled runs did not happen: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Off again: no more runs.
+    assert_eq!(
+        owner.put("/settings/ldapsync", settings(&slapd)).await.0,
+        StatusCode::OK
+    );
+    let mut ticks: Vec<&str> = runs.iter().map(|r| r["tick"].as_str().unwrap()).collect();
+    let n = ticks.len();
+    ticks.sort_unstable();
+    ticks.dedup();
+    assert_eq!(ticks.len(), n, "a tick ran twice: {runs:?}");
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:?}");
+    assert_eq!(org_names(&owner, "alice").await, ["coder", "data-platform"]);
+    drop(replica);
+}
+
+#[tokio::test]
+async fn the_cli_runs_a_sync_with_a_progress_line() {
+    let slapd = Slapd::start();
+    seed(&slapd);
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    setup(&owner, &slapd).await;
+    let token = owner.token.clone().unwrap();
+    let base = s.base.clone();
+    let cli = move |args: &'static [&'static str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"));
+        let home = tempfile::tempdir().unwrap();
+        cmd.env("ORGSYNC_URL", &base)
+            .env("ORGSYNC_SESSION_TOKEN", &token)
+            .env("HOME", home.path())
+            .env("ORGSYNC_CONFIG_DIR", home.path())
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        let out = cmd.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let r = cli(&["ldapsync", "run", "--dry-run"]);
+        let r2 = cli(&["ldapsync", "run"]);
+        let r3 = cli(&["ldapsync", "runs", "--output", "json"]);
+        (r, r2, r3)
+    })
+    .await
+    .map(|(a, b, c)| {
+        assert_eq!(a.0, 0, "dry run: {} {}", a.1, a.2);
+        assert!(a.1.contains("create"), "{}", a.1);
+        assert_eq!(c.0, 0, "{}", c.2);
+        let list: Value = serde_json::from_str(&c.1).unwrap();
+        assert_eq!(list["count"], 2, "{list}");
+        b
+    })
+    .unwrap();
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("succeeded"), "{out}");
+    assert!(out.contains("users_created"), "{out}");
+    assert!(err.contains("users") || out.contains("users_seen"), "{err}");
+    assert_eq!(user(&owner, "alice").await["login_type"], "ldap");
+    // A run that cannot succeed exits non-zero with the reason on stderr.
+    let mut slapd = slapd;
+    slapd.kill();
+    let token = owner.token.clone().unwrap();
+    let base = s.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let home = tempfile::tempdir().unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
+            .env("ORGSYNC_URL", &base)
+            .env("ORGSYNC_SESSION_TOKEN", &token)
+            .env("HOME", home.path())
+            .env("ORGSYNC_CONFIG_DIR", home.path())
+            .args(["ldapsync", "run"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed"), "{err}");
+}
+
+#[tokio::test]
+async fn a_run_in_progress_reports_its_counts_and_runs_are_one_at_a_time() {
+    let slapd = Slapd::start();
+    let mut many = String::new();
+    for i in 0..800 {
+        many.push_str(&user_ldif(&format!("user{i:04}"), "d0"));
+    }
+    slapd.ldapadd(&many);
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    setup(&owner, &slapd).await;
+    let (status, started) = owner.post("/ldapsync/runs", json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    // While it runs, another run is refused with 409.
+    let (status, body) = owner.post("/ldapsync/runs", json!({})).await;
+    if status != StatusCode::ACCEPTED {
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert!(body["message"].as_str().unwrap().contains(&id), "{body}");
+    }
+    let mut last_applied = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        let (_, r) = owner.get(&format!("/ldapsync/runs/{id}")).await;
+        let applied = r["progress"]["users_applied"].as_u64().unwrap_or(0);
+        assert!(applied >= last_applied, "progress went back: {r}");
+        last_applied = applied;
+        if r["status"] != "running" {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "{r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["progress"]["users_read"], 800);
+    assert_eq!(done["progress"]["users_applied"], 800);
+    assert_eq!(stat(&done, "users_created"), 800);
+    let _ = backend();
+}
+
+/// Everything the sync decides for a user: orgs, data-platform groups and roles.
+async fn synced_state(c: &Client, name: &str) -> Value {
+    json!({
+        "orgs": org_names(c, name).await,
+        "groups": dp_groups(c, name).await,
+        "roles": dp_roles(c, name).await,
+    })
+}
+
+#[tokio::test]
+async fn directory_sync_and_oidc_login_with_equivalent_claims_agree() {
+    let slapd = Slapd::start();
+    seed(&slapd);
+    // alice at the provider has the claims the directory gives her; erin (not in
+    // the directory) has bob's.
+    let op = crate::oidc::Provider::start(
+        json!({
+            "sub-alice": {"email": "alice@example.com", "email_verified": true, "preferred_username": "alice",
+                          "groups": ["eng", "platform-leads", "staff"], "department": "d1"},
+            "sub-erin": {"email": "erin@example.com", "email_verified": true, "preferred_username": "erin",
+                         "groups": ["eng", "staff"], "department": "d1"},
+        }),
+        false,
+    );
+    let s = crate::oidc::server(&op.issuer, |_| {}).await;
+    let owner = s.owner().await;
+    setup(&owner, &slapd).await;
+    assert_eq!(run(&owner, json!({})).await["status"], "succeeded");
+    let alice_by_ldap = synced_state(&owner, "alice").await;
+    assert_eq!(
+        alice_by_ldap["roles"],
+        json!(["organization-admin"]),
+        "{alice_by_ldap}"
+    );
+
+    // alice logs in with OIDC: linked by verified email, nothing to change.
+    let before = audit_count(&owner).await;
+    crate::oidc::Browser::new(&s).login("sub-alice").await;
+    assert_eq!(synced_state(&owner, "alice").await, alice_by_ldap);
+    let (_, audit) = owner
+        .get(&format!(
+            "/audit?limit={}",
+            audit_count(&owner).await - before
+        ))
+        .await;
+    let sync_changes: Vec<&Value> = audit["audit_logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["resource_type"] == "organization_member" || e["resource_type"] == "group")
+        .collect();
+    assert!(
+        sync_changes.is_empty(),
+        "the login changed what the directory set: {sync_changes:?}"
+    );
+
+    // erin, by OIDC only, ends up exactly where the directory put bob.
+    crate::oidc::Browser::new(&s).login("sub-erin").await;
+    assert_eq!(
+        synced_state(&owner, "erin").await,
+        synced_state(&owner, "bob").await
+    );
+
+    // And the next directory run leaves both alone.
+    let before = audit_count(&owner).await;
+    let r = run(&owner, json!({"full": true})).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(audit_count(&owner).await, before, "{r}");
+}

@@ -44,6 +44,11 @@ impl App {
         ensure_default_org(&db)
             .await
             .context("cannot create the default organization")?;
+        if let Some(ldap) = &config.ldapsync {
+            crate::ldapsync::apply_file_settings(&db, ldap)
+                .await
+                .context("cannot store the config file's LDAP sync settings")?;
+        }
         let shutdown = tokio_util::sync::CancellationToken::new();
         let app = Arc::new(App {
             db,

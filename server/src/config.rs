@@ -46,6 +46,17 @@ pub struct ServerArgs {
     /// A running job whose daemon sent no heartbeat for this long fails, in milliseconds [default: 60000]
     #[arg(long, env = "ORGSYNC_JOB_HEARTBEAT_TIMEOUT_MS")]
     pub job_heartbeat_timeout_ms: Option<u64>,
+    /// A directory sync run whose replica sent no heartbeat for this long is
+    /// considered dead: the next run may start (and marks it failed), in seconds [default: 30]
+    #[arg(long, env = "ORGSYNC_LDAPSYNC_LEASE_SECONDS")]
+    pub ldapsync_lease_seconds: Option<u64>,
+    /// Users per transaction when a directory sync applies its changes [default: 250]
+    #[arg(long, env = "ORGSYNC_LDAPSYNC_BATCH_SIZE")]
+    pub ldapsync_batch_size: Option<usize>,
+    /// Fault injection for tests: a directory sync run stops dead (as if its
+    /// process crashed) after applying this many batches.
+    #[arg(long, hide = true)]
+    pub ldapsync_crash_after_batches: Option<usize>,
     /// Boxed: the OIDC flags would make every `ServerArgs` (and the CLI's
     /// command enum) much larger.
     #[command(flatten)]
@@ -102,6 +113,11 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub log: Option<String>,
     pub job_heartbeat_timeout_ms: Option<u64>,
+    pub ldapsync_lease_seconds: Option<u64>,
+    pub ldapsync_batch_size: Option<usize>,
+    /// LDAP sync settings (SPEC §5) applied at start when they differ from the
+    /// stored ones; the API can still change them until the next start.
+    pub ldapsync: Option<orgsync_sync::ldap::LdapSettings>,
     pub oidc_issuer_url: Option<String>,
     pub oidc_client_id: Option<String>,
     pub oidc_client_secret: Option<Secret>,
@@ -127,6 +143,11 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub log: String,
     pub job_heartbeat_timeout_ms: u64,
+    pub ldapsync_lease_seconds: u64,
+    pub ldapsync_batch_size: usize,
+    pub ldapsync_crash_after_batches: Option<usize>,
+    /// LDAP sync settings from the config file, validated.
+    pub ldapsync: Option<orgsync_sync::ldap::LdapSettings>,
     /// OIDC login; `None` when not configured.
     pub oidc: Option<OidcConfig>,
 }
@@ -186,6 +207,20 @@ impl ServerConfig {
 
     fn merge(args: &ServerArgs, file: FileConfig) -> Result<Self, ConfigError> {
         let oidc = resolve_oidc(&args.oidc, &file)?;
+        let ldapsync = file.ldapsync.clone();
+        if let Some(l) = &ldapsync
+            && let Err(errors) = l.validate()
+        {
+            let message = errors
+                .iter()
+                .map(|e| format!("`{}`: {}", e.field, e.detail))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ConfigError::Invalid {
+                field: "ldapsync",
+                message,
+            });
+        }
         let listen = args
             .listen
             .or(file.listen)
@@ -255,6 +290,18 @@ impl ServerConfig {
                 .or(file.job_heartbeat_timeout_ms)
                 .unwrap_or(60_000)
                 .max(100),
+            ldapsync_lease_seconds: args
+                .ldapsync_lease_seconds
+                .or(file.ldapsync_lease_seconds)
+                .unwrap_or(30)
+                .max(1),
+            ldapsync_batch_size: args
+                .ldapsync_batch_size
+                .or(file.ldapsync_batch_size)
+                .unwrap_or(250)
+                .clamp(1, 10_000),
+            ldapsync_crash_after_batches: args.ldapsync_crash_after_batches,
+            ldapsync,
             oidc,
         })
     }

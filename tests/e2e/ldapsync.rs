@@ -776,3 +776,173 @@ async fn directory_sync_and_oidc_login_with_equivalent_claims_agree() {
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(audit_count(&owner).await, before, "{r}");
 }
+
+async fn user_count(c: &Client) -> i64 {
+    c.get("/users?limit=1").await.1["count"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn a_crash_mid_run_leaves_whole_batches_and_the_next_run_converges() {
+    let slapd = Slapd::start();
+    let mut many = String::new();
+    for i in 0..60 {
+        many.push_str(&user_ldif(&format!("user{i:03}"), "d0"));
+    }
+    many.push_str(&group_ldif("eng", &[&udn("user001"), &udn("user059")]));
+    slapd.ldapadd(&many);
+    // This replica's runs stop dead after two batches of ten users, as if the
+    // process crashed: no end recorded, the lease (1 s) left to expire.
+    let s = TestServer::start_with(|a| {
+        a.ldapsync_batch_size = Some(10);
+        a.ldapsync_crash_after_batches = Some(2);
+        a.ldapsync_lease_seconds = Some(1);
+    })
+    .await;
+    let healthy = s.replica().await;
+    let owner = s.owner().await;
+    setup(&owner, &slapd).await;
+    let mut all = settings(&slapd);
+    all["max_removal_percent"] = json!(100);
+    assert_eq!(owner.put("/settings/ldapsync", all).await.0, StatusCode::OK);
+
+    let (status, crashed) = owner.post("/ldapsync/runs", json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{crashed}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while user_count(&owner).await < 21 {
+        assert!(Instant::now() < deadline, "the first batches never landed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Whole batches only: 20 users, each complete (link, default org).
+    assert_eq!(user_count(&owner).await, 21);
+    let (_, coder) = owner.get("/organizations/coder/members").await;
+    assert_eq!(coder.as_array().unwrap().len(), 21, "{coder}");
+    let (_, r) = owner
+        .get(&format!(
+            "/ldapsync/runs/{}",
+            crashed["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(r["status"], "running", "{r}");
+
+    // Another replica takes over once the lease expired, and converges.
+    let mut client = healthy.client();
+    client.token = owner.token.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let next = loop {
+        let (status, body) = client.post("/ldapsync/runs", json!({})).await;
+        if status == StatusCode::ACCEPTED {
+            break body;
+        }
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert!(Instant::now() < deadline, "the lease never expired: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let done = wait(&client, next["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(stat(&done, "users_created"), 40, "{done}");
+    assert_eq!(user_count(&owner).await, 61);
+    assert_eq!(
+        org_names(&owner, "user059").await,
+        ["coder", "data-platform"]
+    );
+    let (_, r) = owner
+        .get(&format!(
+            "/ldapsync/runs/{}",
+            crashed["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("stopped before it finished"),
+        "{r}"
+    );
+    // Converged: nothing left to do.
+    let before = audit_count(&owner).await;
+    let again = wait(
+        &client,
+        client.post("/ldapsync/runs", json!({"full": true})).await.1["id"]
+            .as_str()
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(audit_count(&owner).await, before);
+}
+
+#[tokio::test]
+async fn bad_entries_are_reported_and_the_run_goes_on() {
+    let slapd = Slapd::start();
+    seed(&slapd);
+    // No mail; and two entries with one username (different DNs).
+    slapd.ldapadd(&format!(
+        "dn: uid=nomail,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: nomail\ncn: No Mail\nsn: m\n\n\
+         dn: cn=twin one,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: twin\ncn: twin one\nsn: t\nmail: twin1@example.com\n\n\
+         dn: cn=twin two,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: twin\ncn: twin two\nsn: t\nmail: twin2@example.com\n\n"
+    ));
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    setup(&owner, &slapd).await;
+    let r = run(&owner, json!({})).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(stat(&r, "users_created"), 4, "{r}");
+    let kinds: Vec<&str> = r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"duplicate_username"), "{kinds:?}");
+    assert!(kinds.contains(&"missing_attribute"), "{kinds:?}");
+    assert_eq!(owner.get("/users/twin").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(owner.get("/users/nomail").await.0, StatusCode::NOT_FOUND);
+    // Recorded for admins too.
+    let (status, problems) = owner.get("/idpsync/problems").await;
+    assert_eq!(status, StatusCode::OK, "{problems}");
+    assert!(
+        problems.to_string().contains("duplicate_username"),
+        "{problems}"
+    );
+}
+
+#[tokio::test]
+async fn settings_from_the_config_file_are_applied_at_start() {
+    let slapd = Slapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orgsync.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[ldapsync]\nenabled = true\nurl = \"{}\"\nbind_dn = \"cn=sync,ou=services,{BASE}\"\n\
+             bind_password = \"sync-password\"\nuser_base_dn = \"ou=people,{BASE}\"\n\
+             group_base_dn = \"ou=groups,{BASE}\"\nschedule = \"0 0 3 * * *\"\n",
+            slapd.url()
+        ),
+    )
+    .unwrap();
+    let s = TestServer::start_with(|a| a.config = Some(path.clone())).await;
+    let owner = s.owner().await;
+    let (_, d) = owner.get("/settings/ldapsync").await;
+    assert_eq!(d["enabled"], true, "{d}");
+    assert_eq!(d["schedule"], "0 0 3 * * *");
+    assert_eq!(d["bind_password_set"], true);
+    seed(&slapd);
+    assert_eq!(run(&owner, json!({})).await["status"], "succeeded");
+    // An invalid file refuses to start, naming the field.
+    std::fs::write(
+        &path,
+        "[ldapsync]\nenabled = true\nschedule = \"whenever\"\n",
+    )
+    .unwrap();
+    let args = orgsync::config::ServerArgs {
+        config: Some(path.clone()),
+        ..Default::default()
+    };
+    let err = orgsync::config::ServerConfig::resolve(&args)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("schedule"), "{err}");
+}

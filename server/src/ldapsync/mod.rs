@@ -32,12 +32,11 @@ pub const SETTINGS_KEY: &str = "ldapsync";
 pub const LINK_SOURCE: &str = "ldap";
 /// The audit source of what a run changes.
 pub const AUDIT_SOURCE: &str = "ldap_sync";
-/// How long a run's lease lives without a heartbeat.
-const LEASE: Duration = Duration::from_secs(30);
+/// What a run returns when the fault-injection point
+/// (`--ldapsync-crash-after-batches`) stops it dead.
+const SIMULATED_CRASH: &str = "simulated crash";
 /// How often a running run renews its lease and publishes its progress.
 const HEARTBEAT: Duration = Duration::from_millis(500);
-/// Users per transaction when applying.
-const BATCH: usize = 250;
 /// Incremental runs look this far behind the previous run's start (clock skew
 /// between orgsync and the directory, one-second timestamps).
 const INCREMENTAL_OVERLAP_SECONDS: i64 = 120;
@@ -74,6 +73,46 @@ pub async fn store_settings(conn: &mut Conn, s: &LdapSettings, now: &str) -> sql
     .execute(conn)
     .await
     .map(|_| ())
+}
+
+/// Applies the config file's `[ldapsync]` settings at start when they differ
+/// from the stored ones (audited with source `config`).
+pub async fn apply_file_settings(db: &crate::db::Db, file: &LdapSettings) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    let old = load_settings(&mut tx).await?;
+    if old == *file {
+        return tx.rollback().await;
+    }
+    let now = clock::fmt(clock::now());
+    store_settings(&mut tx, file, &now).await?;
+    let mut diff = crate::audit::diff(&public_settings(&old), &public_settings(file));
+    if old.bind_password != file.bind_password
+        && let Value::Object(d) = &mut diff
+    {
+        d.insert(
+            "bind_password".to_owned(),
+            json!({"old": "(redacted)", "new": "(changed)"}),
+        );
+    }
+    crate::audit::record(
+        &mut tx,
+        &AuditCtx {
+            source: "config",
+            ..AuditCtx::default()
+        },
+        &now,
+        crate::audit::Change {
+            organization_id: None,
+            action: "update",
+            resource_type: "ldapsync_settings",
+            resource_id: "deployment",
+            resource_target: SETTINGS_KEY,
+            diff,
+            status_code: 200,
+        },
+    )
+    .await?;
+    tx.commit().await
 }
 
 /// The settings as served: everything but the bind password, which is
@@ -308,7 +347,7 @@ pub async fn start(app: &AppState, req: RunRequest) -> Result<Run, StartError> {
     )
     .bind(&id)
     .bind(&app.node_id)
-    .bind(clock::fmt(now + lease()))
+    .bind(clock::fmt(now + lease(app)))
     .bind(&now_s)
     .execute(&mut *tx)
     .await?
@@ -369,8 +408,8 @@ pub async fn start(app: &AppState, req: RunRequest) -> Result<Run, StartError> {
         .ok_or(StartError::Db(sqlx::Error::RowNotFound))
 }
 
-fn lease() -> chrono::Duration {
-    chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::seconds(30))
+fn lease(app: &App) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(app.config.ldapsync_lease_seconds).unwrap_or(30))
 }
 
 /// Full when no full run succeeded within `full_sync_interval`, or when no
@@ -434,7 +473,7 @@ async fn supervise(app: AppState, settings: LdapSettings, ctx: RunCtx) {
                 let _ = sqlx::query(
                     "UPDATE ldapsync_lease SET expires_at = $1 WHERE id = 1 AND run_id = $2",
                 )
-                .bind(clock::fmt(now + lease()))
+                .bind(clock::fmt(now + lease(&app)))
                 .bind(&ctx.id)
                 .execute(&mut *conn)
                 .await;
@@ -449,12 +488,27 @@ async fn supervise(app: AppState, settings: LdapSettings, ctx: RunCtx) {
             }
         })
     };
-    let work = {
+    let mut work = {
         let app = app.clone();
         let ctx = ctx.clone();
         tokio::spawn(async move { execute(&app, &settings, &ctx).await })
     };
-    let outcome = match work.await {
+    let joined = tokio::select! {
+        r = &mut work => r,
+        () = app.shutdown.cancelled() => {
+            // The server stops: the batch in flight rolls back with its
+            // transaction; the run is recorded as failed and the lease freed.
+            work.abort();
+            Ok(Err("the server stopped during the run; the next run converges".to_owned()))
+        }
+    };
+    let outcome = match joined {
+        Ok(Err(e)) if e == SIMULATED_CRASH => {
+            // As if the process died: no record, the lease left to expire.
+            beat.abort();
+            tracing::warn!(run = %ctx.id, "ldap sync run stopped by fault injection");
+            return;
+        }
         Ok(Ok(o)) => o,
         Ok(Err(e)) => Outcome {
             status: "failed",
@@ -905,7 +959,8 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
     let mut group_ids: HashMap<(String, String), String> = HashMap::new();
     let new_problems = problems.new_rows();
     let mut problem_rows = new_problems.as_slice();
-    for batch in changes.chunks(BATCH) {
+    let batch_size = app.config.ldapsync_batch_size;
+    for batch in changes.chunks(batch_size) {
         let now_s = clock::fmt(clock::now());
         let mut tx = app.db.begin().await.map_err(db_err)?;
         apply::apply_batch(&mut tx, batch, &default_org, &now_s, &audit_ctx, &mut group_ids)
@@ -915,7 +970,7 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
                 format!("cannot apply a batch of changes: {}", e.body.message)
             })?;
         // Problems go in with the first batches (a crash leaves the rest for the next run).
-        let take = problem_rows.len().min(BATCH);
+        let take = problem_rows.len().min(batch_size);
         for (org, user, kind, detail) in &problem_rows[..take] {
             insert_problem(
                 &mut tx,
@@ -934,6 +989,9 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
             .invalidate(batch.iter().map(|c| c.user_id.as_str()));
         stats.batches += 1;
         set_progress(ctx, |p| p.users_applied += batch.len());
+        if app.config.ldapsync_crash_after_batches == Some(stats.batches) {
+            return Err(SIMULATED_CRASH.to_owned());
+        }
     }
     if !problem_rows.is_empty() {
         let now_s = clock::fmt(clock::now());

@@ -107,7 +107,16 @@ impl App {
     }
 }
 
+/// Replicas starting at once on a fresh database race here: the loser's
+/// insert hits the unique name and finds the winner's org on its retry.
 async fn ensure_default_org(db: &Db) -> Result<(), sqlx::Error> {
+    match create_default_org(db).await {
+        Err(e) if crate::db::is_unique_violation(&e) => create_default_org(db).await,
+        other => other,
+    }
+}
+
+async fn create_default_org(db: &Db) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     if store::orgs::default_org(&mut tx).await?.is_none() {
         let now = clock::fmt(clock::now());

@@ -100,7 +100,21 @@ impl Db {
             .await
             .map_err(DbError::Connect)?;
         let db = Db { pool, dialect };
-        MIGRATOR.run(&db.pool).await.map_err(DbError::Migrate)?;
+        // PostgreSQL migrations take an advisory lock; SQLite's do not, so two
+        // processes starting on one new file can race: the loser retries and
+        // then finds the migrations applied.
+        let mut attempt = 0;
+        loop {
+            match MIGRATOR.run(&db.pool).await {
+                Ok(()) => break,
+                Err(e) if dialect == Dialect::Sqlite && attempt < 5 => {
+                    attempt += 1;
+                    tracing::info!(error = %e, attempt, "migration raced another process; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => return Err(DbError::Migrate(e)),
+            }
+        }
         Ok(db)
     }
 

@@ -946,3 +946,113 @@ async fn settings_from_the_config_file_are_applied_at_start() {
         .to_string();
     assert!(err.contains("schedule"), "{err}");
 }
+
+#[tokio::test]
+async fn two_server_processes_on_one_database_run_each_tick_once() {
+    use crate::walkthrough::{Proc, free_port};
+    let slapd = Slapd::start();
+    seed(&slapd);
+    let (_db, database_url, data_dir) = crate::harness::TestDb::new().await;
+    let mut procs = Vec::new();
+    let mut urls = Vec::new();
+    for i in 0..2 {
+        let port = free_port();
+        let log = std::fs::File::create(data_dir.join(format!("server{i}.log"))).unwrap();
+        procs.push(Proc(
+            std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
+                .args([
+                    "server",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--provisioner-daemons",
+                    "0",
+                ])
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .arg("--database-url")
+                .arg(&database_url)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        ));
+        urls.push(format!("http://127.0.0.1:{port}"));
+    }
+    let http = reqwest::Client::new();
+    for url in &urls {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http
+            .get(format!("{url}/api/v2/healthz"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "server {url} did not start: {}",
+                (0..2)
+                    .map(
+                        |i| std::fs::read_to_string(data_dir.join(format!("server{i}.log")))
+                            .unwrap_or_default()
+                    )
+                    .collect::<Vec<_>>()
+                    .join("\n---\n")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut owner = Client {
+        http: http.clone(),
+        base: format!("{}/api/v2", urls[0]),
+        token: None,
+    };
+    let (status, body) = owner
+        .post(
+            "/users/first",
+            json!({"username": "admin", "email": "admin@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    owner.token = Some(body["session_token"].as_str().unwrap().to_owned());
+    setup(&owner, &slapd).await;
+    let mut every_second = settings(&slapd);
+    every_second["schedule"] = json!("* * * * * *");
+    assert_eq!(
+        owner.put("/settings/ldapsync", every_second).await.0,
+        StatusCode::OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let runs = loop {
+        let (_, list) = owner.get("/ldapsync/runs?limit=100").await;
+        let done: Vec<Value> = list["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["trigger"] == "schedule" && r["status"] != "running")
+            .cloned()
+            .collect();
+        if done.len() >= 6 {
+            break done;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "scheduled runs did not happen: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        owner.put("/settings/ldapsync", settings(&slapd)).await.0,
+        StatusCode::OK
+    );
+    let mut ticks: Vec<&str> = runs.iter().map(|r| r["tick"].as_str().unwrap()).collect();
+    let n = ticks.len();
+    ticks.sort_unstable();
+    ticks.dedup();
+    assert_eq!(ticks.len(), n, "a tick ran on both processes: {runs:?}");
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:?}");
+    // Both processes were candidates (each claims ticks it wins); whichever
+    // ran, the state is the directory's.
+    assert_eq!(org_names(&owner, "alice").await, ["coder", "data-platform"]);
+    drop(procs);
+}

@@ -21,7 +21,6 @@ mod oidc;
 mod policies;
 mod provisioning;
 mod queue;
-#[allow(dead_code, reason = "the harness serves several test crates")]
 #[path = "../support/slapd.rs"]
 mod slapd;
 mod walkthrough;

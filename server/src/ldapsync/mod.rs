@@ -215,6 +215,8 @@ pub struct Run {
     pub full: bool,
     pub started_by: Option<String>,
     pub tick: Option<String>,
+    /// The replica (process) that ran it.
+    pub node: String,
     pub stats: Value,
     pub progress: Value,
     pub error: Option<String>,
@@ -224,7 +226,7 @@ pub struct Run {
 }
 
 const RUN_COLUMNS: &str = "id, started_at, finished_at, status, trigger, tick, dry_run, forced, \
-    full_sync, started_by, stats, progress, error, problems";
+    full_sync, started_by, node, stats, progress, error, problems";
 
 fn run_from_row(r: &sqlx::any::AnyRow, with_plan: bool) -> sqlx::Result<Run> {
     let json = |col: &str| -> sqlx::Result<Value> {
@@ -238,6 +240,7 @@ fn run_from_row(r: &sqlx::any::AnyRow, with_plan: bool) -> sqlx::Result<Run> {
         status: r.try_get("status")?,
         trigger: r.try_get("trigger")?,
         tick: r.try_get("tick")?,
+        node: r.try_get("node")?,
         dry_run: r.try_get::<i64, _>("dry_run")? != 0,
         force: r.try_get::<i64, _>("forced")? != 0,
         full: r.try_get::<i64, _>("full_sync")? != 0,

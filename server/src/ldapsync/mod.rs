@@ -25,6 +25,7 @@ use crate::model::UserStatus;
 use crate::store::{self, Conn};
 
 mod apply;
+mod plan;
 
 /// Where the settings live in `deployment_settings`.
 pub const SETTINGS_KEY: &str = "ldapsync";
@@ -702,27 +703,13 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
         .map_err(db_err)?;
     let planner = Planner::new(&sync_settings, &world);
     let known = load_known_users(&mut conn).await.map_err(db_err)?;
-    let by_username: HashMap<String, String> = known
-        .iter()
-        .map(|(id, k)| (k.username.to_lowercase(), id.clone()))
-        .collect();
-    let by_email: HashMap<String, String> = known
-        .iter()
-        .filter(|(_, k)| !k.email.is_empty())
-        .map(|(id, k)| (k.email.to_lowercase(), id.clone()))
-        .collect();
-    // user id -> the directory id it is linked to.
-    let link_of_user: HashMap<&str, &str> = links
-        .iter()
-        .map(|(ext, l)| (l.user_id.as_str(), ext.as_str()))
-        .collect();
     let default_org = world
         .orgs
         .iter()
         .find(|o| o.is_default)
         .map(|o| o.id.clone())
         .ok_or_else(|| "the default organization is missing".to_owned())?;
-    let mut states = load_states(&mut conn).await.map_err(db_err)?;
+    let states = load_states(&mut conn).await.map_err(db_err)?;
     let existing_problems = load_problem_keys(&mut conn).await.map_err(db_err)?;
     drop(conn);
 
@@ -735,179 +722,20 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
     for p in &directory.problems {
         problems.add(None, None, &p.kind, &format!("{}: {}", p.dn, p.detail));
     }
-    let mut changes: Vec<UserChange> = Vec::new();
-    // Usernames and emails claimed in this run (new users must not collide).
-    let mut taken_usernames: HashSet<String> = HashSet::new();
-    let mut taken_emails: HashSet<String> = HashSet::new();
-    let mut seen_users: HashSet<String> = HashSet::new();
-    let mut relinked: HashSet<String> = HashSet::new();
-    for entry in directory.users {
-        set_progress(ctx, |p| p.users_planned += 1);
-        stats.users_planned += 1;
-        let username_l = entry.username.to_lowercase();
-        let email_l = entry.email.to_lowercase();
-        if entry.email.is_empty() || crate::model::parse_email("email", &entry.email).is_err() {
-            problems.add(
-                None,
-                None,
-                "missing_attribute",
-                &format!(
-                    "{}: no valid email address (attribute `{}`); the user is not synced",
-                    entry.dn, settings.user_attributes.email
-                ),
-            );
-            stats.users_skipped += 1;
-            continue;
-        }
-        // `prev`: the directory id the user was linked to before, when the
-        // entry is new but the person is not (deleted and re-created entries
-        // get a new entryUUID): the link moves to the new entry.
-        let mut prev: Option<&str> = None;
-        let (user_id, create, link) = match links.get(&entry.id) {
-            Some(l) => (l.user_id.clone(), false, false),
-            None => match by_email.get(&email_l) {
-                Some(id) => match link_of_user.get(id.as_str()) {
-                    None => (id.clone(), false, true),
-                    Some(old) if !directory.present_ids.contains(*old) => {
-                        prev = Some(old);
-                        (id.clone(), false, true)
-                    }
-                    Some(_) => {
-                        problems.add(None, None, "email_conflict", &format!(
-                        "{}: the email `{}` belongs to a user already linked to another directory entry",
-                        entry.dn, entry.email
-                    ));
-                        stats.users_skipped += 1;
-                        continue;
-                    }
-                },
-                None => {
-                    if by_username.contains_key(&username_l)
-                        || taken_usernames.contains(&username_l)
-                    {
-                        problems.add(None, None, "username_conflict", &format!(
-                            "{}: the username `{}` belongs to another user (with another email); the user is not synced",
-                            entry.dn, entry.username
-                        ));
-                        stats.users_skipped += 1;
-                        continue;
-                    }
-                    if taken_emails.contains(&email_l) {
-                        problems.add(
-                            None,
-                            None,
-                            "email_conflict",
-                            &format!(
-                                "{}: the email `{}` is used by another directory entry",
-                                entry.dn, entry.email
-                            ),
-                        );
-                        stats.users_skipped += 1;
-                        continue;
-                    }
-                    (store::new_id(), true, false)
-                }
-            },
-        };
-        if !seen_users.insert(user_id.clone()) {
-            problems.add(
-                None,
-                Some(&user_id),
-                "duplicate_user",
-                &format!(
-                    "{}: another directory entry maps to the same user",
-                    entry.dn
-                ),
-            );
-            stats.users_skipped += 1;
-            continue;
-        }
-        taken_usernames.insert(username_l);
-        taken_emails.insert(email_l);
-        let state = if create {
-            let mut s = UserState::default();
-            s.orgs.insert(default_org.clone());
-            s
-        } else {
-            states.remove(&user_id).unwrap_or_default()
-        };
-        let plan = planner.plan(&entry.claims, &state);
-        for p in &plan.problems {
-            problems.add(
-                p.organization_id.as_deref(),
-                Some(&user_id),
-                p.kind.as_str(),
-                &p.detail,
-            );
-        }
-        if let Some(r) = &plan.refused {
-            problems.add(
-                None,
-                Some(&user_id),
-                "sync_refused",
-                &format!("{}: {}", entry.dn, r.message),
-            );
-            stats.users_skipped += 1;
-            continue;
-        }
-        let current = known.get(&user_id);
-        let link_row = links
-            .get(&entry.id)
-            .or_else(|| prev.and_then(|p| links.get(p)));
-        if prev.is_some() {
-            relinked.insert(user_id.clone());
-        }
-        let update_profile = current.is_some_and(|k| {
-            k.email.to_lowercase() != entry.email.to_lowercase() || k.name != entry.name
-        });
-        let reactivate = current.is_some_and(|k| k.status == UserStatus::Suspended)
-            && link_row.is_some_and(|l| l.suspended_by_sync);
-        let store_claims = link_row.is_none_or(|l| l.claims != entry.claims);
-        let change = UserChange {
-            user_id,
-            create,
-            link,
-            update_profile,
-            store_claims,
-            reactivate,
-            suspend: false,
-            plan,
-            entry: Some(entry),
-        };
-        if change.create
-            || change.link
-            || change.update_profile
-            || change.store_claims
-            || change.reactivate
-            || change.plan.has_changes()
-        {
-            changes.push(change);
-        } else {
-            stats.users_unchanged += 1;
-        }
-    }
-    // Users gone from the directory: suspended (never deleted).
-    for (ext, l) in &links {
-        if directory.present_ids.contains(ext) || relinked.contains(&l.user_id) {
-            continue;
-        }
-        if known
-            .get(&l.user_id)
-            .is_some_and(|k| k.status != UserStatus::Suspended)
-        {
-            changes.push(UserChange {
-                user_id: l.user_id.clone(),
-                entry: None,
-                create: false,
-                link: false,
-                update_profile: false,
-                store_claims: false,
-                reactivate: false,
-                suspend: true,
-                plan: Plan::default(),
-            });
-        }
-    }
+    let changes = plan::plan_run(
+        plan::Inputs {
+            links: &links,
+            users: &known,
+            states,
+            default_org: &default_org,
+            email_attribute: &settings.user_attributes.email,
+        },
+        &planner,
+        directory,
+        &mut problems,
+        &mut stats,
+        &|| set_progress(ctx, |p| p.users_planned += 1),
+    );
     for c in &changes {
         count_change(&mut stats, c);
     }

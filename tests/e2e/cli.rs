@@ -852,3 +852,244 @@ async fn sessions_from_the_environment_and_errors() {
         .await;
     nobody.fails(2, &["groups", "create", "g"]).await;
 }
+
+#[tokio::test]
+async fn idpsync_preview_prints_the_plan_and_writes_nothing() {
+    use serde_json::json;
+
+    let s = TestServer::start().await;
+    let cli = owner_cli(&s).await;
+    let mut api = s.client();
+    api.token = Some(
+        session_file(&cli.config_dir())["session_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    api.create_org("data-platform").await;
+    let (status, body) = api
+        .post(
+            "/organizations/data-platform/groups",
+            json!({"name": "backend"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (path, body) in [
+        (
+            "/settings/idpsync/organization",
+            json!({"field": "groups", "mapping": {"eng": ["data-platform"], "ghosts": ["no-such-org"]}}),
+        ),
+        (
+            "/organizations/data-platform/settings/idpsync/groups",
+            json!({"field": "groups", "regex_filter": "^(eng|team-.*)$", "auto_create_missing_groups": true,
+                   "mapping": {"eng": ["backend"]}}),
+        ),
+        (
+            "/organizations/data-platform/settings/idpsync/roles",
+            json!({"field": "roles", "mapping": {"lead": ["organization-admin"]}}),
+        ),
+    ] {
+        let (status, body) = api.patch(path, body).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let files = tempfile::tempdir().unwrap();
+    let claims = files.path().join("claims.json");
+    std::fs::write(
+        &claims,
+        json!({"groups": ["eng", "ghosts", "team-ml", "random"], "roles": ["lead"]}).to_string(),
+    )
+    .unwrap();
+    let claims = claims.to_str().unwrap();
+    let audit_count = || async { api.get("/audit?limit=1").await.1["count"].as_i64().unwrap() };
+    let before = audit_count().await;
+
+    // JSON: the API's plan as is, for a new user.
+    let plan = cli.json(&["idpsync", "preview", "--claims", claims]).await;
+    assert_eq!(plan["refused"], Value::Null, "{plan}");
+    assert_eq!(
+        plan["organizations"]["result"],
+        json!(["coder", "data-platform"]),
+        "{plan}"
+    );
+    let added: Vec<(&str, &str)> = plan["organizations"]["add"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["name"].as_str().unwrap(), o["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        added,
+        [
+            ("coder", "assign_default"),
+            ("data-platform", r#"mapping "eng" -> data-platform"#)
+        ],
+        "{plan}"
+    );
+    let dp = &plan["groups"]["data-platform"];
+    assert_eq!(
+        dp["result"],
+        json!(["Everyone", "backend", "team-ml"]),
+        "{plan}"
+    );
+    let team_ml = dp["add"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "team-ml")
+        .unwrap_or_else(|| panic!("team-ml is not added: {plan}"));
+    assert_eq!(team_ml["create"], true);
+    assert_eq!(
+        plan["roles"]["data-platform"]["result"],
+        json!(["organization-admin"]),
+        "{plan}"
+    );
+    assert!(
+        plan["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "unknown_organization" && p["organization"].is_null()),
+        "{plan}"
+    );
+
+    // Table: the same plan for people.
+    let table = cli.ok(&["idpsync", "preview", "--claims", claims]).await;
+    for expected in [
+        "organizations:",
+        r#"+ organization data-platform in the deployment   (mapping "eng" -> data-platform)"#,
+        "+ organization coder in the deployment   (assign_default)",
+        "= organizations in the deployment: coder, data-platform",
+        "+ group team-ml (create) in data-platform",
+        "= groups in data-platform: Everyone, backend, team-ml",
+        "= roles in data-platform: organization-admin",
+        "site roles:",
+        "problems:",
+        "! [deployment] unknown_organization:",
+    ] {
+        assert!(table.contains(expected), "no `{expected}` in\n{table}");
+    }
+
+    // Nothing was written: no audit entry, no group, no problem recorded.
+    assert_eq!(audit_count().await, before);
+    let (_, groups) = api.get("/organizations/data-platform/groups").await;
+    assert!(
+        !groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "team-ml"),
+        "{groups}"
+    );
+    let (_, problems) = api.get("/idpsync/problems").await;
+    assert_eq!(problems["problems"], json!([]), "{problems}");
+
+    // --user: the plan for an existing user, from its current state.
+    cli.ok(&[
+        "users",
+        "create",
+        "--username",
+        "alice",
+        "--email",
+        "alice@example.com",
+    ])
+    .await;
+    cli.ok(&[
+        "organizations",
+        "members",
+        "add",
+        "alice",
+        "--org",
+        "data-platform",
+    ])
+    .await;
+    let other = files.path().join("other.json");
+    std::fs::write(&other, r#"{"groups": "random"}"#).unwrap();
+    let other = other.to_str().unwrap();
+    let plan = cli
+        .json(&["idpsync", "preview", "--claims", other, "--user", "alice"])
+        .await;
+    assert_eq!(plan["organizations"]["add"], json!([]), "{plan}");
+    let removed = &plan["organizations"]["remove"];
+    assert_eq!(removed.as_array().unwrap().len(), 1, "{plan}");
+    assert_eq!(removed[0]["name"], "data-platform", "{plan}");
+    assert!(!removed[0]["reason"].as_str().unwrap().is_empty(), "{plan}");
+    assert_eq!(plan["organizations"]["result"], json!(["coder"]), "{plan}");
+    let table = cli
+        .ok(&["idpsync", "preview", "--claims", other, "--user", "alice"])
+        .await;
+    assert!(
+        table.contains("- organization data-platform in the deployment"),
+        "{table}"
+    );
+    // The same claims for a new user: nothing to leave.
+    let plan = cli.json(&["idpsync", "preview", "--claims", other]).await;
+    assert_eq!(plan["organizations"]["remove"], json!([]), "{plan}");
+    // Still nothing written; alice is still in data-platform.
+    assert_eq!(audit_count().await, before + 2);
+    let (_, orgs) = api.get("/users/alice/organizations").await;
+    assert_eq!(names(&orgs, "name"), ["coder", "data-platform"]);
+    // An unknown user: the API's validation error, exit 1.
+    let err = cli
+        .fails(
+            1,
+            &["idpsync", "preview", "--claims", other, "--user", "nobody"],
+        )
+        .await;
+    assert!(err.contains("nobody"), "{err}");
+
+    // A claim the planner cannot read: the plan says the login is refused.
+    let bad_claim = files.path().join("bad-claim.json");
+    std::fs::write(&bad_claim, r#"{"groups": "eng,ops"}"#).unwrap();
+    let bad_claim = bad_claim.to_str().unwrap();
+    let plan = cli
+        .json(&["idpsync", "preview", "--claims", bad_claim])
+        .await;
+    assert_eq!(plan["refused"]["status"], 403, "{plan}");
+    let table = cli.ok(&["idpsync", "preview", "--claims", bad_claim]).await;
+    assert!(table.starts_with("login refused (403): "), "{table}");
+
+    // A missing file, a file that is not JSON, JSON that is not an object:
+    // a clear message on stderr, nothing on stdout, a non-zero exit.
+    let missing = files.path().join("missing.json");
+    let missing = missing.to_str().unwrap();
+    let out = cli.run(&["idpsync", "preview", "--claims", missing]).await;
+    assert_ne!(out.code, 0);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("cannot read") && out.stderr.contains("missing.json"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("No such file"), "{}", out.stderr);
+    // The file is read before the session is needed: same message logged out.
+    let out = Cli::new(&s)
+        .run(&["idpsync", "preview", "--claims", missing])
+        .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("missing.json"), "{}", out.stderr);
+    // `-` reads standard input (empty here).
+    let err = cli.fails(2, &["idpsync", "preview", "--claims", "-"]).await;
+    assert!(err.contains("standard input is not JSON"), "{err}");
+    let not_json = files.path().join("not-json.json");
+    std::fs::write(&not_json, "{\"groups\": [\"eng\",").unwrap();
+    let err = cli
+        .fails(
+            2,
+            &["idpsync", "preview", "--claims", not_json.to_str().unwrap()],
+        )
+        .await;
+    assert!(err.contains("not JSON"), "{err}");
+    assert!(err.contains("not-json.json"), "{err}");
+    let array = files.path().join("array.json");
+    std::fs::write(&array, r#"["eng"]"#).unwrap();
+    let err = cli
+        .fails(
+            2,
+            &["idpsync", "preview", "--claims", array.to_str().unwrap()],
+        )
+        .await;
+    assert!(err.contains("JSON object"), "{err}");
+    // No --claims: clap's usage error.
+    cli.fails(2, &["idpsync", "preview"]).await;
+    assert_eq!(audit_count().await, before + 2);
+}

@@ -399,3 +399,120 @@ async fn manual_changes_to_synced_things_are_refused() {
         StatusCode::NO_CONTENT
     );
 }
+
+#[tokio::test]
+async fn problems_are_visible_per_org_to_its_admins_only() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    let dp_id = owner.create_org("data-platform").await;
+    let ops_id = owner.create_org("ops").await;
+    for (path, body) in [
+        (
+            "/settings/idpsync/organization",
+            json!({"field": "groups",
+                   "mapping": {"dp": ["data-platform"], "ops": ["ops"], "ghosts": ["no-such-org"]}}),
+        ),
+        (
+            "/organizations/data-platform/settings/idpsync/groups",
+            json!({"field": "groups", "mapping": {"dp": ["no-such-group-dp"]}}),
+        ),
+        (
+            "/organizations/ops/settings/idpsync/groups",
+            json!({"field": "groups", "mapping": {"ops": ["no-such-group-ops"]}}),
+        ),
+    ] {
+        let (status, body) = owner.patch(path, body).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    // A login sync records a problem in each org and a deployment-wide one.
+    let (_, carol_id) = owner.create_user("carol").await;
+    let claims: Map<String, Value> =
+        serde_json::from_value(json!({"groups": ["dp", "ops", "ghosts"]})).unwrap();
+    let app = s.state.clone();
+    let mut tx = app.db.begin().await.unwrap();
+    let ctx = orgsync::audit::AuditCtx {
+        source: "oidc_login",
+        ..Default::default()
+    };
+    let now = orgsync::clock::fmt(orgsync::clock::now());
+    let out = orgsync::idpsync::sync_at_login(&app, &mut tx, &carol_id, &claims, &now, &ctx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    app.authz.invalidate([carol_id.as_str()]);
+    assert!(out.problems >= 3, "{out:?}");
+
+    let seen = |body: &Value| -> Vec<(Option<String>, String)> {
+        let mut v: Vec<(Option<String>, String)> = body["problems"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no problems list: {body}"))
+            .iter()
+            .map(|p| {
+                (
+                    p["organization_id"].as_str().map(str::to_owned),
+                    p["kind"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // The owner sees every org's problems and the deployment-wide ones.
+    let (status, all) = owner.get("/idpsync/problems").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let all = seen(&all);
+    for expected in [
+        (None, "unknown_organization".to_owned()),
+        (Some(dp_id.clone()), "unknown_group".to_owned()),
+        (Some(ops_id.clone()), "unknown_group".to_owned()),
+    ] {
+        assert!(all.contains(&expected), "{expected:?} not in {all:?}");
+    }
+
+    // An org admin sees its org's problems only: not the other org's, not the
+    // deployment-wide ones.
+    let (alice, _) = owner.create_user("alice").await;
+    owner
+        .add_member("data-platform", "alice", &["organization-admin"])
+        .await;
+    let (status, mine) = alice.get("/idpsync/problems").await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    let mine = seen(&mine);
+    assert!(
+        mine.contains(&(Some(dp_id.clone()), "unknown_group".to_owned())),
+        "{mine:?}"
+    );
+    assert!(
+        mine.iter().all(|(org, _)| org.as_deref() == Some(&dp_id)),
+        "{mine:?}"
+    );
+    let (status, filtered) = alice
+        .get("/idpsync/problems?organization=data-platform")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{filtered}");
+    assert_eq!(seen(&filtered), mine);
+    // Asking for the other org's problems by name gives nothing of them.
+    let (status, other) = alice.get("/idpsync/problems?organization=ops").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{other}");
+    assert!(!other.to_string().contains(&ops_id), "{other}");
+    // And the other way round for an admin of ops.
+    let (olga, _) = owner.create_user("olga").await;
+    owner
+        .add_member("ops", "olga", &["organization-admin"])
+        .await;
+    let theirs = seen(&olga.get("/idpsync/problems").await.1);
+    assert!(
+        !theirs.is_empty()
+            && theirs
+                .iter()
+                .all(|(org, _)| org.as_deref() == Some(&ops_id)),
+        "{theirs:?}"
+    );
+
+    // A plain member of an org with problems: 403.
+    let (bob, _) = owner.create_user("bob").await;
+    owner.add_member("data-platform", "bob", &[]).await;
+    let (status, body) = bob.get("/idpsync/problems").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(!body.to_string().contains("unknown_group"), "{body}");
+}

@@ -170,26 +170,7 @@ async fn finish(
         .await
         .map_err(oidc_error)?;
 
-    let ctx = AuditCtx {
-        source: AUDIT_SOURCE,
-        ..meta.audit(None)
-    };
-    if let Err(message) = oidc::check_allowed_groups(cfg, &identity.claims) {
-        let refusal = Refusal::new(ApiError::new(StatusCode::FORBIDDEN, message), None);
-        return Err(refuse(app, &ctx, cfg, &identity, refusal).await);
-    }
-    let now_s = clock::fmt(now);
-    let mut tx = app.db.begin().await?;
-    let done = match login_tx(app, &mut tx, cfg, &identity, &ctx, now).await {
-        Ok(done) => done,
-        Err(refusal) => {
-            tx.rollback().await?;
-            return Err(refuse(app, &ctx, cfg, &identity, refusal).await);
-        }
-    };
-    tx.commit().await?;
-    app.authz.invalidate([done.user.id.as_str()]);
-    tracing::info!(user = %done.user.username, created = done.created, linked = done.linked, time = %now_s, "oidc login");
+    let (_, token) = complete_login(app, &identity, &meta.audit(None), now).await?;
     let mut headers = no_store();
     insert_header(
         &mut headers,
@@ -201,7 +182,7 @@ async fn finish(
         &cookie(
             app,
             SESSION_COOKIE,
-            &done.token,
+            &token,
             "/",
             app.config.session_lifetime_seconds,
         ),
@@ -211,6 +192,44 @@ async fn finish(
         &cookie(app, STATE_COOKIE, "", STATE_COOKIE_PATH, 0),
     );
     Ok((StatusCode::FOUND, headers).into_response())
+}
+
+/// The callback after the provider vouched for `identity` (its round trips
+/// done): the `allowed_groups` check, then the login transaction (find, link or
+/// create the user, IdP sync, session, audit), commit, and the authorization
+/// cache of the user invalidated. Returns the user and the session token. A
+/// refusal of the identity leaves a `login_failed` audit entry. The audit
+/// source is always `oidc_login`, whatever `ctx` says.
+///
+/// Public so the benchmark measures the real code path (`benches/login.rs`).
+pub async fn complete_login(
+    app: &AppState,
+    identity: &Identity,
+    ctx: &AuditCtx,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(User, String), ApiError> {
+    let cfg = config(app)?;
+    let ctx = AuditCtx {
+        source: AUDIT_SOURCE,
+        ..ctx.clone()
+    };
+    if let Err(message) = oidc::check_allowed_groups(cfg, &identity.claims) {
+        let refusal = Refusal::new(ApiError::new(StatusCode::FORBIDDEN, message), None);
+        return Err(refuse(app, &ctx, cfg, identity, refusal).await);
+    }
+    let now_s = clock::fmt(now);
+    let mut tx = app.db.begin().await?;
+    let done = match login_tx(app, &mut tx, cfg, identity, &ctx, now).await {
+        Ok(done) => done,
+        Err(refusal) => {
+            tx.rollback().await?;
+            return Err(refuse(app, &ctx, cfg, identity, refusal).await);
+        }
+    };
+    tx.commit().await?;
+    app.authz.invalidate([done.user.id.as_str()]);
+    tracing::info!(user = %done.user.username, created = done.created, linked = done.linked, time = %now_s, "oidc login");
+    Ok((done.user, done.token))
 }
 
 /// A successful login.

@@ -1,6 +1,6 @@
 //! `orgsync idpsync preview --claims FILE [--user U]`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -33,20 +33,10 @@ pub enum IdpsyncCommand {
 
 pub fn run(args: IdpsyncArgs) -> ExitCode {
     client::run(async move {
-        let api = ApiClient::from_session()?;
         let IdpsyncCommand::Preview { claims, user } = args.command;
-        let text = if claims.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin())
-                .context("cannot read claims from standard input")?
-        } else {
-            std::fs::read_to_string(&claims)
-                .with_context(|| format!("cannot read {}", claims.display()))?
-        };
-        let claims: Value = serde_json::from_str(&text)
-            .map_err(|e| UsageError(format!("the claims file is not JSON: {e}")))?;
-        if !claims.is_object() {
-            return Err(UsageError("the claims file must hold a JSON object".to_owned()).into());
-        }
+        // The local input first: a bad file is reported as such, logged in or not.
+        let claims = read_claims(&claims)?;
+        let api = ApiClient::from_session()?;
         let mut body = json!({"claims": claims});
         if let Some(u) = user {
             body["user"] = json!(u);
@@ -57,6 +47,46 @@ pub fn run(args: IdpsyncArgs) -> ExitCode {
         }
         print_plan(&plan)
     })
+}
+
+/// The claims of `--claims FILE` (`-`: standard input): a JSON object. An
+/// unreadable file is an I/O error (exit 1); content that is not a JSON object
+/// is a usage error (exit 2). Both name the file.
+fn read_claims(path: &Path) -> Result<Value> {
+    let (text, source) = if path.as_os_str() == "-" {
+        (
+            std::io::read_to_string(std::io::stdin())
+                .context("cannot read claims from standard input")?,
+            "standard input".to_owned(),
+        )
+    } else {
+        (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the claims file `{}`", path.display()))?,
+            format!("the claims file `{}`", path.display()),
+        )
+    };
+    let claims: Value = serde_json::from_str(&text)
+        .map_err(|e| UsageError(format!("{source} is not JSON: {e}")))?;
+    if !claims.is_object() {
+        return Err(UsageError(format!(
+            "{source} must hold a JSON object (claim name -> value), not {}",
+            kind(&claims)
+        ))
+        .into());
+    }
+    Ok(claims)
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 fn changes(section: &Value, what: &str, scope: &str) -> Result<()> {

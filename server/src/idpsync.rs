@@ -235,46 +235,6 @@ pub async fn list_problems(
     Ok(out)
 }
 
-/// Records a problem once: the same problem of the same user is not recorded
-/// again (so an identical second login writes nothing).
-pub async fn record_problem(
-    conn: &mut Conn,
-    org_id: Option<&str>,
-    user_id: Option<&str>,
-    source: &str,
-    kind: &str,
-    detail: &str,
-    now: &str,
-) -> sqlx::Result<()> {
-    let seen = sqlx::query(
-        "SELECT id FROM idpsync_problems WHERE COALESCE(organization_id, '') = $1 AND COALESCE(user_id, '') = $2 \
-         AND source = $3 AND kind = $4 AND detail = $5 LIMIT 1",
-    )
-    .bind(org_id.unwrap_or_default())
-    .bind(user_id.unwrap_or_default())
-    .bind(source)
-    .bind(kind)
-    .bind(detail)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if seen.is_some() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO idpsync_problems (id, organization_id, user_id, source, kind, detail, time) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(store::new_id())
-    .bind(org_id)
-    .bind(user_id)
-    .bind(source)
-    .bind(kind)
-    .bind(detail)
-    .bind(now)
-    .execute(conn)
-    .await
-    .map(|_| ())
-}
-
 /// Claim names seen in stored claims (sorted).
 pub async fn claim_fields(conn: &mut Conn) -> sqlx::Result<Vec<String>> {
     let mut out = BTreeSet::new();
@@ -454,6 +414,16 @@ pub async fn apply_plan_with(
     ctx: &AuditCtx,
     record_problems: bool,
 ) -> Result<SyncOutcome, ApiError> {
+    if !plan.has_changes() {
+        // The common login: nothing to write but new problems.
+        if record_problems {
+            record_plan_problems(tx, user_id, plan, now, ctx.source).await?;
+        }
+        return Ok(SyncOutcome {
+            changed: false,
+            problems: plan.problems.len(),
+        });
+    }
     let username = store::users::find_by_id(tx, user_id)
         .await?
         .map(|u| u.username)
@@ -622,21 +592,58 @@ pub async fn apply_plan_with(
         .await?;
     }
     if record_problems {
-        for p in &plan.problems {
-            record_problem(
-                tx,
-                p.organization_id.as_deref(),
-                Some(user_id),
-                ctx.source,
-                p.kind.as_str(),
-                &p.detail,
-                now,
-            )
-            .await?;
-        }
+        record_plan_problems(tx, user_id, plan, now, ctx.source).await?;
     }
     Ok(SyncOutcome {
         changed,
         problems: plan.problems.len(),
     })
+}
+
+/// Records the plan's problems that this user does not have on record yet:
+/// one read of the user's problems, then only the new ones inserted.
+async fn record_plan_problems(
+    tx: &mut Conn,
+    user_id: &str,
+    plan: &Plan,
+    now: &str,
+    source: &str,
+) -> sqlx::Result<()> {
+    if plan.problems.is_empty() {
+        return Ok(());
+    }
+    let mut seen: BTreeSet<(String, String, String)> = sqlx::query(
+        "SELECT COALESCE(organization_id, '') AS org, kind, detail FROM idpsync_problems \
+         WHERE user_id = $1 AND source = $2",
+    )
+    .bind(user_id)
+    .bind(source)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("org")?, r.try_get("kind")?, r.try_get("detail")?)))
+    .collect::<sqlx::Result<_>>()?;
+    for p in &plan.problems {
+        let key = (
+            p.organization_id.clone().unwrap_or_default(),
+            p.kind.as_str().to_owned(),
+            p.detail.clone(),
+        );
+        if seen.insert(key) {
+            sqlx::query(
+                "INSERT INTO idpsync_problems (id, organization_id, user_id, source, kind, detail, time) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(store::new_id())
+            .bind(p.organization_id.as_deref())
+            .bind(user_id)
+            .bind(source)
+            .bind(p.kind.as_str())
+            .bind(&p.detail)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    Ok(())
 }

@@ -290,7 +290,7 @@ async fn login_tx(
     let claims = &identity.claims;
     // Before setup, a login would make a user and leave the deployment
     // without an owner for good (`POST /users/first` needs no users).
-    if store::users::count(tx).await? == 0 {
+    if !store::users::any(tx).await? {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "this deployment is not set up yet: create the first user (`POST /api/v2/users/first`) \

@@ -67,6 +67,14 @@ pub async fn insert(conn: &mut Conn, u: &NewUser<'_>) -> sqlx::Result<()> {
     .map(|_| ())
 }
 
+/// Whether any user exists (cheaper than a count on a large deployment).
+pub async fn any(conn: &mut Conn) -> sqlx::Result<bool> {
+    Ok(sqlx::query("SELECT 1 AS one FROM users LIMIT 1")
+        .fetch_optional(conn)
+        .await?
+        .is_some())
+}
+
 pub async fn count(conn: &mut Conn) -> sqlx::Result<i64> {
     sqlx::query("SELECT COUNT(*) AS n FROM users")
         .fetch_one(conn)

@@ -205,6 +205,18 @@ async fn settings_are_validated_redacted_and_audited() {
     let (status, body) = owner.put("/settings/ldapsync", again).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["bind_password_set"], true);
+    // ... but not when it would go to another server or bind DN.
+    for (field, value) in [
+        ("url", json!("ldap://127.0.0.1:1")),
+        ("bind_dn", json!(format!("cn=other,{BASE}"))),
+    ] {
+        let mut moved = settings(&slapd);
+        moved.as_object_mut().unwrap().remove("bind_password");
+        moved[field] = value;
+        let (status, body) = owner.put("/settings/ldapsync", moved).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {body}");
+        assert_eq!(body["validations"][0]["field"], "bind_password", "{body}");
+    }
 
     // Bad input: each a 400 naming the field, nothing stored.
     for (field, value) in [
@@ -387,6 +399,39 @@ async fn directory_changes_are_reflected_gone_users_suspended_and_reactivated() 
     assert_eq!(stat(&r, "users_reactivated"), 1, "{r}");
     assert_eq!(user(&owner, "dave").await["status"], "active");
 
+    // An email change to another account's address is not applied (reported).
+    slapd.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: mail\nmail: bob@example.com\n\n",
+        udn("carol")
+    ));
+    let r = run(&owner, json!({"full": true})).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(user(&owner, "carol").await["email"], "carol@example.com");
+    assert!(r["problems"].to_string().contains("email_conflict"), "{r}");
+
+    // Once an admin sets a status, the sync no longer reactivates on its own:
+    // suspended by the sync, activated and then suspended by an admin.
+    slapd.delete(&udn("dave"));
+    assert_eq!(
+        run(&owner, json!({"full": true})).await["status"],
+        "succeeded"
+    );
+    assert_eq!(user(&owner, "dave").await["status"], "suspended");
+    assert_eq!(
+        owner.put("/users/dave/status/activate", json!({})).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        owner.put("/users/dave/status/suspend", json!({})).await.0,
+        StatusCode::OK
+    );
+    slapd.ldapadd(&user_ldif("dave", "d3"));
+    assert_eq!(
+        run(&owner, json!({"full": true})).await["status"],
+        "succeeded"
+    );
+    assert_eq!(user(&owner, "dave").await["status"], "suspended");
+
     // A user an admin suspended stays suspended.
     let (status, _) = owner.put("/users/alice/status/suspend", json!({})).await;
     assert_eq!(status, StatusCode::OK);
@@ -547,6 +592,26 @@ async fn incremental_runs_pick_up_deletions_and_membership_changes() {
         dp_groups(&owner, "alice").await,
         ["eng", "platform-leads", "staff"]
     );
+
+    // A changed mapping concerns users the directory did not change: the next
+    // run is full.
+    let (status, body) = owner
+        .patch(
+            "/settings/idpsync/organization/mapping",
+            json!({"add": [{"given": "staff", "gets": "ops-org"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let r = run(&owner, json!({})).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["full"], true, "{r}");
+    assert_eq!(
+        org_names(&owner, "alice").await,
+        ["coder", "data-platform", "ops-org"]
+    );
+    // Nothing changed since: incremental again.
+    let r = run(&owner, json!({})).await;
+    assert_eq!(r["full"], false, "{r}");
 }
 
 #[tokio::test]
@@ -817,13 +882,16 @@ async fn a_crash_mid_run_leaves_whole_batches_and_the_next_run_converges() {
     assert_eq!(user_count(&owner).await, 21);
     let (_, coder) = owner.get("/organizations/coder/members").await;
     assert_eq!(coder.as_array().unwrap().len(), 21, "{coder}");
+    // Without heartbeats for longer than the lease (1 s) it shows as failed.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, r) = owner
         .get(&format!(
             "/ldapsync/runs/{}",
             crashed["id"].as_str().unwrap()
         ))
         .await;
-    assert_eq!(r["status"], "running", "{r}");
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["error"].as_str().unwrap().contains("heartbeats"), "{r}");
 
     // Another replica takes over once the lease expired, and converges.
     let mut client = healthy.client();
@@ -881,7 +949,9 @@ async fn bad_entries_are_reported_and_the_run_goes_on() {
     slapd.ldapadd(&format!(
         "dn: uid=nomail,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: nomail\ncn: No Mail\nsn: m\n\n\
          dn: cn=twin one,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: twin\ncn: twin one\nsn: t\nmail: twin1@example.com\n\n\
-         dn: cn=twin two,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: twin\ncn: twin two\nsn: t\nmail: twin2@example.com\n\n"
+         dn: cn=twin two,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: twin\ncn: twin two\nsn: t\nmail: twin2@example.com\n\n\
+         dn: cn=reserved,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: me\ncn: reserved\nsn: r\nmail: me@example.com\n\n\
+         dn: uid=boss,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: boss\ncn: boss\nsn: b\nmail: admin@example.com\n\n"
     ));
     let s = TestServer::start().await;
     let owner = s.owner().await;
@@ -897,6 +967,12 @@ async fn bad_entries_are_reported_and_the_run_goes_on() {
         .collect();
     assert!(kinds.contains(&"duplicate_username"), "{kinds:?}");
     assert!(kinds.contains(&"missing_attribute"), "{kinds:?}");
+    // A reserved username is refused; a password account is not taken over
+    // by a directory entry with its email.
+    assert!(kinds.contains(&"invalid_value"), "{kinds:?}");
+    assert!(kinds.contains(&"email_conflict"), "{kinds:?}");
+    assert_eq!(user(&owner, "admin").await["login_type"], "password");
+    assert_eq!(owner.get("/users/boss").await.0, StatusCode::NOT_FOUND);
     assert_eq!(owner.get("/users/twin").await.0, StatusCode::NOT_FOUND);
     assert_eq!(owner.get("/users/nomail").await.0, StatusCode::NOT_FOUND);
     // Recorded for admins too.

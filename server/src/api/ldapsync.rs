@@ -64,6 +64,21 @@ pub async fn put_settings(
         err.body.validations = vec![Validation { field, detail: msg }];
         err
     })?;
+    // The stored password only ever goes to the server it was given for.
+    let moved = new.url != old.url
+        || new.bind_dn != old.bind_dn
+        || new.start_tls != old.start_tls
+        || new.ca_file != old.ca_file;
+    if keep_password && moved && !old.bind_password.is_empty() {
+        let detail = "must be given again when `url`, `bind_dn`, `start_tls` or `ca_file` \
+                      change: the stored password is never sent to another server unasked";
+        let mut err = ApiError::bad_request(format!("invalid `bind_password`: {detail}"));
+        err.body.validations = vec![Validation {
+            field: "bind_password".to_owned(),
+            detail: detail.to_owned(),
+        }];
+        return Err(err);
+    }
     if let Err(errors) = new.validate() {
         let mut err = ApiError::bad_request(match errors.first() {
             Some(f) => format!("invalid `{}`: {}", f.field, f.detail),
@@ -134,7 +149,11 @@ pub async fn list_runs(
     }
     .resolve(25, 500)?;
     let mut conn = app.db.pool().acquire().await?;
-    let (runs, count) = ldapsync::list_runs(&mut conn, limit, offset).await?;
+    let (mut runs, count) = ldapsync::list_runs(&mut conn, limit, offset).await?;
+    let now = clock::now();
+    for r in &mut runs {
+        r.settle(now, app.config.ldapsync_lease_seconds);
+    }
     Ok(Json(json!({"runs": runs, "count": count})))
 }
 
@@ -147,10 +166,11 @@ pub async fn get_run(
 ) -> ApiResult<Json<ldapsync::Run>> {
     require(&app, &actor, Action::DEPLOYMENT_SYNC_READ)?;
     let mut conn = app.db.pool().acquire().await?;
-    ldapsync::get_run(&mut conn, &id)
+    let mut run = ldapsync::get_run(&mut conn, &id)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("LDAP sync run"))
+        .ok_or_else(|| ApiError::not_found("LDAP sync run"))?;
+    run.settle(clock::now(), app.config.ldapsync_lease_seconds);
+    Ok(Json(run))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -652,6 +652,12 @@ async fn set_status(
     let now_s = clock::fmt(clock::now());
     let mut tx = app.db.begin().await?;
     store::users::set_status(&mut tx, &user.id, status, &now_s).await?;
+    // An administrator's decision: the directory sync no longer owns this
+    // user's status (it reactivates only users it suspended itself).
+    sqlx::query("UPDATE user_links SET suspended_by_sync = 0 WHERE user_id = $1")
+        .bind(&user.id)
+        .execute(&mut *tx)
+        .await?;
     let updated = store::users::find_by_id(&mut tx, &user.id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;

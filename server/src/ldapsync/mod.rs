@@ -188,6 +188,9 @@ pub struct Stats {
     pub problems: usize,
     pub batches: usize,
     pub duration_ms: u64,
+    /// What the run planned with (see [`settings_fingerprint`]): an
+    /// incremental run is only right when nothing of it changed since.
+    pub settings_fingerprint: String,
 }
 
 /// What a run in progress reports.
@@ -218,6 +221,8 @@ pub struct Run {
     pub tick: Option<String>,
     /// The replica (process) that ran it.
     pub node: String,
+    /// The last sign of life of a running run.
+    pub heartbeat_at: Option<String>,
     pub stats: Value,
     pub progress: Value,
     pub error: Option<String>,
@@ -227,7 +232,7 @@ pub struct Run {
 }
 
 const RUN_COLUMNS: &str = "id, started_at, finished_at, status, trigger, tick, dry_run, forced, \
-    full_sync, started_by, node, stats, progress, error, problems";
+    full_sync, started_by, node, heartbeat_at, stats, progress, error, problems";
 
 fn run_from_row(r: &sqlx::any::AnyRow, with_plan: bool) -> sqlx::Result<Run> {
     let json = |col: &str| -> sqlx::Result<Value> {
@@ -242,6 +247,7 @@ fn run_from_row(r: &sqlx::any::AnyRow, with_plan: bool) -> sqlx::Result<Run> {
         trigger: r.try_get("trigger")?,
         tick: r.try_get("tick")?,
         node: r.try_get("node")?,
+        heartbeat_at: r.try_get("heartbeat_at")?,
         dry_run: r.try_get::<i64, _>("dry_run")? != 0,
         force: r.try_get::<i64, _>("forced")? != 0,
         full: r.try_get::<i64, _>("full_sync")? != 0,
@@ -257,6 +263,26 @@ fn run_from_row(r: &sqlx::any::AnyRow, with_plan: bool) -> sqlx::Result<Run> {
             None
         },
     })
+}
+
+impl Run {
+    /// A run still marked running whose replica stopped sending heartbeats
+    /// (it crashed) is shown as failed; the next run records it so.
+    pub fn settle(&mut self, now: DateTime<Utc>, lease_seconds: u64) {
+        let silent_for = self
+            .heartbeat_at
+            .as_deref()
+            .and_then(clock::parse)
+            .map(|t| now - t);
+        let lease = chrono::Duration::seconds(i64::try_from(lease_seconds).unwrap_or(30));
+        if self.status == "running" && silent_for.is_some_and(|d| d > lease) {
+            self.status = "failed".to_owned();
+            self.error = Some(format!(
+                "the replica running it stopped sending heartbeats (last at {}); the next run converges",
+                self.heartbeat_at.as_deref().unwrap_or("?")
+            ));
+        }
+    }
 }
 
 pub async fn get_run(conn: &mut Conn, id: &str) -> sqlx::Result<Option<Run>> {
@@ -337,12 +363,17 @@ pub async fn start(app: &AppState, req: RunRequest) -> Result<Run, StartError> {
     let now = clock::now();
     let now_s = clock::fmt(now);
     let id = store::new_id();
-    let full = match req.full {
-        Some(f) => f,
-        None => {
-            let mut conn = app.db.pool().acquire().await?;
-            full_run_due(&mut conn, &settings, now).await?
-        }
+    let (fingerprint, full) = {
+        let mut conn = app.db.pool().acquire().await?;
+        let fingerprint = settings_fingerprint(&mut conn, &settings).await?;
+        let full = match req.full {
+            Some(f) => f,
+            None => {
+                full_run_due(&mut conn, &settings, now).await?
+                    || last_fingerprint(&mut conn).await?.as_deref() != Some(fingerprint.as_str())
+            }
+        };
+        (fingerprint, full)
     };
     let mut tx = app.db.begin().await?;
     let taken = sqlx::query(
@@ -399,6 +430,7 @@ pub async fn start(app: &AppState, req: RunRequest) -> Result<Run, StartError> {
         dry_run: req.dry_run,
         force: req.force,
         full,
+        fingerprint,
         progress: Arc::new(Mutex::new(Progress {
             phase: "reading".to_owned(),
             ..Progress::default()
@@ -441,12 +473,47 @@ async fn full_run_due(
     Ok(now - last >= interval)
 }
 
+/// A digest of everything a plan depends on besides the directory: the LDAP
+/// settings that shape claims, the IdP sync settings, and the organizations
+/// and groups. When it differs from the last successful run's, the next run
+/// is full (an incremental one would miss users the change affects).
+async fn settings_fingerprint(conn: &mut Conn, ldap: &LdapSettings) -> sqlx::Result<String> {
+    use sha2::Digest as _;
+    let (sync, mut world, _) = crate::idpsync::inputs(conn, None).await?;
+    world.orgs.sort_by(|a, b| a.id.cmp(&b.id));
+    world.groups.sort_by(|a, b| a.id.cmp(&b.id));
+    let shaping = json!({
+        "user_base_dn": ldap.user_base_dn, "user_filter": ldap.user_filter,
+        "user_attributes": ldap.user_attributes, "group_base_dn": ldap.group_base_dn,
+        "group_filter": ldap.group_filter, "group_name_attribute": ldap.group_name_attribute,
+        "membership": ldap.membership, "nested_groups": ldap.nested_groups, "claims": ldap.claims,
+        "url": ldap.url,
+    });
+    let text = json!([shaping, sync, world]).to_string();
+    Ok(hex::encode(sha2::Sha256::digest(text.as_bytes())))
+}
+
+async fn last_fingerprint(conn: &mut Conn) -> sqlx::Result<Option<String>> {
+    let stats: Option<String> = sqlx::query(
+        "SELECT stats FROM ldapsync_runs WHERE status = 'succeeded' AND dry_run = 0 \
+         ORDER BY started_at DESC LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(|r| r.try_get("stats"))
+    .transpose()?;
+    Ok(stats
+        .and_then(|s| serde_json::from_str::<Stats>(&s).ok())
+        .map(|s| s.settings_fingerprint))
+}
+
 struct RunCtx {
     id: String,
     started: DateTime<Utc>,
     dry_run: bool,
     force: bool,
     full: bool,
+    fingerprint: String,
     progress: Arc<Mutex<Progress>>,
 }
 
@@ -536,6 +603,12 @@ async fn supervise(app: AppState, settings: LdapSettings, ctx: RunCtx) {
 }
 
 async fn finish(app: &AppState, ctx: &RunCtx, mut outcome: Outcome) -> sqlx::Result<()> {
+    if outcome.stats.settings_fingerprint.is_empty() {
+        outcome
+            .stats
+            .settings_fingerprint
+            .clone_from(&ctx.fingerprint);
+    }
     let now = clock::now();
     outcome.stats.duration_ms = u64::try_from((now - ctx.started).num_milliseconds()).unwrap_or(0);
     let mut progress = ctx.progress.lock().map(|p| p.clone()).unwrap_or_default();
@@ -543,7 +616,7 @@ async fn finish(app: &AppState, ctx: &RunCtx, mut outcome: Outcome) -> sqlx::Res
     let mut tx = app.db.begin().await?;
     sqlx::query(
         "UPDATE ldapsync_runs SET status = $1, finished_at = $2, stats = $3, progress = $4, error = $5, \
-         problems = $6, plan = $7, heartbeat_at = $2 WHERE id = $8",
+         problems = $6, plan = $7, heartbeat_at = $2 WHERE id = $8 AND status = 'running'",
     )
     .bind(outcome.status)
     .bind(clock::fmt(now))
@@ -590,6 +663,7 @@ struct Known {
     email: String,
     name: String,
     status: UserStatus,
+    login_type: crate::model::LoginType,
 }
 
 /// What a run does to one user.
@@ -815,6 +889,24 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
             .map_err(db_err)?;
         }
         problem_rows = &problem_rows[take..];
+        // Still ours? If heartbeats were missed and another replica took the
+        // lease, this batch is not applied and the run stops.
+        let held =
+            sqlx::query("UPDATE ldapsync_lease SET expires_at = $1 WHERE id = 1 AND run_id = $2")
+                .bind(clock::fmt(clock::now() + lease(app)))
+                .bind(&ctx.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+        if held != 1 {
+            tx.rollback().await.map_err(db_err)?;
+            return Err(
+                "this run lost its lease (its heartbeats stopped and another run took \
+                        over); it stopped before its next batch"
+                    .to_owned(),
+            );
+        }
         tx.commit().await.map_err(db_err)?;
         app.authz
             .invalidate(batch.iter().map(|c| c.user_id.as_str()));
@@ -841,6 +933,12 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
         }
         tx.commit().await.map_err(db_err)?;
     }
+    // What the next run compares with: the state after this run (groups it
+    // created included), so only later changes force a full run.
+    let mut conn = app.db.pool().acquire().await.map_err(db_err)?;
+    stats.settings_fingerprint = settings_fingerprint(&mut conn, settings)
+        .await
+        .map_err(db_err)?;
     Ok(Outcome {
         status: "succeeded",
         error: None,
@@ -990,7 +1088,7 @@ async fn load_links(conn: &mut Conn) -> sqlx::Result<HashMap<String, Link>> {
 
 async fn load_known_users(conn: &mut Conn) -> sqlx::Result<HashMap<String, Known>> {
     let mut out = HashMap::new();
-    for r in sqlx::query("SELECT id, username, email, name, status FROM users")
+    for r in sqlx::query("SELECT id, username, email, name, status, login_type FROM users")
         .fetch_all(conn)
         .await?
     {
@@ -1001,6 +1099,7 @@ async fn load_known_users(conn: &mut Conn) -> sqlx::Result<HashMap<String, Known
                 email: r.try_get("email")?,
                 name: r.try_get("name")?,
                 status: UserStatus::parse(&r.try_get::<String, _>("status")?),
+                login_type: crate::model::LoginType::parse(&r.try_get::<String, _>("login_type")?),
             },
         );
     }

@@ -8,7 +8,7 @@ use orgsync_sync::ldap::{Directory, DirectoryUser};
 use orgsync_sync::{Plan, Planner, UserState};
 
 use super::{Known, Link, ProblemSet, Stats, UserChange};
-use crate::model::UserStatus;
+use crate::model::{LoginType, UserStatus};
 
 /// What orgsync knows at the start of a run.
 pub(super) struct Inputs<'a> {
@@ -47,6 +47,9 @@ pub(super) struct Matcher<'a> {
     by_username: HashMap<String, String>,
     by_email: HashMap<String, String>,
     link_of_user: HashMap<&'a str, &'a str>,
+    /// Users an entry may be linked to by email: those without a password
+    /// login (`ldap`, `oidc`, `none`).
+    linkable: HashSet<String>,
     /// Usernames and emails new users of this run took.
     taken_usernames: HashSet<String>,
     taken_emails: HashSet<String>,
@@ -65,6 +68,11 @@ impl<'a> Matcher<'a> {
                 .filter(|(_, k)| !k.email.is_empty())
                 .map(|(id, k)| (k.email.to_lowercase(), id.clone()))
                 .collect(),
+            linkable: users
+                .iter()
+                .filter(|(_, k)| k.login_type != LoginType::Password)
+                .map(|(id, _)| id.clone())
+                .collect(),
             link_of_user: links
                 .iter()
                 .map(|(ext, l)| (l.user_id.as_str(), ext.as_str()))
@@ -72,6 +80,19 @@ impl<'a> Matcher<'a> {
             taken_usernames: HashSet::new(),
             taken_emails: HashSet::new(),
         }
+    }
+
+    /// Takes `email` for `user_id` (an email change): false when another
+    /// account has it or a new user of this run took it.
+    pub(super) fn claim_email(&mut self, user_id: &str, email: &str) -> bool {
+        let email = email.to_lowercase();
+        if self.by_email.get(&email).is_some_and(|id| id != user_id)
+            || self.taken_emails.contains(&email)
+        {
+            return false;
+        }
+        self.taken_emails.insert(email);
+        true
     }
 
     /// Matches an entry: by its directory id, else an existing user by email
@@ -84,6 +105,16 @@ impl<'a> Matcher<'a> {
         let email = entry.email.to_lowercase();
         let username = entry.username.to_lowercase();
         if let Some(id) = self.by_email.get(&email) {
+            if !self.linkable.contains(id.as_str()) {
+                return Match::Skip(
+                    "email_conflict",
+                    format!(
+                        "{}: the email `{}` belongs to an account that signs in with a password; \
+                         the directory does not take it over (link it by changing its login type)",
+                        entry.dn, entry.email
+                    ),
+                );
+            }
             return match self.link_of_user.get(id.as_str()) {
                 None => Match::Link {
                     user_id: id.clone(),
@@ -166,6 +197,20 @@ pub(super) fn plan_run(
             stats.users_skipped += 1;
             continue;
         }
+        if let Err(e) = crate::model::Username::parse("username", &entry.username) {
+            problems.add(
+                None,
+                None,
+                "invalid_value",
+                &format!(
+                    "{}: the username `{}` is not valid here ({}); the user is not synced",
+                    entry.dn, entry.username, e.body.message
+                ),
+            );
+            stats.users_skipped += 1;
+            continue;
+        }
+        let mut entry = entry;
         let (user_id, create, previous) = match matcher.find(&entry, &present) {
             Match::Linked(id) => (id, false, None),
             Match::Link { user_id, previous } => (user_id, false, Some(previous)),
@@ -224,6 +269,23 @@ pub(super) fn plan_run(
         }
         let link_row = links.get(&entry.id).or(previous_link);
         let current = users.get(&user_id);
+        // A changed email that another account has (or a new user of this run
+        // took) is not applied: reported, the rest of the change goes on.
+        if let Some(k) = current
+            && !k.email.eq_ignore_ascii_case(&entry.email)
+            && !matcher.claim_email(&user_id, &entry.email)
+        {
+            problems.add(
+                None,
+                Some(&user_id),
+                "email_conflict",
+                &format!(
+                    "{}: the new email `{}` belongs to another account; the email stays `{}`",
+                    entry.dn, entry.email, k.email
+                ),
+            );
+            entry.email.clone_from(&k.email);
+        }
         let change = UserChange {
             update_profile: current.is_some_and(|k| {
                 k.email.to_lowercase() != entry.email.to_lowercase() || k.name != entry.name
@@ -300,6 +362,7 @@ mod tests {
             email: email.to_owned(),
             name: String::new(),
             status: UserStatus::Active,
+            login_type: LoginType::Oidc,
         }
     }
 

@@ -254,9 +254,19 @@ async fn paged_search(
                 text: result.text,
             });
         }
+        // A continuation reference is a referral (never chased), and
+        // `SearchEntry::construct` would panic on one; intermediate messages
+        // carry no entry.
+        if entries.iter().any(|e| e.is_ref()) {
+            return Err(LdapError::Referral {
+                base: base.to_owned(),
+                refs: vec!["(search continuation reference)".to_owned()],
+            });
+        }
         out.extend(
             entries
                 .into_iter()
+                .filter(|e| !e.is_intermediate())
                 .map(|e| to_raw(SearchEntry::construct(e))),
         );
         on_page(out.len());

@@ -24,9 +24,27 @@ enum Arg {
 
 /// Most bound values per statement (SQLite allows 32766, PostgreSQL 65535).
 const MAX_PARAMS: usize = 16_000;
+/// Most bytes of a statement's messages (bound values, SQL text). sqlx does
+/// not set TCP_NODELAY and writes its buffer in 16 KiB pieces: with a larger
+/// message, the pieces after the first wait under Nagle's algorithm for the
+/// server's delayed ACK, about 40 ms per statement. Smaller statements go out
+/// at once.
+const MAX_STATEMENT_BYTES: usize = 15 * 1024;
+
+impl Arg {
+    /// Bytes on the wire in a bind message (length prefix included).
+    fn size(&self) -> usize {
+        // Length prefix and format code.
+        6 + match self {
+            Arg::Text(s) | Arg::Opt(Some(s)) => s.len(),
+            Arg::Opt(None) => 0,
+            Arg::Int(_) => 8,
+        }
+    }
+}
 
 /// `INSERT INTO {head} VALUES (...), (...) {tail}` in as few statements as the
-/// parameter limit allows.
+/// parameter and size limits allow.
 async fn insert_rows(
     tx: &mut Conn,
     head: &str,
@@ -34,10 +52,24 @@ async fn insert_rows(
     width: usize,
     rows: Vec<Vec<Arg>>,
 ) -> sqlx::Result<()> {
-    let per = (MAX_PARAMS / width).max(1);
+    // Each placeholder takes up to 8 bytes of SQL (`$16000,` and parentheses).
+    let text = MAX_STATEMENT_BYTES.saturating_sub(head.len() + tail.len() + 32) / 8;
+    let per = (MAX_PARAMS.min(text) / width).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<Vec<Arg>> = rows.by_ref().take(per).collect();
+        let mut chunk: Vec<Vec<Arg>> = Vec::new();
+        let mut bytes = 0;
+        while chunk.len() < per {
+            let Some(next) = rows.peek() else {
+                break;
+            };
+            let size: usize = next.iter().map(Arg::size).sum();
+            if !chunk.is_empty() && bytes + size > MAX_STATEMENT_BYTES {
+                break;
+            }
+            bytes += size;
+            chunk.extend(rows.next());
+        }
         let mut sql = format!("INSERT INTO {head} VALUES ");
         let mut n = 0;
         for (i, _) in chunk.iter().enumerate() {

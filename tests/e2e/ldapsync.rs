@@ -1132,3 +1132,50 @@ async fn two_server_processes_on_one_database_run_each_tick_once() {
     assert_eq!(org_names(&owner, "alice").await, ["coder", "data-platform"]);
     drop(procs);
 }
+
+#[tokio::test]
+async fn the_directory_dying_mid_run_fails_the_run_and_changes_nothing() {
+    let mut slapd = Slapd::start();
+    let mut many = String::new();
+    for i in 0..5000 {
+        many.push_str(&user_ldif(&format!("user{i:04}"), "d0"));
+    }
+    slapd.ldapadd(&many);
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    setup(&owner, &slapd).await;
+    // One entry per page: the read takes long enough to be interrupted.
+    let mut slow = settings(&slapd);
+    slow["page_size"] = json!(1);
+    assert_eq!(
+        owner.put("/settings/ldapsync", slow).await.0,
+        StatusCode::OK
+    );
+    let before = audit_count(&owner).await;
+    let (status, started) = owner.post("/ldapsync/runs", json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, r) = owner.get(&format!("/ldapsync/runs/{id}")).await;
+        assert_eq!(
+            r["status"], "running",
+            "the read ended before slapd could be killed: {r}"
+        );
+        if r["progress"]["users_read"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    slapd.kill();
+    let r = wait(&owner, &id).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(!r["error"].as_str().unwrap().is_empty(), "{r}");
+    assert_eq!(
+        user_count(&owner).await,
+        1,
+        "users were created by a failed run"
+    );
+    assert_eq!(audit_count(&owner).await, before);
+}

@@ -37,7 +37,7 @@ pub const AUDIT_SOURCE: &str = "ldap_sync";
 /// (`--ldapsync-crash-after-batches`) stops it dead.
 const SIMULATED_CRASH: &str = "simulated crash";
 /// How often a running run renews its lease and publishes its progress.
-const HEARTBEAT: Duration = Duration::from_millis(500);
+const HEARTBEAT: Duration = Duration::from_millis(200);
 /// Incremental runs look this far behind the previous run's start (clock skew
 /// between orgsync and the directory, one-second timestamps).
 const INCREMENTAL_OVERLAP_SECONDS: i64 = 120;
@@ -813,6 +813,18 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
     for c in &changes {
         count_change(&mut stats, c);
     }
+    stats.groups_created = changes
+        .iter()
+        .flat_map(|c| {
+            c.plan.groups.values().flat_map(|g| {
+                g.add
+                    .iter()
+                    .filter(|a| a.create)
+                    .map(|a| (g.organization_id.as_str(), a.name.to_lowercase()))
+            })
+        })
+        .collect::<BTreeSet<_>>()
+        .len();
     stats.problems = problems.len();
 
     // 3. The removal guard.
@@ -962,17 +974,7 @@ fn count_change(stats: &mut Stats, c: &UserChange) {
         stats.groups_joined += g.add.len();
         stats.groups_left += g.remove.len();
     }
-    let created: BTreeSet<(&str, &str)> = p
-        .groups
-        .values()
-        .flat_map(|g| {
-            g.add
-                .iter()
-                .filter(|a| a.create)
-                .map(|a| (g.organization_id.as_str(), a.name.as_str()))
-        })
-        .collect();
-    stats.groups_created += created.len();
+
     stats.roles_changed += p
         .roles
         .values()

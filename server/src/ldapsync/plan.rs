@@ -242,10 +242,13 @@ pub(super) fn plan_run(
             states.remove(&user_id).unwrap_or_default()
         };
         let plan = planner.plan(&entry.claims, &state);
+        // Settings problems are the same for every user who meets them: kept
+        // once per organization, kind and detail (with a count on the run),
+        // not once per user.
         for p in &plan.problems {
             problems.add(
                 p.organization_id.as_deref(),
-                Some(&user_id),
+                None,
                 p.kind.as_str(),
                 &p.detail,
             );

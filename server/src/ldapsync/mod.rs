@@ -1024,32 +1024,27 @@ fn removal_check(
 
 /// Active directory-linked users, and their organization + group memberships.
 async fn guard_base(conn: &mut Conn) -> sqlx::Result<(usize, usize)> {
-    let users: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM user_links l JOIN users u ON u.id = l.user_id \
-         WHERE l.source = $1 AND u.status <> 'suspended'",
+    let users = count_linked(
+        conn,
+        "users x ON x.id = l.user_id AND x.status <> 'suspended'",
     )
+    .await?;
+    let orgs = count_linked(conn, "organization_members x ON x.user_id = l.user_id").await?;
+    let groups = count_linked(conn, "group_members x ON x.user_id = l.user_id").await?;
+    Ok((users, orgs + groups))
+}
+
+/// Counts the rows of `join` (`table x ON ...`) of directory-linked users.
+async fn count_linked(conn: &mut Conn, join: &'static str) -> sqlx::Result<usize> {
+    // `join` is one of the constants above: no input reaches the SQL text.
+    let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS n FROM user_links l JOIN {join} WHERE l.source = $1"
+    )))
     .bind(LINK_SOURCE)
-    .fetch_one(&mut *conn)
+    .fetch_one(conn)
     .await?
     .try_get("n")?;
-    let orgs: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM organization_members m JOIN user_links l ON l.user_id = m.user_id \
-         WHERE l.source = $1",
-    )
-    .bind(LINK_SOURCE)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("n")?;
-    let groups: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM group_members m JOIN user_links l ON l.user_id = m.user_id \
-         WHERE l.source = $1",
-    )
-    .bind(LINK_SOURCE)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("n")?;
-    let n = |v: i64| usize::try_from(v).unwrap_or(0);
-    Ok((n(users), n(orgs) + n(groups)))
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 async fn last_success_start(conn: &mut Conn) -> sqlx::Result<Option<DateTime<Utc>>> {

@@ -436,12 +436,15 @@ pub async fn start(app: &AppState, req: RunRequest) -> Result<Run, StartError> {
             ..Progress::default()
         })),
     };
+    // Read back before the run starts, so the answer shows it `running` even
+    // when it ends at once; the run starts whatever the read gives.
+    let started = match app.db.pool().acquire().await {
+        Ok(mut conn) => get_run(&mut conn, &id).await,
+        Err(e) => Err(e),
+    };
     let app2 = app.clone();
     tokio::spawn(async move { supervise(app2, settings, run_ctx).await });
-    let mut conn = app.db.pool().acquire().await?;
-    get_run(&mut conn, &id)
-        .await?
-        .ok_or(StartError::Db(sqlx::Error::RowNotFound))
+    started?.ok_or(StartError::Db(sqlx::Error::RowNotFound))
 }
 
 fn lease(app: &App) -> chrono::Duration {

@@ -21,7 +21,8 @@ use crate::idpsync::{self, SettingsKey};
 use crate::model::Organization;
 use crate::store;
 
-fn invalid(errors: Vec<FieldError>) -> ApiError {
+/// A 400 naming every invalid field (`validations`), the first in the message.
+pub(super) fn invalid(errors: Vec<FieldError>) -> ApiError {
     let mut e = ApiError::bad_request(match errors.first() {
         Some(f) => format!("invalid `{}`: {}", f.field, f.detail),
         None => "invalid settings".to_owned(),

@@ -9,11 +9,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::{Actor, ApiJson, ApiQuery, Path};
+use super::idpsync::invalid;
 use crate::app::AppState;
 use crate::audit::{self, Change};
 use crate::clock;
-use crate::error::{ApiError, ApiResult, Validation};
+use crate::error::{ApiError, ApiResult};
 use crate::ldapsync::{self, RunRequest, Trigger};
+use orgsync_sync::FieldError;
 
 fn require(app: &AppState, actor: &Actor, action: Action) -> ApiResult<()> {
     app.authz.require(
@@ -58,11 +60,9 @@ pub async fn put_settings(
         );
     }
     let new: LdapSettings = serde_json::from_value(Value::Object(body)).map_err(|e| {
-        let msg = e.to_string();
-        let field = msg.split('`').nth(1).unwrap_or("body").to_owned();
-        let mut err = ApiError::bad_request(format!("invalid LDAP sync settings: {msg}"));
-        err.body.validations = vec![Validation { field, detail: msg }];
-        err
+        let detail = e.to_string();
+        let field = detail.split('`').nth(1).unwrap_or("body").to_owned();
+        invalid(vec![FieldError { field, detail }])
     })?;
     // The stored password only ever goes to the server it was given for.
     let moved = new.url != old.url
@@ -70,29 +70,14 @@ pub async fn put_settings(
         || new.start_tls != old.start_tls
         || new.ca_file != old.ca_file;
     if keep_password && moved && !old.bind_password.is_empty() {
-        let detail = "must be given again when `url`, `bind_dn`, `start_tls` or `ca_file` \
-                      change: the stored password is never sent to another server unasked";
-        let mut err = ApiError::bad_request(format!("invalid `bind_password`: {detail}"));
-        err.body.validations = vec![Validation {
+        return Err(invalid(vec![FieldError {
             field: "bind_password".to_owned(),
-            detail: detail.to_owned(),
-        }];
-        return Err(err);
+            detail: "must be given again when `url`, `bind_dn`, `start_tls` or `ca_file` \
+                     change: the stored password is never sent to another server unasked"
+                .to_owned(),
+        }]));
     }
-    if let Err(errors) = new.validate() {
-        let mut err = ApiError::bad_request(match errors.first() {
-            Some(f) => format!("invalid `{}`: {}", f.field, f.detail),
-            None => "invalid LDAP sync settings".to_owned(),
-        });
-        err.body.validations = errors
-            .into_iter()
-            .map(|f| Validation {
-                field: f.field,
-                detail: f.detail,
-            })
-            .collect();
-        return Err(err);
-    }
+    new.validate().map_err(invalid)?;
     let now_s = clock::fmt(clock::now());
     let old_v = ldapsync::public_settings(&old);
     let new_v = ldapsync::public_settings(&new);

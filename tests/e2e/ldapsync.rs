@@ -252,6 +252,12 @@ async fn settings_are_validated_redacted_and_audited() {
 
     // Only site user admins (and auditors read).
     let (alice, _) = owner.create_user("alice").await;
+    // An org admin (of any org) is not a deployment admin: the directory sync
+    // is deployment-wide.
+    owner.create_org("data-platform").await;
+    owner
+        .add_member("data-platform", "alice", &["organization-admin"])
+        .await;
     assert_eq!(
         alice.get("/settings/ldapsync").await.0,
         StatusCode::FORBIDDEN

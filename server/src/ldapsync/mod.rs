@@ -193,6 +193,27 @@ pub struct Stats {
     pub settings_fingerprint: String,
 }
 
+impl Stats {
+    /// Zeroes what [`count_change`] counts (the second pass counts again what
+    /// it applies).
+    fn clear_changes(&mut self) {
+        self.users_created = 0;
+        self.users_linked = 0;
+        self.users_updated = 0;
+        self.users_suspended = 0;
+        self.users_reactivated = 0;
+        self.memberships_added = 0;
+        self.memberships_removed = 0;
+        self.organizations_joined = 0;
+        self.organizations_left = 0;
+        self.groups_joined = 0;
+        self.groups_left = 0;
+        self.groups_created = 0;
+        self.roles_changed = 0;
+        self.site_roles_changed = 0;
+    }
+}
+
 /// What a run in progress reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -656,7 +677,10 @@ async fn finish(app: &AppState, ctx: &RunCtx, mut outcome: Outcome) -> sqlx::Res
 /// A directory identity already known to orgsync.
 struct Link {
     user_id: String,
-    claims: Map<String, Value>,
+    /// [`plan::text_digest`] of the claims stored by the last run.
+    claims_digest: [u8; 16],
+    /// [`ldap::group_names_digest`] of the group names of those claims.
+    groups_digest: u64,
     suspended_by_sync: bool,
 }
 
@@ -719,14 +743,28 @@ fn set_progress(ctx: &RunCtx, f: impl FnOnce(&mut Progress)) {
     }
 }
 
+/// Entries are built, decided and planned this many at a time in the first
+/// pass (one query of memberships per chunk).
+const PLAN_CHUNK: usize = 1000;
+
 /// Reads, plans, guards and applies. `Err` is a failed run with its message.
+///
+/// Memory stays bounded by the compact [`ldap::Directory`]: the first pass
+/// plans every entry to count (the removal guard, the stats, a dry run's
+/// plan) and keeps only a small [`plan::Decision`] per entry that changes;
+/// the second pass builds and plans those entries again one batch at a time,
+/// with the memberships read in the batch's own transaction, and applies the
+/// batch in it.
 async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Result<Outcome, String> {
-    let db_err = |e: sqlx::Error| {
-        tracing::error!(error = %e, "ldap sync: database error");
-        "database error while syncing (see the server log)".to_owned()
-    };
+    let db_err = |e: sqlx::Error| db_error(&e);
+    let group_keys: Vec<&str> = settings
+        .claims
+        .iter()
+        .filter(|(_, v)| v.as_str() == ldap::GROUPS_CLAIM)
+        .map(|(k, _)| k.as_str())
+        .collect();
     let mut conn = app.db.pool().acquire().await.map_err(db_err)?;
-    let links = load_links(&mut conn).await.map_err(db_err)?;
+    let links = load_links(&mut conn, &group_keys).await.map_err(db_err)?;
 
     // 1. Read the directory. Any non-success LDAP result fails the run here,
     //    before anything is written.
@@ -738,26 +776,12 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
             .map_err(db_err)?
             .map(|t| t - chrono::Duration::seconds(INCREMENTAL_OVERLAP_SECONDS))
             .unwrap_or(ctx.started - chrono::Duration::days(365 * 30));
-        let group_keys: Vec<&String> = settings
-            .claims
-            .iter()
-            .filter(|(_, v)| v.as_str() == "groups")
-            .map(|(k, _)| k)
-            .collect();
-        let known = links
-            .iter()
-            .map(|(ext, l)| {
-                let names: BTreeSet<String> = group_keys
-                    .iter()
-                    .filter_map(|k| orgsync_sync::claim_values(&l.claims, k).ok())
-                    .flatten()
-                    .collect();
-                (ext.clone(), names)
-            })
-            .collect();
         ReadMode::Incremental {
             since: since.format("%Y%m%d%H%M%SZ").to_string(),
-            known,
+            known: links
+                .iter()
+                .map(|(ext, l)| (ext.clone(), l.groups_digest))
+                .collect(),
         }
     };
     drop(conn);
@@ -773,7 +797,8 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
         .map_err(|e| e.to_string())?;
     set_progress(ctx, |p| p.phase = "planning".to_owned());
 
-    // 2. Plan every directory user.
+    // 2. First pass: decide and plan every entry; keep the decisions of the
+    //    entries that change something, and the counts.
     let mut conn = app.db.pool().acquire().await.map_err(db_err)?;
     let (sync_settings, world, _) = crate::idpsync::inputs(&mut conn, None)
         .await
@@ -786,9 +811,7 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
         .find(|o| o.is_default)
         .map(|o| o.id.clone())
         .ok_or_else(|| "the default organization is missing".to_owned())?;
-    let states = load_states(&mut conn).await.map_err(db_err)?;
     let existing_problems = load_problem_keys(&mut conn).await.map_err(db_err)?;
-    drop(conn);
 
     let mut stats = Stats {
         users_seen: directory.present_ids.len(),
@@ -799,50 +822,68 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
     for p in &directory.problems {
         problems.add(None, None, &p.kind, &format!("{}: {}", p.dn, p.detail));
     }
-    let changes = plan::plan_run(
+    let present = |id: &str| directory.present_ids.contains(id);
+    let mut run_planner = plan::RunPlanner::new(
         plan::Inputs {
             links: &links,
             users: &known,
-            states,
             default_org: &default_org,
             email_attribute: &settings.user_attributes.email,
         },
         &planner,
-        directory,
-        &mut problems,
-        &mut stats,
-        &|| set_progress(ctx, |p| p.users_planned += 1),
     );
-    for c in &changes {
-        count_change(&mut stats, c);
+    let mut decisions: Vec<plan::Decision> = Vec::new();
+    let mut summaries: Vec<Value> = Vec::new();
+    let mut created_groups = BTreeSet::new();
+    for start in (0..directory.len()).step_by(PLAN_CHUNK) {
+        let end = (start + PLAN_CHUNK).min(directory.len());
+        let mut decided = Vec::new();
+        for i in start..end {
+            let entry = directory.user(i);
+            if let Some(d) = run_planner.decide(i, &entry, &present, &mut problems, &mut stats) {
+                decided.push((d, entry));
+            }
+        }
+        let mut states = load_states(
+            &mut conn,
+            decided
+                .iter()
+                .filter(|(d, _)| !d.create)
+                .map(|(d, _)| d.user_id.as_str()),
+        )
+        .await
+        .map_err(db_err)?;
+        for (d, entry) in decided {
+            let state = states.remove(&d.user_id).unwrap_or_default();
+            match run_planner.change(&d, entry, state, &mut problems) {
+                Err(()) => stats.users_skipped += 1,
+                Ok(None) => stats.users_unchanged += 1,
+                Ok(Some(c)) => {
+                    count_change(&mut stats, &c, &mut created_groups);
+                    if summaries.len() < PLAN_KEEP {
+                        summaries.push(c.summary());
+                    }
+                    decisions.push(d);
+                }
+            }
+        }
+        set_progress(ctx, |p| p.users_planned = end);
     }
-    stats.groups_created = changes
-        .iter()
-        .flat_map(|c| {
-            c.plan.groups.values().flat_map(|g| {
-                g.add
-                    .iter()
-                    .filter(|a| a.create)
-                    .map(|a| (g.organization_id.as_str(), a.name.to_lowercase()))
-            })
-        })
-        .collect::<BTreeSet<_>>()
-        .len();
+    drop(conn);
+    let suspensions = run_planner.suspensions(&present);
+    for c in &suspensions {
+        count_change(&mut stats, c, &mut created_groups);
+        if summaries.len() < PLAN_KEEP {
+            summaries.push(c.summary());
+        }
+    }
+    stats.groups_created = created_groups.len();
     stats.problems = problems.len();
 
     // 3. The removal guard.
     let mut conn = app.db.pool().acquire().await.map_err(db_err)?;
     let (ldap_users, ldap_memberships) = guard_base(&mut conn).await.map_err(db_err)?;
     drop(conn);
-    let plan_summary = || {
-        Some(Value::Array(
-            changes
-                .iter()
-                .take(PLAN_KEEP)
-                .map(UserChange::summary)
-                .collect(),
-        ))
-    };
     let removal_problem = removal_check(settings, &stats, ldap_users, ldap_memberships);
     if let Some(why) = &removal_problem
         && !ctx.force
@@ -853,7 +894,7 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
                 "{why}; nothing was changed. Review the plan and run again with `force` (`orgsync ldapsync run --force`) if it is right"
             )),
             problems: problems.kept(),
-            plan: plan_summary(),
+            plan: Some(Value::Array(summaries)),
             stats,
         });
     }
@@ -862,92 +903,71 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
             status: "succeeded",
             error: None,
             problems: problems.kept(),
-            plan: plan_summary(),
+            plan: Some(Value::Array(summaries)),
             stats,
         });
     }
+    drop(summaries);
 
-    // 4. Apply in batches, one transaction each.
+    // 4. Second pass: each batch planned again with the memberships as they
+    //    are in its transaction, and applied in it. The change counts are
+    //    those applied.
     set_progress(ctx, |p| {
         p.phase = "applying".to_owned();
-        p.users_to_apply = changes.len();
+        p.users_to_apply = decisions.len() + suspensions.len();
     });
-    let audit_ctx = AuditCtx {
-        source: AUDIT_SOURCE,
-        ..AuditCtx::default()
+    stats.clear_changes();
+    let mut created_groups = BTreeSet::new();
+    let mut applier = Applier {
+        app,
+        ctx,
+        default_org: &default_org,
+        audit_ctx: AuditCtx {
+            source: AUDIT_SOURCE,
+            ..AuditCtx::default()
+        },
+        group_ids: HashMap::new(),
+        problem_rows: problems.new_rows().into_iter(),
     };
-    let mut group_ids: HashMap<(String, String), String> = HashMap::new();
-    let new_problems = problems.new_rows();
-    let mut problem_rows = new_problems.as_slice();
     let batch_size = app.config.ldapsync_batch_size;
-    for batch in changes.chunks(batch_size) {
-        let now_s = clock::fmt(clock::now());
+    for chunk in decisions.chunks(batch_size) {
         let mut tx = app.db.begin().await.map_err(db_err)?;
-        apply::apply_batch(&mut tx, batch, &default_org, &now_s, &audit_ctx, &mut group_ids)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = ?e.internal, message = %e.body.message, "ldap sync: cannot apply a batch");
-                format!("cannot apply a batch of changes: {}", e.body.message)
-            })?;
-        // Problems go in with the first batches (a crash leaves the rest for the next run).
-        let take = problem_rows.len().min(batch_size);
-        for (org, user, kind, detail) in &problem_rows[..take] {
-            insert_problem(
-                &mut tx,
-                org.as_deref(),
-                user.as_deref(),
-                kind,
-                detail,
-                &now_s,
-            )
-            .await
-            .map_err(db_err)?;
+        let mut states = load_states(
+            &mut tx,
+            chunk
+                .iter()
+                .filter(|d| !d.create)
+                .map(|d| d.user_id.as_str()),
+        )
+        .await
+        .map_err(db_err)?;
+        // Problems were recorded by the first pass.
+        let mut again = ProblemSet::new(HashSet::new());
+        let mut batch = Vec::with_capacity(chunk.len());
+        for d in chunk {
+            let state = states.remove(&d.user_id).unwrap_or_default();
+            match run_planner.change(d, directory.user(d.index), state, &mut again) {
+                Err(()) => stats.users_skipped += 1,
+                Ok(None) => stats.users_unchanged += 1,
+                Ok(Some(c)) => {
+                    count_change(&mut stats, &c, &mut created_groups);
+                    batch.push(c);
+                }
+            }
         }
-        problem_rows = &problem_rows[take..];
-        // Still ours? If heartbeats were missed and another replica took the
-        // lease, this batch is not applied and the run stops.
-        let held =
-            sqlx::query("UPDATE ldapsync_lease SET expires_at = $1 WHERE id = 1 AND run_id = $2")
-                .bind(clock::fmt(clock::now() + lease(app)))
-                .bind(&ctx.id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .rows_affected();
-        if held != 1 {
-            tx.rollback().await.map_err(db_err)?;
-            return Err(
-                "this run lost its lease (its heartbeats stopped and another run took \
-                        over); it stopped before its next batch"
-                    .to_owned(),
-            );
-        }
-        tx.commit().await.map_err(db_err)?;
-        app.authz
-            .invalidate(batch.iter().map(|c| c.user_id.as_str()));
-        stats.batches += 1;
-        set_progress(ctx, |p| p.users_applied += batch.len());
-        if app.config.ldapsync_crash_after_batches == Some(stats.batches) {
-            return Err(SIMULATED_CRASH.to_owned());
-        }
+        applier.apply(tx, &batch, &mut stats).await?;
+        set_progress(ctx, |p| p.users_applied += chunk.len());
     }
-    if !problem_rows.is_empty() {
-        let now_s = clock::fmt(clock::now());
-        let mut tx = app.db.begin().await.map_err(db_err)?;
-        for (org, user, kind, detail) in problem_rows {
-            insert_problem(
-                &mut tx,
-                org.as_deref(),
-                user.as_deref(),
-                kind,
-                detail,
-                &now_s,
-            )
-            .await
-            .map_err(db_err)?;
+    for chunk in suspensions.chunks(batch_size) {
+        for c in chunk {
+            count_change(&mut stats, c, &mut created_groups);
         }
-        tx.commit().await.map_err(db_err)?;
+        let tx = app.db.begin().await.map_err(db_err)?;
+        applier.apply(tx, chunk, &mut stats).await?;
+        set_progress(ctx, |p| p.users_applied += chunk.len());
     }
+    stats.groups_created = created_groups.len();
+    applier.rest_of_problems().await?;
     // What the next run compares with: the state after this run (groups it
     // created included), so only later changes force a full run.
     let mut conn = app.db.pool().acquire().await.map_err(db_err)?;
@@ -963,7 +983,125 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
     })
 }
 
-fn count_change(stats: &mut Stats, c: &UserChange) {
+fn db_error(e: &sqlx::Error) -> String {
+    tracing::error!(error = %e, "ldap sync: database error");
+    "database error while syncing (see the server log)".to_owned()
+}
+
+/// Applies batches of a run, one transaction each, with the run's new problem
+/// rows going in with the first batches.
+struct Applier<'a> {
+    app: &'a AppState,
+    ctx: &'a RunCtx,
+    default_org: &'a str,
+    audit_ctx: AuditCtx,
+    /// Groups created by this run: (organization, folded name) -> id.
+    group_ids: HashMap<(String, String), String>,
+    problem_rows: std::vec::IntoIter<ProblemKey>,
+}
+
+impl Applier<'_> {
+    /// Applies `batch` in `tx` and commits, unless this run lost its lease.
+    async fn apply(
+        &mut self,
+        mut tx: crate::db::Tx,
+        batch: &[UserChange],
+        stats: &mut Stats,
+    ) -> Result<(), String> {
+        let app = self.app;
+        let now_s = clock::fmt(clock::now());
+        apply::apply_batch(
+            &mut tx,
+            batch,
+            self.default_org,
+            &now_s,
+            &self.audit_ctx,
+            &mut self.group_ids,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = ?e.internal, message = %e.body.message, "ldap sync: cannot apply a batch");
+            format!("cannot apply a batch of changes: {}", e.body.message)
+        })?;
+        // Problems go in with the first batches (a crash leaves the rest for
+        // the next run).
+        let batch_size = app.config.ldapsync_batch_size;
+        for (org, user, kind, detail) in self.problem_rows.by_ref().take(batch_size) {
+            insert_problem(
+                &mut tx,
+                org.as_deref(),
+                user.as_deref(),
+                &kind,
+                &detail,
+                &now_s,
+            )
+            .await
+            .map_err(|e| db_error(&e))?;
+        }
+        // Still ours? If heartbeats were missed and another replica took the
+        // lease, this batch is not applied and the run stops.
+        let held =
+            sqlx::query("UPDATE ldapsync_lease SET expires_at = $1 WHERE id = 1 AND run_id = $2")
+                .bind(clock::fmt(clock::now() + lease(app)))
+                .bind(&self.ctx.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(&e))?
+                .rows_affected();
+        if held != 1 {
+            tx.rollback().await.map_err(|e| db_error(&e))?;
+            return Err(
+                "this run lost its lease (its heartbeats stopped and another run took \
+                        over); it stopped before its next batch"
+                    .to_owned(),
+            );
+        }
+        tx.commit().await.map_err(|e| db_error(&e))?;
+        app.authz
+            .invalidate(batch.iter().map(|c| c.user_id.as_str()));
+        stats.batches += 1;
+        if app.config.ldapsync_crash_after_batches == Some(stats.batches) {
+            return Err(SIMULATED_CRASH.to_owned());
+        }
+        Ok(())
+    }
+
+    /// The problem rows no batch took (a run with few changes).
+    async fn rest_of_problems(&mut self) -> Result<(), String> {
+        let rows: Vec<ProblemKey> = self.problem_rows.by_ref().collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let now_s = clock::fmt(clock::now());
+        let mut tx = self.app.db.begin().await.map_err(|e| db_error(&e))?;
+        for (org, user, kind, detail) in &rows {
+            insert_problem(
+                &mut tx,
+                org.as_deref(),
+                user.as_deref(),
+                kind,
+                detail,
+                &now_s,
+            )
+            .await
+            .map_err(|e| db_error(&e))?;
+        }
+        tx.commit().await.map_err(|e| db_error(&e))
+    }
+}
+
+/// Adds a change's counts to `stats`; `created_groups` collects the groups it
+/// creates (organization, folded name), counted once per run.
+fn count_change(
+    stats: &mut Stats,
+    c: &UserChange,
+    created_groups: &mut BTreeSet<(String, String)>,
+) {
+    for g in c.plan.groups.values() {
+        for a in g.add.iter().filter(|a| a.create) {
+            created_groups.insert((g.organization_id.clone(), a.name.to_lowercase()));
+        }
+    }
     stats.users_created += usize::from(c.create);
     stats.users_linked += usize::from(c.link);
     stats.users_updated +=
@@ -1061,24 +1199,33 @@ async fn last_success_start(conn: &mut Conn) -> sqlx::Result<Option<DateTime<Utc
     .and_then(|s| clock::parse(&s)))
 }
 
-async fn load_links(conn: &mut Conn) -> sqlx::Result<HashMap<String, Link>> {
+/// Every directory link, with digests of its stored claims (not the claims:
+/// 100,000 users' group lists would be most of a run's memory).
+async fn load_links(conn: &mut Conn, group_keys: &[&str]) -> sqlx::Result<HashMap<String, Link>> {
+    use futures_util::TryStreamExt as _;
     let mut out = HashMap::new();
-    for r in sqlx::query(
+    let mut rows = sqlx::query(
         "SELECT user_id, external_id, claims, suspended_by_sync FROM user_links WHERE source = $1",
     )
     .bind(LINK_SOURCE)
-    .fetch_all(conn)
-    .await?
-    {
-        let claims = match serde_json::from_str::<Value>(&r.try_get::<String, _>("claims")?) {
+    .fetch(conn);
+    while let Some(r) = rows.try_next().await? {
+        let text: String = r.try_get("claims")?;
+        let claims = match serde_json::from_str::<Value>(&text) {
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
         };
+        let names: BTreeSet<String> = group_keys
+            .iter()
+            .filter_map(|k| orgsync_sync::claim_values(&claims, k).ok())
+            .flatten()
+            .collect();
         out.insert(
             r.try_get("external_id")?,
             Link {
                 user_id: r.try_get("user_id")?,
-                claims,
+                claims_digest: plan::text_digest(&text),
+                groups_digest: ldap::group_names_digest(names.iter().map(String::as_str)),
                 suspended_by_sync: r.try_get::<i64, _>("suspended_by_sync")? != 0,
             },
         );
@@ -1106,45 +1253,67 @@ async fn load_known_users(conn: &mut Conn) -> sqlx::Result<HashMap<String, Known
     Ok(out)
 }
 
-/// Every user's memberships, in three queries.
-async fn load_states(conn: &mut Conn) -> sqlx::Result<HashMap<String, UserState>> {
+/// The memberships of `users` (ids; at most a few thousand), in three
+/// queries. Users without any row get no entry.
+async fn load_states<'a>(
+    conn: &mut Conn,
+    users: impl Iterator<Item = &'a str>,
+) -> sqlx::Result<HashMap<String, UserState>> {
+    let ids: Vec<&str> = users.collect();
     let mut out: HashMap<String, UserState> = HashMap::new();
-    for r in sqlx::query("SELECT user_id, organization_id, roles FROM organization_members")
+    // SQLite allows 32,766 parameters, PostgreSQL 65,535.
+    for ids in ids.chunks(5000) {
+        let marks = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let query = |sql: String| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q
+        };
+        // Only placeholders reach the SQL text.
+        for r in query(format!(
+            "SELECT user_id, organization_id, roles FROM organization_members WHERE user_id IN ({marks})"
+        ))
         .fetch_all(&mut *conn)
         .await?
-    {
-        let user: String = r.try_get("user_id")?;
-        let org: String = r.try_get("organization_id")?;
-        let roles: Vec<String> =
-            serde_json::from_str(&r.try_get::<String, _>("roles")?).unwrap_or_default();
-        let s = out.entry(user).or_default();
-        s.org_roles.insert(org.clone(), roles.into_iter().collect());
-        s.orgs.insert(org);
-    }
-    for r in sqlx::query(
-        "SELECT m.user_id, m.group_id FROM group_members m JOIN groups g ON g.id = m.group_id \
-         WHERE g.id <> g.organization_id",
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    {
-        let user: String = r.try_get("user_id")?;
-        out.entry(user)
-            .or_default()
-            .groups
-            .insert(r.try_get("group_id")?);
-    }
-    for r in sqlx::query("SELECT id, roles FROM users")
+        {
+            let user: String = r.try_get("user_id")?;
+            let org: String = r.try_get("organization_id")?;
+            let roles: Vec<String> =
+                serde_json::from_str(&r.try_get::<String, _>("roles")?).unwrap_or_default();
+            let s = out.entry(user).or_default();
+            s.org_roles.insert(org.clone(), roles.into_iter().collect());
+            s.orgs.insert(org);
+        }
+        for r in query(format!(
+            "SELECT m.user_id, m.group_id FROM group_members m JOIN groups g ON g.id = m.group_id \
+             WHERE g.id <> g.organization_id AND m.user_id IN ({marks})"
+        ))
         .fetch_all(&mut *conn)
         .await?
-    {
-        let user: String = r.try_get("id")?;
-        let roles: Vec<String> =
-            serde_json::from_str(&r.try_get::<String, _>("roles")?).unwrap_or_default();
-        out.entry(user)
-            .or_default()
-            .site_roles
-            .extend(roles.into_iter().filter(|r| r != "member"));
+        {
+            let user: String = r.try_get("user_id")?;
+            out.entry(user)
+                .or_default()
+                .groups
+                .insert(r.try_get("group_id")?);
+        }
+        for r in query(format!("SELECT id, roles FROM users WHERE id IN ({marks})"))
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let user: String = r.try_get("id")?;
+            let roles: Vec<String> =
+                serde_json::from_str(&r.try_get::<String, _>("roles")?).unwrap_or_default();
+            out.entry(user)
+                .or_default()
+                .site_roles
+                .extend(roles.into_iter().filter(|r| r != "member"));
+        }
     }
     Ok(out)
 }

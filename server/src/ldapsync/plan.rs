@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use orgsync_sync::ldap::{Directory, DirectoryUser};
+use orgsync_sync::ldap::DirectoryUser;
 use orgsync_sync::{Plan, Planner, UserState};
 
 use super::{Known, Link, ProblemSet, Stats, UserChange};
@@ -16,8 +16,6 @@ pub(super) struct Inputs<'a> {
     pub links: &'a HashMap<String, Link>,
     /// User id -> the user.
     pub users: &'a HashMap<String, Known>,
-    /// User id -> memberships (taken as users are planned).
-    pub states: HashMap<String, UserState>,
     pub default_org: &'a str,
     /// The attribute emails come from (for problem messages).
     pub email_attribute: &'a str,
@@ -157,91 +155,153 @@ impl<'a> Matcher<'a> {
     }
 }
 
-/// Plans every directory user of the run, and the suspension of linked users
-/// gone from the directory. Counts go to `stats`, problems to `problems`;
-/// `planned` is called once per entry (progress).
-pub(super) fn plan_run(
-    known: Inputs<'_>,
-    planner: &Planner<'_>,
-    directory: Directory,
-    problems: &mut ProblemSet,
-    stats: &mut Stats,
-    planned: &dyn Fn(),
-) -> Vec<UserChange> {
-    let Inputs {
-        links,
-        users,
-        mut states,
-        default_org,
-        email_attribute,
-    } = known;
-    let mut matcher = Matcher::new(links, users);
-    let present_ids = directory.present_ids;
-    let present = |id: &str| present_ids.contains(id);
-    let mut changes = Vec::new();
-    let mut seen_users: HashSet<String> = HashSet::new();
-    let mut relinked: HashSet<String> = HashSet::new();
-    for entry in directory.users {
-        planned();
+/// What the first pass decided for an entry that changes something: the
+/// second pass builds the entry again, plans it with the user's memberships as
+/// they are then, and applies it. Small, so that a run over 100,000 users
+/// keeps decisions, not plans.
+#[derive(Debug, Clone)]
+pub(super) struct Decision {
+    /// The entry's index in the [`Directory`](orgsync_sync::ldap::Directory).
+    pub index: usize,
+    pub user_id: String,
+    pub create: bool,
+    /// Linked by this run: `Some(previous)` (see [`Match::Link`]).
+    pub link: Option<Option<String>>,
+    /// An email change that conflicts: the email stays this.
+    pub keep_email: Option<String>,
+}
+
+/// Plans a run entry by entry: [`RunPlanner::decide`] validates and matches
+/// each entry in directory order (matching depends on the entries before),
+/// [`RunPlanner::change`] plans one matched entry given the user's state.
+pub(super) struct RunPlanner<'a> {
+    links: &'a HashMap<String, Link>,
+    users: &'a HashMap<String, Known>,
+    planner: &'a Planner<'a>,
+    default_org: &'a str,
+    email_attribute: &'a str,
+    matcher: Matcher<'a>,
+    seen_users: HashSet<String>,
+    relinked: HashSet<String>,
+}
+
+impl<'a> RunPlanner<'a> {
+    pub(super) fn new(known: Inputs<'a>, planner: &'a Planner<'a>) -> Self {
+        Self {
+            links: known.links,
+            users: known.users,
+            planner,
+            default_org: known.default_org,
+            email_attribute: known.email_attribute,
+            matcher: Matcher::new(known.links, known.users),
+            seen_users: HashSet::new(),
+            relinked: HashSet::new(),
+        }
+    }
+
+    /// Validates and matches the entry at `index`; `None` when it is skipped
+    /// (the problem is recorded).
+    pub(super) fn decide(
+        &mut self,
+        index: usize,
+        entry: &DirectoryUser,
+        present: &dyn Fn(&str) -> bool,
+        problems: &mut ProblemSet,
+        stats: &mut Stats,
+    ) -> Option<Decision> {
         stats.users_planned += 1;
+        let mut skip = |kind: &str, user: Option<&str>, detail: &str| {
+            problems.add(None, user, kind, detail);
+            stats.users_skipped += 1;
+            None
+        };
         if entry.email.is_empty() || crate::model::parse_email("email", &entry.email).is_err() {
-            problems.add(
-                None,
-                None,
+            return skip(
                 "missing_attribute",
+                None,
                 &format!(
-                    "{}: no valid email address (attribute `{email_attribute}`); the user is not synced",
-                    entry.dn
+                    "{}: no valid email address (attribute `{}`); the user is not synced",
+                    entry.dn, self.email_attribute
                 ),
             );
-            stats.users_skipped += 1;
-            continue;
         }
         if let Err(e) = crate::model::Username::parse("username", &entry.username) {
-            problems.add(
-                None,
-                None,
+            return skip(
                 "invalid_value",
+                None,
                 &format!(
                     "{}: the username `{}` is not valid here ({}); the user is not synced",
                     entry.dn, entry.username, e.body.message
                 ),
             );
-            stats.users_skipped += 1;
-            continue;
         }
-        let mut entry = entry;
-        let (user_id, create, previous) = match matcher.find(&entry, &present) {
+        let (user_id, create, link) = match self.matcher.find(entry, present) {
             Match::Linked(id) => (id, false, None),
             Match::Link { user_id, previous } => (user_id, false, Some(previous)),
             Match::Create => (crate::store::new_id(), true, None),
-            Match::Skip(kind, detail) => {
-                problems.add(None, None, kind, &detail);
-                stats.users_skipped += 1;
-                continue;
-            }
+            Match::Skip(kind, detail) => return skip(kind, None, &detail),
         };
-        if !seen_users.insert(user_id.clone()) {
-            problems.add(
-                None,
-                Some(&user_id),
+        if !self.seen_users.insert(user_id.clone()) {
+            return skip(
                 "duplicate_user",
+                Some(&user_id),
                 &format!(
                     "{}: another directory entry maps to the same user",
                     entry.dn
                 ),
             );
-            stats.users_skipped += 1;
-            continue;
         }
-        let state = if create {
+        if let Some(Some(previous)) = &link
+            && self.links.contains_key(previous)
+        {
+            self.relinked.insert(user_id.clone());
+        }
+        // A changed email that another account has (or a new user of this run
+        // took) is not applied: reported, the rest of the change goes on.
+        let mut keep_email = None;
+        if let Some(k) = self.users.get(&user_id)
+            && !k.email.eq_ignore_ascii_case(&entry.email)
+            && !self.matcher.claim_email(&user_id, &entry.email)
+        {
+            problems.add(
+                None,
+                Some(&user_id),
+                "email_conflict",
+                &format!(
+                    "{}: the new email `{}` belongs to another account; the email stays `{}`",
+                    entry.dn, entry.email, k.email
+                ),
+            );
+            keep_email = Some(k.email.clone());
+        }
+        Some(Decision {
+            index,
+            user_id,
+            create,
+            link,
+            keep_email,
+        })
+    }
+
+    /// Plans a decided entry with the user's memberships (`state`; ignored
+    /// for a new user, who starts in the default organization). `Err` when
+    /// the sync refuses the user (recorded in `problems`), `Ok(None)` when
+    /// nothing changes.
+    pub(super) fn change(
+        &self,
+        d: &Decision,
+        mut entry: DirectoryUser,
+        state: UserState,
+        problems: &mut ProblemSet,
+    ) -> Result<Option<UserChange>, ()> {
+        let state = if d.create {
             let mut s = UserState::default();
-            s.orgs.insert(default_org.to_owned());
+            s.orgs.insert(self.default_org.to_owned());
             s
         } else {
-            states.remove(&user_id).unwrap_or_default()
+            state
         };
-        let plan = planner.plan(&entry.claims, &state);
+        let plan = self.planner.plan(&entry.claims, &state);
         // Settings problems are the same for every user who meets them: kept
         // once per organization, kind and detail (with a count on the run),
         // not once per user.
@@ -256,88 +316,89 @@ pub(super) fn plan_run(
         if let Some(r) = &plan.refused {
             problems.add(
                 None,
-                Some(&user_id),
+                Some(&d.user_id),
                 "sync_refused",
                 &format!("{}: {}", entry.dn, r.message),
             );
-            stats.users_skipped += 1;
-            continue;
+            return Err(());
         }
-        let previous_link = previous
+        if let Some(email) = &d.keep_email {
+            entry.email.clone_from(email);
+        }
+        let previous_link = d
+            .link
             .as_ref()
             .and_then(|p| p.as_deref())
-            .and_then(|p| links.get(p));
-        if previous_link.is_some() {
-            relinked.insert(user_id.clone());
-        }
-        let link_row = links.get(&entry.id).or(previous_link);
-        let current = users.get(&user_id);
-        // A changed email that another account has (or a new user of this run
-        // took) is not applied: reported, the rest of the change goes on.
-        if let Some(k) = current
-            && !k.email.eq_ignore_ascii_case(&entry.email)
-            && !matcher.claim_email(&user_id, &entry.email)
-        {
-            problems.add(
-                None,
-                Some(&user_id),
-                "email_conflict",
-                &format!(
-                    "{}: the new email `{}` belongs to another account; the email stays `{}`",
-                    entry.dn, entry.email, k.email
-                ),
-            );
-            entry.email.clone_from(&k.email);
-        }
+            .and_then(|p| self.links.get(p));
+        let link_row = self.links.get(&entry.id).or(previous_link);
+        let current = self.users.get(&d.user_id);
         let change = UserChange {
             update_profile: current.is_some_and(|k| {
                 k.email.to_lowercase() != entry.email.to_lowercase() || k.name != entry.name
             }),
             reactivate: current.is_some_and(|k| k.status == UserStatus::Suspended)
                 && link_row.is_some_and(|l| l.suspended_by_sync),
-            store_claims: link_row.is_none_or(|l| l.claims != entry.claims),
-            link: previous.is_some(),
-            user_id,
-            create,
+            store_claims: link_row.is_none_or(|l| l.claims_digest != claims_digest(&entry.claims)),
+            link: d.link.is_some(),
+            user_id: d.user_id.clone(),
+            create: d.create,
             suspend: false,
             plan,
             entry: Some(entry),
         };
-        if change.create
+        Ok((change.create
             || change.link
             || change.update_profile
             || change.store_claims
             || change.reactivate
-            || change.plan.has_changes()
-        {
-            changes.push(change);
-        } else {
-            stats.users_unchanged += 1;
-        }
+            || change.plan.has_changes())
+        .then_some(change))
     }
-    // Users gone from the directory: suspended (never deleted).
-    for (ext, l) in links {
-        if present_ids.contains(ext) || relinked.contains(&l.user_id) {
-            continue;
+
+    /// Linked users gone from the directory (after every entry is decided):
+    /// suspended, never deleted.
+    pub(super) fn suspensions(&self, present: &dyn Fn(&str) -> bool) -> Vec<UserChange> {
+        let mut out = Vec::new();
+        for (ext, l) in self.links {
+            if present(ext) || self.relinked.contains(&l.user_id) {
+                continue;
+            }
+            if self
+                .users
+                .get(&l.user_id)
+                .is_some_and(|k| k.status != UserStatus::Suspended)
+            {
+                out.push(UserChange {
+                    user_id: l.user_id.clone(),
+                    entry: None,
+                    create: false,
+                    link: false,
+                    update_profile: false,
+                    store_claims: false,
+                    reactivate: false,
+                    suspend: true,
+                    plan: Plan::default(),
+                });
+            }
         }
-        if users
-            .get(&l.user_id)
-            .is_some_and(|k| k.status != UserStatus::Suspended)
-        {
-            changes.push(UserChange {
-                user_id: l.user_id.clone(),
-                entry: None,
-                create: false,
-                link: false,
-                update_profile: false,
-                store_claims: false,
-                reactivate: false,
-                suspend: true,
-                plan: Plan::default(),
-            });
-        }
+        out.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        out
     }
-    changes
+}
+
+/// What a link's stored claims are compared by: a digest of their JSON text
+/// as the sync writes it (`user_links.claims`).
+pub(super) fn claims_digest(claims: &serde_json::Map<String, serde_json::Value>) -> [u8; 16] {
+    text_digest(&serde_json::to_string(claims).unwrap_or_default())
+}
+
+/// The first 16 bytes of the SHA-256 of `text`.
+pub(super) fn text_digest(text: &str) -> [u8; 16] {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(text.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
 }
 
 #[cfg(test)]
@@ -372,7 +433,8 @@ mod tests {
     fn link(user_id: &str) -> Link {
         Link {
             user_id: user_id.to_owned(),
-            claims: Map::new(),
+            claims_digest: claims_digest(&Map::new()),
+            groups_digest: 0,
             suspended_by_sync: false,
         }
     }

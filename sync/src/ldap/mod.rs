@@ -397,7 +397,8 @@ pub enum ReadMode {
     /// Changes since `since` (an LDAP GeneralizedTime like `20261129061500Z`;
     /// the caller passes the previous successful run's start minus an overlap).
     /// `known`: the caller's users from earlier runs: directory id -> the
-    /// group names of their last `groups`-type claims.
+    /// [`group_names_digest`] of the group names of their last `groups`-type
+    /// claims (a digest keeps this small at 100,000 users).
     ///
     /// The affected users are: users whose entry was created or modified at or
     /// after `since`; users not in `known`; users who are (directly or through
@@ -406,7 +407,7 @@ pub enum ReadMode {
     /// (this covers removals from groups and deleted groups).
     Incremental {
         since: String,
-        known: HashMap<String, BTreeSet<String>>,
+        known: HashMap<String, u64>,
     },
 }
 
@@ -443,17 +444,119 @@ pub struct DirectoryProblem {
     pub detail: String,
 }
 
-/// The result of a read.
+/// The result of a read. Users are kept compact (their strings, their direct
+/// groups as indexes, the values of the attributes claims read);
+/// [`Directory::user`] builds one user with its claims when asked, so a
+/// caller can go through 100,000 users without holding them all as JSON.
 #[derive(Clone, Debug)]
 pub struct Directory {
-    /// Full: every valid user. Incremental: only the affected users, each with
-    /// complete, fresh claims.
-    pub users: Vec<DirectoryUser>,
+    /// Full: every valid user. Incremental: only the affected users. Sorted
+    /// by lowercased username.
+    entries: Vec<resolve::Entry>,
+    group_names: Vec<Box<str>>,
+    /// Per group: itself and every group it is nested in.
+    ancestors: Vec<Box<[u32]>>,
+    claims: Vec<(String, resolve::Source)>,
     /// Ids of every user entry that has an id, including skipped ones.
     pub present_ids: BTreeSet<String>,
     pub groups_seen: usize,
     pub full: bool,
     pub problems: Vec<DirectoryProblem>,
+}
+
+impl Directory {
+    /// How many users [`Directory::user`] serves.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The directory id of user `i` (without building its claims).
+    ///
+    /// # Panics
+    /// When `i >= self.len()`.
+    pub fn id(&self, i: usize) -> &str {
+        &self.entries[i].id
+    }
+
+    /// User `i` (`0..len()`, in username order) with complete, fresh claims:
+    /// `groups`-type claims are the sorted names of its groups (nesting
+    /// included); attribute claims are a string for one value, an array for
+    /// several, absent for none.
+    ///
+    /// # Panics
+    /// When `i >= self.len()`.
+    pub fn user(&self, i: usize) -> DirectoryUser {
+        let e = &self.entries[i];
+        let mut claims = serde_json::Map::new();
+        let mut names: Option<Vec<serde_json::Value>> = None;
+        for (claim, source) in &self.claims {
+            match source {
+                resolve::Source::Groups => {
+                    let names = names.get_or_insert_with(|| {
+                        let all = self.all_groups(e);
+                        let set: BTreeSet<&str> = self.names(&all).collect();
+                        set.into_iter()
+                            .map(|n| serde_json::Value::String(n.to_owned()))
+                            .collect()
+                    });
+                    claims.insert(claim.clone(), serde_json::Value::Array(names.clone()));
+                }
+                resolve::Source::Attribute(k) => {
+                    let values = e.values.get(*k).map_or(&[][..], |v| &v[..]);
+                    match values {
+                        [] => {}
+                        [one] => {
+                            claims
+                                .insert(claim.clone(), serde_json::Value::String(one.to_string()));
+                        }
+                        many => {
+                            claims.insert(
+                                claim.clone(),
+                                serde_json::Value::Array(
+                                    many.iter()
+                                        .map(|v| serde_json::Value::String(v.to_string()))
+                                        .collect(),
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        DirectoryUser {
+            dn: e.dn.to_string(),
+            id: e.id.to_string(),
+            username: e.username.to_string(),
+            email: e.email.to_string(),
+            name: e.name.to_string(),
+            claims,
+        }
+    }
+
+    /// Every user, built one at a time (see [`Directory::user`]).
+    pub fn users(&self) -> impl ExactSizeIterator<Item = DirectoryUser> + '_ {
+        (0..self.len()).map(|i| self.user(i))
+    }
+}
+
+/// A digest of a set of group names (order and duplicates do not matter):
+/// what an incremental read compares a known user's last group names with
+/// (see [`ReadMode::Incremental`]). FNV-1a, 64 bits, stable across versions.
+pub fn group_names_digest<'a>(names: impl IntoIterator<Item = &'a str>) -> u64 {
+    let set: BTreeSet<&str> = names.into_iter().collect();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for name in set {
+        // 0xff never occurs in UTF-8: an unambiguous separator.
+        for b in name.bytes().chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// Why a read failed. Messages are for operators; they never contain the bind
@@ -557,16 +660,23 @@ pub async fn read_directory(
     };
     let s = settings.clone();
     let incremental = since.is_some();
-    let raw = tokio::spawn(async move { read::read_raw(&s, incremental, progress).await })
-        .await
-        .map_err(|e| join_error(&e))??;
+    let mut builder = resolve::Builder::new(settings, since);
+    // Entries are folded into the builder page by page: a raw entry never
+    // outlives its page.
+    let builder = tokio::spawn(async move {
+        read::read_into(&s, incremental, progress, &mut builder)
+            .await
+            .map(|()| builder)
+    })
+    .await
+    .map_err(|e| join_error(&e))??;
     let known = match mode {
         ReadMode::Full => None,
         ReadMode::Incremental { known, .. } => Some(known),
     };
-    let s = settings.clone();
-    // Resolution is pure CPU work on owned data; keep it off the async worker.
-    tokio::task::spawn_blocking(move || resolve::build(&s, raw, since.as_deref(), known.as_ref()))
+    // Duplicates, sorting and the incremental filter are pure CPU work on
+    // owned data; keep them off the async worker.
+    tokio::task::spawn_blocking(move || builder.finish(known.as_ref()))
         .await
         .map_err(|e| join_error(&e))
 }

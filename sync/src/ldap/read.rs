@@ -10,6 +10,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
 
+use super::resolve::Builder;
 use super::{CONNECT_TIMEOUT, LdapError, LdapSettings, OPERATION_TIMEOUT, ReadProgress};
 
 /// One entry as read: attribute names lowercased.
@@ -33,11 +34,6 @@ impl RawEntry {
             .map(String::as_str)
             .find(|v| !v.is_empty())
     }
-}
-
-pub(crate) struct RawDirectory {
-    pub users: Vec<RawEntry>,
-    pub groups: Vec<RawEntry>,
 }
 
 /// Reads a PEM CA bundle into a root store.
@@ -219,16 +215,19 @@ fn to_raw(entry: SearchEntry) -> RawEntry {
     raw
 }
 
-/// One paged subtree search; every page's result must be success.
+/// One paged subtree search; every page's result must be success. Each
+/// entry goes to `on_entry` as its page arrives; `on_page` gets the count so
+/// far after each page.
 async fn paged_search(
     ldap: &mut Ldap,
     s: &LdapSettings,
     base: &str,
     filter: &str,
     attrs: &[String],
+    mut on_entry: impl FnMut(&RawEntry),
     mut on_page: impl FnMut(usize),
-) -> Result<Vec<RawEntry>, LdapError> {
-    let mut out = Vec::new();
+) -> Result<(), LdapError> {
+    let mut count = 0usize;
     let mut cookie = Vec::new();
     let size = i32::try_from(s.page_size).unwrap_or(500);
     loop {
@@ -263,13 +262,11 @@ async fn paged_search(
                 refs: vec!["(search continuation reference)".to_owned()],
             });
         }
-        out.extend(
-            entries
-                .into_iter()
-                .filter(|e| !e.is_intermediate())
-                .map(|e| to_raw(SearchEntry::construct(e))),
-        );
-        on_page(out.len());
+        for e in entries.into_iter().filter(|e| !e.is_intermediate()) {
+            on_entry(&to_raw(SearchEntry::construct(e)));
+            count += 1;
+        }
+        on_page(count);
         for Control(kind, raw) in &result.ctrls {
             if let Some(ControlType::PagedResults) = kind {
                 let pr: PagedResults = raw.parse();
@@ -277,7 +274,7 @@ async fn paged_search(
             }
         }
         if cookie.is_empty() {
-            return Ok(out);
+            return Ok(());
         }
     }
 }
@@ -291,12 +288,13 @@ fn wrap_filter(f: &str) -> String {
     }
 }
 
-/// Reads every group, then every user.
-pub(crate) async fn read_raw(
+/// Reads every group, then every user, into `builder`.
+pub(crate) async fn read_into(
     s: &LdapSettings,
     incremental: bool,
     progress: Arc<dyn Fn(ReadProgress) + Send + Sync>,
-) -> Result<RawDirectory, LdapError> {
+    builder: &mut Builder,
+) -> Result<(), LdapError> {
     let mut ldap = connect_and_bind(s).await?;
     let mut group_attrs = vec![s.group_name_attribute.clone()];
     if s.has_membership("member") {
@@ -333,33 +331,33 @@ pub(crate) async fn read_raw(
     group_attrs.sort_by_key(|a| a.to_ascii_lowercase());
     group_attrs.dedup_by_key(|a| a.to_ascii_lowercase());
 
-    let report = progress.clone();
-    let groups = if s.membership.is_empty() && !s.claims.values().any(|v| v == super::GROUPS_CLAIM)
-    {
-        Vec::new()
-    } else {
+    let mut groups_read = 0;
+    if !s.membership.is_empty() || s.claims.values().any(|v| v == super::GROUPS_CLAIM) {
         paged_search(
             &mut ldap,
             s,
             &s.group_base_dn,
             &wrap_filter(&s.group_filter),
             &group_attrs,
+            |e| builder.add_group(e),
             |n| {
-                report(ReadProgress {
+                groups_read = n;
+                progress(ReadProgress {
                     users_read: 0,
                     groups_read: n,
                 });
             },
         )
-        .await?
-    };
-    let groups_read = groups.len();
-    let users = paged_search(
+        .await?;
+    }
+    builder.end_groups();
+    paged_search(
         &mut ldap,
         s,
         &s.user_base_dn,
         &wrap_filter(&s.user_filter),
         &user_attrs,
+        |e| builder.add_user(e),
         |n| {
             progress(ReadProgress {
                 users_read: n,
@@ -369,5 +367,5 @@ pub(crate) async fn read_raw(
     )
     .await?;
     let _ = ldap.unbind().await;
-    Ok(RawDirectory { users, groups })
+    Ok(())
 }

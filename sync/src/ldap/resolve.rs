@@ -1,13 +1,19 @@
-//! The pure part: groups graph, nesting with cycles, user claims, problems,
-//! affected users of an incremental read. No I/O.
+//! The pure part, fed one entry at a time while the read goes on: the groups
+//! graph, nesting with cycles, each user's direct groups and attribute values
+//! (kept compact), problems, and the affected users of an incremental read.
+//! No I/O.
+//!
+//! Memory: nothing of a raw entry outlives its page. Groups keep their DN and
+//! name; their `member` / `memberUid` values go straight into reverse indexes
+//! (member -> groups). Users keep their few strings, their direct groups as
+//! indexes and the values of the attributes claims read; the `groups` claim
+//! is built from the indexes when a user is asked for ([`Directory::user`]).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-
-use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
 
 use super::dn::normalize_dn;
-use super::read::{RawDirectory, RawEntry};
-use super::{Directory, DirectoryProblem, DirectoryUser, GROUPS_CLAIM, LdapSettings};
+use super::read::RawEntry;
+use super::{Directory, DirectoryProblem, GROUPS_CLAIM, LdapSettings};
 
 /// `YYYYMMDDHH[MM[SS]][.frac](Z|±hhmm)` -> `YYYYMMDDHHMMSS` (UTC assumed).
 pub(crate) fn normalize_time(t: &str) -> Option<String> {
@@ -101,12 +107,6 @@ fn sccs(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
     out
 }
 
-struct Group {
-    dn: String,
-    name: String,
-    changed: bool,
-}
-
 fn is_changed(e: &RawEntry, since: Option<&str>) -> bool {
     let Some(since) = since else { return false };
     ["modifytimestamp", "createtimestamp"].iter().any(|a| {
@@ -117,267 +117,401 @@ fn is_changed(e: &RawEntry, since: Option<&str>) -> bool {
     })
 }
 
-pub(crate) fn build(
-    s: &LdapSettings,
-    raw: RawDirectory,
-    since: Option<&str>,
-    known: Option<&HashMap<String, BTreeSet<String>>>,
-) -> Directory {
-    let mut problems = Vec::new();
-    let use_member = s.has_membership("member");
-    let use_member_uid = s.has_membership("memberUid");
-    let use_member_of = s.has_membership("memberOf");
+fn index(i: usize) -> u32 {
+    // Group and attribute counts come from one directory read: far below 2^32.
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
 
-    // 1. Groups.
-    let mut groups: Vec<Group> = Vec::new();
-    let mut group_entries: Vec<&RawEntry> = Vec::new();
-    let mut by_dn: HashMap<String, usize> = HashMap::new();
-    for e in &raw.groups {
-        let Some(name) = e.first(&s.group_name_attribute) else {
-            problems.push(problem(
+/// Where a claim's values come from.
+#[derive(Clone, Debug)]
+pub(crate) enum Source {
+    /// The names of the user's groups, nesting included.
+    Groups,
+    /// The values of the attribute at this index of [`Builder::sources`].
+    Attribute(usize),
+}
+
+/// One valid user, compact.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub(crate) dn: Box<str>,
+    pub(crate) id: Box<str>,
+    pub(crate) username: Box<str>,
+    pub(crate) email: Box<str>,
+    pub(crate) name: Box<str>,
+    /// Direct groups (indexes), sorted.
+    pub(crate) groups: Box<[u32]>,
+    /// Non-empty values of each claim source attribute.
+    pub(crate) values: Box<[Box<[Box<str>]>]>,
+    /// Created or modified at or after an incremental read's `since`.
+    changed: bool,
+}
+
+struct Group {
+    dn: String,
+    name: Box<str>,
+    changed: bool,
+}
+
+/// Builds a [`Directory`] from entries as they are read: every group first
+/// ([`Builder::add_group`]), then [`Builder::end_groups`], then every user.
+pub(crate) struct Builder {
+    group_name_attribute: String,
+    use_member: bool,
+    use_member_uid: bool,
+    use_member_of: bool,
+    nested: bool,
+    user_attributes: super::UserAttributes,
+    /// The attributes claims read (lowercased, each once).
+    sources: Vec<String>,
+    claims: Vec<(String, Source)>,
+    since: Option<String>,
+    problems: Vec<DirectoryProblem>,
+    groups: Vec<Group>,
+    /// Each group's own `memberOf` values (normalized), for nesting.
+    group_parents: Vec<Vec<String>>,
+    by_dn: HashMap<String, u32>,
+    /// Normalized `member` DN -> the groups that list it (group DNs are
+    /// moved out into nesting edges by `end_groups`).
+    member_dns: HashMap<String, Vec<u32>>,
+    /// Lowercased `memberUid` -> the groups that list it.
+    member_uids: HashMap<String, Vec<u32>>,
+    /// Per group: itself and every group it is nested in, sorted.
+    ancestors: Vec<Box<[u32]>>,
+    /// Per group: a changed group is (or nests in) it.
+    changed_closure: Vec<bool>,
+    entries: Vec<Entry>,
+    present_ids: BTreeSet<String>,
+}
+
+impl Builder {
+    pub(crate) fn new(s: &LdapSettings, since: Option<String>) -> Self {
+        let mut sources: Vec<String> = Vec::new();
+        let claims = s
+            .claims
+            .iter()
+            .map(|(claim, source)| {
+                let source = if source == GROUPS_CLAIM {
+                    Source::Groups
+                } else {
+                    let attr = source.to_ascii_lowercase();
+                    let at = sources.iter().position(|a| *a == attr).unwrap_or_else(|| {
+                        sources.push(attr);
+                        sources.len() - 1
+                    });
+                    Source::Attribute(at)
+                };
+                (claim.clone(), source)
+            })
+            .collect();
+        Builder {
+            group_name_attribute: s.group_name_attribute.clone(),
+            use_member: s.has_membership("member"),
+            use_member_uid: s.has_membership("memberUid"),
+            use_member_of: s.has_membership("memberOf"),
+            nested: s.nested_groups,
+            user_attributes: s.user_attributes.clone(),
+            sources,
+            claims,
+            since,
+            problems: Vec::new(),
+            groups: Vec::new(),
+            group_parents: Vec::new(),
+            by_dn: HashMap::new(),
+            member_dns: HashMap::new(),
+            member_uids: HashMap::new(),
+            ancestors: Vec::new(),
+            changed_closure: Vec::new(),
+            entries: Vec::new(),
+            present_ids: BTreeSet::new(),
+        }
+    }
+
+    pub(crate) fn add_group(&mut self, e: &RawEntry) {
+        let Some(name) = e.first(&self.group_name_attribute) else {
+            self.problems.push(problem(
                 &e.dn,
                 "missing_attribute",
-                format!("group has no `{}`", s.group_name_attribute),
+                format!("group has no `{}`", self.group_name_attribute),
             ));
-            continue;
+            return;
         };
-        by_dn.insert(normalize_dn(&e.dn), groups.len());
-        groups.push(Group {
+        let g = index(self.groups.len());
+        self.by_dn.insert(normalize_dn(&e.dn), g);
+        self.groups.push(Group {
             dn: e.dn.clone(),
-            name: name.to_owned(),
-            changed: is_changed(e, since),
+            name: name.into(),
+            changed: is_changed(e, self.since.as_deref()),
         });
-        group_entries.push(e);
-    }
-    let n = groups.len();
-
-    // 2. Edges child -> parent, and the direct members of each group.
-    let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut member_dn_groups: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut member_uid_groups: HashMap<String, Vec<usize>> = HashMap::new();
-    for (g, e) in group_entries.iter().enumerate() {
-        if use_member {
+        if self.use_member {
             for m in e.values("member") {
-                let m = normalize_dn(m);
-                match by_dn.get(&m) {
-                    Some(&child) => {
-                        if s.nested_groups {
-                            parents[child].push(g);
-                        }
-                    }
-                    None => member_dn_groups.entry(m).or_default().push(g),
-                }
+                self.member_dns.entry(normalize_dn(m)).or_default().push(g);
             }
         }
-        if use_member_uid {
+        if self.use_member_uid {
             for uid in e.values("memberUid") {
-                member_uid_groups
+                self.member_uids
                     .entry(uid.trim().to_lowercase())
                     .or_default()
                     .push(g);
             }
         }
-        if use_member_of && s.nested_groups {
-            for p in e.values("memberOf") {
-                if let Some(&p) = by_dn.get(&normalize_dn(p)) {
-                    parents[g].push(p);
+        self.group_parents
+            .push(if self.use_member_of && self.nested {
+                e.values("memberOf")
+                    .iter()
+                    .map(|p| normalize_dn(p))
+                    .collect()
+            } else {
+                Vec::new()
+            });
+    }
+
+    /// Every group is read: nesting edges, ancestors through strongly
+    /// connected components (a cycle terminates and all its groups share the
+    /// union), and the changed closure.
+    pub(crate) fn end_groups(&mut self) {
+        let n = self.groups.len();
+        // Edges child -> parent: `member` values that name a group, and
+        // groups' own `memberOf`.
+        let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (dn, &child) in &self.by_dn {
+            if let Some(ps) = self.member_dns.remove(dn)
+                && self.nested
+            {
+                parents[child as usize].extend(ps.iter().map(|&p| p as usize));
+            }
+        }
+        for (g, dns) in std::mem::take(&mut self.group_parents).iter().enumerate() {
+            for p in dns {
+                if let Some(&p) = self.by_dn.get(p) {
+                    parents[g].push(p as usize);
                 }
             }
         }
-    }
-    for p in &mut parents {
-        p.sort_unstable();
-        p.dedup();
-    }
-
-    // 3. Ancestors (self included) per group, through strongly connected
-    //    components: a cycle terminates and all its groups share the union.
-    let mut ancestors: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for comp in sccs(&parents) {
-        let mut set: BTreeSet<usize> = comp.iter().copied().collect();
-        for &g in &comp {
-            for &p in &parents[g] {
-                if !comp.contains(&p) {
-                    set.extend(ancestors[p].iter().copied());
+        for p in &mut parents {
+            p.sort_unstable();
+            p.dedup();
+        }
+        let mut ancestors: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for comp in sccs(&parents) {
+            let mut set: BTreeSet<u32> = comp.iter().map(|&g| index(g)).collect();
+            for &g in &comp {
+                for &p in &parents[g] {
+                    if !comp.contains(&p) {
+                        set.extend(ancestors[p].iter().copied());
+                    }
+                }
+            }
+            let cyclic = comp.len() > 1 || comp.first().is_some_and(|&g| parents[g].contains(&g));
+            if cyclic {
+                let mut names: Vec<&str> = comp.iter().map(|&g| &*self.groups[g].name).collect();
+                names.sort_unstable();
+                let first = comp
+                    .iter()
+                    .map(|&g| &self.groups[g].dn)
+                    .min()
+                    .cloned()
+                    .unwrap_or_default();
+                self.problems.push(problem(
+                    &first,
+                    "group_cycle",
+                    format!(
+                        "groups nest in a cycle ({}); each gets the members of all",
+                        names.join(", ")
+                    ),
+                ));
+            }
+            let set: Vec<u32> = set.into_iter().collect();
+            for &g in &comp {
+                ancestors[g].clone_from(&set);
+            }
+        }
+        let mut closure = vec![false; n];
+        for (g, group) in self.groups.iter().enumerate() {
+            if group.changed {
+                for &a in &ancestors[g] {
+                    closure[a as usize] = true;
                 }
             }
         }
-        let cyclic = comp.len() > 1 || comp.first().is_some_and(|&g| parents[g].contains(&g));
-        if cyclic {
-            let mut names: Vec<&str> = comp.iter().map(|&g| groups[g].name.as_str()).collect();
-            names.sort_unstable();
-            let first = comp
-                .iter()
-                .map(|&g| &groups[g].dn)
-                .min()
-                .cloned()
-                .unwrap_or_default();
-            problems.push(problem(
-                &first,
-                "group_cycle",
-                format!(
-                    "groups nest in a cycle ({}); each gets the members of all",
-                    names.join(", ")
-                ),
-            ));
+        self.ancestors = ancestors.into_iter().map(Vec::into_boxed_slice).collect();
+        self.changed_closure = closure;
+        for g in &mut self.groups {
+            g.dn = String::new();
         }
-        let set: Vec<usize> = set.into_iter().collect();
-        for &g in &comp {
-            ancestors[g].clone_from(&set);
-        }
+        self.member_dns.shrink_to_fit();
+        self.member_uids.shrink_to_fit();
     }
-    let changed_closure: HashSet<usize> = (0..n)
-        .filter(|&g| groups[g].changed)
-        .flat_map(|g| ancestors[g].iter().copied())
-        .collect();
 
-    // 4. Users: ids and usernames, problems, duplicates.
-    let ua = &s.user_attributes;
-    let mut present_ids = BTreeSet::new();
-    let mut candidates: Vec<(&RawEntry, String, String)> = Vec::new();
-    for e in &raw.users {
+    pub(crate) fn add_user(&mut self, e: &RawEntry) {
+        let ua = &self.user_attributes;
         let id = string_values(e, &ua.id).into_iter().next();
         let username = e
             .first(&ua.username)
             .map(str::trim)
             .filter(|u| !u.is_empty());
         if let Some(id) = &id {
-            present_ids.insert(id.clone());
+            self.present_ids.insert(id.clone());
         }
-        match (id, username) {
-            (Some(id), Some(u)) => candidates.push((e, id, u.to_owned())),
-            (id, u) => {
-                let missing: Vec<&str> = [
-                    id.is_none().then_some(ua.id.as_str()),
-                    u.is_none().then_some(ua.username.as_str()),
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
-                problems.push(problem(
-                    &e.dn,
-                    "missing_attribute",
-                    format!("user has no `{}`; skipped", missing.join("`, `")),
-                ));
-            }
-        }
-    }
-    let mut username_count: HashMap<String, usize> = HashMap::new();
-    let mut id_count: HashMap<&str, usize> = HashMap::new();
-    for (_, id, u) in &candidates {
-        *username_count.entry(u.to_lowercase()).or_default() += 1;
-        *id_count.entry(id.as_str()).or_default() += 1;
-    }
-    let groups_claims: Vec<&String> = s
-        .claims
-        .iter()
-        .filter(|(_, v)| v.as_str() == GROUPS_CLAIM)
-        .map(|(k, _)| k)
-        .collect();
-
-    // 5. Valid users with their claims.
-    let mut users = Vec::new();
-    for (e, id, username) in &candidates {
-        let dup_user = username_count
-            .get(&username.to_lowercase())
-            .copied()
-            .unwrap_or(0)
-            > 1;
-        let dup_id = id_count.get(id.as_str()).copied().unwrap_or(0) > 1;
-        if dup_user {
-            problems.push(problem(
-                &e.dn,
-                "duplicate_username",
-                format!("username `{username}` is used by several entries; all are skipped"),
-            ));
-        }
-        if dup_id {
-            problems.push(problem(
-                &e.dn,
-                "duplicate_id",
-                format!(
-                    "id `{id}` (`{}`) is used by several entries; all are skipped",
-                    ua.id
-                ),
-            ));
-        }
-        if dup_user || dup_id {
-            continue;
-        }
-        let mut direct: BTreeSet<usize> = BTreeSet::new();
-        if let Some(gs) = member_dn_groups.get(&normalize_dn(&e.dn)) {
-            direct.extend(gs);
-        }
-        if let Some(gs) = member_uid_groups.get(&username.to_lowercase()) {
-            direct.extend(gs);
-        }
-        if use_member_of {
-            for g in e.values("memberOf") {
-                if let Some(&g) = by_dn.get(&normalize_dn(g)) {
-                    direct.insert(g);
-                }
-            }
-        }
-        let all: BTreeSet<usize> = direct
-            .iter()
-            .flat_map(|&g| ancestors[g].iter().copied())
+        let (Some(id), Some(username)) = (id.as_deref(), username) else {
+            let missing: Vec<&str> = [
+                id.is_none().then_some(ua.id.as_str()),
+                username.is_none().then_some(ua.username.as_str()),
+            ]
+            .into_iter()
+            .flatten()
             .collect();
-        let names: BTreeSet<String> = all.iter().map(|&g| groups[g].name.clone()).collect();
-
-        if let Some(known) = known {
-            let current = if groups_claims.is_empty() {
-                BTreeSet::new()
-            } else {
-                names.clone()
-            };
-            let affected = is_changed(e, since)
-                || known.get(id.as_str()).is_none_or(|last| *last != current)
-                || all.iter().any(|g| changed_closure.contains(g));
-            if !affected {
-                continue;
-            }
+            self.problems.push(problem(
+                &e.dn,
+                "missing_attribute",
+                format!("user has no `{}`; skipped", missing.join("`, `")),
+            ));
+            return;
+        };
+        let mut direct: Vec<u32> = Vec::new();
+        if let Some(gs) = self.member_dns.get(&normalize_dn(&e.dn)) {
+            direct.extend(gs);
         }
-
-        let mut claims = serde_json::Map::new();
-        for (claim, source) in &s.claims {
-            if source == GROUPS_CLAIM {
-                claims.insert(
-                    claim.clone(),
-                    Value::Array(names.iter().cloned().map(Value::String).collect()),
-                );
-            } else {
-                let mut values = string_values(e, source);
-                match values.len() {
-                    0 => {}
-                    1 => {
-                        claims.insert(claim.clone(), Value::String(values.remove(0)));
-                    }
-                    _ => {
-                        claims.insert(
-                            claim.clone(),
-                            Value::Array(values.into_iter().map(Value::String).collect()),
-                        );
-                    }
+        if let Some(gs) = self.member_uids.get(&username.to_lowercase()) {
+            direct.extend(gs);
+        }
+        if self.use_member_of {
+            for g in e.values("memberOf") {
+                if let Some(&g) = self.by_dn.get(&normalize_dn(g)) {
+                    direct.push(g);
                 }
             }
         }
-        users.push(DirectoryUser {
-            dn: e.dn.clone(),
-            id: id.clone(),
-            username: username.clone(),
-            email: e.first(&ua.email).unwrap_or_default().trim().to_owned(),
-            name: e.first(&ua.name).unwrap_or_default().trim().to_owned(),
-            claims,
+        direct.sort_unstable();
+        direct.dedup();
+        let values = self
+            .sources
+            .iter()
+            .map(|src| {
+                string_values(e, src)
+                    .into_iter()
+                    .map(String::into_boxed_str)
+                    .collect()
+            })
+            .collect();
+        self.entries.push(Entry {
+            dn: e.dn.as_str().into(),
+            id: id.into(),
+            username: username.into(),
+            email: e.first(&ua.email).unwrap_or_default().trim().into(),
+            name: e.first(&ua.name).unwrap_or_default().trim().into(),
+            groups: direct.into_boxed_slice(),
+            values,
+            changed: is_changed(e, self.since.as_deref()),
         });
     }
-    users.sort_by_key(|a| a.username.to_lowercase());
 
-    Directory {
-        users,
-        present_ids,
-        groups_seen: n,
-        full: known.is_none(),
-        problems,
+    /// Duplicates out (all entries of a duplicated username or id), the
+    /// unaffected users of an incremental read out, sorted by username.
+    pub(crate) fn finish(self, known: Option<&HashMap<String, u64>>) -> Directory {
+        let Builder {
+            claims,
+            mut problems,
+            groups,
+            ancestors,
+            changed_closure,
+            mut entries,
+            present_ids,
+            user_attributes,
+            ..
+        } = self;
+        let mut username_count: HashMap<String, u32> = HashMap::new();
+        let mut id_count: HashMap<&str, u32> = HashMap::new();
+        for e in &entries {
+            *username_count.entry(e.username.to_lowercase()).or_default() += 1;
+            *id_count.entry(&e.id).or_default() += 1;
+        }
+        let skip: Vec<bool> = entries
+            .iter()
+            .map(|e| {
+                let dup_user = username_count
+                    .get(&e.username.to_lowercase())
+                    .is_some_and(|&n| n > 1);
+                let dup_id = id_count.get(&*e.id).is_some_and(|&n| n > 1);
+                if dup_user {
+                    problems.push(problem(
+                        &e.dn,
+                        "duplicate_username",
+                        format!(
+                            "username `{}` is used by several entries; all are skipped",
+                            e.username
+                        ),
+                    ));
+                }
+                if dup_id {
+                    problems.push(problem(
+                        &e.dn,
+                        "duplicate_id",
+                        format!(
+                            "id `{}` (`{}`) is used by several entries; all are skipped",
+                            e.id, user_attributes.id
+                        ),
+                    ));
+                }
+                dup_user || dup_id
+            })
+            .collect();
+        drop(id_count);
+        drop(username_count);
+        let mut skipped = skip.into_iter();
+        entries.retain(|_| !skipped.next().unwrap_or(false));
+
+        let mut directory = Directory {
+            entries: Vec::new(),
+            group_names: groups.into_iter().map(|g| g.name).collect(),
+            ancestors,
+            claims,
+            present_ids,
+            groups_seen: 0,
+            full: known.is_none(),
+            problems,
+        };
+        directory.groups_seen = directory.group_names.len();
+        if let Some(known) = known {
+            let has_groups_claim = directory
+                .claims
+                .iter()
+                .any(|(_, s)| matches!(s, Source::Groups));
+            entries.retain(|e| {
+                let all = directory.all_groups(e);
+                let current = if has_groups_claim {
+                    super::group_names_digest(directory.names(&all))
+                } else {
+                    super::group_names_digest([])
+                };
+                e.changed
+                    || known.get(&*e.id).is_none_or(|last| *last != current)
+                    || all.iter().any(|&g| changed_closure[g as usize])
+            });
+        }
+        entries.sort_by_cached_key(|e| e.username.to_lowercase());
+        entries.shrink_to_fit();
+        directory.entries = entries;
+        directory
+    }
+}
+
+impl Directory {
+    /// A user's groups, nesting included (indexes, sorted).
+    pub(crate) fn all_groups(&self, e: &Entry) -> Vec<u32> {
+        let mut all: Vec<u32> = e
+            .groups
+            .iter()
+            .flat_map(|&g| self.ancestors[g as usize].iter().copied())
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    pub(crate) fn names<'a>(&'a self, groups: &[u32]) -> impl Iterator<Item = &'a str> {
+        groups.iter().map(|&g| &*self.group_names[g as usize])
     }
 }
 

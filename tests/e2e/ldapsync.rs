@@ -994,6 +994,37 @@ async fn bad_entries_are_reported_and_the_run_goes_on() {
         problems.to_string().contains("duplicate_username"),
         "{problems}"
     );
+
+    // Fixed in the directory: an incremental run sees only affected users, so
+    // the stored problems stay; the next full run drops the ones it no longer
+    // meets and keeps the others.
+    slapd.delete(&format!("cn=twin two,ou=people,{BASE}"));
+    slapd.delete(&format!("uid=nomail,ou=people,{BASE}"));
+    let r = run(&owner, json!({})).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["full"], false, "{r}");
+    let (_, problems) = owner.get("/idpsync/problems").await;
+    assert!(
+        problems.to_string().contains("duplicate_username"),
+        "{problems}"
+    );
+    let r = run(&owner, json!({"full": true})).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(user(&owner, "twin").await["email"], "twin1@example.com");
+    let (_, problems) = owner.get("/idpsync/problems").await;
+    let text = problems.to_string();
+    assert!(!text.contains("duplicate_username"), "{problems}");
+    assert!(!text.contains("uid=nomail"), "{problems}");
+    assert!(text.contains("email_conflict"), "{problems}");
+    assert!(text.contains("invalid_value"), "{problems}");
+    // Still there and met again: not recorded twice.
+    let conflicts = problems["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "email_conflict")
+        .count();
+    assert_eq!(conflicts, 1, "{problems}");
 }
 
 #[tokio::test]

@@ -30,6 +30,9 @@ const MAX_PARAMS: usize = 16_000;
 /// server's delayed ACK, about 40 ms per statement. Smaller statements go out
 /// at once.
 const MAX_STATEMENT_BYTES: usize = 15 * 1024;
+/// Most ids in one `IN (...)` list: 300 ids of 36 bytes (plus length
+/// prefixes) stay well under [`MAX_STATEMENT_BYTES`].
+pub(super) const IDS_PER_STATEMENT: usize = 300;
 
 impl Arg {
     /// Bytes on the wire in a bind message (length prefix included).
@@ -202,7 +205,7 @@ impl Rows {
         )
         .await?;
         let touched: Vec<String> = self.touched.into_iter().collect();
-        for chunk in touched.chunks(500) {
+        for chunk in touched.chunks(IDS_PER_STATEMENT) {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "UPDATE users SET authz_version = authz_version + 1 WHERE id IN ({})",

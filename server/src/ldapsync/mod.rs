@@ -942,7 +942,7 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
         .await
         .map_err(db_err)?;
         // Problems were recorded by the first pass.
-        let mut again = ProblemSet::new(HashSet::new());
+        let mut again = ProblemSet::new(HashMap::new());
         let mut batch = Vec::with_capacity(chunk.len());
         for d in chunk {
             let state = states.remove(&d.user_id).unwrap_or_default();
@@ -968,6 +968,16 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
     }
     stats.groups_created = created_groups.len();
     applier.rest_of_problems().await?;
+    // A full run met every problem there still is: the stored ones it did
+    // not meet are fixed.
+    if directory.full {
+        let stale = problems.stale_ids();
+        if !stale.is_empty() {
+            let mut tx = app.db.begin().await.map_err(db_err)?;
+            delete_problems(&mut tx, &stale).await.map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+        }
+    }
     // What the next run compares with: the state after this run (groups it
     // created included), so only later changes force a full run.
     let mut conn = app.db.pool().acquire().await.map_err(db_err)?;
@@ -1261,8 +1271,7 @@ async fn load_states<'a>(
 ) -> sqlx::Result<HashMap<String, UserState>> {
     let ids: Vec<&str> = users.collect();
     let mut out: HashMap<String, UserState> = HashMap::new();
-    // SQLite allows 32,766 parameters, PostgreSQL 65,535.
-    for ids in ids.chunks(5000) {
+    for ids in ids.chunks(apply::IDS_PER_STATEMENT) {
         let marks = (1..=ids.len())
             .map(|i| format!("${i}"))
             .collect::<Vec<_>>()
@@ -1320,23 +1329,43 @@ async fn load_states<'a>(
 
 type ProblemKey = (Option<String>, Option<String>, String, String);
 
-async fn load_problem_keys(conn: &mut Conn) -> sqlx::Result<HashSet<ProblemKey>> {
-    sqlx::query(
-        "SELECT organization_id, user_id, kind, detail FROM idpsync_problems WHERE source = $1",
+/// The stored problems of directory runs: key -> row ids.
+async fn load_problem_keys(conn: &mut Conn) -> sqlx::Result<HashMap<ProblemKey, Vec<String>>> {
+    let mut out: HashMap<ProblemKey, Vec<String>> = HashMap::new();
+    for r in sqlx::query(
+        "SELECT id, organization_id, user_id, kind, detail FROM idpsync_problems WHERE source = $1",
     )
     .bind(AUDIT_SOURCE)
     .fetch_all(conn)
     .await?
-    .iter()
-    .map(|r| {
-        Ok((
+    {
+        out.entry((
             r.try_get("organization_id")?,
             r.try_get("user_id")?,
             r.try_get("kind")?,
             r.try_get("detail")?,
         ))
-    })
-    .collect()
+        .or_default()
+        .push(r.try_get("id")?);
+    }
+    Ok(out)
+}
+
+/// Deletes stored problems by id (those a full run no longer sees).
+async fn delete_problems(conn: &mut Conn, ids: &[String]) -> sqlx::Result<()> {
+    for chunk in ids.chunks(apply::IDS_PER_STATEMENT) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        // Only placeholders reach the SQL text.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM idpsync_problems WHERE id IN ({})",
+            marks.join(",")
+        )));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 async fn insert_problem(
@@ -1363,9 +1392,14 @@ async fn insert_problem(
 }
 
 /// A run's problems: all of them for the run record (aggregated, capped), the
-/// ones not recorded before for `idpsync_problems`.
+/// ones not recorded before for `idpsync_problems`, and the recorded ones it
+/// did not meet again (a full run deletes those: the directory or the settings
+/// were fixed).
 struct ProblemSet {
-    recorded: HashSet<ProblemKey>,
+    /// Stored problems not met (yet) by this run: key -> row ids.
+    recorded: HashMap<ProblemKey, Vec<String>>,
+    /// Stored problems this run met again.
+    met_again: HashSet<ProblemKey>,
     new: Vec<ProblemKey>,
     new_keys: HashSet<ProblemKey>,
     /// (org, kind, detail) -> count, in first-seen order.
@@ -1374,9 +1408,10 @@ struct ProblemSet {
 }
 
 impl ProblemSet {
-    fn new(recorded: HashSet<ProblemKey>) -> Self {
+    fn new(recorded: HashMap<ProblemKey, Vec<String>>) -> Self {
         Self {
             recorded,
+            met_again: HashSet::new(),
             new: Vec::new(),
             new_keys: HashSet::new(),
             summary: BTreeMap::new(),
@@ -1396,9 +1431,16 @@ impl ProblemSet {
             .entry((key.0.clone(), key.2.clone(), key.3.clone()))
             .or_default() += 1;
         self.total += 1;
-        if !self.recorded.contains(&key) && self.new_keys.insert(key.clone()) {
+        if self.recorded.remove(&key).is_some() {
+            self.met_again.insert(key);
+        } else if !self.met_again.contains(&key) && self.new_keys.insert(key.clone()) {
             self.new.push(key);
         }
+    }
+
+    /// Row ids of the stored problems this run did not meet.
+    fn stale_ids(&self) -> Vec<String> {
+        self.recorded.values().flatten().cloned().collect()
     }
 
     fn len(&self) -> usize {

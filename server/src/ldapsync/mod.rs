@@ -743,9 +743,8 @@ fn set_progress(ctx: &RunCtx, f: impl FnOnce(&mut Progress)) {
     }
 }
 
-/// Entries are built, decided and planned this many at a time in the first
-/// pass (one query of memberships per chunk).
-const PLAN_CHUNK: usize = 1000;
+/// The first pass publishes its progress every this many entries.
+const PROGRESS_EVERY: usize = 500;
 
 /// Reads, plans, guards and applies. `Err` is a failed run with its message.
 ///
@@ -812,6 +811,7 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
         .map(|o| o.id.clone())
         .ok_or_else(|| "the default organization is missing".to_owned())?;
     let existing_problems = load_problem_keys(&mut conn).await.map_err(db_err)?;
+    let states = States::load(&mut conn).await.map_err(db_err)?;
 
     let mut stats = Stats {
         users_seen: directory.present_ids.len(),
@@ -835,41 +835,29 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
     let mut decisions: Vec<plan::Decision> = Vec::new();
     let mut summaries: Vec<Value> = Vec::new();
     let mut created_groups = BTreeSet::new();
-    for start in (0..directory.len()).step_by(PLAN_CHUNK) {
-        let end = (start + PLAN_CHUNK).min(directory.len());
-        let mut decided = Vec::new();
-        for i in start..end {
-            let entry = directory.user(i);
-            if let Some(d) = run_planner.decide(i, &entry, &present, &mut problems, &mut stats) {
-                decided.push((d, entry));
-            }
-        }
-        let mut states = load_states(
-            &mut conn,
-            decided
-                .iter()
-                .filter(|(d, _)| !d.create)
-                .map(|(d, _)| d.user_id.as_str()),
-        )
-        .await
-        .map_err(db_err)?;
-        for (d, entry) in decided {
-            let state = states.remove(&d.user_id).unwrap_or_default();
-            match run_planner.change(&d, entry, state, &mut problems) {
-                Err(()) => stats.users_skipped += 1,
-                Ok(None) => stats.users_unchanged += 1,
-                Ok(Some(c)) => {
-                    count_change(&mut stats, &c, &mut created_groups);
-                    if summaries.len() < PLAN_KEEP {
-                        summaries.push(c.summary());
-                    }
-                    decisions.push(d);
-                }
-            }
-        }
-        set_progress(ctx, |p| p.users_planned = end);
-    }
     drop(conn);
+    for i in 0..directory.len() {
+        let entry = directory.user(i);
+        let Some(d) = run_planner.decide(i, &entry, &present, &mut problems, &mut stats) else {
+            continue;
+        };
+        match run_planner.change(&d, entry, states.get(&d.user_id), &mut problems) {
+            Err(()) => stats.users_skipped += 1,
+            Ok(None) => stats.users_unchanged += 1,
+            Ok(Some(c)) => {
+                count_change(&mut stats, &c, &mut created_groups);
+                if summaries.len() < PLAN_KEEP {
+                    summaries.push(c.summary());
+                }
+                decisions.push(d);
+            }
+        }
+        if (i + 1) % PROGRESS_EVERY == 0 {
+            set_progress(ctx, |p| p.users_planned = i + 1);
+        }
+    }
+    set_progress(ctx, |p| p.users_planned = directory.len());
+    drop(states);
     let suspensions = run_planner.suspensions(&present);
     for c in &suspensions {
         count_change(&mut stats, c, &mut created_groups);
@@ -1263,8 +1251,118 @@ async fn load_known_users(conn: &mut Conn) -> sqlx::Result<HashMap<String, Known
     Ok(out)
 }
 
-/// The memberships of `users` (ids; at most a few thousand), in three
-/// queries. Users without any row get no entry.
+/// Every user's memberships, compact: ids and role names interned, so that
+/// the first pass over 100,000 users holds a few bytes per membership. Read
+/// with three streamed queries.
+#[derive(Default)]
+struct States {
+    names: Vec<Box<str>>,
+    index: HashMap<Box<str>, u32>,
+    users: HashMap<Box<str>, CompactState>,
+}
+
+#[derive(Default)]
+struct CompactState {
+    /// (organization, its roles)
+    orgs: Vec<(u32, Vec<u32>)>,
+    groups: Vec<u32>,
+    site_roles: Vec<u32>,
+}
+
+impl States {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(s.into());
+        self.index.insert(s.into(), i);
+        i
+    }
+
+    fn user(&mut self, id: &str) -> &mut CompactState {
+        if !self.users.contains_key(id) {
+            self.users.insert(id.into(), CompactState::default());
+        }
+        self.users.entry(id.into()).or_default()
+    }
+
+    fn name(&self, i: u32) -> String {
+        self.names
+            .get(i as usize)
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    /// `user`'s memberships as the planner takes them (empty when unknown).
+    fn get(&self, user: &str) -> UserState {
+        let mut out = UserState::default();
+        if let Some(c) = self.users.get(user) {
+            for (org, roles) in &c.orgs {
+                let org = self.name(*org);
+                out.org_roles
+                    .insert(org.clone(), roles.iter().map(|r| self.name(*r)).collect());
+                out.orgs.insert(org);
+            }
+            out.groups = c.groups.iter().map(|g| self.name(*g)).collect();
+            out.site_roles = c.site_roles.iter().map(|r| self.name(*r)).collect();
+        }
+        out
+    }
+
+    async fn load(conn: &mut Conn) -> sqlx::Result<States> {
+        use futures_util::TryStreamExt as _;
+        let mut st = States::default();
+        {
+            let mut rows =
+                sqlx::query("SELECT user_id, organization_id, roles FROM organization_members")
+                    .fetch(&mut *conn);
+            while let Some(r) = rows.try_next().await? {
+                let user: String = r.try_get("user_id")?;
+                let org = st.intern(&r.try_get::<String, _>("organization_id")?);
+                let roles: Vec<String> =
+                    serde_json::from_str(&r.try_get::<String, _>("roles")?).unwrap_or_default();
+                let roles = roles.iter().map(|r| st.intern(r)).collect();
+                st.user(&user).orgs.push((org, roles));
+            }
+        }
+        {
+            let mut rows = sqlx::query(
+                "SELECT m.user_id, m.group_id FROM group_members m JOIN groups g ON g.id = m.group_id \
+                 WHERE g.id <> g.organization_id",
+            )
+            .fetch(&mut *conn);
+            while let Some(r) = rows.try_next().await? {
+                let user: String = r.try_get("user_id")?;
+                let group = st.intern(&r.try_get::<String, _>("group_id")?);
+                st.user(&user).groups.push(group);
+            }
+        }
+        {
+            let mut rows = sqlx::query("SELECT id, roles FROM users").fetch(&mut *conn);
+            while let Some(r) = rows.try_next().await? {
+                let user: String = r.try_get("id")?;
+                let roles: Vec<String> =
+                    serde_json::from_str(&r.try_get::<String, _>("roles")?).unwrap_or_default();
+                let roles: Vec<u32> = roles
+                    .iter()
+                    .filter(|r| *r != "member")
+                    .map(|r| st.intern(r))
+                    .collect();
+                st.user(&user).site_roles = roles;
+            }
+        }
+        for c in st.users.values_mut() {
+            c.orgs.shrink_to_fit();
+            c.groups.shrink_to_fit();
+        }
+        Ok(st)
+    }
+}
+
+/// The memberships of `users` (ids), read in the caller's transaction: one
+/// query per [`apply::IDS_PER_STATEMENT`] ids. Users without any row get no
+/// entry.
 async fn load_states<'a>(
     conn: &mut Conn,
     users: impl Iterator<Item = &'a str>,
@@ -1276,52 +1374,39 @@ async fn load_states<'a>(
             .map(|i| format!("${i}"))
             .collect::<Vec<_>>()
             .join(",");
-        let query = |sql: String| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in ids {
-                q = q.bind(*id);
-            }
-            q
-        };
-        // Only placeholders reach the SQL text.
-        for r in query(format!(
-            "SELECT user_id, organization_id, roles FROM organization_members WHERE user_id IN ({marks})"
-        ))
-        .fetch_all(&mut *conn)
-        .await?
-        {
+        // Only placeholders reach the SQL text; each id is bound once and
+        // used by the three parts.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT 'o' AS kind, user_id, organization_id AS item, roles FROM organization_members \
+             WHERE user_id IN ({marks}) \
+             UNION ALL SELECT 'g' AS kind, m.user_id, m.group_id AS item, '[]' AS roles \
+             FROM group_members m JOIN groups g ON g.id = m.group_id \
+             WHERE g.id <> g.organization_id AND m.user_id IN ({marks}) \
+             UNION ALL SELECT 's' AS kind, id AS user_id, '' AS item, roles FROM users WHERE id IN ({marks})"
+        )));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
             let user: String = r.try_get("user_id")?;
-            let org: String = r.try_get("organization_id")?;
+            let kind: String = r.try_get("kind")?;
+            let item: String = r.try_get("item")?;
             let roles: Vec<String> =
                 serde_json::from_str(&r.try_get::<String, _>("roles")?).unwrap_or_default();
             let s = out.entry(user).or_default();
-            s.org_roles.insert(org.clone(), roles.into_iter().collect());
-            s.orgs.insert(org);
-        }
-        for r in query(format!(
-            "SELECT m.user_id, m.group_id FROM group_members m JOIN groups g ON g.id = m.group_id \
-             WHERE g.id <> g.organization_id AND m.user_id IN ({marks})"
-        ))
-        .fetch_all(&mut *conn)
-        .await?
-        {
-            let user: String = r.try_get("user_id")?;
-            out.entry(user)
-                .or_default()
-                .groups
-                .insert(r.try_get("group_id")?);
-        }
-        for r in query(format!("SELECT id, roles FROM users WHERE id IN ({marks})"))
-            .fetch_all(&mut *conn)
-            .await?
-        {
-            let user: String = r.try_get("id")?;
-            let roles: Vec<String> =
-                serde_json::from_str(&r.try_get::<String, _>("roles")?).unwrap_or_default();
-            out.entry(user)
-                .or_default()
-                .site_roles
-                .extend(roles.into_iter().filter(|r| r != "member"));
+            match kind.as_str() {
+                "o" => {
+                    s.org_roles
+                        .insert(item.clone(), roles.into_iter().collect());
+                    s.orgs.insert(item);
+                }
+                "g" => {
+                    s.groups.insert(item);
+                }
+                _ => s
+                    .site_roles
+                    .extend(roles.into_iter().filter(|r| r != "member")),
+            }
         }
     }
     Ok(out)

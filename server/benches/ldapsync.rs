@@ -297,6 +297,10 @@ async fn setup(db: &BenchDb, slapd: &Slapd) -> AppState {
         database_url: Some(db.url.clone()),
         provisioner_daemons: Some(0),
         log: Some("error".into()),
+        // The server's default unless set (to compare).
+        ldapsync_apply_concurrency: std::env::var("ORGSYNC_LDAPSYNC_APPLY_CONCURRENCY")
+            .ok()
+            .and_then(|v| v.parse().ok()),
         ..Default::default()
     };
     let app = App::init(ServerConfig::resolve(&args).unwrap())

@@ -53,6 +53,10 @@ pub struct ServerArgs {
     /// Users per transaction when a directory sync applies its changes [default: 250]
     #[arg(long, env = "ORGSYNC_LDAPSYNC_BATCH_SIZE")]
     pub ldapsync_batch_size: Option<usize>,
+    /// Batches a directory sync applies side by side, each in its own
+    /// transaction and connection (PostgreSQL; SQLite applies one at a time) [default: 2]
+    #[arg(long, env = "ORGSYNC_LDAPSYNC_APPLY_CONCURRENCY")]
+    pub ldapsync_apply_concurrency: Option<usize>,
     /// Fault injection for tests: a directory sync run stops dead (as if its
     /// process crashed) after applying this many batches.
     #[arg(long, hide = true)]
@@ -115,6 +119,7 @@ pub struct FileConfig {
     pub job_heartbeat_timeout_ms: Option<u64>,
     pub ldapsync_lease_seconds: Option<u64>,
     pub ldapsync_batch_size: Option<usize>,
+    pub ldapsync_apply_concurrency: Option<usize>,
     /// LDAP sync settings (SPEC §5) applied at start when they differ from the
     /// stored ones; the API can still change them until the next start.
     pub ldapsync: Option<orgsync_sync::ldap::LdapSettings>,
@@ -145,6 +150,7 @@ pub struct ServerConfig {
     pub job_heartbeat_timeout_ms: u64,
     pub ldapsync_lease_seconds: u64,
     pub ldapsync_batch_size: usize,
+    pub ldapsync_apply_concurrency: usize,
     pub ldapsync_crash_after_batches: Option<usize>,
     /// LDAP sync settings from the config file, validated.
     pub ldapsync: Option<orgsync_sync::ldap::LdapSettings>,
@@ -300,6 +306,11 @@ impl ServerConfig {
                 .or(file.ldapsync_batch_size)
                 .unwrap_or(250)
                 .clamp(1, 10_000),
+            ldapsync_apply_concurrency: args
+                .ldapsync_apply_concurrency
+                .or(file.ldapsync_apply_concurrency)
+                .unwrap_or(2)
+                .clamp(1, 8),
             ldapsync_crash_after_batches: args.ldapsync_crash_after_batches,
             ldapsync,
             oidc,

@@ -221,6 +221,36 @@ impl Rows {
     }
 }
 
+/// Ids of the groups a run created, by (organization, folded name): those
+/// created before the batches (shared by batches applied side by side), and
+/// those a batch had to create itself.
+pub(super) struct GroupIds<'a> {
+    pub created: &'a HashMap<(String, String), String>,
+    pub local: HashMap<(String, String), String>,
+}
+
+/// Creates (or finds by name) the groups a run's plan creates, in `tx`,
+/// with their audit rows: `(organization, name, reason)` each. Returns their
+/// ids by (organization, folded name).
+pub(super) async fn create_groups(
+    tx: &mut Conn,
+    wanted: &[(String, String, String)],
+    now: &str,
+    ctx: &AuditCtx,
+) -> Result<HashMap<(String, String), String>, ApiError> {
+    let none = HashMap::new();
+    let mut ids = GroupIds {
+        created: &none,
+        local: HashMap::new(),
+    };
+    let mut rows = Rows::default();
+    for (org, name, reason) in wanted {
+        group_id(tx, &mut rows, &mut ids, org, name, reason, now, ctx).await?;
+    }
+    rows.flush(tx).await?;
+    Ok(ids.local)
+}
+
 /// A group for the plan's `(organization, name)`: the known id, else one
 /// created earlier in this run, else found by name, else created now.
 #[allow(
@@ -230,7 +260,7 @@ impl Rows {
 async fn group_id(
     tx: &mut Conn,
     rows: &mut Rows,
-    cache: &mut HashMap<(String, String), String>,
+    cache: &mut GroupIds<'_>,
     org: &str,
     name: &str,
     reason: &str,
@@ -238,7 +268,7 @@ async fn group_id(
     ctx: &AuditCtx,
 ) -> Result<String, ApiError> {
     let key = (org.to_owned(), name.to_lowercase());
-    if let Some(id) = cache.get(&key) {
+    if let Some(id) = cache.created.get(&key).or_else(|| cache.local.get(&key)) {
         return Ok(id.clone());
     }
     let id = match store::groups::find_by_name(tx, org, name).await? {
@@ -273,7 +303,7 @@ async fn group_id(
             id
         }
     };
-    cache.insert(key, id.clone());
+    cache.local.insert(key, id.clone());
     Ok(id)
 }
 
@@ -288,7 +318,7 @@ pub(super) async fn apply_batch(
     default_org: &str,
     now: &str,
     ctx: &AuditCtx,
-    groups: &mut HashMap<(String, String), String>,
+    groups: &mut GroupIds<'_>,
 ) -> Result<(), ApiError> {
     let mut rows = Rows::default();
     for c in batch {

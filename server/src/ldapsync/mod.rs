@@ -834,7 +834,7 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
     );
     let mut decisions: Vec<plan::Decision> = Vec::new();
     let mut summaries: Vec<Value> = Vec::new();
-    let mut created_groups = BTreeSet::new();
+    let mut created_groups = CreatedGroups::new();
     drop(conn);
     for i in 0..directory.len() {
         let entry = directory.user(i);
@@ -897,65 +897,83 @@ async fn execute(app: &AppState, settings: &LdapSettings, ctx: &RunCtx) -> Resul
     }
     drop(summaries);
 
-    // 4. Second pass: each batch planned again with the memberships as they
-    //    are in its transaction, and applied in it. The change counts are
-    //    those applied.
+    // 4. Second pass. The groups the plan creates come first, in one
+    //    transaction, so that batches applied side by side never race to
+    //    create one. Each batch is planned again with the memberships as they
+    //    are in its own transaction and applied in it, up to
+    //    `ldapsync_apply_concurrency` batches at once (PostgreSQL; SQLite has
+    //    one writer). The change counts are those applied.
     set_progress(ctx, |p| {
         p.phase = "applying".to_owned();
         p.users_to_apply = decisions.len() + suspensions.len();
     });
+    let audit_ctx = AuditCtx {
+        source: AUDIT_SOURCE,
+        ..AuditCtx::default()
+    };
+    let created = if created_groups.is_empty() {
+        HashMap::new()
+    } else {
+        let wanted: Vec<(String, String, String)> = created_groups
+            .iter()
+            .map(|((org, _), (name, reason))| (org.clone(), name.clone(), reason.clone()))
+            .collect();
+        let now_s = clock::fmt(clock::now());
+        let mut tx = app.db.begin().await.map_err(db_err)?;
+        let ids = apply::create_groups(&mut tx, &wanted, &now_s, &audit_ctx)
+            .await
+            .map_err(|e| apply_error(&e))?;
+        still_ours(&mut tx, app, ctx).await?;
+        tx.commit().await.map_err(db_err)?;
+        ids
+    };
+    drop(created_groups);
     stats.clear_changes();
-    let mut created_groups = BTreeSet::new();
-    let mut applier = Applier {
+    let applier = Applier {
         app,
         ctx,
+        directory: &directory,
+        planner: &run_planner,
         default_org: &default_org,
-        audit_ctx: AuditCtx {
-            source: AUDIT_SOURCE,
-            ..AuditCtx::default()
-        },
-        group_ids: HashMap::new(),
-        problem_rows: problems.new_rows().into_iter(),
+        audit_ctx,
+        created: &created,
+        tally: Mutex::new((stats, CreatedGroups::new())),
+        committed: tokio::sync::Mutex::new(Committed::default()),
+    };
+    let concurrency = match app.db.dialect() {
+        crate::db::Dialect::Postgres => app.config.ldapsync_apply_concurrency,
+        crate::db::Dialect::Sqlite => 1,
     };
     let batch_size = app.config.ldapsync_batch_size;
-    for chunk in decisions.chunks(batch_size) {
-        let mut tx = app.db.begin().await.map_err(db_err)?;
-        let mut states = load_states(
-            &mut tx,
-            chunk
-                .iter()
-                .filter(|d| !d.create)
-                .map(|d| d.user_id.as_str()),
-        )
-        .await
-        .map_err(db_err)?;
-        // Problems were recorded by the first pass.
-        let mut again = ProblemSet::new(HashMap::new());
-        let mut batch = Vec::with_capacity(chunk.len());
-        for d in chunk {
-            let state = states.remove(&d.user_id).unwrap_or_default();
-            match run_planner.change(d, directory.user(d.index), state, &mut again) {
-                Err(()) => stats.users_skipped += 1,
-                Ok(None) => stats.users_unchanged += 1,
-                Ok(Some(c)) => {
-                    count_change(&mut stats, &c, &mut created_groups);
-                    batch.push(c);
-                }
-            }
+    let mut jobs = decisions
+        .chunks(batch_size)
+        .map(Job::Decided)
+        .chain(suspensions.chunks(batch_size).map(Job::Suspend));
+    let mut problem_rows = problems.new_rows().into_iter();
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    loop {
+        while running.len() < concurrency {
+            let Some(job) = jobs.next() else { break };
+            // Problems go in with the first batches (a crash leaves the rest
+            // for the next run).
+            let rows: Vec<ProblemKey> = problem_rows.by_ref().take(batch_size).collect();
+            running.push(applier.run(job, rows));
         }
-        applier.apply(tx, &batch, &mut stats).await?;
-        set_progress(ctx, |p| p.users_applied += chunk.len());
-    }
-    for chunk in suspensions.chunks(batch_size) {
-        for c in chunk {
-            count_change(&mut stats, c, &mut created_groups);
+        match futures_util::StreamExt::next(&mut running).await {
+            None => break,
+            Some(result) => result?,
         }
-        let tx = app.db.begin().await.map_err(db_err)?;
-        applier.apply(tx, chunk, &mut stats).await?;
-        set_progress(ctx, |p| p.users_applied += chunk.len());
     }
-    stats.groups_created = created_groups.len();
-    applier.rest_of_problems().await?;
+    drop(running);
+    let rest: Vec<ProblemKey> = problem_rows.collect();
+    applier.insert_problems(&rest).await?;
+    let batches = applier.committed.lock().await.batches;
+    let (mut stats, created_now) = applier
+        .tally
+        .into_inner()
+        .map_err(|_| "internal error while applying".to_owned())?;
+    stats.batches = batches;
+    stats.groups_created = created_now.len();
     // A full run met every problem there still is: the stored ones it did
     // not meet are fixed.
     if directory.full {
@@ -986,118 +1004,182 @@ fn db_error(e: &sqlx::Error) -> String {
     "database error while syncing (see the server log)".to_owned()
 }
 
-/// Applies batches of a run, one transaction each, with the run's new problem
-/// rows going in with the first batches.
+/// The groups a run's plan creates: (organization, folded name) -> (name,
+/// the rule that creates it).
+type CreatedGroups = BTreeMap<(String, String), (String, String)>;
+
+/// One batch of the second pass.
+enum Job<'a> {
+    /// Entries to plan again and apply.
+    Decided(&'a [plan::Decision]),
+    /// Users gone from the directory.
+    Suspend(&'a [UserChange]),
+}
+
+/// Batches committed so far; `stopped` after a simulated crash.
+#[derive(Default)]
+struct Committed {
+    batches: usize,
+    stopped: bool,
+}
+
+/// Applies the batches of a run's second pass, each in its own transaction;
+/// several may run side by side. Commits are taken one at a time (with the
+/// lease check), so a simulated crash stops after exactly that many batches.
 struct Applier<'a> {
     app: &'a AppState,
     ctx: &'a RunCtx,
+    directory: &'a ldap::Directory,
+    planner: &'a plan::RunPlanner<'a>,
     default_org: &'a str,
     audit_ctx: AuditCtx,
-    /// Groups created by this run: (organization, folded name) -> id.
-    group_ids: HashMap<(String, String), String>,
-    problem_rows: std::vec::IntoIter<ProblemKey>,
+    /// Groups created before the batches.
+    created: &'a HashMap<(String, String), String>,
+    /// The applied counts, and the groups the applied plans create.
+    tally: Mutex<(Stats, CreatedGroups)>,
+    committed: tokio::sync::Mutex<Committed>,
 }
 
 impl Applier<'_> {
-    /// Applies `batch` in `tx` and commits, unless this run lost its lease.
-    async fn apply(
-        &mut self,
-        mut tx: crate::db::Tx,
-        batch: &[UserChange],
-        stats: &mut Stats,
-    ) -> Result<(), String> {
+    async fn run(&self, job: Job<'_>, problem_rows: Vec<ProblemKey>) -> Result<(), String> {
         let app = self.app;
+        let db_err = |e: sqlx::Error| db_error(&e);
+        let mut tx = app.db.begin().await.map_err(db_err)?;
+        let planned;
+        let (batch, users) = match job {
+            Job::Suspend(changes) => (changes, changes.len()),
+            Job::Decided(chunk) => {
+                let mut states = load_states(
+                    &mut tx,
+                    chunk
+                        .iter()
+                        .filter(|d| !d.create)
+                        .map(|d| d.user_id.as_str()),
+                )
+                .await
+                .map_err(db_err)?;
+                // Problems were recorded by the first pass.
+                let mut again = ProblemSet::new(HashMap::new());
+                let mut skipped = 0;
+                let mut unchanged = 0;
+                let mut changes = Vec::with_capacity(chunk.len());
+                for d in chunk {
+                    let state = states.remove(&d.user_id).unwrap_or_default();
+                    match self
+                        .planner
+                        .change(d, self.directory.user(d.index), state, &mut again)
+                    {
+                        Err(()) => skipped += 1,
+                        Ok(None) => unchanged += 1,
+                        Ok(Some(c)) => changes.push(c),
+                    }
+                }
+                if let Ok(mut t) = self.tally.lock() {
+                    t.0.users_skipped += skipped;
+                    t.0.users_unchanged += unchanged;
+                }
+                planned = changes;
+                (planned.as_slice(), chunk.len())
+            }
+        };
+        if let Ok(mut t) = self.tally.lock() {
+            let (stats, created) = &mut *t;
+            for c in batch {
+                count_change(stats, c, created);
+            }
+        }
         let now_s = clock::fmt(clock::now());
+        let mut groups = apply::GroupIds {
+            created: self.created,
+            local: HashMap::new(),
+        };
         apply::apply_batch(
             &mut tx,
             batch,
             self.default_org,
             &now_s,
             &self.audit_ctx,
-            &mut self.group_ids,
+            &mut groups,
         )
         .await
-        .map_err(|e| {
-            tracing::error!(error = ?e.internal, message = %e.body.message, "ldap sync: cannot apply a batch");
-            format!("cannot apply a batch of changes: {}", e.body.message)
-        })?;
-        // Problems go in with the first batches (a crash leaves the rest for
-        // the next run).
-        let batch_size = app.config.ldapsync_batch_size;
-        for (org, user, kind, detail) in self.problem_rows.by_ref().take(batch_size) {
-            insert_problem(
-                &mut tx,
-                org.as_deref(),
-                user.as_deref(),
-                &kind,
-                &detail,
-                &now_s,
-            )
+        .map_err(|e| apply_error(&e))?;
+        insert_problem_rows(&mut tx, &problem_rows, &now_s)
             .await
-            .map_err(|e| db_error(&e))?;
+            .map_err(db_err)?;
+        let mut committed = self.committed.lock().await;
+        if committed.stopped {
+            tx.rollback().await.map_err(db_err)?;
+            return Err(SIMULATED_CRASH.to_owned());
         }
-        // Still ours? If heartbeats were missed and another replica took the
-        // lease, this batch is not applied and the run stops.
-        let held =
-            sqlx::query("UPDATE ldapsync_lease SET expires_at = $1 WHERE id = 1 AND run_id = $2")
-                .bind(clock::fmt(clock::now() + lease(app)))
-                .bind(&self.ctx.id)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db_error(&e))?
-                .rows_affected();
-        if held != 1 {
-            tx.rollback().await.map_err(|e| db_error(&e))?;
-            return Err(
-                "this run lost its lease (its heartbeats stopped and another run took \
-                        over); it stopped before its next batch"
-                    .to_owned(),
-            );
-        }
-        tx.commit().await.map_err(|e| db_error(&e))?;
+        still_ours(&mut tx, app, self.ctx).await?;
+        tx.commit().await.map_err(db_err)?;
+        committed.batches += 1;
         app.authz
             .invalidate(batch.iter().map(|c| c.user_id.as_str()));
-        stats.batches += 1;
-        if app.config.ldapsync_crash_after_batches == Some(stats.batches) {
+        set_progress(self.ctx, |p| p.users_applied += users);
+        if app.config.ldapsync_crash_after_batches == Some(committed.batches) {
+            committed.stopped = true;
             return Err(SIMULATED_CRASH.to_owned());
         }
         Ok(())
     }
 
-    /// The problem rows no batch took (a run with few changes).
-    async fn rest_of_problems(&mut self) -> Result<(), String> {
-        let rows: Vec<ProblemKey> = self.problem_rows.by_ref().collect();
+    /// Problem rows no batch took (a run with few changes).
+    async fn insert_problems(&self, rows: &[ProblemKey]) -> Result<(), String> {
         if rows.is_empty() {
             return Ok(());
         }
-        let now_s = clock::fmt(clock::now());
-        let mut tx = self.app.db.begin().await.map_err(|e| db_error(&e))?;
-        for (org, user, kind, detail) in &rows {
-            insert_problem(
-                &mut tx,
-                org.as_deref(),
-                user.as_deref(),
-                kind,
-                detail,
-                &now_s,
-            )
+        let db_err = |e: sqlx::Error| db_error(&e);
+        let mut tx = self.app.db.begin().await.map_err(db_err)?;
+        insert_problem_rows(&mut tx, rows, &clock::fmt(clock::now()))
             .await
-            .map_err(|e| db_error(&e))?;
-        }
-        tx.commit().await.map_err(|e| db_error(&e))
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
     }
+}
+
+fn apply_error(e: &ApiError) -> String {
+    tracing::error!(error = ?e.internal, message = %e.body.message, "ldap sync: cannot apply a batch");
+    format!("cannot apply a batch of changes: {}", e.body.message)
+}
+
+/// Renews this run's lease in `tx`. If heartbeats were missed and another
+/// replica took the lease, the batch is not applied and the run stops.
+async fn still_ours(tx: &mut crate::db::Tx, app: &AppState, ctx: &RunCtx) -> Result<(), String> {
+    let held =
+        sqlx::query("UPDATE ldapsync_lease SET expires_at = $1 WHERE id = 1 AND run_id = $2")
+            .bind(clock::fmt(clock::now() + lease(app)))
+            .bind(&ctx.id)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_error(&e))?
+            .rows_affected();
+    if held == 1 {
+        Ok(())
+    } else {
+        Err(
+            "this run lost its lease (its heartbeats stopped and another run took \
+             over); it stopped before its next batch"
+                .to_owned(),
+        )
+    }
+}
+
+async fn insert_problem_rows(conn: &mut Conn, rows: &[ProblemKey], now: &str) -> sqlx::Result<()> {
+    for (org, user, kind, detail) in rows {
+        insert_problem(conn, org.as_deref(), user.as_deref(), kind, detail, now).await?;
+    }
+    Ok(())
 }
 
 /// Adds a change's counts to `stats`; `created_groups` collects the groups it
 /// creates (organization, folded name), counted once per run.
-fn count_change(
-    stats: &mut Stats,
-    c: &UserChange,
-    created_groups: &mut BTreeSet<(String, String)>,
-) {
+fn count_change(stats: &mut Stats, c: &UserChange, created_groups: &mut CreatedGroups) {
     for g in c.plan.groups.values() {
         for a in g.add.iter().filter(|a| a.create) {
-            created_groups.insert((g.organization_id.clone(), a.name.to_lowercase()));
+            created_groups
+                .entry((g.organization_id.clone(), a.name.to_lowercase()))
+                .or_insert_with(|| (a.name.clone(), a.reason.clone()));
         }
     }
     stats.users_created += usize::from(c.create);

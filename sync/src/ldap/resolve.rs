@@ -537,6 +537,82 @@ mod tests {
         assert_eq!(normalize_time("20261129061500x"), None);
     }
 
+    fn entry(dn: &str, attrs: &[(&str, &str)]) -> RawEntry {
+        let mut e = RawEntry {
+            dn: dn.to_owned(),
+            ..RawEntry::default()
+        };
+        for (k, v) in attrs {
+            e.attrs
+                .entry(k.to_ascii_lowercase())
+                .or_default()
+                .push((*v).to_owned());
+        }
+        e
+    }
+
+    #[test]
+    fn a_group_named_as_a_member_before_it_is_read_still_nests() {
+        let s = LdapSettings {
+            claims: [("groups", "groups"), ("dept", "departmentNumber")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            ..LdapSettings::default()
+        };
+        let mut b = Builder::new(&s, None);
+        // `all` lists `eng` (a group read after it) and bob; `eng` lists
+        // alice with another spelling of her DN; `ops` by memberUid.
+        b.add_group(&entry(
+            "cn=all,ou=groups,dc=x",
+            &[
+                ("cn", "all"),
+                ("member", "CN=eng, ou=groups,dc=x"),
+                ("member", "uid=bob,ou=people,dc=x"),
+            ],
+        ));
+        b.add_group(&entry(
+            "cn=eng,ou=groups,dc=x",
+            &[("cn", "eng"), ("member", "UID=Alice,ou=people,dc=x")],
+        ));
+        b.add_group(&entry(
+            "cn=ops,ou=groups,dc=x",
+            &[("cn", "ops"), ("memberUid", "BOB")],
+        ));
+        b.add_group(&entry("cn=nameless,ou=groups,dc=x", &[]));
+        b.end_groups();
+        for (uid, depts) in [("alice", &["r&d", "eng"][..]), ("bob", &[][..])] {
+            let mut attrs = vec![
+                ("uid", uid),
+                ("entryUUID", if uid == "alice" { "id-a" } else { "id-b" }),
+                ("mail", "x@example.test"),
+            ];
+            attrs.extend(depts.iter().map(|d| ("departmentNumber", *d)));
+            b.add_user(&entry(&format!("uid={uid},ou=people,dc=x"), &attrs));
+        }
+        let d = b.finish(None);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d.groups_seen, 3);
+        assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
+        let alice = d.user(0);
+        assert_eq!(alice.username, "alice");
+        assert_eq!(alice.claims["groups"], serde_json::json!(["all", "eng"]));
+        assert_eq!(alice.claims["dept"], serde_json::json!(["r&d", "eng"]));
+        let bob = d.user(1);
+        assert_eq!(bob.claims["groups"], serde_json::json!(["all", "ops"]));
+        assert!(!bob.claims.contains_key("dept"));
+        assert_eq!(d.id(1), "id-b");
+    }
+
+    #[test]
+    fn group_names_digest_ignores_order_and_repeats() {
+        use super::super::group_names_digest as digest;
+        assert_eq!(digest(["a", "b"]), digest(["b", "a", "a"]));
+        assert_ne!(digest(["a", "b"]), digest(["ab"]));
+        assert_ne!(digest(["a"]), digest([]));
+        assert_eq!(digest([]), digest(Vec::<&str>::new()));
+    }
+
     #[test]
     fn scc_cycles() {
         // 0 -> 1 -> 0, 2 -> 0, 3 alone with a self-loop

@@ -24,15 +24,24 @@ enum Arg {
 
 /// Most bound values per statement (SQLite allows 32766, PostgreSQL 65535).
 const MAX_PARAMS: usize = 16_000;
-/// Most bytes of a statement's messages (bound values, SQL text). sqlx does
-/// not set TCP_NODELAY and writes its buffer in 16 KiB pieces: with a larger
-/// message, the pieces after the first wait under Nagle's algorithm for the
+/// Most bytes of a statement's messages (bound values, SQL text). sqlx 0.9.0
+/// does not set TCP_NODELAY, and over TLS (`sslmode=prefer` with a server
+/// that has `ssl = on`) each 16 KiB record is its own write: with a larger
+/// message, the records after the first wait under Nagle's algorithm for the
 /// server's delayed ACK, about 40 ms per statement. Smaller statements go out
 /// at once.
 const MAX_STATEMENT_BYTES: usize = 15 * 1024;
 /// Most ids in one `IN (...)` list: 300 ids of 36 bytes (plus length
 /// prefixes) stay well under [`MAX_STATEMENT_BYTES`].
 pub(super) const IDS_PER_STATEMENT: usize = 300;
+
+/// `$1,$2,...,$n`: the placeholders of an `IN (...)` list.
+pub(super) fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 impl Arg {
     /// Bytes on the wire in a bind message (length prefix included).
@@ -206,10 +215,9 @@ impl Rows {
         .await?;
         let touched: Vec<String> = self.touched.into_iter().collect();
         for chunk in touched.chunks(IDS_PER_STATEMENT) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "UPDATE users SET authz_version = authz_version + 1 WHERE id IN ({})",
-                marks.join(",")
+                placeholders(chunk.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in chunk {

@@ -1452,10 +1452,7 @@ async fn load_states<'a>(
     let ids: Vec<&str> = users.collect();
     let mut out: HashMap<String, UserState> = HashMap::new();
     for ids in ids.chunks(apply::IDS_PER_STATEMENT) {
-        let marks = (1..=ids.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let marks = apply::placeholders(ids.len());
         // Only placeholders reach the SQL text; each id is bound once and
         // used by the three parts.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -1521,11 +1518,10 @@ async fn load_problem_keys(conn: &mut Conn) -> sqlx::Result<HashMap<ProblemKey, 
 /// Deletes stored problems by id (those a full run no longer sees).
 async fn delete_problems(conn: &mut Conn, ids: &[String]) -> sqlx::Result<()> {
     for chunk in ids.chunks(apply::IDS_PER_STATEMENT) {
-        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let marks = apply::placeholders(chunk.len());
         // Only placeholders reach the SQL text.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM idpsync_problems WHERE id IN ({})",
-            marks.join(",")
+            "DELETE FROM idpsync_problems WHERE id IN ({marks})"
         )));
         for id in chunk {
             q = q.bind(id);

@@ -788,27 +788,27 @@ mod tests {
                 Resource::workspace(org, "w2", "ban"),
                 Resource::audit_log(org),
                 Resource::idpsync_settings(org),
+                Resource::member(org, "owner").with_site_roles(&["owner".to_owned()]),
             ]);
+            for role in crate::model::ORG_ROLES {
+                resources.push(Resource::org_role(org, role));
+            }
         }
         for id in ["plain", "owner", "ua", "susp"] {
             resources.push(Resource::user(id, "active"));
         }
-        let contexts = [
-            RequestContext::new(),
-            RequestContext::new().with_string_set("roles_changed", ["organization-member"]),
-            RequestContext::new().with_string_set("roles_changed", ["owner"]),
-            RequestContext::new()
-                .with_string_set("roles_changed", ["auditor", "organization-admin"]),
-        ];
+        resources.push(Resource::user("owner", "active").with_site_roles(&["owner".to_owned()]));
+        resources
+            .push(Resource::user("other-owner", "active").with_site_roles(&["owner".to_owned()]));
+        for role in crate::model::SITE_ROLES {
+            resources.push(Resource::site_role(role));
+        }
+        let contexts = [RequestContext::new()];
         let mut actions: Vec<&str> = engine.action_names().collect();
         actions.sort_unstable();
         let mut compared = 0;
         for name in actions {
-            let ctxs = if name.ends_with("update_roles") {
-                &contexts[..]
-            } else {
-                &contexts[..1]
-            };
+            let ctxs = &contexts[..];
             for principal in &principals {
                 for resource in &resources {
                     for ctx in ctxs {

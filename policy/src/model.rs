@@ -45,10 +45,11 @@ pub enum EntityKind {
     Workspace,
     AuditLog,
     IdpSyncSettings,
+    OrganizationRole,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 15] = [
+    pub const ALL: [EntityKind; 16] = [
         EntityKind::Site,
         EntityKind::Role,
         EntityKind::Organization,
@@ -64,6 +65,7 @@ impl EntityKind {
         EntityKind::Workspace,
         EntityKind::AuditLog,
         EntityKind::IdpSyncSettings,
+        EntityKind::OrganizationRole,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +85,7 @@ impl EntityKind {
             EntityKind::Workspace => "Workspace",
             EntityKind::AuditLog => "AuditLog",
             EntityKind::IdpSyncSettings => "IdpSyncSettings",
+            EntityKind::OrganizationRole => "OrganizationRole",
         }
     }
 
@@ -132,6 +135,9 @@ impl Action {
     pub const USER_DELETE: Action = Action("user:delete");
     pub const USER_CREATE_TOKEN: Action = Action("user:create_token");
     pub const USER_UPDATE_ROLES: Action = Action("user:update_roles");
+    pub const USER_LINK: Action = Action("user:link");
+    pub const SITE_ROLE_ASSIGN: Action = Action("site_role:assign");
+    pub const ORG_ROLE_ASSIGN: Action = Action("org_role:assign");
     pub const MEMBER_READ: Action = Action("member:read");
     pub const MEMBER_CREATE: Action = Action("member:create");
     pub const MEMBER_DELETE: Action = Action("member:delete");
@@ -398,6 +404,11 @@ pub struct Resource {
     attrs: Vec<(String, RestrictedExpression)>,
     /// The entities `attrs` refer to, besides the organization (see [`Keep`]).
     refs: Vec<(EntityKind, String)>,
+    /// Parents of the resource besides its organization (a user's site roles).
+    parents: Vec<EntityUid>,
+    /// Entities an attribute refers to whose ancestors a policy reads (the
+    /// user of a membership, with its site roles), with their parents.
+    related: Vec<(EntityUid, Vec<EntityUid>)>,
 }
 
 impl Resource {
@@ -411,6 +422,8 @@ impl Resource {
                 RestrictedExpression::new_entity_uid(EntityKind::Organization.uid(&org.id)),
             )],
             refs: Vec::new(),
+            parents: Vec::new(),
+            related: Vec::new(),
         }
     }
 
@@ -455,6 +468,8 @@ impl Resource {
             org: None,
             attrs: Vec::new(),
             refs: Vec::new(),
+            parents: Vec::new(),
+            related: Vec::new(),
         }
     }
 
@@ -465,7 +480,51 @@ impl Resource {
             org: Some(org.clone()),
             attrs: Vec::new(),
             refs: Vec::new(),
+            parents: Vec::new(),
+            related: Vec::new(),
         }
+    }
+
+    /// A site role as the object of `site_role:assign`.
+    pub fn site_role(name: &str) -> Self {
+        Self {
+            kind: EntityKind::Role,
+            id: name.to_owned(),
+            org: None,
+            attrs: Vec::new(),
+            refs: Vec::new(),
+            parents: Vec::new(),
+            related: Vec::new(),
+        }
+    }
+
+    /// An organization role as the object of `org_role:assign`.
+    pub fn org_role(org: &OrgRef, name: &str) -> Self {
+        Self::in_org(
+            EntityKind::OrganizationRole,
+            format!("{}/{name}", org.id),
+            org,
+        )
+        .with("name", RestrictedExpression::new_string(name.to_owned()))
+    }
+
+    /// The site roles the user this resource is (a `User`) or names (the `user`
+    /// of a `Member`) holds, which guardrails read (`resource in Role::"owner"`).
+    pub fn with_site_roles<'a>(mut self, roles: impl IntoIterator<Item = &'a String>) -> Self {
+        let parents: Vec<EntityUid> = roles
+            .into_iter()
+            .filter(|r| r.as_str() != "member")
+            .map(|r| EntityKind::Role.uid(r))
+            .collect();
+        match self.kind {
+            EntityKind::User => self.parents.extend(parents),
+            _ => {
+                if let Some((_, id)) = self.refs.iter().find(|(k, _)| *k == EntityKind::User) {
+                    self.related.push((EntityKind::User.uid(id), parents));
+                }
+            }
+        }
+        self
     }
 
     pub fn user(id: &str, status: &str) -> Self {
@@ -484,6 +543,8 @@ impl Resource {
                 ),
             ],
             refs: Vec::new(),
+            parents: Vec::new(),
+            related: Vec::new(),
         }
     }
 
@@ -604,12 +665,18 @@ impl Resource {
                         out.push(o.entity(keep_site));
                         Some(EntityKind::Organization.uid(&o.id))
                     }
-                    None if self.kind == EntityKind::Site => None,
+                    None if matches!(self.kind, EntityKind::Site | EntityKind::Role) => None,
                     None => keep_site.then(|| EntityKind::Site.uid(SITE_ID)),
                 };
                 let uid = self.uid();
                 if &uid != skip {
+                    let parents = parents.into_iter().chain(self.parents.iter().cloned());
                     out.push(entity(uid, self.attrs.iter().cloned(), parents, []));
+                }
+                for (related, parents) in &self.related {
+                    if related != skip {
+                        out.push(entity(related.clone(), [], parents.iter().cloned(), []));
+                    }
                 }
             }
         }

@@ -118,31 +118,44 @@ fn builtin_policies_load_and_decide() -> Result<(), PolicyError> {
     );
     assert!(d.allowed, "{d:?}");
 
-    // Role assignment bounds.
+    // Role assignment bounds: the grant rule is one decision per role.
     let ua = user("u5", &["user-admin"], &[]).prepare();
-    let grant_owner = RequestContext::new().with_string_set("roles_changed", ["owner"]);
+    let no_ctx = RequestContext::new();
     let d = engine.authorize(
         &ua,
-        Action::USER_UPDATE_ROLES,
-        &Resource::user("u9", "active"),
-        &grant_owner,
+        Action::SITE_ROLE_ASSIGN,
+        &Resource::site_role("owner"),
+        &no_ctx,
     );
     assert!(!d.allowed);
-    let grant_auditor = RequestContext::new().with_string_set("roles_changed", ["auditor"]);
+    let d = engine.authorize(
+        &ua,
+        Action::SITE_ROLE_ASSIGN,
+        &Resource::site_role("auditor"),
+        &no_ctx,
+    );
+    assert!(d.allowed, "{d:?}");
     let d = engine.authorize(
         &ua,
         Action::USER_UPDATE_ROLES,
         &Resource::user("u9", "active"),
-        &grant_auditor,
+        &no_ctx,
     );
     assert!(d.allowed, "{d:?}");
     let d = engine.authorize(
         &ua,
         Action::USER_UPDATE_ROLES,
         &Resource::user("u5", "active"),
-        &grant_auditor,
+        &no_ctx,
     );
     assert!(!d.allowed, "nobody changes their own roles");
+    let d = engine.authorize(
+        &ua,
+        Action::USER_UPDATE,
+        &Resource::user("u9", "active").with_site_roles(&["owner".to_owned()]),
+        &no_ctx,
+    );
+    assert_eq!(d.reasons, ["guardrail.owner-protected"], "{d:?}");
     Ok(())
 }
 

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use orgsync_policy::{
-    Action, Decision, Engine, EntityKind, PolicyError, PolicySources, Principal, PrincipalEntity,
-    RequestContext, Resource,
+    Action, Decision, Engine, EntityKind, OrgRef, PolicyError, PolicySources, Principal,
+    PrincipalEntity, RequestContext, Resource,
 };
 
 use crate::db::Db;
@@ -25,6 +25,60 @@ pub struct Permit {
 impl Permit {
     pub fn action(&self) -> Action {
         self.action
+    }
+}
+
+/// A role someone would come to hold: a site role, or an organization role in
+/// one organization. The grant rule: whatever path causes a grant (a role route,
+/// adding a member, sync settings, directory settings), the caller must be
+/// allowed `site_role:assign` / `org_role:assign` on that role.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Grant {
+    Site(String),
+    Org { org: OrgKey, role: String },
+}
+
+/// An organization as a grant names it: its reference and its name (for messages).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrgKey {
+    pub id: String,
+    pub name: String,
+    pub is_default: bool,
+}
+
+impl OrgKey {
+    pub fn org_ref(&self) -> OrgRef {
+        OrgRef::new(self.id.clone(), self.is_default)
+    }
+}
+
+impl Grant {
+    pub fn org(org: &crate::model::Organization, role: &str) -> Self {
+        Grant::Org {
+            org: OrgKey {
+                id: org.id.clone(),
+                name: org.name.clone(),
+                is_default: org.is_default,
+            },
+            role: role.to_owned(),
+        }
+    }
+
+    fn decision(&self) -> (Action, Resource) {
+        match self {
+            Grant::Site(role) => (Action::SITE_ROLE_ASSIGN, Resource::site_role(role)),
+            Grant::Org { org, role } => (
+                Action::ORG_ROLE_ASSIGN,
+                Resource::org_role(&org.org_ref(), role),
+            ),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Grant::Site(role) => format!("the site role `{role}`"),
+            Grant::Org { org, role } => format!("the role `{role}` in `{}`", org.name),
+        }
     }
 }
 
@@ -58,7 +112,9 @@ fn read_action(kind: EntityKind) -> Option<Action> {
         EntityKind::ProvisionerDaemon => Action::PROVISIONER_DAEMON_READ,
         EntityKind::ProvisionerJob => Action::PROVISIONER_JOB_READ,
         EntityKind::Workspace => Action::WORKSPACE_READ,
-        EntityKind::AuditLog | EntityKind::IdpSyncSettings => Action::ORGANIZATION_READ,
+        EntityKind::AuditLog | EntityKind::IdpSyncSettings | EntityKind::OrganizationRole => {
+            Action::ORGANIZATION_READ
+        }
         EntityKind::Site | EntityKind::Role => return None,
     })
 }
@@ -66,7 +122,7 @@ fn read_action(kind: EntityKind) -> Option<Action> {
 fn read_resource(kind: EntityKind, resource: &Resource) -> Option<Resource> {
     match kind {
         // Org-level settings and logs are hidden exactly when the org is.
-        EntityKind::AuditLog | EntityKind::IdpSyncSettings => {
+        EntityKind::AuditLog | EntityKind::IdpSyncSettings | EntityKind::OrganizationRole => {
             resource.org().map(Resource::organization)
         }
         _ => Some(resource.clone()),
@@ -260,6 +316,77 @@ impl Authz {
         what: &str,
     ) -> Result<Permit, ApiError> {
         self.require_with(principal, action, resource, &RequestContext::new(), what)
+    }
+
+    /// The grant rule: `grants` may come to be held only if the caller may assign
+    /// each of them directly. Refused with 403 naming the first role it may not
+    /// assign; `through` says what would have granted it.
+    pub fn require_grants<'a>(
+        &self,
+        principal: &PrincipalEntity,
+        grants: impl IntoIterator<Item = &'a Grant>,
+        through: &str,
+    ) -> Result<(), ApiError> {
+        for grant in grants {
+            let (action, resource) = grant.decision();
+            let d = self.decide(principal, action, &resource, &RequestContext::new());
+            if d.allowed {
+                continue;
+            }
+            if d.reasons.iter().any(|r| r == "guardrail.suspended") {
+                return Err(ApiError::forbidden()
+                    .with_detail("your account is suspended (guardrail.suspended)"));
+            }
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                format!("you may not assign {}", grant.describe()),
+            )
+            .with_detail(format!(
+                "{through} would grant it, and only those allowed `{}` on it may (the grant rule)",
+                action.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Authority over a whole account: the caller may assign every role `target`
+    /// holds (site roles, and its roles in every organization, membership
+    /// included). Required to change what identifies the account (username, email,
+    /// linked identities) or to give its authority back (reactivation): whoever
+    /// controls the account holds all of it.
+    pub fn require_authority_over(
+        &self,
+        principal: &PrincipalEntity,
+        target: &Principal,
+        orgs: &[crate::model::Organization],
+        what: &str,
+    ) -> Result<(), ApiError> {
+        let mut grants: Vec<Grant> = target
+            .site_roles
+            .iter()
+            .filter(|r| r.as_str() != "member")
+            .map(|r| Grant::Site(r.clone()))
+            .collect();
+        for m in &target.memberships {
+            let org = orgs.iter().find(|o| o.id == m.org_id);
+            let key = OrgKey {
+                id: m.org_id.clone(),
+                name: org.map_or_else(|| m.org_id.clone(), |o| o.name.clone()),
+                is_default: org.is_some_and(|o| o.is_default),
+            };
+            for role in std::iter::once("organization-member").chain(
+                m.roles
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|r| *r != "organization-member"),
+            ) {
+                grants.push(Grant::Org {
+                    org: key.clone(),
+                    role: role.to_owned(),
+                });
+            }
+        }
+        self.require_grants(principal, &grants, what)
     }
 
     /// How many principals are cached (for metrics and tests).

@@ -185,11 +185,41 @@ pub enum ConfigError {
     },
     #[error("invalid config file `{path}`: {message}")]
     Parse { path: String, message: String },
+    #[error(
+        "config file `{path}` is writable by users other than its owner (mode {mode:o}): it \
+         holds settings and secrets that are authority over the whole deployment; \
+         `chmod o-w,g-w` it"
+    )]
+    Shared { path: String, mode: u32 },
     #[error("invalid setting `{field}`: {message}")]
     Invalid {
         field: &'static str,
         message: String,
     },
+}
+
+/// A config file others may write would let them write the deployment's
+/// settings (directory sync, OIDC secrets): refuse it, as sshd refuses shared
+/// `authorized_keys`.
+fn check_not_shared(path: &std::path::Path) -> Result<(), ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o022 != 0 {
+            return Err(ConfigError::Shared {
+                path: path.display().to_string(),
+                mode: mode & 0o7777,
+            });
+        }
+    }
+    Ok(())
 }
 
 impl ServerConfig {
@@ -201,6 +231,7 @@ impl ServerConfig {
                     path: path.display().to_string(),
                     source,
                 })?;
+                check_not_shared(path)?;
                 toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
                     path: path.display().to_string(),
                     message: e.message().to_owned(),
@@ -421,6 +452,37 @@ pub fn is_local_path(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_config_file_others_may_write_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("orgsync.toml");
+        std::fs::write(&path, "provisioner_daemons = 1\n")?;
+        let args = ServerArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        for (mode, ok) in [(0o600, true), (0o644, true), (0o664, false), (0o646, false)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+            match ServerConfig::resolve(&args) {
+                Ok(c) => {
+                    assert!(ok, "mode {mode:o} accepted");
+                    assert_eq!(c.provisioner_daemons, 1);
+                }
+                Err(e) => {
+                    assert!(!ok, "mode {mode:o} refused: {e}");
+                    assert!(matches!(e, ConfigError::Shared { .. }), "{e}");
+                    assert!(
+                        e.to_string()
+                            .contains("writable by users other than its owner")
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
 
     #[test]
     fn flags_beat_file_beats_defaults() -> Result<(), ConfigError> {

@@ -14,6 +14,7 @@ use sqlx::Row;
 
 use crate::app::AppState;
 use crate::audit::{self, AuditCtx, Change};
+use crate::authz::Grant;
 use crate::error::ApiError;
 use crate::model::LoginType;
 use crate::store::{self, Conn};
@@ -122,6 +123,83 @@ pub async fn store_settings(
         .await
         .map(|_| ()),
     }
+}
+
+// ---- The grant rule for settings ----
+//
+// Settings that make people hold roles are themselves grants: whoever writes
+// them must be allowed to assign every role (and membership) their result
+// could give. See `docs/security.md`.
+
+/// The memberships organization sync settings could give.
+pub async fn org_sync_grants(
+    conn: &mut Conn,
+    s: &orgsync_sync::OrganizationSyncSettings,
+) -> sqlx::Result<Vec<Grant>> {
+    let mut grants = Vec::new();
+    if s.organization_assign_default
+        && let Some(org) = store::orgs::default_org(conn).await?
+    {
+        grants.push(Grant::org(&org, "organization-member"));
+    }
+    for key in s.grantable_organizations() {
+        if let Some(org) = store::orgs::find(conn, &key).await? {
+            grants.push(Grant::org(&org, "organization-member"));
+        }
+    }
+    grants.sort();
+    grants.dedup();
+    Ok(grants)
+}
+
+/// The site roles site role sync settings could give.
+pub fn site_role_sync_grants(s: &orgsync_sync::SiteRoleSyncSettings) -> Vec<Grant> {
+    s.grantable_roles(SITE_ROLES)
+        .into_iter()
+        .map(Grant::Site)
+        .collect()
+}
+
+/// The roles an organization's role sync settings could give there.
+pub fn role_sync_grants(
+    org: &crate::model::Organization,
+    s: &orgsync_sync::RoleSyncSettings,
+) -> Vec<Grant> {
+    s.grantable_roles(ORG_ROLES)
+        .iter()
+        .map(|r| Grant::org(org, r))
+        .collect()
+}
+
+/// What the directory sync could give with these claims: the grants of every
+/// sync setting that is on and reads a claim the directory produces. (Who
+/// chooses the directory and its claims chooses those claim values.)
+pub async fn directory_grants(
+    conn: &mut Conn,
+    claim_names: &BTreeSet<String>,
+) -> sqlx::Result<Vec<Grant>> {
+    let fed = |field: Option<&str>| field.is_some_and(|f| claim_names.contains(f));
+    let mut grants = Vec::new();
+    let org_sync: orgsync_sync::OrganizationSyncSettings =
+        load_settings(conn, None, SettingsKey::Organization).await?;
+    if fed(org_sync.enabled_field()) {
+        grants.extend(org_sync_grants(conn, &org_sync).await?);
+    }
+    let site: orgsync_sync::SiteRoleSyncSettings =
+        load_settings(conn, None, SettingsKey::SiteRoles).await?;
+    if fed(site.enabled_field()) {
+        grants.extend(site_role_sync_grants(&site));
+    }
+    for org in store::orgs::list(conn).await? {
+        let roles: orgsync_sync::RoleSyncSettings =
+            load_settings(conn, Some(&org.id), SettingsKey::Roles).await?;
+        if fed(roles.enabled_field()) {
+            grants.extend(role_sync_grants(&org, &roles));
+        }
+    }
+    grants.sort();
+    grants.dedup();
+    Ok(grants)
 }
 
 /// Refuses a manual org add for a user whose memberships the IdP manages.

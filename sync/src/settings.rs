@@ -5,7 +5,7 @@
 //! can be checked without the database; role names are checked by the caller
 //! against the roles it knows with `validate_roles`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +68,14 @@ impl OrganizationSyncSettings {
         validate_field(&self.field, &mut errors);
         validate_mapping(&self.mapping, "organization", &mut errors);
         errors
+    }
+
+    /// The organizations (ids or names, as the mapping writes them) these
+    /// settings could make someone a member of, whether sync is on or not (a
+    /// mapping kept while sync is off takes effect the moment it is turned on).
+    /// The default organization is not listed: see `organization_assign_default`.
+    pub fn grantable_organizations(&self) -> BTreeSet<String> {
+        self.mapping.values().flatten().cloned().collect()
     }
 }
 
@@ -145,6 +153,34 @@ impl RoleSyncSettings {
         validate_mapping_roles(&self.mapping, known, &mut errors);
         errors
     }
+
+    /// Every role of `all` these settings could make someone hold: see
+    /// [`grantable_roles`].
+    pub fn grantable_roles(&self, all: &[&str]) -> BTreeSet<String> {
+        grantable_roles(&self.field, &self.mapping, &[], all)
+    }
+}
+
+/// The roles of `all` that settings could grant, whether their sync is on or
+/// not: every role the mapping or `defaults` names, and, while a claim field is
+/// set, every role of `all`, because a claim value the mapping does not name
+/// is used as a role name as it is.
+fn grantable_roles(
+    field: &Option<String>,
+    mapping: &Mapping,
+    defaults: &[String],
+    all: &[&str],
+) -> BTreeSet<String> {
+    if enabled(field).is_some() {
+        return all.iter().map(|r| (*r).to_owned()).collect();
+    }
+    mapping
+        .values()
+        .flatten()
+        .chain(defaults)
+        .filter(|r| all.contains(&r.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Deployment-wide site role sync.
@@ -179,6 +215,12 @@ impl SiteRoleSyncSettings {
             }
         }
         errors
+    }
+
+    /// Every role of `all` these settings could make someone hold: see
+    /// [`grantable_roles`].
+    pub fn grantable_roles(&self, all: &[&str]) -> BTreeSet<String> {
+        grantable_roles(&self.field, &self.mapping, &self.default_roles, all)
     }
 
     /// One error per mapping entry or default role that names a role not in `known`.
@@ -349,6 +391,65 @@ fn validate_mapping_roles(mapping: &Mapping, known: &[&str], errors: &mut Vec<Fi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SITE: &[&str] = &["owner", "member", "auditor", "template-admin", "user-admin"];
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn grantable_roles_are_the_named_ones_while_sync_is_off() {
+        let s = SiteRoleSyncSettings {
+            field: None,
+            mapping: Mapping::from([("ops".to_owned(), vec!["auditor".to_owned()])]),
+            default_roles: vec!["template-admin".to_owned()],
+        };
+        assert_eq!(s.grantable_roles(SITE), set(&["auditor", "template-admin"]));
+        // An empty field is off too.
+        let off = SiteRoleSyncSettings {
+            field: Some(String::new()),
+            ..s.clone()
+        };
+        assert_eq!(
+            off.grantable_roles(SITE),
+            set(&["auditor", "template-admin"])
+        );
+    }
+
+    #[test]
+    fn a_claim_field_can_grant_every_role_because_unmapped_values_pass_through() {
+        let s = SiteRoleSyncSettings {
+            field: Some("email".to_owned()),
+            mapping: Mapping::new(),
+            default_roles: Vec::new(),
+        };
+        assert_eq!(s.grantable_roles(SITE), set(SITE));
+        let r = RoleSyncSettings {
+            field: Some("roles".to_owned()),
+            mapping: Mapping::new(),
+        };
+        assert_eq!(
+            r.grantable_roles(&["organization-admin", "organization-member"]),
+            set(&["organization-admin", "organization-member"])
+        );
+    }
+
+    #[test]
+    fn grantable_organizations_are_every_mapped_one() {
+        let s = OrganizationSyncSettings {
+            field: None,
+            mapping: Mapping::from([
+                ("eng".to_owned(), vec!["data-platform".to_owned()]),
+                (
+                    "ops".to_owned(),
+                    vec!["ops".to_owned(), "data-platform".to_owned()],
+                ),
+            ]),
+            organization_assign_default: true,
+        };
+        assert_eq!(s.grantable_organizations(), set(&["data-platform", "ops"]));
+    }
 
     #[test]
     fn org_sync_defaults_assign_default_on() {

@@ -30,7 +30,10 @@ async fn authcheck_answers_for_the_caller() {
         "audit_eng": {"object": {"resource_type": "audit_log", "organization_id": eng}, "action": "read"},
         "create_org": {"object": {"resource_type": "site"}, "action": "organization:create"},
         "read_self": {"object": {"resource_type": "user", "resource_id": alice_id}, "action": "read"},
-        "unknown_org": {"object": {"resource_type": "organization", "organization_id": "00000000-0000-0000-0000-000000000001"}, "action": "read"}
+        "unknown_org": {"object": {"resource_type": "organization", "organization_id": "00000000-0000-0000-0000-000000000001"}, "action": "read"},
+        "assign_org_admin_eng": {"object": {"resource_type": "assign_org_role", "organization_id": eng, "resource_id": "organization-admin"}, "action": "assign"},
+        "assign_org_admin_ops": {"object": {"resource_type": "assign_org_role", "organization_id": ops, "resource_id": "organization-admin"}, "action": "assign"},
+        "assign_owner": {"object": {"resource_type": "assign_role", "resource_id": "owner"}, "action": "assign"}
     }});
     let (status, a) = alice.post("/authcheck", checks.clone()).await;
     assert_eq!(status, StatusCode::OK, "{a}");
@@ -38,16 +41,20 @@ async fn authcheck_answers_for_the_caller() {
         a,
         json!({"read_eng": true, "update_eng": true, "read_ops": false, "create_group_eng": true,
                "create_group_ops": false, "own_workspace_eng": true, "audit_eng": true,
-               "create_org": false, "read_self": true, "unknown_org": false})
+               "create_org": false, "read_self": true, "unknown_org": false,
+               "assign_org_admin_eng": true, "assign_org_admin_ops": false, "assign_owner": false})
     );
     let (_, b) = bob.post("/authcheck", checks.clone()).await;
     assert_eq!(b["read_eng"], true);
     assert_eq!(b["update_eng"], false);
     assert_eq!(b["own_workspace_eng"], false, "creation ban");
     assert_eq!(b["audit_eng"], false);
+    assert_eq!(b["assign_org_admin_eng"], false);
     let (_, o) = owner.post("/authcheck", checks).await;
     assert_eq!(o["read_ops"], true);
     assert_eq!(o["create_org"], true);
+    assert_eq!(o["assign_owner"], true);
+    assert_eq!(o["assign_org_admin_ops"], true);
 
     // Bad input: unknown type or action, too many checks.
     let (status, body) = alice
@@ -97,9 +104,13 @@ async fn authorize_is_cedar_native_with_reasons() {
         {"principal": {"type": "User", "id": alice_id}, "action": {"type": "Action", "id": "organization:delete"},
          "resource": {"type": "Organization", "id": eng}},
         {"principal": {"type": "User", "id": alice_id}, "action": "member:update_roles",
-         "resource": {"type": "Member", "id": format!("{eng}/{alice_id}")}, "context": {"roles_changed": ["organization-auditor"]}},
+         "resource": {"type": "Member", "id": format!("{eng}/{alice_id}")}},
         {"principal": {"type": "User", "id": "no-such-user"}, "action": "organization:read",
-         "resource": {"type": "Organization", "id": eng}}
+         "resource": {"type": "Organization", "id": eng}},
+        {"principal": {"type": "User", "id": alice_id}, "action": "org_role:assign",
+         "resource": {"type": "OrganizationRole", "id": format!("{eng}/organization-auditor")}},
+        {"principal": {"type": "User", "id": alice_id}, "action": "site_role:assign",
+         "resource": {"type": "Role", "id": "auditor"}}
     ]});
     let (status, body) = owner.post("/authorize", req.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -116,6 +127,14 @@ async fn authorize_is_cedar_native_with_reasons() {
     );
     assert_eq!(r[3]["decision"], "deny");
     assert!(r[3]["errors"][0].as_str().unwrap().contains("not found"));
+    assert_eq!(
+        r[4],
+        json!({"decision": "allow", "reasons": ["org.admin"], "errors": []})
+    );
+    assert_eq!(
+        r[5],
+        json!({"decision": "deny", "reasons": [], "errors": []})
+    );
     // Only owners use the batch endpoint.
     assert_eq!(alice.post("/authorize", req).await.0, StatusCode::FORBIDDEN);
 }

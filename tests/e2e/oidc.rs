@@ -19,7 +19,7 @@ use reqwest::header::{ACCEPT, COOKIE, HeaderMap, LOCATION, SET_COOKIE};
 use reqwest::{StatusCode, Url};
 use serde_json::{Value, json};
 
-use crate::harness::TestServer;
+use crate::harness::{Client, TestServer};
 
 const SITE: &str = "http://orgsync.test";
 const CLIENT_ID: &str = "orgsync";
@@ -571,11 +571,23 @@ async fn usernames_are_normalized_and_deduplicated_and_redirects_kept() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
 }
 
+/// Creates a user who signs in with no password (`login_type: none`).
+async fn create_passwordless(owner: &Client, username: &str) -> String {
+    let (status, body) = owner
+        .post(
+            "/users",
+            json!({"username": username, "email": format!("{username}@example.com"), "login_type": "none"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn an_existing_user_is_linked_by_verified_email_only() {
     let op = Provider::start(
         json!({
-            "sub-bob": account("bob@example.com", "bobby", &[]),
+            "sub-dave": account("dave@example.com", "davey", &[]),
             "sub-carol": {"email": "carol@example.com", "email_verified": false, "preferred_username": "carol"},
             "sub-carol-2": {"email": "carol@example.com", "preferred_username": "carol"},
         }),
@@ -583,33 +595,24 @@ async fn an_existing_user_is_linked_by_verified_email_only() {
     );
     let s = server(&op.issuer, |_| {}).await;
     let owner = s.owner().await;
-    let (_, bob_id) = owner.create_user("bob").await;
-    let (_, carol_id) = owner.create_user("carol").await;
+    let dave_id = create_passwordless(&owner, "dave").await;
+    let carol_id = create_passwordless(&owner, "carol").await;
 
-    // Verified email: linked to the password user.
+    // Verified email, an account without a password and without a subject: linked.
     let b = Browser::new(&s);
-    b.login("sub-bob").await;
+    b.login("sub-dave").await;
     let (_, me) = b.me().await;
-    assert_eq!(me["id"], json!(bob_id));
-    assert_eq!(me["login_type"], "password", "linking keeps the login type");
+    assert_eq!(me["id"], json!(dave_id));
+    assert_eq!(me["login_type"], "none", "linking keeps the login type");
     assert_eq!(
-        stored_claims(&s, "sub-bob").await["email"],
-        "bob@example.com"
+        stored_claims(&s, "sub-dave").await["email"],
+        "dave@example.com"
     );
     assert!(
         audit_actions(&s, "oidc_login")
             .await
             .contains(&("update".to_owned(), "user".to_owned()))
     );
-    // The password still works.
-    let (status, _) = s
-        .client()
-        .post(
-            "/users/login",
-            json!({"email": "bob@example.com", "password": "password123"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
 
     // `email_verified: false`: refused, nothing linked, nothing created.
     let before = counts(&s).await;
@@ -637,11 +640,166 @@ async fn an_existing_user_is_linked_by_verified_email_only() {
     })
     .await;
     let owner = s.owner().await;
-    let (_, carol_id2) = owner.create_user("carol").await;
+    let carol_id2 = create_passwordless(&owner, "carol").await;
     assert_ne!(carol_id, carol_id2);
     let b = Browser::new(&s);
     b.login("sub-carol").await;
     assert_eq!(b.me().await.1["id"], json!(carol_id2));
+}
+
+/// Attack: a user-admin set the owner's email to an address it controls at the
+/// identity provider, and the next OIDC login linked the attacker to the owner.
+/// Now a password account is never linked by email (an owner links it), and
+/// nobody below owner edits an owner or links identities.
+#[tokio::test]
+async fn a_password_account_is_never_taken_over_by_email_and_only_an_owner_links() {
+    let op = Provider::start(
+        json!({
+            "sub-mallory": account("mallory@evil.test", "mallory", &[]),
+            "sub-bob": account("bob@example.com", "bobby", &[]),
+        }),
+        true,
+    );
+    let s = server(&op.issuer, |_| {}).await;
+    let owner = s.owner().await;
+    let (ua, _) = owner.create_user("ua").await;
+    owner.set_site_roles("ua", &["user-admin"]).await;
+    let (_, bob_id) = owner.create_user("bob").await;
+
+    // The user-admin may not touch the owner's email (nor suspend or delete it).
+    let (status, body) = ua
+        .patch("/users/admin", json!({"email": "mallory@evil.test"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("guardrail.owner-protected"),
+        "{body}"
+    );
+    assert_eq!(
+        ua.put("/users/admin/status/suspend", json!({})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(ua.delete("/users/admin").await.0, StatusCode::FORBIDDEN);
+    let (_, admin) = owner.get("/users/admin").await;
+    assert_eq!(admin["email"], "admin@example.com");
+    assert_eq!(admin["status"], "active");
+
+    // Even with the owner's email, a login is refused: the account has a password.
+    let (status, _) = owner
+        .patch("/users/admin", json!({"email": "mallory@evil.test"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let before = counts(&s).await;
+    let b = Browser::new(&s);
+    let cb = b.authorize("sub-mallory").await;
+    let answer = b.get(&cb).await;
+    assert_refused(
+        &s,
+        &answer,
+        StatusCode::FORBIDDEN,
+        "an administrator must link",
+        before,
+    )
+    .await;
+    let (_, links) = owner.get("/users/admin/links").await;
+    assert_eq!(links, json!([]), "nothing linked to the owner");
+
+    // The same for a plain password user with a verified email.
+    let b = Browser::new(&s);
+    let cb = b.authorize("sub-bob").await;
+    let answer = b.get(&cb).await;
+    assert_refused(
+        &s,
+        &answer,
+        StatusCode::FORBIDDEN,
+        "an administrator must link",
+        before,
+    )
+    .await;
+
+    // Only an owner links: the user-admin may not (bob has only `member`,
+    // which it could assign, but linking is an owner's act).
+    let (status, _) = ua
+        .post("/users/bob/links", json!({"external_id": "sub-bob"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, link) = owner
+        .post("/users/bob/links", json!({"external_id": "sub-bob"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{link}");
+    assert_eq!(link["source"], "oidc");
+    assert_eq!(link["external_id"], "sub-bob");
+    // One subject per account, one account per subject.
+    assert_eq!(
+        owner
+            .post("/users/bob/links", json!({"external_id": "sub-other"}))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        owner
+            .post("/users/ua/links", json!({"external_id": "sub-bob"}))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        owner
+            .post(
+                "/users/ua/links",
+                json!({"source": "ldap", "external_id": "x"})
+            )
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    let b = Browser::new(&s);
+    b.login("sub-bob").await;
+    let (_, me) = b.me().await;
+    assert_eq!(me["id"], json!(bob_id));
+    assert_eq!(me["login_type"], "password");
+    let (_, audit) = owner
+        .get("/audit?q=resource_type:user%20action:update")
+        .await;
+    assert!(
+        audit["audit_logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["diff"]["oidc_subject"]["new"] == "sub-bob"),
+        "{audit}"
+    );
+
+    // Unlinked: the next login is refused again.
+    assert_eq!(
+        ua.delete("/users/bob/links?source=oidc").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        owner.delete("/users/bob/links?source=oidc").await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(owner.get("/users/bob/links").await.1, json!([]));
+    assert_eq!(
+        owner.delete("/users/bob/links?source=oidc").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let before = counts(&s).await;
+    let b = Browser::new(&s);
+    let cb = b.authorize("sub-bob").await;
+    let answer = b.get(&cb).await;
+    assert_refused(
+        &s,
+        &answer,
+        StatusCode::FORBIDDEN,
+        "an administrator must link",
+        before,
+    )
+    .await;
 }
 
 #[tokio::test]

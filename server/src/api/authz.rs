@@ -58,6 +58,9 @@ fn kind_of(resource_type: &str) -> Option<EntityKind> {
         "workspace" => EntityKind::Workspace,
         "audit_log" | "audit" => EntityKind::AuditLog,
         "idpsync_settings" => EntityKind::IdpSyncSettings,
+        // Coder's names for "may I assign this role": `resource_id` is the role name.
+        "assign_role" => EntityKind::Role,
+        "assign_org_role" => EntityKind::OrganizationRole,
         other => return EntityKind::parse(other),
     })
 }
@@ -75,6 +78,8 @@ fn action_of(
     let prefix = match resource_type {
         "organization_member" => "member",
         "audit_log" => "audit",
+        "assign_role" | "Role" => "site_role",
+        "assign_org_role" | "OrganizationRole" => "org_role",
         other => other,
     };
     let name = format!("{prefix}:{action}");
@@ -110,12 +115,20 @@ async fn resource_of(
             let user =
                 store::users::find(&mut conn, if rid == "me" { actor.id() } else { &rid }).await?;
             match user {
-                Some(u) => Resource::user(&u.id, u.status.as_str()),
+                Some(u) => Resource::user(&u.id, u.status.as_str()).with_site_roles(&u.roles),
                 None => Resource::user(&rid, "active"),
             }
         }
+        (EntityKind::Role, _) => Resource::site_role(&rid),
+        (EntityKind::OrganizationRole, Some(org)) => Resource::org_role(&org, &rid),
         (EntityKind::Organization, Some(org)) => Resource::organization(&org),
-        (EntityKind::Member, Some(org)) => Resource::member(&org, &owner),
+        (EntityKind::Member, Some(org)) => {
+            let roles = match store::users::find_by_id(&mut conn, &owner).await? {
+                Some(u) => u.roles,
+                None => Vec::new(),
+            };
+            Resource::member(&org, &owner).with_site_roles(&roles)
+        }
         (EntityKind::Group, Some(org)) => Resource::group(&org, &rid),
         (EntityKind::Template, Some(org)) => {
             Resource::template(&org, &rid, &owner, &TemplateAcl::default())
@@ -257,7 +270,18 @@ async fn stored_resource(app: &AppState, v: &Value) -> Result<Resource, String> 
                 .await
                 .map_err(db)?
                 .ok_or(format!("user `{id}` not found"))?;
-            Ok(Resource::user(&u.id, u.status.as_str()))
+            Ok(Resource::user(&u.id, u.status.as_str()).with_site_roles(&u.roles))
+        }
+        "Role" => Ok(Resource::site_role(&id)),
+        "OrganizationRole" => {
+            let (org_id, role) = id
+                .split_once('/')
+                .ok_or("an OrganizationRole id is `ORG_ID/ROLE`")?;
+            let org = store::orgs::find(&mut conn, org_id)
+                .await
+                .map_err(db)?
+                .ok_or(format!("organization `{org_id}` not found"))?;
+            Ok(Resource::org_role(&org_of(org), role))
         }
         "Group" => {
             let g = store::groups::find(&mut conn, &id)
@@ -278,7 +302,12 @@ async fn stored_resource(app: &AppState, v: &Value) -> Result<Resource, String> 
                 .await
                 .map_err(db)?
                 .ok_or(format!("organization `{org_id}` not found"))?;
-            Ok(Resource::member(&org_of(org), user_id))
+            let roles = store::users::find_by_id(&mut conn, user_id)
+                .await
+                .map_err(db)?
+                .map(|u| u.roles)
+                .unwrap_or_default();
+            Ok(Resource::member(&org_of(org), user_id).with_site_roles(&roles))
         }
         "AuditLog" | "IdpSyncSettings" => {
             let org = store::orgs::find(&mut conn, &id)

@@ -123,6 +123,14 @@ async fn put_org_sync(
     new: OrganizationSyncSettings,
 ) -> ApiResult<Json<OrganizationSyncSettings>> {
     check(new.validate())?;
+    let mut conn = app.db.pool().acquire().await?;
+    let grants = idpsync::org_sync_grants(&mut conn, &new).await?;
+    drop(conn);
+    app.authz.require_grants(
+        &actor.principal.entity,
+        &grants,
+        "the organization sync settings",
+    )?;
     save(app, actor, None, SettingsKey::Organization, &old, &new).await?;
     Ok(Json(new))
 }
@@ -200,6 +208,11 @@ pub async fn patch_site_role_sync(
     let new: SiteRoleSyncSettings = merged(&old, &patch)?;
     check(new.validate())?;
     check(new.validate_roles(SITE_ROLES))?;
+    app.authz.require_grants(
+        &actor.principal.entity,
+        &idpsync::site_role_sync_grants(&new),
+        "the site role sync settings (a claim field passes unmapped values through as role names)",
+    )?;
     save(&app, &actor, None, SettingsKey::SiteRoles, &old, &new).await?;
     Ok(Json(new))
 }
@@ -319,6 +332,14 @@ async fn put_role_sync(
 ) -> ApiResult<Json<RoleSyncSettings>> {
     check(new.validate())?;
     check(new.validate_roles(ORG_ROLES))?;
+    app.authz.require_grants(
+        &actor.principal.entity,
+        &idpsync::role_sync_grants(org, &new),
+        &format!(
+            "the role sync settings of `{}` (a claim field passes unmapped values through as role names)",
+            org.name
+        ),
+    )?;
     save(app, actor, Some(org), SettingsKey::Roles, &old, &new).await?;
     Ok(Json(new))
 }
@@ -385,18 +406,60 @@ pub async fn preview(
     )?;
     let mut conn = app.db.pool().acquire().await?;
     let user_id = match &req.user {
-        Some(key) => Some(
-            store::users::find(&mut conn, actor.resolve_user_key(key))
+        Some(key) => {
+            let no_user = || ApiError::validation("user", format!("no user `{key}`"));
+            let user = store::users::find(&mut conn, actor.resolve_user_key(key))
                 .await?
-                .ok_or_else(|| ApiError::validation("user", format!("no user `{key}`")))?
-                .id,
-        ),
+                .ok_or_else(no_user)?;
+            // A user the caller may not read is no user at all.
+            if !app.authz.allowed(
+                &actor.principal.entity,
+                Action::USER_READ,
+                &super::users::user_resource(&user),
+            ) {
+                return Err(no_user());
+            }
+            Some(user.id)
+        }
         None => None,
     };
     let plan = idpsync::plan_for(&mut conn, user_id.as_deref(), &req.claims).await?;
-    Ok(Json(
-        serde_json::to_value(&plan).map_err(ApiError::internal)?,
-    ))
+    let mut plan = serde_json::to_value(&plan).map_err(ApiError::internal)?;
+    // The plan shows each org's group and role sync settings at work: only for
+    // the orgs whose sync settings the caller may read.
+    let hidden: Vec<String> = store::orgs::list(&mut conn)
+        .await?
+        .into_iter()
+        .filter(|o| {
+            !app.authz.allowed(
+                &actor.principal.entity,
+                Action::IDPSYNC_SETTINGS_READ,
+                &Resource::idpsync_settings(&o.org_ref()),
+            )
+        })
+        .map(|o| o.name)
+        .collect();
+    hide_orgs(&mut plan, &hidden);
+    Ok(Json(plan))
+}
+
+/// Removes the per-org parts of a preview for `hidden` orgs (by name).
+fn hide_orgs(plan: &mut Value, hidden: &[String]) {
+    if hidden.is_empty() {
+        return;
+    }
+    for section in ["groups", "roles"] {
+        if let Some(Value::Object(per_org)) = plan.get_mut(section) {
+            per_org.retain(|name, _| !hidden.contains(name));
+        }
+    }
+    if let Some(Value::Array(problems)) = plan.get_mut("problems") {
+        problems.retain(|p| {
+            p.get("organization")
+                .and_then(Value::as_str)
+                .is_none_or(|name| !hidden.iter().any(|h| h == name))
+        });
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]

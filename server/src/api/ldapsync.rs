@@ -78,6 +78,17 @@ pub async fn put_settings(
         }]));
     }
     new.validate().map_err(invalid)?;
+    // The directory and its claims feed the sync settings that read them: who
+    // configures it must be allowed every grant those settings could make.
+    let claim_names = new.claims.keys().cloned().collect();
+    let mut conn = app.db.pool().acquire().await?;
+    let grants = crate::idpsync::directory_grants(&mut conn, &claim_names).await?;
+    drop(conn);
+    app.authz.require_grants(
+        &actor.principal.entity,
+        &grants,
+        "the directory sync settings (its claims feed the IdP sync settings that read them)",
+    )?;
     let now_s = clock::fmt(clock::now());
     let old_v = ldapsync::public_settings(&old);
     let new_v = ldapsync::public_settings(&new);

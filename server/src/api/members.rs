@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use orgsync_policy::{Action, ORG_ROLES, RequestContext, Resource, is_org_role};
+use orgsync_policy::{Action, ORG_ROLES, Resource, is_org_role};
 use serde::Serialize;
 use serde_json::json;
 
@@ -14,6 +14,7 @@ use super::orgs::load_org;
 use super::users::{RolesRequest, roles_changed};
 use crate::app::AppState;
 use crate::audit::{self, Change};
+use crate::authz::Grant;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Member, Organization, User};
@@ -58,6 +59,11 @@ pub async fn add(
         Action::MEMBER_CREATE,
         &Resource::member(&org.org_ref(), &user.id),
         "organization",
+    )?;
+    app.authz.require_grants(
+        &actor.principal.entity,
+        &[Grant::org(&org, "organization-member")],
+        &format!("adding `{}` to `{}`", user.username, org.name),
     )?;
     let now_s = clock::fmt(clock::now());
     let mut tx = app.db.begin().await?;
@@ -105,7 +111,7 @@ pub async fn remove(
     let _permit = app.authz.require(
         &actor.principal.entity,
         Action::MEMBER_DELETE,
-        &Resource::member(&org.org_ref(), &user.id),
+        &member_resource(&org, &user),
         "member",
     )?;
     let now_s = clock::fmt(clock::now());
@@ -113,6 +119,17 @@ pub async fn remove(
     let member = store::members::get(&mut tx, &org.id, &user.id)
         .await?
         .ok_or_else(|| ApiError::not_found("member"))?;
+    // Removing a member takes every role it holds in the org: it needs the
+    // authority to set them.
+    let grants: Vec<Grant> = std::iter::once("organization-member")
+        .chain(member.roles.iter().map(String::as_str))
+        .map(|r| Grant::org(&org, r))
+        .collect();
+    app.authz.require_grants(
+        &actor.principal.entity,
+        &grants,
+        &format!("removing `{}` from `{}`", user.username, org.name),
+    )?;
     let groups = store::members::remove(&mut tx, &org.id, &user.id).await?;
     audit::record(
         &mut tx,
@@ -167,12 +184,20 @@ pub async fn set_roles(
         .map(|m| m.roles.iter().cloned().collect())
         .unwrap_or_default();
     let changed = roles_changed(&current, &wanted);
-    let _permit = app.authz.require_with(
+    let _permit = app.authz.require(
         &actor.principal.entity,
         Action::MEMBER_UPDATE_ROLES,
-        &Resource::member(&org.org_ref(), &user.id),
-        &RequestContext::new().with_string_set("roles_changed", changed.clone()),
+        &member_resource(&org, &user),
         "member",
+    )?;
+    let grants: Vec<Grant> = changed.iter().map(|r| Grant::org(&org, r)).collect();
+    app.authz.require_grants(
+        &actor.principal.entity,
+        &grants,
+        &format!(
+            "changing the roles of `{}` in `{}`",
+            user.username, org.name
+        ),
     )?;
     let member = member.ok_or_else(|| ApiError::not_found("member"))?;
     if !changed.is_empty() {
@@ -232,21 +257,14 @@ pub async fn assignable_roles(
     Path(org): Path<String>,
 ) -> ApiResult<Json<Vec<AssignableRole>>> {
     let (org, _) = load_org(&app, &actor, &org, Action::MEMBER_READ).await?;
-    // A hypothetical member that is not the caller (nobody assigns themselves).
-    let target = Resource::member(&org.org_ref(), "00000000-0000-0000-0000-000000000000");
     let roles = ORG_ROLES
         .iter()
         .map(|role| {
-            let ctx = RequestContext::new().with_string_set("roles_changed", [*role]);
-            let assignable = app
-                .authz
-                .decide(
-                    &actor.principal.entity,
-                    Action::MEMBER_UPDATE_ROLES,
-                    &target,
-                    &ctx,
-                )
-                .allowed;
+            let assignable = app.authz.allowed(
+                &actor.principal.entity,
+                Action::ORG_ROLE_ASSIGN,
+                &Resource::org_role(&org.org_ref(), role),
+            );
             AssignableRole {
                 name: role,
                 display_name: display_name(role),
@@ -256,6 +274,12 @@ pub async fn assignable_roles(
         })
         .collect();
     Ok(Json(roles))
+}
+
+/// A membership as the object of a decision, with its user's site roles (which
+/// guardrails read: nobody below owner removes an owner).
+fn member_resource(org: &Organization, user: &User) -> Resource {
+    Resource::member(&org.org_ref(), &user.id).with_site_roles(&user.roles)
 }
 
 fn display_name(role: &str) -> String {

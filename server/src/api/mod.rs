@@ -8,6 +8,7 @@ pub mod groups;
 pub mod health;
 pub mod idpsync;
 pub mod ldapsync;
+pub mod links;
 pub mod members;
 pub mod oidc;
 pub mod orgs;
@@ -90,6 +91,10 @@ pub fn router(state: AppState) -> Router {
             get(users::get_roles).put(users::set_roles),
         )
         .route("/users/{user}/organizations", get(users::organizations))
+        .route(
+            "/users/{user}/links",
+            get(links::list).post(links::create).delete(links::delete),
+        )
         .route("/users/{user}/keys/tokens", post(users::create_token))
         .route("/organizations", get(orgs::list).post(orgs::create))
         .route(

@@ -408,9 +408,24 @@ async fn find_by_email(
             None,
         ));
     }
-    let Some((user, _)) = store::users::find_for_login(tx, &email).await? else {
+    let Some((user, password_hash)) = store::users::find_for_login(tx, &email).await? else {
         return Ok(None);
     };
+    // An account that signs in with a password is never taken over by whoever
+    // shows its email at the identity provider: an owner links it explicitly.
+    if user.login_type == LoginType::Password || password_hash.is_some() {
+        return Err(Refusal::new(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "an account with the email `{email}` already exists and signs in with a \
+                     password; an administrator must link your identity to that account \
+                     before you can sign in with it here"
+                ),
+            ),
+            Some(&user.id),
+        ));
+    }
     if !(cfg.ignore_email_verified || verified == Some(true)) {
         return Err(Refusal::new(
             ApiError::conflict(format!(

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use orgsync_policy::{Action, RequestContext, Resource, is_site_role};
+use orgsync_policy::{Action, Resource, is_site_role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -14,6 +14,7 @@ use super::Page;
 use super::extract::{Actor, ApiJson, ApiQuery, Path, RequestMeta, SESSION_COOKIE};
 use crate::app::AppState;
 use crate::audit::{self, Change, to_value};
+use crate::authz::Grant;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
@@ -297,7 +298,7 @@ pub async fn logout(State(app): State<AppState>, actor: Actor) -> ApiResult<Resp
 }
 
 /// Loads the user of a `{user}` segment and requires `action` on it.
-async fn target_user(
+pub(super) async fn target_user(
     app: &AppState,
     actor: &Actor,
     key: &str,
@@ -311,10 +312,34 @@ async fn target_user(
     let permit = app.authz.require(
         &actor.principal.entity,
         action,
-        &Resource::user(&user.id, user.status.as_str()),
+        &user_resource(&user),
         "user",
     )?;
     Ok((user, permit))
+}
+
+/// A user as the object of a decision, with the site roles guardrails read.
+pub(crate) fn user_resource(user: &User) -> Resource {
+    Resource::user(&user.id, user.status.as_str()).with_site_roles(&user.roles)
+}
+
+/// Authority over the whole account of `user` (see
+/// [`crate::authz::Authz::require_authority_over`]).
+pub(crate) async fn require_authority_over(
+    app: &AppState,
+    actor: &Actor,
+    user: &User,
+    what: &str,
+) -> ApiResult<()> {
+    let target = app
+        .authz
+        .principal(&app.db, &user.id, None)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let mut conn = app.db.pool().acquire().await?;
+    let orgs = store::orgs::list(&mut conn).await?;
+    app.authz
+        .require_authority_over(&actor.principal.entity, &target.data, &orgs, what)
 }
 
 pub async fn me(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<User>> {
@@ -467,6 +492,11 @@ pub async fn create(
             &Resource::member(&org.org_ref(), &id),
             "organization",
         )?;
+        app.authz.require_grants(
+            &actor.principal.entity,
+            &[Grant::org(&org, "organization-member")],
+            "adding a member",
+        )?;
         store::members::insert(&mut tx, &org.id, &id, &[], &now_s).await?;
         orgs.push(org);
     }
@@ -534,6 +564,11 @@ pub struct UpdateUserRequest {
     pub email: Option<String>,
     pub name: Option<String>,
     pub avatar_url: Option<String>,
+    /// `password` (with `password`) or `none`; `oidc` and `ldap` are set by
+    /// the identity provider and the directory.
+    pub login_type: Option<LoginType>,
+    /// A new password; only for `password` users (or with `login_type: password`).
+    pub password: Option<String>,
 }
 
 pub async fn update(
@@ -559,12 +594,29 @@ pub async fn update(
         Some(a) => parse_text("avatar_url", a, 2048)?,
         None => user.avatar_url.clone(),
     };
-    if username == user.username
+    let login = login_change(&user, req.login_type, req.password.as_deref())?;
+    let identity_changes = username != user.username
+        || email.to_lowercase() != user.email.to_lowercase()
+        || login.is_some();
+    if !identity_changes
         && email == user.email
         && name == user.name
         && avatar_url == user.avatar_url
     {
         return Ok(Json(user));
+    }
+    if identity_changes {
+        // Whoever controls how an account signs in holds all its roles.
+        require_authority_over(
+            &app,
+            &actor,
+            &user,
+            &format!(
+                "changing how `{}` signs in (username, email or login type)",
+                user.username
+            ),
+        )
+        .await?;
     }
     let now_s = clock::fmt(clock::now());
     let mut tx = app.db.begin().await?;
@@ -581,9 +633,22 @@ pub async fn update(
     .map_err(ApiError::on_unique(
         "a user with this username or email already exists",
     ))?;
+    if let Some((login_type, hash)) = &login {
+        store::users::set_login(&mut tx, &user.id, *login_type, hash.as_deref(), &now_s).await?;
+    }
     let updated = store::users::find_by_id(&mut tx, &user.id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
+    let mut diff = audit::diff(&to_value(&user), &to_value(&updated));
+    if login.as_ref().is_some_and(|(_, h)| h.is_some()) {
+        // Never the password itself: only that it changed.
+        if let Value::Object(d) = &mut diff {
+            d.insert(
+                "password".to_owned(),
+                json!({"old": null, "new": "(changed)"}),
+            );
+        }
+    }
     audit::record(
         &mut tx,
         &actor.audit(),
@@ -594,13 +659,53 @@ pub async fn update(
             resource_type: "user",
             resource_id: &user.id,
             resource_target: &updated.username,
-            diff: audit::diff(&to_value(&user), &to_value(&updated)),
+            diff,
             status_code: 200,
         },
     )
     .await?;
     tx.commit().await?;
     Ok(Json(updated))
+}
+
+/// The sign-in change a PATCH asks for: the new login type and password hash.
+fn login_change(
+    user: &User,
+    login_type: Option<LoginType>,
+    password: Option<&str>,
+) -> ApiResult<Option<(LoginType, Option<String>)>> {
+    let target = login_type.unwrap_or(user.login_type);
+    let changes_type = target != user.login_type;
+    if changes_type && !matches!(target, LoginType::Password | LoginType::None) {
+        return Err(ApiError::validation(
+            "login_type",
+            format!(
+                "`{}` is set by the identity provider or the directory, not by hand",
+                target.as_str()
+            ),
+        ));
+    }
+    match (target, password) {
+        (LoginType::Password, Some(p)) => {
+            parse_password("password", p)?;
+            let hash = secrets::hash_password(p).map_err(ApiError::internal)?;
+            Ok(Some((LoginType::Password, Some(hash))))
+        }
+        (LoginType::Password, None) if changes_type => Err(ApiError::validation(
+            "password",
+            "is required to change the login type to `password`",
+        )),
+        (LoginType::None, Some(_)) => Err(ApiError::validation(
+            "password",
+            "must be absent for login_type `none`",
+        )),
+        (LoginType::None, None) if changes_type => Ok(Some((LoginType::None, None))),
+        (_, None) => Ok(None),
+        (other, Some(_)) => Err(ApiError::validation(
+            "password",
+            format!("`{}` users have no password here", other.as_str()),
+        )),
+    }
 }
 
 pub async fn delete(
@@ -648,6 +753,16 @@ async fn set_status(
     let (user, _permit) = target_user(app, actor, key, Action::USER_SUSPEND).await?;
     if user.status == status {
         return Ok(Json(user));
+    }
+    if status == UserStatus::Active {
+        // Reactivation gives the account its roles back.
+        require_authority_over(
+            app,
+            actor,
+            &user,
+            &format!("reactivating `{}`", user.username),
+        )
+        .await?;
     }
     let now_s = clock::fmt(clock::now());
     let mut tx = app.db.begin().await?;
@@ -762,12 +877,17 @@ pub async fn set_roles(
     drop(conn);
     let current: BTreeSet<String> = store::users::explicit_roles(&user).into_iter().collect();
     let changed = roles_changed(&current, &wanted);
-    let _permit = app.authz.require_with(
+    let _permit = app.authz.require(
         &actor.principal.entity,
         Action::USER_UPDATE_ROLES,
-        &Resource::user(&user.id, user.status.as_str()),
-        &RequestContext::new().with_string_set("roles_changed", changed.clone()),
+        &user_resource(&user),
         "user",
+    )?;
+    let grants: Vec<Grant> = changed.iter().cloned().map(Grant::Site).collect();
+    app.authz.require_grants(
+        &actor.principal.entity,
+        &grants,
+        &format!("changing the site roles of `{}`", user.username),
     )?;
     if !changed.is_empty() {
         let mut conn = app.db.pool().acquire().await?;

@@ -245,6 +245,26 @@ pub async fn set_password_hash(
         .map(|_| ())
 }
 
+/// Sets how the user signs in; a `password` hash only for `password` users.
+pub async fn set_login(
+    conn: &mut Conn,
+    id: &str,
+    login_type: LoginType,
+    password_hash: Option<&str>,
+    now: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET login_type = $2, password_hash = $3, updated_at = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(login_type.as_str())
+    .bind(password_hash)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
 pub async fn touch_last_seen(conn: &mut Conn, id: &str, now: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE users SET last_seen_at = $2 WHERE id = $1")
         .bind(id)

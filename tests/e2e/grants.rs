@@ -683,6 +683,16 @@ async fn escalation_walk(caller: Caller) {
         &[org("b", "organization-member")],
     )
     .await;
+    // A new user placed in an org at creation is a member there.
+    w.attempt(
+        Method::POST,
+        "/users",
+        Some(json!({"username": "newcomer", "email": "newcomer@example.com",
+                    "login_type": "none", "organization_ids": ["b"]})),
+        Route::Users,
+        &[org("b", "organization-member")],
+    )
+    .await;
     let mut held: Option<&str> = None;
     for r in ORG_ROLES {
         let mut grants = vec![org("a", r)];

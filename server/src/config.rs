@@ -2,7 +2,7 @@
 //! environment < flags. Unknown keys in the file are an error. Loading has no
 //! side effects (the data dir is created by the server at start, not here).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -65,6 +65,31 @@ pub struct ServerArgs {
     /// command enum) much larger.
     #[command(flatten)]
     pub oidc: Box<OidcArgs>,
+    /// Boxed like the OIDC flags.
+    #[command(flatten)]
+    pub throttle: Box<ThrottleArgs>,
+}
+
+/// Login throttling flags, and who the client is.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ThrottleArgs {
+    /// Failed logins per account (normalized email) within a window before
+    /// logins to it are refused with 429; 0: no limit [default: 10]
+    #[arg(long, env = "ORGSYNC_LOGIN_MAX_FAILURES_PER_ACCOUNT")]
+    pub login_max_failures_per_account: Option<u32>,
+    /// Failed logins per client address within a window before logins from it
+    /// are refused with 429; 0: no limit [default: 50]
+    #[arg(long, env = "ORGSYNC_LOGIN_MAX_FAILURES_PER_ADDRESS")]
+    pub login_max_failures_per_address: Option<u32>,
+    /// Length of a login throttling window in seconds; it opens at the first
+    /// failure [default: 300]
+    #[arg(long, env = "ORGSYNC_LOGIN_FAILURE_WINDOW_SECONDS")]
+    pub login_failure_window_seconds: Option<u64>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed, comma-separated IP
+    /// addresses or CIDR prefixes (`10.0.0.0/8`) [default: none; the socket
+    /// peer is the client]
+    #[arg(long, env = "ORGSYNC_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
 }
 
 /// OIDC login flags (`ORGSYNC_OIDC_*`). Login is enabled when the issuer URL
@@ -120,6 +145,10 @@ pub struct FileConfig {
     pub ldapsync_lease_seconds: Option<u64>,
     pub ldapsync_batch_size: Option<usize>,
     pub ldapsync_apply_concurrency: Option<usize>,
+    pub login_max_failures_per_account: Option<u32>,
+    pub login_max_failures_per_address: Option<u32>,
+    pub login_failure_window_seconds: Option<u64>,
+    pub trusted_proxies: Option<String>,
     /// LDAP sync settings (SPEC §5) applied at start when they differ from the
     /// stored ones; the API can still change them until the next start.
     pub ldapsync: Option<orgsync_sync::ldap::LdapSettings>,
@@ -152,6 +181,13 @@ pub struct ServerConfig {
     pub ldapsync_batch_size: usize,
     pub ldapsync_apply_concurrency: usize,
     pub ldapsync_crash_after_batches: Option<usize>,
+    /// Login throttling: failures allowed per account and per client address
+    /// in a window (0: no limit), and the window's length.
+    pub login_max_failures_per_account: u32,
+    pub login_max_failures_per_address: u32,
+    pub login_failure_window_seconds: u64,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ProxyNet>,
     /// LDAP sync settings from the config file, validated.
     pub ldapsync: Option<orgsync_sync::ldap::LdapSettings>,
     /// OIDC login; `None` when not configured.
@@ -286,12 +322,40 @@ impl ServerConfig {
             .clone()
             .or(file.access_url)
             .unwrap_or_else(|| format!("http://{listen}"));
-        if !(access_url.starts_with("http://") || access_url.starts_with("https://")) {
+        let has_host = reqwest::Url::parse(&access_url).is_ok_and(|u| u.host().is_some());
+        if !(access_url.starts_with("http://") || access_url.starts_with("https://")) || !has_host {
             return Err(ConfigError::Invalid {
                 field: "access_url",
                 message: format!("`{access_url}` is not an http(s) URL"),
             });
         }
+        let login_failure_window_seconds = args
+            .throttle
+            .login_failure_window_seconds
+            .or(file.login_failure_window_seconds)
+            .unwrap_or(300);
+        if !(1..=86_400).contains(&login_failure_window_seconds) {
+            return Err(ConfigError::Invalid {
+                field: "login_failure_window_seconds",
+                message: "must be between 1 and 86400".to_owned(),
+            });
+        }
+        let trusted_proxies = match args
+            .throttle
+            .trusted_proxies
+            .as_ref()
+            .or(file.trusted_proxies.as_ref())
+        {
+            Some(list) => split_list(list, true)
+                .iter()
+                .map(|s| ProxyNet::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|message| ConfigError::Invalid {
+                    field: "trusted_proxies",
+                    message,
+                })?,
+            None => Vec::new(),
+        };
         let session_lifetime_seconds = args
             .session_lifetime_seconds
             .or(file.session_lifetime_seconds)
@@ -343,9 +407,60 @@ impl ServerConfig {
                 .unwrap_or(2)
                 .clamp(1, 8),
             ldapsync_crash_after_batches: args.ldapsync_crash_after_batches,
+            login_max_failures_per_account: args
+                .throttle
+                .login_max_failures_per_account
+                .or(file.login_max_failures_per_account)
+                .unwrap_or(10),
+            login_max_failures_per_address: args
+                .throttle
+                .login_max_failures_per_address
+                .or(file.login_max_failures_per_address)
+                .unwrap_or(50),
+            login_failure_window_seconds,
+            trusted_proxies,
             ldapsync,
             oidc,
         })
+    }
+}
+
+/// An IP address or CIDR prefix (`10.0.0.0/8`, `fd00::/8`) of trusted proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl ProxyNet {
+    pub fn parse(s: &str) -> Result<ProxyNet, String> {
+        let bad = || format!("`{s}` is not an IP address or CIDR prefix");
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (s, None),
+        };
+        let addr = addr.parse::<IpAddr>().map_err(|_| bad())?.to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(ProxyNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => u128::from(u32::from(v4)) << 96,
+            IpAddr::V6(v6) => u128::from(v6),
+        };
+        let ip = ip.to_canonical();
+        if ip.is_ipv4() != self.addr.is_ipv4() {
+            return false;
+        }
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.prefix))
+            .unwrap_or(0);
+        bits(ip) & mask == bits(self.addr) & mask
     }
 }
 
@@ -560,6 +675,86 @@ mod tests {
         for bad in ["", "https://x", "//x", "/\\x", "x", "/a\nb"] {
             assert!(!is_local_path(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn login_throttle_settings_layer_and_are_checked() -> Result<(), ConfigError> {
+        let c = ServerConfig::merge(&ServerArgs::default(), FileConfig::default())?;
+        assert_eq!(
+            (
+                c.login_max_failures_per_account,
+                c.login_max_failures_per_address,
+                c.login_failure_window_seconds
+            ),
+            (10, 50, 300)
+        );
+        assert!(c.trusted_proxies.is_empty());
+        let file: FileConfig = toml::from_str(
+            "login_max_failures_per_account = 3\nlogin_failure_window_seconds = 60\n\
+             trusted_proxies = \"10.0.0.0/8, ::1\"\n",
+        )
+        .map_err(|e| ConfigError::Parse {
+            path: "t".into(),
+            message: e.to_string(),
+        })?;
+        let mut args = ServerArgs::default();
+        args.throttle.login_failure_window_seconds = Some(2);
+        let c = ServerConfig::merge(&args, file)?;
+        assert_eq!(c.login_max_failures_per_account, 3);
+        assert_eq!(c.login_failure_window_seconds, 2);
+        assert_eq!(c.trusted_proxies.len(), 2);
+        for bad in [
+            ServerArgs {
+                throttle: Box::new(ThrottleArgs {
+                    login_failure_window_seconds: Some(0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ServerArgs {
+                throttle: Box::new(ThrottleArgs {
+                    trusted_proxies: Some("10.0.0.0/33".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ServerArgs {
+                access_url: Some("https://".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(
+                ServerConfig::merge(&bad, FileConfig::default()).is_err(),
+                "{bad:?}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn proxy_nets_match_their_prefix() -> Result<(), String> {
+        let ip = |s: &str| s.parse::<IpAddr>().map_err(|e| e.to_string());
+        let net = ProxyNet::parse("10.1.0.0/16")?;
+        assert!(net.contains(ip("10.1.200.3")?));
+        assert!(net.contains(ip("::ffff:10.1.0.1")?));
+        assert!(!net.contains(ip("10.2.0.1")?));
+        assert!(!net.contains(ip("::1")?));
+        assert!(ProxyNet::parse("0.0.0.0/0")?.contains(ip("192.0.2.1")?));
+        assert!(ProxyNet::parse("127.0.0.1")?.contains(ip("127.0.0.1")?));
+        assert!(!ProxyNet::parse("127.0.0.1")?.contains(ip("127.0.0.2")?));
+        assert!(ProxyNet::parse("fd00::/8")?.contains(ip("fd12::1")?));
+        assert!(!ProxyNet::parse("fd00::/8")?.contains(ip("fe80::1")?));
+        for bad in [
+            "",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "::/129",
+            "example.com",
+            "10.0.0.0/x",
+        ] {
+            assert!(ProxyNet::parse(bad).is_err(), "{bad}");
+        }
+        Ok(())
     }
 
     #[test]

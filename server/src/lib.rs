@@ -18,3 +18,4 @@ pub mod oidc;
 pub mod provisioner;
 pub mod secrets;
 pub mod store;
+pub mod throttle;

@@ -120,9 +120,15 @@ impl TestServer {
 
     /// Starts a second replica on this server's database.
     pub async fn replica(&self) -> TestServer {
+        self.replica_with(|_| {}).await
+    }
+
+    /// Starts a second replica on this server's database after `tweak`
+    /// adjusted its flags.
+    pub async fn replica_with(&self, tweak: impl FnOnce(&mut ServerArgs)) -> TestServer {
         let url = self.database_url.clone();
         let dir = tempfile::tempdir().expect("temp dir").keep();
-        Self::start_on(TestDb::Shared, url, dir, |_| {}).await
+        Self::start_on(TestDb::Shared, url, dir, tweak).await
     }
 
     /// Starts a server after `tweak` adjusted its flags.
@@ -137,18 +143,20 @@ impl TestServer {
         data_dir: PathBuf,
         tweak: impl FnOnce(&mut ServerArgs),
     ) -> TestServer {
+        // Bound first: `listen` is the real address, so the default access
+        // URL is where the server is reached, and `tweak` can read the port.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
         let mut args = ServerArgs {
             data_dir: Some(data_dir),
             database_url: Some(url.clone()),
-            listen: Some("127.0.0.1:0".parse().expect("addr")),
+            listen: Some(addr),
             provisioner_daemons: Some(0),
             ..Default::default()
         };
         tweak(&mut args);
         let config = ServerConfig::resolve(&args).expect("config");
         let state = App::init(config).await.expect("server init");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let st = state.clone();
         let handle = tokio::spawn(async move {

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{Client, TestServer};
 
-const SITE: &str = "http://orgsync.test";
+pub(crate) const SITE: &str = "http://orgsync.test";
 const CLIENT_ID: &str = "orgsync";
 const CLIENT_SECRET: &str = "orgsync-test-secret";
 
@@ -318,7 +318,7 @@ impl Browser {
     }
 
     /// `GET /users/me` with the browser's cookies.
-    async fn me(&self) -> (StatusCode, Value) {
+    pub(crate) async fn me(&self) -> (StatusCode, Value) {
         let resp = self
             .http
             .get(format!("{SITE}/api/v2/users/me"))
@@ -327,6 +327,21 @@ impl Browser {
             .expect("me");
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A request to orgsync with the browser's cookies and `headers` (a
+    /// browser sends `Origin` on writes; cookie writes without it are refused).
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> StatusCode {
+        let mut req = self.http.request(method, format!("{SITE}{path}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request").status()
     }
 
     fn state_cookie(&self) -> Option<String> {
@@ -418,7 +433,7 @@ async fn audit_actions(s: &TestServer, source: &str) -> Vec<(String, String)> {
     .expect("audit")
 }
 
-fn account(email: &str, username: &str, groups: &[&str]) -> Value {
+pub(crate) fn account(email: &str, username: &str, groups: &[&str]) -> Value {
     json!({
         "email": email,
         "email_verified": true,

@@ -1,19 +1,21 @@
 //! Request extractors: JSON bodies whose rejections use the API error shape, and
 //! the authenticated actor.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
 use crate::audit::AuditCtx;
 use crate::authz::CachedPrincipal;
 use crate::clock;
+use crate::config::ProxyNet;
 use crate::error::{ApiError, Validation};
 use crate::model::User;
 use crate::secrets::sha256_hex;
@@ -143,10 +145,12 @@ where
     }
 }
 
-/// Where a request came from, for audit entries.
+/// Where a request came from, for audit entries and login throttling.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
     pub ip: String,
+    /// The client's address (see [`client_addr`]); `None` when unknown.
+    pub addr: Option<IpAddr>,
     pub user_agent: String,
     pub request_id: String,
 }
@@ -163,10 +167,13 @@ impl RequestMeta {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+impl FromRequestParts<AppState> for RequestMeta {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = |name: &str| {
             parts
                 .headers
@@ -175,23 +182,64 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
                 .unwrap_or_default()
                 .to_owned()
         };
-        let ip = parts
+        let addr = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_default();
+            .map(|c| client_addr(c.0.ip(), &parts.headers, &state.config.trusted_proxies));
         Ok(RequestMeta {
-            ip,
+            ip: addr.map(|a| a.to_string()).unwrap_or_default(),
+            addr,
             user_agent: header("user-agent"),
             request_id: header("x-request-id"),
         })
     }
 }
 
-/// The bearer secret of a request: `Authorization: Bearer`, else the cookie.
-pub fn session_token(parts: &Parts) -> Option<String> {
-    let bearer = parts
-        .headers
+/// The client's address: the socket peer, unless the peer is one of the
+/// `trusted` proxies; then `X-Forwarded-For` is read from the right (each
+/// trusted hop vouches for the address it appended) and the first address that
+/// is not a trusted proxy is the client. An entry that is not an IP address
+/// stops the walk at the last trusted hop.
+pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[ProxyNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(*ip));
+    let mut client = peer.to_canonical();
+    if !is_trusted(&client) {
+        return client;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.into_iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => client = ip.to_canonical(),
+            Err(_) => break,
+        }
+        if !is_trusted(&client) {
+            break;
+        }
+    }
+    client
+}
+
+/// Where the secret of a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `Authorization: Bearer`: sent deliberately by the client.
+    Bearer,
+    /// The `orgsync_session` cookie: attached by the browser, also to requests
+    /// other sites make it send (see [`super::csrf`]).
+    Cookie,
+}
+
+/// The secret of a request and where it came from: `Authorization: Bearer`,
+/// else the session cookie. The one definition of which credential a request
+/// carries, for authentication and the cross-site check alike.
+pub fn credential(headers: &HeaderMap) -> Option<(String, CredentialSource)> {
+    let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -199,17 +247,16 @@ pub fn session_token(parts: &Parts) -> Option<String> {
                 .or_else(|| v.strip_prefix("bearer "))
         });
     if let Some(t) = bearer {
-        return Some(t.trim().to_owned());
+        return Some((t.trim().to_owned(), CredentialSource::Bearer));
     }
-    parts
-        .headers
+    headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.to_owned())
+        .map(|(_, v)| (v.to_owned(), CredentialSource::Cookie))
 }
 
 /// The authenticated user of a request and its authorization slice.
@@ -218,6 +265,10 @@ pub struct Actor {
     pub key_id: String,
     pub principal: Arc<CachedPrincipal>,
     pub meta: RequestMeta,
+    /// Where the session or token came from.
+    pub credential: CredentialSource,
+    /// The CSRF token of a cookie session (see [`super::csrf`]).
+    csrf_token: Option<String>,
 }
 
 impl Actor {
@@ -233,6 +284,30 @@ impl Actor {
     pub fn resolve_user_key<'a>(&'a self, key: &'a str) -> &'a str {
         if key == "me" { &self.user.id } else { key }
     }
+
+    /// The CSRF token that forms rendered for this cookie session carry (in a
+    /// hidden `csrf_token` field); `None` for bearer requests, which need none.
+    pub fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+
+    /// Checks the CSRF token a form submitted: 403 unless it is this cookie
+    /// session's token. Bearer requests pass (no browser attaches a bearer).
+    pub fn verify_csrf(&self, submitted: &str) -> Result<(), ApiError> {
+        match &self.csrf_token {
+            None => Ok(()),
+            Some(expected)
+                if bool::from(expected.as_bytes().ct_eq(submitted.trim().as_bytes())) =>
+            {
+                Ok(())
+            }
+            Some(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "the form's CSRF token is missing or does not belong to this session; reload the \
+                 page and try again",
+            )),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Actor {
@@ -243,7 +318,7 @@ impl FromRequestParts<AppState> for Actor {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let meta = RequestMeta::from_request_parts(parts, state).await?;
-        let token = session_token(parts).ok_or_else(|| {
+        let (token, source) = credential(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized("authentication required: send `Authorization: Bearer <token>`")
         })?;
         let now = clock::now();
@@ -275,11 +350,98 @@ impl FromRequestParts<AppState> for Actor {
             .await?
             .ok_or_else(|| ApiError::unauthorized("the session token is invalid or expired"))?;
         tracing::Span::current().record("user_id", user.id.as_str());
+        let csrf_token =
+            (source == CredentialSource::Cookie).then(|| super::csrf::token_for_session(&token));
         Ok(Actor {
             user,
             key_id: key.id,
             principal,
             meta,
+            credential: source,
+            csrf_token,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = v.parse() {
+            h.insert("x-forwarded-for", v);
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() -> Result<(), String> {
+        let trusted = [ProxyNet::parse("10.0.0.0/8")?, ProxyNet::parse("::1")?];
+        let spoofed = xff("6.6.6.6, 203.0.113.9");
+        // No trusted proxies, or a peer that is not one: the peer.
+        assert_eq!(
+            client_addr(ip("198.51.100.1"), &spoofed, &[]),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client_addr(ip("198.51.100.1"), &spoofed, &trusted),
+            ip("198.51.100.1")
+        );
+        // Through a trusted proxy: the rightmost untrusted entry, not the spoofable left.
+        assert_eq!(
+            client_addr(ip("10.0.0.2"), &spoofed, &trusted),
+            ip("203.0.113.9")
+        );
+        let chain = xff("6.6.6.6, 203.0.113.9, 10.1.1.1");
+        assert_eq!(client_addr(ip("::1"), &chain, &trusted), ip("203.0.113.9"));
+        // Garbage stops at the last trusted hop; no header: the proxy itself.
+        assert_eq!(
+            client_addr(ip("10.0.0.2"), &xff("evil, 10.0.0.3"), &trusted),
+            ip("10.0.0.3")
+        );
+        assert_eq!(
+            client_addr(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_addr(ip("::ffff:10.0.0.2"), &spoofed, &trusted),
+            ip("203.0.113.9")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_bearer_header_wins_over_the_cookie() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::COOKIE,
+            axum::http::HeaderValue::from_static("a=b; orgsync_session=c"),
+        );
+        assert_eq!(
+            credential(&h),
+            Some(("c".to_owned(), CredentialSource::Cookie))
+        );
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            axum::http::HeaderValue::from_static("Basic x"),
+        );
+        assert_eq!(
+            credential(&h),
+            Some(("c".to_owned(), CredentialSource::Cookie))
+        );
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            axum::http::HeaderValue::from_static("Bearer t"),
+        );
+        assert_eq!(
+            credential(&h),
+            Some(("t".to_owned(), CredentialSource::Bearer))
+        );
+        assert_eq!(credential(&HeaderMap::new()), None);
     }
 }

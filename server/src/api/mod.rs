@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod authz;
+pub mod csrf;
 pub mod extract;
 pub mod groups;
 pub mod health;
@@ -20,7 +21,8 @@ pub mod workspaces;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::response::Response;
 use axum::routing::{delete, get, patch, post, put};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -258,11 +260,18 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(no_store));
     Router::new()
         .nest("/api/v2", api)
         .route("/healthz", get(health::healthz))
         .fallback(not_found)
+        // Every route, the API and whatever is served beside it: a write
+        // authenticated by the session cookie must be same-origin.
+        .layer(axum::middleware::from_fn_with_state(
+            csrf::SameOrigin::new(&state.config.access_url),
+            csrf::guard,
+        ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -277,6 +286,15 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// API responses are private to their caller, and some carry secrets (session
+/// tokens, API tokens, provisioner keys): no cache may keep them.
+async fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
 }
 
 async fn not_found() -> ApiError {

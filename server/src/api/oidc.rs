@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::extract::{RequestMeta, SESSION_COOKIE};
+use super::csrf::{append_cookie, append_session_cookie};
+use super::extract::RequestMeta;
 use super::users::issue_key;
 use crate::app::AppState;
 use crate::audit::{self, AuditCtx, Change, to_value};
@@ -94,13 +95,11 @@ async fn start(app: &AppState, query: Option<&str>) -> Result<Response, ApiError
     insert_header(&mut headers, header::LOCATION, &login.authorize_url);
     append_cookie(
         &mut headers,
-        &cookie(
-            app,
-            STATE_COOKIE,
-            &login.state,
-            STATE_COOKIE_PATH,
-            oidc::STATE_TTL.num_seconds(),
-        ),
+        &app.config.access_url,
+        STATE_COOKIE,
+        &login.state,
+        STATE_COOKIE_PATH,
+        oidc::STATE_TTL.num_seconds(),
     );
     Ok((StatusCode::FOUND, headers).into_response())
 }
@@ -177,19 +176,19 @@ async fn finish(
         header::LOCATION,
         &format!("{}{}", app.config.access_url, stored.redirect),
     );
-    append_cookie(
+    append_session_cookie(
         &mut headers,
-        &cookie(
-            app,
-            SESSION_COOKIE,
-            &token,
-            "/",
-            app.config.session_lifetime_seconds,
-        ),
+        &app.config.access_url,
+        &token,
+        app.config.session_lifetime_seconds,
     );
     append_cookie(
         &mut headers,
-        &cookie(app, STATE_COOKIE, "", STATE_COOKIE_PATH, 0),
+        &app.config.access_url,
+        STATE_COOKIE,
+        "",
+        STATE_COOKIE_PATH,
+        0,
     );
     Ok((StatusCode::FOUND, headers).into_response())
 }
@@ -663,15 +662,6 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-fn cookie(app: &AppState, name: &str, value: &str, path: &str, max_age: i64) -> String {
-    let secure = if app.config.access_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
-}
-
 fn no_store() -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -681,12 +671,6 @@ fn no_store() -> HeaderMap {
 fn insert_header(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
-    }
-}
-
-fn append_cookie(headers: &mut HeaderMap, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.append(header::SET_COOKIE, v);
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Page;
-use super::extract::{Actor, ApiJson, ApiQuery, Path, RequestMeta, SESSION_COOKIE};
+use super::extract::{Actor, ApiJson, ApiQuery, Path, RequestMeta};
 use crate::app::AppState;
 use crate::audit::{self, Change, to_value};
 use crate::authz::Grant;
@@ -22,6 +22,7 @@ use crate::model::{
 };
 use crate::secrets::{self, sha256_hex};
 use crate::store::{self, Conn};
+use crate::throttle;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,13 +81,11 @@ pub(crate) async fn issue_key(
     Ok((id, secret, expires))
 }
 
-fn session_cookie(token: &str, max_age: i64) -> HeaderMap {
+/// The `Set-Cookie` of a session (empty `token`, `max_age` 0: clears it),
+/// made by the one cookie builder ([`super::csrf::append_session_cookie`]).
+fn session_cookie(app: &AppState, token: &str, max_age: i64) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    let value =
-        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}");
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(header::SET_COOKIE, v);
-    }
+    super::csrf::append_session_cookie(&mut headers, &app.config.access_url, token, max_age);
     headers
 }
 
@@ -170,7 +169,7 @@ pub async fn create_first(
     };
     Ok((
         StatusCode::CREATED,
-        session_cookie(&token, lifetime),
+        session_cookie(&app, &token, lifetime),
         Json(body),
     )
         .into_response())
@@ -183,8 +182,18 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-/// `POST /users/login`: password login. Failures are audited and say nothing
-/// about whether the email exists.
+/// What a failed login's audit entry names as its target: the email as typed
+/// only when it is an email address, so that nobody can write text of their
+/// choosing into the audit log without logging in.
+fn login_target(email: &str) -> String {
+    parse_email("email", email).unwrap_or_else(|_| "(invalid)".to_owned())
+}
+
+/// `POST /users/login`: password login. Failures say nothing about whether
+/// the email exists. Attempts are throttled per account and per client
+/// address ([`crate::throttle`]): past a limit the answer is 429 with
+/// `Retry-After`, the same for every email, and the password is not checked.
+/// Failures are audited once per account, kind and window.
 pub async fn login(
     State(app): State<AppState>,
     meta: RequestMeta,
@@ -192,6 +201,20 @@ pub async fn login(
 ) -> ApiResult<Response> {
     let now = clock::now();
     let now_s = clock::fmt(now);
+    let limits = throttle::Limits::of(&app.config);
+    let attempt = match throttle::attempt(&app.db, limits, &req.email, meta.addr, now).await? {
+        throttle::Verdict::Proceed(attempt) => attempt,
+        throttle::Verdict::Throttled { retry_after } => {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            let err = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed logins; try again later",
+            )
+            .with_detail("the `Retry-After` header says in how many seconds");
+            return Ok((headers, err).into_response());
+        }
+    };
     let mut conn = app.db.pool().acquire().await?;
     let found = store::users::find_for_login(&mut conn, req.email.trim()).await?;
     drop(conn);
@@ -203,42 +226,49 @@ pub async fn login(
         &req.password,
         hash.unwrap_or(secrets::dummy_password_hash()),
     );
-    let mut tx = app.db.begin().await?;
     let failure = match user {
-        _ if !password_ok => Some((StatusCode::UNAUTHORIZED, "incorrect email or password")),
-        Some(u) if u.login_type != LoginType::Password => {
-            Some((StatusCode::UNAUTHORIZED, "incorrect email or password"))
-        }
-        Some(u) if u.status == UserStatus::Suspended => Some((
-            StatusCode::FORBIDDEN,
-            "your account is suspended; ask an administrator to reactivate it",
-        )),
+        _ if !password_ok => Some(throttle::Failure::Credentials),
+        Some(u) if u.login_type != LoginType::Password => Some(throttle::Failure::Credentials),
+        Some(u) if u.status == UserStatus::Suspended => Some(throttle::Failure::Suspended),
         Some(_) => None,
-        None => Some((StatusCode::UNAUTHORIZED, "incorrect email or password")),
+        None => Some(throttle::Failure::Credentials),
     };
-    if let Some((status, message)) = failure {
-        let ctx = meta.audit(user.map(|u| u.id.as_str()));
-        audit::record(
-            &mut tx,
-            &ctx,
-            &now_s,
-            Change {
-                organization_id: None,
-                action: "login_failed",
-                resource_type: "api_key",
-                resource_id: user.map_or("", |u| u.id.as_str()),
-                resource_target: req.email.trim(),
-                diff: json!({}),
-                status_code: status.as_u16(),
-            },
-        )
-        .await?;
-        tx.commit().await?;
+    if let Some(failure) = failure {
+        let (status, message) = match failure {
+            throttle::Failure::Credentials => {
+                (StatusCode::UNAUTHORIZED, "incorrect email or password")
+            }
+            throttle::Failure::Suspended => (
+                StatusCode::FORBIDDEN,
+                "your account is suspended; ask an administrator to reactivate it",
+            ),
+        };
+        if attempt.failed(&app.db, failure).await? {
+            let mut tx = app.db.begin().await?;
+            let ctx = meta.audit(user.map(|u| u.id.as_str()));
+            audit::record(
+                &mut tx,
+                &ctx,
+                &now_s,
+                Change {
+                    organization_id: None,
+                    action: "login_failed",
+                    resource_type: "api_key",
+                    resource_id: user.map_or("", |u| u.id.as_str()),
+                    resource_target: &login_target(&req.email),
+                    diff: json!({}),
+                    status_code: status.as_u16(),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+        }
         return Err(ApiError::new(status, message));
     }
     let Some(user) = user else {
         return Err(ApiError::unauthorized("incorrect email or password"));
     };
+    let mut tx = app.db.begin().await?;
     if user.status == UserStatus::Dormant {
         store::users::set_status(&mut tx, &user.id, UserStatus::Active, &now_s).await?;
     }
@@ -260,10 +290,14 @@ pub async fn login(
     )
     .await?;
     tx.commit().await?;
+    // The session exists: a failure to withdraw the count must not hide it.
+    if let Err(e) = attempt.succeeded(&app.db).await {
+        tracing::warn!(error = %e, "cannot withdraw a successful login from its throttle counts");
+    }
     app.authz.invalidate([user.id.as_str()]);
     Ok((
         StatusCode::CREATED,
-        session_cookie(&token, lifetime),
+        session_cookie(&app, &token, lifetime),
         Json(json!({"session_token": token})),
     )
         .into_response())
@@ -291,7 +325,7 @@ pub async fn logout(State(app): State<AppState>, actor: Actor) -> ApiResult<Resp
     .await?;
     tx.commit().await?;
     Ok((
-        session_cookie("", 0),
+        session_cookie(&app, "", 0),
         Json(json!({"message": "logged out"})),
     )
         .into_response())

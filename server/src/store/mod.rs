@@ -8,6 +8,7 @@ pub mod audit;
 pub mod groups;
 pub mod jobs;
 pub mod links;
+pub mod login_throttle;
 pub mod members;
 pub mod orgs;
 pub mod principals;

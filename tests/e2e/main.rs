@@ -21,6 +21,7 @@ mod oidc;
 mod policies;
 mod provisioning;
 mod queue;
+mod sec_input;
 #[path = "../support/slapd.rs"]
 mod slapd;
 mod walkthrough;

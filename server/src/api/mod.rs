@@ -258,6 +258,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v2", api)
         .route("/healthz", get(health::healthz))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(json_413))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -272,6 +273,21 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// A 413 not already in the API error shape (a body refused by a layer or an
+/// extractor of axum's own) gets it: `{message, detail?}` like every error.
+async fn json_413(resp: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        return extract::too_large().into_response();
+    }
+    resp
 }
 
 async fn not_found() -> ApiError {

@@ -51,9 +51,8 @@ impl App {
             (Ok(()), _) => {}
         }
         if let Some(file) = sqlite_file(config.database_url.expose()) {
-            private_file(&file).with_context(|| {
-                format!("cannot create the SQLite file `{}`", file.display())
-            })?;
+            private_file(&file)
+                .with_context(|| format!("cannot create the SQLite file `{}`", file.display()))?;
         }
         let db = Db::open(config.database_url.expose())
             .await
@@ -368,5 +367,28 @@ async fn watch_policies(state: AppState, dir: std::path::PathBuf) {
                 ),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::sqlite_file;
+
+    #[test]
+    fn sqlite_files_of_urls() {
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/orgsync/orgsync.db"),
+            Some(PathBuf::from("/var/lib/orgsync/orgsync.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite://data/o.db?mode=rwc"),
+            Some(PathBuf::from("data/o.db"))
+        );
+        assert_eq!(sqlite_file("sqlite:o.db"), Some(PathBuf::from("o.db")));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://x.db?mode=memory"), None);
+        assert_eq!(sqlite_file("postgres://postgres@127.0.0.1/orgsync"), None);
     }
 }

@@ -265,15 +265,17 @@ pub async fn heartbeat(
 
 /// At most this many log lines per call.
 pub const MAX_LOG_LINES_PER_CALL: usize = 1000;
-/// A log line's `output` is cut to this many bytes (then the marker below).
+/// A log line's `output` is at most this many bytes (a longer one is cut and
+/// ends with the marker below, within this size).
 pub const MAX_LOG_LINE_BYTES: usize = 64 * 1024;
 /// What ends a cut log line.
 pub const TRUNCATED_MARKER: &str = " [truncated]";
 /// A log line's `stage` and `level` are cut to this many bytes.
 const MAX_LOG_LABEL_BYTES: usize = 64;
 
-/// `text` without NUL (which PostgreSQL cannot store) and at most `max` bytes,
-/// cut on a character boundary and ended with `marker` when cut.
+/// `text` without NUL (which PostgreSQL cannot store) and at most `max` bytes:
+/// a longer one is cut on a character boundary and ends with `marker` (within
+/// `max`). Cleaning a cleaned text changes nothing.
 pub fn clean_text(text: &str, max: usize, marker: &str) -> String {
     let mut out = if text.contains('\0') {
         text.replace('\0', "")
@@ -281,7 +283,7 @@ pub fn clean_text(text: &str, max: usize, marker: &str) -> String {
         text.to_owned()
     };
     if out.len() > max {
-        let mut cut = max;
+        let mut cut = max.saturating_sub(marker.len());
         while !out.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -292,7 +294,7 @@ pub fn clean_text(text: &str, max: usize, marker: &str) -> String {
 }
 
 /// A log line as stored: NUL stripped, `output` at most
-/// [`MAX_LOG_LINE_BYTES`] (plus the marker), labels at most 64 bytes.
+/// [`MAX_LOG_LINE_BYTES`] (marker included), labels at most 64 bytes.
 pub fn clean_log_line(line: &LogLine) -> LogLine {
     LogLine {
         stage: clean_text(&line.stage, MAX_LOG_LABEL_BYTES, ""),
@@ -329,9 +331,16 @@ pub async fn append_logs(
 pub fn check_state(result: &JobResult) -> ApiResult<()> {
     use base64::Engine as _;
     match &result.state_base64 {
-        Some(state) if base64::engine::general_purpose::STANDARD.decode(state).is_err() => Err(
-            ApiError::validation("state_base64", "must be standard base64 (RFC 4648, padded)"),
-        ),
+        Some(state)
+            if base64::engine::general_purpose::STANDARD
+                .decode(state)
+                .is_err() =>
+        {
+            Err(ApiError::validation(
+                "state_base64",
+                "must be standard base64 (RFC 4648, padded)",
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -464,3 +473,40 @@ pub fn online_after() -> String {
 
 /// Shared handle for in-process daemons.
 pub type Shared = Arc<JobsHub>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_text_is_stripped_of_nul_and_cut_on_a_char_boundary() {
+        assert_eq!(clean_text("a\0b\0", 10, "!"), "ab");
+        assert_eq!(clean_text("abcdef", 4, "!"), "abc!");
+        assert_eq!(clean_text("abcd", 4, "!"), "abcd");
+        // "€" is 3 bytes: 4 or 5 bytes with the marker keep one.
+        assert_eq!(clean_text("€€", 4, "|"), "€|");
+        assert_eq!(clean_text("€€", 5, "|"), "€|");
+        let line = clean_log_line(&LogLine {
+            stage: "s".repeat(100),
+            level: "info".into(),
+            output: "x".repeat(MAX_LOG_LINE_BYTES + 1),
+        });
+        assert_eq!(line.stage.len(), MAX_LOG_LABEL_BYTES);
+        assert_eq!(line.output.len(), MAX_LOG_LINE_BYTES);
+        assert!(line.output.ends_with(TRUNCATED_MARKER));
+        assert_eq!(clean_log_line(&line), line, "idempotent");
+    }
+
+    #[test]
+    fn state_must_be_standard_base64() {
+        let state = |s: Option<&str>| JobResult {
+            state_base64: s.map(str::to_owned),
+        };
+        assert!(check_state(&state(None)).is_ok());
+        assert!(check_state(&state(Some("QUJD"))).is_ok());
+        assert!(check_state(&state(Some(""))).is_ok());
+        for bad in ["QQ", "not base64", "QUJD*"] {
+            assert!(check_state(&state(Some(bad))).is_err(), "{bad}");
+        }
+    }
+}

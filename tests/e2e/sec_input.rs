@@ -39,7 +39,14 @@ async fn scalar(s: &TestServer, sql: &str, binds: &[&str]) -> i64 {
 
 /// Uploads a tar without `?organization=`.
 async fn upload_unbound(c: &Client, tar: Vec<u8>) -> (StatusCode, Value) {
-    let (status, _, body) = raw(c, Method::POST, "/files", Some("application/x-tar"), Some(tar)).await;
+    let (status, _, body) = raw(
+        c,
+        Method::POST,
+        "/files",
+        Some("application/x-tar"),
+        Some(tar),
+    )
+    .await;
     (status, body)
 }
 
@@ -323,7 +330,8 @@ async fn sec_input_a_daemon_never_receives_another_orgs_archive() {
             "complete" => Some(json!({})),
             _ => None,
         };
-        let (status, resp) = daemon_call(&s, &a_key, &format!("/{d}/jobs/{b_job}/{what}"), body).await;
+        let (status, resp) =
+            daemon_call(&s, &a_key, &format!("/{d}/jobs/{b_job}/{what}"), body).await;
         assert!(
             status.is_client_error(),
             "{what} on B's job: {status} {resp}"
@@ -347,7 +355,11 @@ async fn sec_input_a_daemon_never_receives_another_orgs_archive() {
             .unwrap();
     }
     let (status, got) = acquire(&s, &a_key, &d, 300).await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "no archive of B served: {got}");
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "no archive of B served: {got}"
+    );
     let failed = job(&w.owner, va["job"]["id"].as_str().unwrap()).await;
     assert_eq!(failed["status"], "failed", "{failed}");
     assert!(
@@ -590,10 +602,7 @@ async fn sec_input_a_key_has_at_most_100_daemons() {
     let (status, body) = register(&s, &secret, "d-100").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_error_shape(status, &body, "101st daemon");
-    assert!(
-        body["message"].as_str().unwrap().contains("100"),
-        "{body}"
-    );
+    assert!(body["message"].as_str().unwrap().contains("100"), "{body}");
     assert_eq!(org_daemons(&owner, "ops").await.len(), 100);
     // Replacing one by name stays within the cap; another key has its own.
     daemon_id(&s, &secret, "d-7").await;
@@ -643,14 +652,20 @@ async fn sec_input_job_logs_are_bounded_and_state_is_checked() {
     assert_eq!(logs.len(), 2, "{logs:?}");
     let cut = logs[0]["output"].as_str().unwrap();
     assert!(cut.ends_with(" [truncated]"), "ends with the marker");
+    assert!(
+        cut.len() <= 64 * 1024 && cut.len() > 64 * 1024 - 3,
+        "{}",
+        cut.len()
+    );
     let kept = cut.strip_suffix(" [truncated]").unwrap();
-    assert!(kept.len() <= 64 * 1024 && kept.len() > 64 * 1024 - 3, "{}", kept.len());
     assert!(kept.chars().all(|c| c == '€'));
     assert_eq!(logs[1]["output"], "before");
     assert_eq!(logs[1]["stage"], "plan");
 
     // Too many lines in one call: refused whole.
-    let many: Vec<Value> = (0..1001).map(|i| json!({"output": format!("l{i}")})).collect();
+    let many: Vec<Value> = (0..1001)
+        .map(|i| json!({"output": format!("l{i}")}))
+        .collect();
     let (status, body) = daemon_call(&s, &secret, &logs_path, Some(json!({"logs": many}))).await;
     assert_400_naming(status, &body, "logs", "1001 lines");
     let (_, logs) = owner.get(&format!("/provisionerjobs/{job_id}/logs")).await;
@@ -659,11 +674,18 @@ async fn sec_input_job_logs_are_bounded_and_state_is_checked() {
     // A state that is not base64: 400 naming it, the job still runs.
     let complete = format!("/{d}/jobs/{job_id}/complete");
     for bad in ["not base64!", "QUJD*", "QQ"] {
-        let (status, body) = daemon_call(&s, &secret, &complete, Some(json!({"state_base64": bad}))).await;
+        let (status, body) =
+            daemon_call(&s, &secret, &complete, Some(json!({"state_base64": bad}))).await;
         assert_400_naming(status, &body, "state_base64", bad);
     }
     assert_eq!(job(&owner, &job_id).await["status"], "running");
-    let (status, body) = daemon_call(&s, &secret, &complete, Some(json!({"state_base64": "QUJD"}))).await;
+    let (status, body) = daemon_call(
+        &s,
+        &secret,
+        &complete,
+        Some(json!({"state_base64": "QUJD"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(job(&owner, &job_id).await["status"], "succeeded");
 }
@@ -711,6 +733,10 @@ async fn sec_input_the_data_dir_and_sqlite_file_are_private() {
         assert_eq!(mode(&db_file), 0o600, "SQLite file tightened");
         // The same database: the first user is there.
         let (status, body) = s.client().get("/users/first").await;
-        assert_eq!(status, StatusCode::OK, "the first user is still there: {body}");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the first user is still there: {body}"
+        );
     }
 }

@@ -174,8 +174,10 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(too_large())
             }
-            Err(rejection) => Err(ApiError::new(rejection.status(), "cannot read request body")
-                .with_detail(rejection.body_text())),
+            Err(rejection) => Err(
+                ApiError::new(rejection.status(), "cannot read request body")
+                    .with_detail(rejection.body_text()),
+            ),
         }
     }
 }
@@ -271,11 +273,13 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        if let Some((field, detail)) = form_urlencoded::parse(query.as_bytes()).find_map(|(k, v)| {
-            invalid_text(&k)
-                .or_else(|| invalid_text(&v))
-                .map(|d| (k.into_owned(), d))
-        }) {
+        if let Some((field, detail)) =
+            form_urlencoded::parse(query.as_bytes()).find_map(|(k, v)| {
+                invalid_text(&k)
+                    .or_else(|| invalid_text(&v))
+                    .map(|d| (k.into_owned(), d))
+            })
+        {
             return Err(invalid_text_error(&field, detail));
         }
         let deserializer =
@@ -441,5 +445,58 @@ impl FromRequestParts<AppState> for Actor {
             principal,
             meta,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn json_text_with_nul_is_found_with_its_path() {
+        assert_eq!(invalid_json_text(&json!({"a": ["x", "y"]}), ""), None);
+        let found = |v: Value| invalid_json_text(&v, "").map(|(f, _)| f);
+        assert_eq!(found(json!("a\0")).as_deref(), Some("body"));
+        assert_eq!(
+            found(json!({"claims": {"groups": ["ok", "b\0"]}})).as_deref(),
+            Some("claims.groups[1]")
+        );
+        assert_eq!(found(json!({"k\0": 1})).as_deref(), Some("k\0"));
+        assert_eq!(found(json!([{"x": "\0"}])).as_deref(), Some("[0].x"));
+    }
+
+    #[test]
+    fn only_a_real_nul_escape_is_invalid_body_text() {
+        assert_eq!(invalid_json_body_text(br#"{"a": "plain"}"#), None);
+        // An escaped backslash followed by `u0000` is text, not NUL.
+        assert_eq!(invalid_json_body_text(br#"{"a": "\\u0000"}"#), None);
+        assert_eq!(
+            invalid_json_body_text(br#"{"a": "x\u0000"}"#).map(|(f, _)| f),
+            Some("a".to_owned())
+        );
+        // Malformed JSON is left to the parser's own error.
+        assert_eq!(invalid_json_body_text(br#"{"a": "\u0000"#), None);
+    }
+
+    #[test]
+    fn json_content_types_as_axum_decides_them() {
+        let ct = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_str(v)
+                    .unwrap_or(axum::http::HeaderValue::from_static("x")),
+            );
+            json_content_type(&h)
+        };
+        assert!(ct("application/json"));
+        assert!(ct("application/json; charset=utf-8"));
+        assert!(ct("Application/JSON"));
+        assert!(ct("application/cloudevents+json"));
+        assert!(!ct("text/json"));
+        assert!(!ct("application/x-tar"));
+        assert!(!json_content_type(&HeaderMap::new()));
     }
 }

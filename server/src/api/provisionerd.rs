@@ -10,8 +10,8 @@
 //! - `POST /provisionerd/{daemon}/acquire?wait_ms=N` -> 200 job | 204 (long-poll, woken by notification)
 //! - `POST /provisionerd/{daemon}/jobs/{job}/heartbeat` -> `{cancel}`
 //! - `POST /provisionerd/{daemon}/jobs/{job}/logs {logs: [{stage, level, output}]}` -> 204;
-//!   at most 1000 lines per call, NUL stripped, `output` cut at 64 KiB
-//!   (ending ` [truncated]`)
+//!   at most 1000 lines per call, NUL stripped, `output` at most 64 KiB (a
+//!   longer one is cut and ends with ` [truncated]`)
 //! - `POST /provisionerd/{daemon}/jobs/{job}/complete {state_base64?}` -> 204 (400 when
 //!   `state_base64` is not standard base64)
 //! - `POST /provisionerd/{daemon}/jobs/{job}/fail {error, canceled}` -> 204
@@ -181,8 +181,7 @@ pub async fn register(
         &jobs::online_after(),
     )
     .await?;
-    if store::provisioners::count_key_daemons(&mut tx, &auth.key.id).await? >= MAX_DAEMONS_PER_KEY
-    {
+    if store::provisioners::count_key_daemons(&mut tx, &auth.key.id).await? >= MAX_DAEMONS_PER_KEY {
         return Err(ApiError::conflict(format!(
             "provisioner key `{}` already has {MAX_DAEMONS_PER_KEY} connected daemons (the limit \
              per key); stop one, reuse a daemon name to replace its daemon, or use another key",

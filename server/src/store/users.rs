@@ -291,3 +291,14 @@ pub async fn organizations(conn: &mut Conn, user_id: &str) -> sqlx::Result<Vec<O
     .await?;
     rows.iter().map(super::orgs::org_from_row).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::like_literal;
+
+    #[test]
+    fn like_patterns_match_literally() {
+        assert_eq!(like_literal("a_b%c\\d"), "a\\_b\\%c\\\\d");
+        assert_eq!(like_literal("plain"), "plain");
+    }
+}

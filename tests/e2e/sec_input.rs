@@ -690,6 +690,38 @@ async fn sec_input_job_logs_are_bounded_and_state_is_checked() {
     assert_eq!(job(&owner, &job_id).await["status"], "succeeded");
 }
 
+#[tokio::test]
+async fn sec_input_oidc_claims_with_nul_refuse_the_login_naming_the_claim() {
+    use crate::oidc::{Browser, Provider, account, assert_refused, counts, server};
+    let mut in_groups = account("groups@example.com", "groups", &[]);
+    in_groups["groups"] = json!(["eng", "o\u{0}ps"]);
+    let mut in_email = account("email@example.com", "email", &["eng"]);
+    in_email["email"] = json!("em\u{0}ail@example.com");
+    let op = Provider::start(
+        json!({
+            "sub-groups": in_groups,
+            "sub-email": in_email,
+            "sub-ok": account("ok@example.com", "ok", &["eng"]),
+        }),
+        true,
+    );
+    let s = server(&op.issuer, |_| {}).await;
+    s.owner().await;
+    for (sub, claim) in [
+        ("sub-groups", "claims.groups[1]"),
+        ("sub-email", "claims.email"),
+    ] {
+        let before = counts(&s).await;
+        let b = Browser::new(&s);
+        let cb = b.authorize(sub).await;
+        let answer = b.get(&cb).await;
+        // A page naming the claim; nothing written (no user, link, session).
+        assert_refused(&s, &answer, StatusCode::BAD_REQUEST, claim, before).await;
+    }
+    // The provider's other users still log in.
+    Browser::new(&s).login("sub-ok").await;
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn sec_input_the_data_dir_and_sqlite_file_are_private() {

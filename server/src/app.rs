@@ -33,10 +33,26 @@ impl App {
     /// migrates the database and creates the default organization if missing.
     pub async fn init(config: ServerConfig) -> anyhow::Result<AppState> {
         let authz = Authz::load(config.policy_dir.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if config.database_url.expose().starts_with("sqlite:") {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!("cannot create data dir `{}`", config.data_dir.display())
-            })?;
+        // The data dir is private (0700) on both databases; on PostgreSQL
+        // nothing in it is needed to serve, so a failure there only warns.
+        match (
+            private_dir(&config.data_dir),
+            sqlite_file(config.database_url.expose()),
+        ) {
+            (Err(e), Some(_)) => {
+                return Err(e).with_context(|| {
+                    format!("cannot create data dir `{}`", config.data_dir.display())
+                });
+            }
+            (Err(e), None) => tracing::warn!(
+                data_dir = %config.data_dir.display(),
+                "cannot create the data dir or make it private: {e}"
+            ),
+            (Ok(()), _) => {}
+        }
+        if let Some(file) = sqlite_file(config.database_url.expose()) {
+            private_file(&file)
+                .with_context(|| format!("cannot create the SQLite file `{}`", file.display()))?;
         }
         let db = Db::open(config.database_url.expose())
             .await
@@ -105,6 +121,98 @@ impl App {
         .context("cannot start the built-in provisioner daemons")?;
         Ok(())
     }
+}
+
+/// The file of a SQLite URL (`sqlite://PATH` or `sqlite:PATH`, options after
+/// `?`); `None` for PostgreSQL and in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, options) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || options.contains("mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// Mode bits of the data dir and of the SQLite file (and its `-wal`/`-shm`).
+const DIR_MODE: u32 = 0o700;
+const FILE_MODE: u32 = 0o600;
+
+/// Creates `dir` (and its parents) readable by this user only, and tightens an
+/// existing one that group or others could read: it holds the database, with
+/// password hashes and the LDAP bind password.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)?;
+        tighten(dir, DIR_MODE)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+/// Creates the SQLite file readable by this user only (before SQLite creates
+/// it with the umask's mode), and tightens an existing one and its `-wal` and
+/// `-shm` companions.
+fn private_file(file: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.exists()
+        {
+            private_dir(parent)?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(file)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        tighten(file, FILE_MODE)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut companion = file.as_os_str().to_owned();
+            companion.push(suffix);
+            let companion = std::path::PathBuf::from(companion);
+            if companion.exists() {
+                tighten(&companion, FILE_MODE)?;
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        Ok(())
+    }
+}
+
+/// Sets `mode` on `path` when group or others have any access to it (or when
+/// the owner lacks a bit of `mode`), with a warning for an existing path.
+#[cfg(unix)]
+fn tighten(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if current != mode {
+        if current & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), from = format!("{current:o}"), to = format!("{mode:o}"),
+                "tightening the permissions of the data dir / database file");
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
 }
 
 /// Replicas starting at once on a fresh database race here: the loser's
@@ -259,5 +367,28 @@ async fn watch_policies(state: AppState, dir: std::path::PathBuf) {
                 ),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::sqlite_file;
+
+    #[test]
+    fn sqlite_files_of_urls() {
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/orgsync/orgsync.db"),
+            Some(PathBuf::from("/var/lib/orgsync/orgsync.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite://data/o.db?mode=rwc"),
+            Some(PathBuf::from("data/o.db"))
+        );
+        assert_eq!(sqlite_file("sqlite:o.db"), Some(PathBuf::from("o.db")));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://x.db?mode=memory"), None);
+        assert_eq!(sqlite_file("postgres://postgres@127.0.0.1/orgsync"), None);
     }
 }

@@ -97,9 +97,25 @@ pub async fn acquire(
         )
         .await?;
         let payload = match &claimed {
-            Some(job) => Some(payload(&mut tx, job).await?),
+            Some(job) => payload(&mut tx, job, &daemon.org.id).await?,
             None => None,
         };
+        if let (Some(job), None) = (&claimed, &payload) {
+            // Claimed but not servable to this org: failed, in the same
+            // transaction; the daemon looks for another job at once.
+            store::jobs::finish(
+                &mut tx,
+                &job.id,
+                &daemon.id,
+                JobStatus::Failed,
+                Some(ARCHIVE_UNAVAILABLE),
+                &now,
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::warn!(job_id = %job.id, daemon = %daemon.id, "job failed: its template archive is not bound to its organization");
+            continue;
+        }
         tx.commit().await?;
         if let Some(p) = payload {
             tracing::info!(job_id = %p.id, daemon = %daemon.id, "job acquired");
@@ -118,8 +134,17 @@ pub async fn acquire(
     }
 }
 
-/// Builds what a daemon needs to run a job.
-async fn payload(conn: &mut Conn, job: &Job) -> ApiResult<AcquiredJob> {
+/// The error of a job whose template archive its org may not use.
+const ARCHIVE_UNAVAILABLE: &str =
+    "the template archive of this job is not available to its organization";
+
+/// Builds what a daemon of `org_id` needs to run a job; `None` when the job
+/// may not be served to it: the job, its version and the archive's binding
+/// must all be of that org (files never cross orgs, whatever the data says).
+async fn payload(conn: &mut Conn, job: &Job, org_id: &str) -> ApiResult<Option<AcquiredJob>> {
+    if job.organization_id != org_id {
+        return Ok(None);
+    }
     let missing = || ApiError::internal(format!("job {} has no subject", job.id));
     let mut out = AcquiredJob {
         id: job.id.clone(),
@@ -169,11 +194,17 @@ async fn payload(conn: &mut Conn, job: &Job) -> ApiResult<AcquiredJob> {
     let version = store::templates::get_version(conn, &version_id)
         .await?
         .ok_or_else(missing)?;
-    out.template_tar_base64 = store::templates::file_content(conn, &version.file_hash)
-        .await?
-        .ok_or_else(missing)?;
+    if version.organization_id != org_id {
+        return Ok(None);
+    }
+    let Some(archive) =
+        store::templates::file_content_for_org(conn, &version.file_hash, org_id).await?
+    else {
+        return Ok(None);
+    };
+    out.template_tar_base64 = archive;
     out.template_version_id = version.id;
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Loads a job and requires that this daemon may act on it.
@@ -232,24 +263,86 @@ pub async fn heartbeat(
     }
 }
 
+/// At most this many log lines per call.
+pub const MAX_LOG_LINES_PER_CALL: usize = 1000;
+/// A log line's `output` is at most this many bytes (a longer one is cut and
+/// ends with the marker below, within this size).
+pub const MAX_LOG_LINE_BYTES: usize = 64 * 1024;
+/// What ends a cut log line.
+pub const TRUNCATED_MARKER: &str = " [truncated]";
+/// A log line's `stage` and `level` are cut to this many bytes.
+const MAX_LOG_LABEL_BYTES: usize = 64;
+
+/// `text` without NUL (which PostgreSQL cannot store) and at most `max` bytes:
+/// a longer one is cut on a character boundary and ends with `marker` (within
+/// `max`). Cleaning a cleaned text changes nothing.
+pub fn clean_text(text: &str, max: usize, marker: &str) -> String {
+    let mut out = if text.contains('\0') {
+        text.replace('\0', "")
+    } else {
+        text.to_owned()
+    };
+    if out.len() > max {
+        let mut cut = max.saturating_sub(marker.len());
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str(marker);
+    }
+    out
+}
+
+/// A log line as stored: NUL stripped, `output` at most
+/// [`MAX_LOG_LINE_BYTES`] (marker included), labels at most 64 bytes.
+pub fn clean_log_line(line: &LogLine) -> LogLine {
+    LogLine {
+        stage: clean_text(&line.stage, MAX_LOG_LABEL_BYTES, ""),
+        level: clean_text(&line.level, MAX_LOG_LABEL_BYTES, ""),
+        output: clean_text(&line.output, MAX_LOG_LINE_BYTES, TRUNCATED_MARKER),
+    }
+}
+
 pub async fn append_logs(
     app: &AppState,
     daemon: &DaemonIdentity,
     job_id: &str,
     lines: &[LogLine],
 ) -> ApiResult<()> {
-    if lines.len() > 1000 {
-        return Err(ApiError::validation("logs", "at most 1000 lines per call"));
+    if lines.len() > MAX_LOG_LINES_PER_CALL {
+        return Err(ApiError::validation(
+            "logs",
+            format!("at most {MAX_LOG_LINES_PER_CALL} lines per call"),
+        ));
     }
     let job = daemon_job(app, daemon, job_id).await?;
     if job.status.is_terminal() {
         return Err(ApiError::conflict("the job has finished"));
     }
+    let lines: Vec<LogLine> = lines.iter().map(clean_log_line).collect();
     let now = clock::fmt(clock::now());
     let mut tx = app.db.begin().await?;
-    store::jobs::append_logs(&mut tx, job_id, lines, &now).await?;
+    store::jobs::append_logs(&mut tx, job_id, &lines, &now).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Refuses a `state_base64` that is not standard base64 (a 400 naming it).
+pub fn check_state(result: &JobResult) -> ApiResult<()> {
+    use base64::Engine as _;
+    match &result.state_base64 {
+        Some(state)
+            if base64::engine::general_purpose::STANDARD
+                .decode(state)
+                .is_err() =>
+        {
+            Err(ApiError::validation(
+                "state_base64",
+                "must be standard base64 (RFC 4648, padded)",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A job succeeded: record it and its effects (a build's state; a delete build
@@ -260,6 +353,7 @@ pub async fn complete(
     job_id: &str,
     result: &JobResult,
 ) -> ApiResult<()> {
+    check_state(result)?;
     let job = daemon_job(app, daemon, job_id).await?;
     let now = clock::fmt(clock::now());
     let mut tx = app.db.begin().await?;
@@ -306,7 +400,7 @@ pub async fn fail(
     } else {
         JobStatus::Failed
     };
-    let error: String = error.chars().take(4000).collect();
+    let error: String = error.chars().filter(|&c| c != '\0').take(4000).collect();
     let mut tx = app.db.begin().await?;
     if !store::jobs::finish(&mut tx, job_id, &daemon.id, status, Some(&error), &now).await? {
         return Err(ApiError::conflict(
@@ -379,3 +473,40 @@ pub fn online_after() -> String {
 
 /// Shared handle for in-process daemons.
 pub type Shared = Arc<JobsHub>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_text_is_stripped_of_nul_and_cut_on_a_char_boundary() {
+        assert_eq!(clean_text("a\0b\0", 10, "!"), "ab");
+        assert_eq!(clean_text("abcdef", 4, "!"), "abc!");
+        assert_eq!(clean_text("abcd", 4, "!"), "abcd");
+        // "€" is 3 bytes: 4 or 5 bytes with the marker keep one.
+        assert_eq!(clean_text("€€", 4, "|"), "€|");
+        assert_eq!(clean_text("€€", 5, "|"), "€|");
+        let line = clean_log_line(&LogLine {
+            stage: "s".repeat(100),
+            level: "info".into(),
+            output: "x".repeat(MAX_LOG_LINE_BYTES + 1),
+        });
+        assert_eq!(line.stage.len(), MAX_LOG_LABEL_BYTES);
+        assert_eq!(line.output.len(), MAX_LOG_LINE_BYTES);
+        assert!(line.output.ends_with(TRUNCATED_MARKER));
+        assert_eq!(clean_log_line(&line), line, "idempotent");
+    }
+
+    #[test]
+    fn state_must_be_standard_base64() {
+        let state = |s: Option<&str>| JobResult {
+            state_base64: s.map(str::to_owned),
+        };
+        assert!(check_state(&state(None)).is_ok());
+        assert!(check_state(&state(Some("QUJD"))).is_ok());
+        assert!(check_state(&state(Some(""))).is_ok());
+        for bad in ["QQ", "not base64", "QUJD*"] {
+            assert!(check_state(&state(Some(bad))).is_err(), "{bad}");
+        }
+    }
+}

@@ -117,6 +117,10 @@ pub enum OidcError {
     InvalidIdToken(String),
     #[error("invalid OIDC setting: {0}")]
     Config(String),
+    /// A claim holds text no database stores alike (NUL): the login is
+    /// refused, naming the claim (`field` is `claims.NAME...`).
+    #[error("the identity provider sent an invalid claim `{field}`: {detail}")]
+    InvalidClaim { field: String, detail: String },
 }
 
 /// Where a login starts: the provider URL to send the browser to, and what the
@@ -323,10 +327,32 @@ impl<'a> RelyingParty<'a> {
             // The provider has no userinfo endpoint: the ID token is all there is.
             Err(_) => None,
         };
-        Ok(Identity {
-            subject,
-            claims: merge_claims(id_claims, userinfo),
-        })
+        let claims = merge_claims(id_claims, userinfo);
+        check_claims_text(&subject, &claims)?;
+        Ok(Identity { subject, claims })
+    }
+}
+
+/// Refuses claims with text no database stores alike (a NUL anywhere: the
+/// subject, a claim name, a value at any depth), naming the first one found.
+/// What a login stores (subject, email, username, name, group names, the
+/// claims themselves) then never fails on PostgreSQL after SQLite took it.
+pub fn check_claims_text(subject: &str, claims: &Claims) -> Result<(), OidcError> {
+    use crate::api::extract::{invalid_json_text, invalid_text};
+    let bad = invalid_text(subject)
+        .map(|d| ("sub".to_owned(), d))
+        .or_else(|| {
+            claims.iter().find_map(|(k, v)| match invalid_text(k) {
+                Some(d) => Some((k.clone(), d)),
+                None => invalid_json_text(v, k),
+            })
+        });
+    match bad {
+        Some((field, detail)) => Err(OidcError::InvalidClaim {
+            field: format!("claims.{}", field.replace('\0', "\\u0000")),
+            detail: detail.to_owned(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -672,6 +698,21 @@ mod tests {
             Value::Object(merged),
             json!({"sub": "s", "iss": "i", "name": "userinfo", "only_id": 1, "groups": ["a"]})
         );
+    }
+
+    #[test]
+    fn claims_with_nul_are_refused_naming_the_claim() {
+        let ok = claims(json!({"email": "a@example.com", "groups": ["eng"]}));
+        assert!(check_claims_text("sub-1", &ok).is_ok());
+        let bad = claims(json!({"email": "a@example.com", "groups": ["eng", "o\0ps"]}));
+        assert!(matches!(
+            check_claims_text("sub-1", &bad),
+            Err(OidcError::InvalidClaim { field, .. }) if field == "claims.groups[1]"
+        ));
+        assert!(matches!(
+            check_claims_text("s\0", &ok),
+            Err(OidcError::InvalidClaim { field, .. }) if field == "claims.sub"
+        ));
     }
 
     #[test]

@@ -45,6 +45,15 @@ pub enum ClaimError {
         /// The claim's value.
         value: String,
     },
+    /// A value holds a NUL character, which no database column stores alike
+    /// (PostgreSQL refuses it). The value is not repeated in the message.
+    #[error("claim `{field}` holds a value with a NUL character (element {index})")]
+    InvalidText {
+        /// The claim field.
+        field: String,
+        /// Index of the offending value (0 for a single string).
+        index: usize,
+    },
 }
 
 impl ClaimError {
@@ -53,7 +62,8 @@ impl ClaimError {
         match self {
             ClaimError::NotAnArray { field, .. }
             | ClaimError::NonStringElement { field, .. }
-            | ClaimError::CommaSeparated { field, .. } => field,
+            | ClaimError::CommaSeparated { field, .. }
+            | ClaimError::InvalidText { field, .. } => field,
         }
     }
 }
@@ -65,7 +75,10 @@ impl ClaimError {
 /// - a single string is one value, unless it contains a comma, which is an
 ///   error asking for an array;
 /// - null or a missing claim is no value;
-/// - any other type (number, boolean, object) is an error.
+/// - any other type (number, boolean, object) is an error;
+/// - a value with a NUL character is an error (no database stores it alike;
+///   this covers every claim source: OIDC claims, directory attributes,
+///   previews).
 ///
 /// Empty strings carry no value and are skipped (so `""` is no value, as
 /// identity providers send it for "no groups"). Values are not trimmed or
@@ -75,6 +88,12 @@ pub fn claim_values(claims: &Map<String, Value>, field: &str) -> Result<Vec<Stri
     match claims.get(field) {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) => {
+            if s.contains('\0') {
+                return Err(ClaimError::InvalidText {
+                    field: field.to_owned(),
+                    index: 0,
+                });
+            }
             if s.contains(',') {
                 return Err(ClaimError::CommaSeparated {
                     field: field.to_owned(),
@@ -98,6 +117,12 @@ pub fn claim_values(claims: &Map<String, Value>, field: &str) -> Result<Vec<Stri
                         found: json_type(item),
                     });
                 };
+                if s.contains('\0') {
+                    return Err(ClaimError::InvalidText {
+                        field: field.to_owned(),
+                        index,
+                    });
+                }
                 let new = if long {
                     seen.insert(s)
                 } else {
@@ -158,6 +183,23 @@ mod tests {
         assert_eq!(
             claim_values(&c, "g"),
             Ok(vec!["a".to_owned(), "b".to_owned()])
+        );
+    }
+
+    #[test]
+    fn values_with_nul_are_refused_without_repeating_them() {
+        let c = claims(json!({"g": ["ok", "bad\0,x"], "s": "a\0"}));
+        assert_eq!(
+            claim_values(&c, "g"),
+            Err(ClaimError::InvalidText {
+                field: "g".to_owned(),
+                index: 1
+            })
+        );
+        let err = claim_values(&c, "s").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("claim `s` holds a value with a NUL character (element 0)")
         );
     }
 

@@ -687,8 +687,10 @@ async fn escalation_walk(caller: Caller) {
     w.attempt(
         Method::POST,
         "/users",
-        Some(json!({"username": "newcomer", "email": "newcomer@example.com",
-                    "login_type": "none", "organization_ids": ["b"]})),
+        Some(
+            json!({"username": "newcomer", "email": "newcomer@example.com",
+                    "login_type": "none", "organization_ids": ["b"]}),
+        ),
         Route::Users,
         &[org("b", "organization-member")],
     )

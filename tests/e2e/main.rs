@@ -22,6 +22,7 @@ mod oidc;
 mod policies;
 mod provisioning;
 mod queue;
+mod sec_input;
 mod sec_web;
 #[path = "../support/slapd.rs"]
 mod slapd;

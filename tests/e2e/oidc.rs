@@ -173,10 +173,10 @@ pub(crate) async fn server(issuer: &str, more: impl FnOnce(&mut ServerArgs)) -> 
 }
 
 /// What the browser got back from the callback.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Answer {
@@ -226,7 +226,7 @@ impl Browser {
         }
     }
 
-    async fn get(&self, url: &str) -> Answer {
+    pub(crate) async fn get(&self, url: &str) -> Answer {
         let mut req = self.http.get(url);
         if self.html {
             req = req.header(ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8");
@@ -245,7 +245,7 @@ impl Browser {
     /// Starts a login at orgsync and goes through the provider (logging in as
     /// `sub` on its form) until the provider sends the browser back: returns
     /// that callback URL, not yet visited.
-    async fn authorize(&self, sub: &str) -> String {
+    pub(crate) async fn authorize(&self, sub: &str) -> String {
         self.authorize_from(&format!("{SITE}/api/v2/users/oidc/login"), sub)
             .await
     }
@@ -385,7 +385,7 @@ fn with_param(url: &str, name: &str, value: &str) -> String {
 
 /// Row counts that a refused login must leave alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Counts {
+pub(crate) struct Counts {
     users: i64,
     sessions: i64,
     links: i64,
@@ -401,7 +401,7 @@ async fn scalar(s: &TestServer, sql: &str) -> i64 {
     n
 }
 
-async fn counts(s: &TestServer) -> Counts {
+pub(crate) async fn counts(s: &TestServer) -> Counts {
     Counts {
         users: scalar(s, "SELECT COUNT(*) FROM users").await,
         sessions: scalar(s, "SELECT COUNT(*) FROM api_keys WHERE kind = 'session'").await,
@@ -447,7 +447,7 @@ pub(crate) fn account(email: &str, username: &str, groups: &[&str]) -> Value {
 
 /// Checks a refusal page: status, an HTML page naming the reason, nothing
 /// written, and the login state consumed (`states` back to `before`).
-async fn assert_refused(
+pub(crate) async fn assert_refused(
     s: &TestServer,
     answer: &Answer,
     status: StatusCode,

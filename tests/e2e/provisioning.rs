@@ -501,7 +501,8 @@ async fn bad_provisioning_input() {
             json!({"file_hash": "0".repeat(64), "provisioner": "echo"}),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // An unknown file is a 404, as is a file of another org (SPEC §1).
+    assert_eq!(status, StatusCode::NOT_FOUND);
     // Nothing half-written: no job was queued by the refused requests.
     let (_, jobs) = owner.get("/organizations/coder/provisionerjobs").await;
     assert_eq!(jobs.as_array().unwrap().len(), 0);

@@ -1,14 +1,21 @@
-//! Request extractors: JSON bodies whose rejections use the API error shape, and
-//! the authenticated actor.
+//! Request extractors: JSON bodies, query parameters and route parameters
+//! whose rejections use the API error shape, and the authenticated actor.
+//!
+//! Text the databases cannot store alike is refused here, before any handler
+//! runs: a string with NUL (`\u0000`), which PostgreSQL refuses in `text`
+//! columns, is a 400 naming the field (the JSON path of the first such string
+//! or key of a body, the query parameter, the route parameter).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
@@ -24,8 +31,84 @@ use crate::store;
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "orgsync_session";
 
+/// Why `text` cannot be stored, or `None` when it can. PostgreSQL refuses NUL
+/// in `text` columns (SQLite would store it): refusing it everywhere keeps
+/// both databases alike. Rust strings are valid UTF-8 and JSON's lone
+/// surrogates are refused by the parser, so NUL is the one case left.
+pub fn invalid_text(text: &str) -> Option<&'static str> {
+    text.contains('\0')
+        .then_some("must not contain NUL characters (`\\u0000`)")
+}
+
+/// The 400 for invalid text in `field` (a NUL shown as `\u0000` in the name).
+fn invalid_text_error(field: &str, detail: &str) -> ApiError {
+    ApiError::validation(&field.replace('\0', "\\u0000"), detail)
+}
+
+/// The first string or object key of a JSON value holding invalid text: its
+/// path below `path` (`a.b[2].c`, as serde names fields; `body` for the root
+/// of a body, `path` empty) and why.
+pub fn invalid_json_text(value: &Value, path: &str) -> Option<(String, &'static str)> {
+    match value {
+        Value::String(s) => invalid_text(s).map(|d| {
+            let field = if path.is_empty() { "body" } else { path };
+            (field.to_owned(), d)
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| invalid_json_text(x, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            match invalid_text(k) {
+                Some(d) => Some((p, d)),
+                None => invalid_json_text(x, &p),
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// Invalid text in a JSON body, found without parsing it twice in the common
+/// case: a NUL can only be written `\u0000` in JSON, so a body without that
+/// sequence has none. With it (or a look-alike such as `\\u0000`), the body
+/// is parsed as a value and walked.
+fn invalid_json_body_text(body: &[u8]) -> Option<(String, &'static str)> {
+    if !body.windows(6).any(|w| w == b"\\u0000") {
+        return None;
+    }
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| invalid_json_text(&v, ""))
+}
+
+/// `Content-Type: application/json` (or `application/*+json`), as axum's own
+/// JSON extractor decides it.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype
+                .rsplit_once('+')
+                .is_some_and(|(_, suffix)| suffix.eq_ignore_ascii_case("json")))
+}
+
 /// A JSON body. Malformed JSON, wrong types and unknown fields are 400 with the
-/// API error shape; a missing content type 415; an oversized body 413.
+/// API error shape, and so is text with NUL (naming the field); a missing
+/// content type 415; an oversized body 413.
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
@@ -36,11 +119,74 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let body = json_body(req, state).await?;
+        if let Some((field, detail)) = invalid_json_body_text(&body) {
+            return Err(invalid_text_error(&field, detail));
+        }
+        parse_json(&body).map(ApiJson)
+    }
+}
+
+/// A JSON body whose strings may hold NUL: for the daemon protocol's log and
+/// failure calls, whose text is cleaned (NUL stripped) before it is stored.
+/// Otherwise exactly [`ApiJson`].
+pub struct ApiJsonAnyText<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJsonAnyText<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = json_body(req, state).await?;
+        parse_json(&body).map(ApiJsonAnyText)
+    }
+}
+
+/// The bytes of a JSON body: 415 without a JSON content type, 413 over the
+/// body limit.
+async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !json_content_type(req.headers()) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected `Content-Type: application/json`",
+        ));
+    }
+    ApiBytes::from_request(req, state).await.map(|b| b.0)
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    match axum::Json::<T>::from_bytes(body) {
+        Ok(axum::Json(v)) => Ok(v),
+        Err(rejection) => Err(json_rejection(rejection)),
+    }
+}
+
+/// A raw body; a body over the route's limit is a 413 in the API error shape.
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(ApiBytes(b)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(too_large())
+            }
+            Err(rejection) => Err(
+                ApiError::new(rejection.status(), "cannot read request body")
+                    .with_detail(rejection.body_text()),
+            ),
         }
     }
+}
+
+/// The 413 of a body over the limit.
+pub fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -77,7 +223,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         other => {
             let status = other.status();
             if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(status, "request body too large")
+                too_large()
             } else {
                 ApiError::new(status, "cannot read request body").with_detail(other.body_text())
             }
@@ -86,7 +232,8 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// Route parameters; a rejection (a segment that is not UTF-8, a wrong type)
-/// is a 400 in the API error shape.
+/// is a 400 in the API error shape, and so is a segment with NUL (`%00`),
+/// naming the parameter.
 pub struct Path<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for Path<T>
@@ -97,6 +244,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Segments that are not UTF-8 are the typed extractor's rejection below.
+        if let Ok(raw) = RawPathParams::from_request_parts(parts, state).await
+            && let Some((name, detail)) = raw
+                .iter()
+                .find_map(|(name, value)| invalid_text(value).map(|d| (name, d)))
+        {
+            return Err(invalid_text_error(name, detail));
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Path(v)),
             Err(rejection) => {
@@ -120,6 +275,15 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if let Some((field, detail)) =
+            form_urlencoded::parse(query.as_bytes()).find_map(|(k, v)| {
+                invalid_text(&k)
+                    .or_else(|| invalid_text(&v))
+                    .map(|d| (k.into_owned(), d))
+            })
+        {
+            return Err(invalid_text_error(&field, detail));
+        }
         let deserializer =
             serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         match serde_path_to_error::deserialize::<_, T>(deserializer) {
@@ -365,6 +529,8 @@ impl FromRequestParts<AppState> for Actor {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn xff(v: &str) -> HeaderMap {
@@ -443,5 +609,51 @@ mod tests {
             Some(("t".to_owned(), CredentialSource::Bearer))
         );
         assert_eq!(credential(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn json_text_with_nul_is_found_with_its_path() {
+        assert_eq!(invalid_json_text(&json!({"a": ["x", "y"]}), ""), None);
+        let found = |v: Value| invalid_json_text(&v, "").map(|(f, _)| f);
+        assert_eq!(found(json!("a\0")).as_deref(), Some("body"));
+        assert_eq!(
+            found(json!({"claims": {"groups": ["ok", "b\0"]}})).as_deref(),
+            Some("claims.groups[1]")
+        );
+        assert_eq!(found(json!({"k\0": 1})).as_deref(), Some("k\0"));
+        assert_eq!(found(json!([{"x": "\0"}])).as_deref(), Some("[0].x"));
+    }
+
+    #[test]
+    fn only_a_real_nul_escape_is_invalid_body_text() {
+        assert_eq!(invalid_json_body_text(br#"{"a": "plain"}"#), None);
+        // An escaped backslash followed by `u0000` is text, not NUL.
+        assert_eq!(invalid_json_body_text(br#"{"a": "\\u0000"}"#), None);
+        assert_eq!(
+            invalid_json_body_text(br#"{"a": "x\u0000"}"#).map(|(f, _)| f),
+            Some("a".to_owned())
+        );
+        // Malformed JSON is left to the parser's own error.
+        assert_eq!(invalid_json_body_text(br#"{"a": "\u0000"#), None);
+    }
+
+    #[test]
+    fn json_content_types_as_axum_decides_them() {
+        let ct = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_str(v)
+                    .unwrap_or(axum::http::HeaderValue::from_static("x")),
+            );
+            json_content_type(&h)
+        };
+        assert!(ct("application/json"));
+        assert!(ct("application/json; charset=utf-8"));
+        assert!(ct("Application/JSON"));
+        assert!(ct("application/cloudevents+json"));
+        assert!(!ct("text/json"));
+        assert!(!ct("application/x-tar"));
+        assert!(!json_content_type(&HeaderMap::new()));
     }
 }

@@ -266,6 +266,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v2", api)
         .route("/healthz", get(health::healthz))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(json_413))
         // Every route, the API and whatever is served beside it: a write
         // authenticated by the session cookie must be same-origin.
         .layer(axum::middleware::from_fn_with_state(
@@ -294,6 +295,21 @@ async fn no_store(mut resp: Response) -> Response {
     resp.headers_mut()
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// A 413 not already in the API error shape (a body refused by a layer or an
+/// extractor of axum's own) gets it: `{message, detail?}` like every error.
+async fn json_413(resp: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        return extract::too_large().into_response();
+    }
     resp
 }
 

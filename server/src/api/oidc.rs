@@ -632,6 +632,7 @@ fn oidc_error(e: OidcError) -> ApiError {
                 .with_detail(message.clone())
         }
         OidcError::Config(_) => ApiError::internal(&internal),
+        OidcError::InvalidClaim { field, detail } => ApiError::validation(field, detail.clone()),
     };
     api.internal = Some(internal);
     api

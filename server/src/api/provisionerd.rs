@@ -2,11 +2,18 @@
 //! `Orgsync-Provisioner-Key: <secret>`; the key fixes the daemon's organization
 //! and tags.
 //!
-//! - `POST /provisionerd/register {name, provisioners, version}` -> 201 `{id, organization_id, tags}`
+//! - `POST /provisionerd/register {name, provisioners, version}` -> 201 `{id, organization_id, tags}`;
+//!   a name the key already uses replaces that daemon (new id; the old one's
+//!   calls get 401 and its running jobs fail); at most
+//!   [`MAX_DAEMONS_PER_KEY`] connected daemons per key (409 past it; daemons
+//!   offline for 30 s that hold no job are dropped first)
 //! - `POST /provisionerd/{daemon}/acquire?wait_ms=N` -> 200 job | 204 (long-poll, woken by notification)
 //! - `POST /provisionerd/{daemon}/jobs/{job}/heartbeat` -> `{cancel}`
-//! - `POST /provisionerd/{daemon}/jobs/{job}/logs {logs: [{stage, level, output}]}` -> 204
-//! - `POST /provisionerd/{daemon}/jobs/{job}/complete {state_base64?}` -> 204
+//! - `POST /provisionerd/{daemon}/jobs/{job}/logs {logs: [{stage, level, output}]}` -> 204;
+//!   at most 1000 lines per call, NUL stripped, `output` at most 64 KiB (a
+//!   longer one is cut and ends with ` [truncated]`)
+//! - `POST /provisionerd/{daemon}/jobs/{job}/complete {state_base64?}` -> 204 (400 when
+//!   `state_base64` is not standard base64)
 //! - `POST /provisionerd/{daemon}/jobs/{job}/fail {error, canceled}` -> 204
 
 use std::time::Duration;
@@ -20,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::extract::{ApiJson, ApiQuery, Path};
+use super::extract::{ApiJson, ApiJsonAnyText, ApiQuery, Path};
 use crate::app::AppState;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
@@ -30,6 +37,9 @@ use crate::secrets::sha256_hex;
 use crate::store::{self, provisioners::ProvisionerKey};
 
 pub const KEY_HEADER: &str = "orgsync-provisioner-key";
+
+/// Connected daemons one provisioner key may have at once.
+pub const MAX_DAEMONS_PER_KEY: i64 = 100;
 
 /// A request authenticated by a provisioner key.
 pub struct KeyAuth {
@@ -143,7 +153,47 @@ pub async fn register(
         "organization",
     )?;
     let mut tx = app.db.begin().await?;
+    store::provisioners::lock_key(&mut tx, &auth.key.id).await?;
+    // The name is the daemon's identity under its key: registering it again
+    // (a restart) replaces the previous daemon.
+    let replaced: Vec<String> =
+        store::provisioners::key_daemons_named(&mut tx, &auth.key.id, &daemon.name)
+            .await?
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+    if !replaced.is_empty() {
+        store::jobs::fail_for_workers(
+            &mut tx,
+            &replaced,
+            "the provisioner daemon running this job registered again (it restarted); the job was abandoned",
+            &daemon.created_at,
+        )
+        .await?;
+        for id in &replaced {
+            store::provisioners::delete_daemon(&mut tx, id).await?;
+        }
+    }
+    store::provisioners::prune_offline(
+        &mut tx,
+        &auth.org.id,
+        Some(&auth.key.id),
+        &jobs::online_after(),
+    )
+    .await?;
+    if store::provisioners::count_key_daemons(&mut tx, &auth.key.id).await? >= MAX_DAEMONS_PER_KEY {
+        return Err(ApiError::conflict(format!(
+            "provisioner key `{}` already has {MAX_DAEMONS_PER_KEY} connected daemons (the limit \
+             per key); stop one, reuse a daemon name to replace its daemon, or use another key",
+            auth.key.name
+        )));
+    }
     store::provisioners::insert_daemon(&mut tx, &daemon).await?;
+    let mut diff = json!({"name": {"old": null, "new": daemon.name}, "key": {"old": null, "new": auth.key.name},
+                          "provisioners": {"old": null, "new": daemon.provisioners}});
+    if !replaced.is_empty() {
+        diff["replaces"] = json!({"old": null, "new": replaced});
+    }
     let ctx = crate::audit::AuditCtx {
         user_id: None,
         ip: meta.ip.clone(),
@@ -161,14 +211,13 @@ pub async fn register(
             resource_type: "provisioner_daemon",
             resource_id: &daemon.id,
             resource_target: &daemon.name,
-            diff: json!({"name": {"old": null, "new": daemon.name}, "key": {"old": null, "new": auth.key.name},
-                         "provisioners": {"old": null, "new": daemon.provisioners}}),
+            diff,
             status_code: 201,
         },
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(daemon = %daemon.id, org = %auth.org.name, key = %auth.key.name, "provisioner daemon registered");
+    tracing::info!(daemon = %daemon.id, org = %auth.org.name, key = %auth.key.name, ?replaced, "provisioner daemon registered");
     Ok((
         StatusCode::CREATED,
         Json(
@@ -234,7 +283,7 @@ pub async fn logs(
     State(app): State<AppState>,
     auth: KeyAuth,
     Path((daemon, job)): Path<(String, String)>,
-    ApiJson(req): ApiJson<LogsRequest>,
+    ApiJsonAnyText(req): ApiJsonAnyText<LogsRequest>,
 ) -> ApiResult<StatusCode> {
     let daemon = identity(&app, &auth, &daemon).await?;
     jobs::append_logs(&app, &daemon, &job, &req.logs).await?;
@@ -264,7 +313,7 @@ pub async fn fail(
     State(app): State<AppState>,
     auth: KeyAuth,
     Path((daemon, job)): Path<(String, String)>,
-    ApiJson(req): ApiJson<FailRequest>,
+    ApiJsonAnyText(req): ApiJsonAnyText<FailRequest>,
 ) -> ApiResult<StatusCode> {
     let daemon = identity(&app, &auth, &daemon).await?;
     jobs::fail(&app, &daemon, &job, &req.error, req.canceled).await?;

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
@@ -12,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::extract::{Actor, ApiJson, ApiQuery, Path};
+use super::extract::{Actor, ApiBytes, ApiJson, ApiQuery, Path};
 use super::orgs::load_org;
 use crate::app::AppState;
 use crate::audit::{self, Change, to_value};
@@ -31,20 +30,36 @@ use crate::store::{
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileQuery {
-    /// The organization the file is for (optional; the file joins the orgs of
-    /// the versions that use it).
+    /// The organization the file is for (optional): binds the file to that
+    /// org up front, so every template-admin of the org may use it.
     pub organization: Option<String>,
 }
 
 /// `POST /files`: a tar archive (`Content-Type: application/x-tar`, at most
-/// 10 MiB). Returns `{hash}`; the same content twice is one file.
+/// 10 MiB). Returns 201 `{hash}`. The same content twice is one file, but each
+/// uploader gets a grant of their own: a version may name a file only if its
+/// creator uploaded it or the version's org is bound to it. The answer is the
+/// same whether or not someone uploaded the content before, so an upload
+/// reveals nothing about other users' files.
 pub async fn upload(
     State(app): State<AppState>,
     actor: Actor,
     ApiQuery(q): ApiQuery<FileQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<ApiBytes, ApiError>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let body = body
+        .map_err(|e| {
+            if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+                e.with_detail(format!(
+                    "a template archive is at most {} MiB",
+                    archive::MAX_ARCHIVE_BYTES >> 20
+                ))
+            } else {
+                e
+            }
+        })?
+        .0;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -87,7 +102,7 @@ pub async fn upload(
     let hash = hex::encode(Sha256::digest(&body));
     let now_s = clock::fmt(clock::now());
     let mut tx = app.db.begin().await?;
-    let created = store::templates::insert_file(
+    store::templates::insert_file(
         &mut tx,
         &hash,
         &base64::engine::general_purpose::STANDARD.encode(&body),
@@ -96,10 +111,13 @@ pub async fn upload(
         &now_s,
     )
     .await?;
+    let granted = store::templates::grant_upload(&mut tx, &hash, actor.id(), &now_s).await?;
     if let Some(org) = &org {
         store::templates::attach_file(&mut tx, &hash, &org.id).await?;
     }
-    if created {
+    // Audited once per uploader (a fresh grant), not once per content: an entry
+    // per content would tell an org's auditors whether anyone else had it.
+    if granted {
         audit::record(
             &mut tx,
             &actor.audit(),
@@ -117,14 +135,18 @@ pub async fn upload(
         .await?;
     }
     tx.commit().await?;
-    Ok((
-        if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-        Json(json!({"hash": hash})),
-    ))
+    Ok((StatusCode::CREATED, Json(json!({"hash": hash}))))
+}
+
+/// The one answer for a `file_hash` a version may not name, whether unknown or
+/// another org's: nothing tells them apart.
+fn file_not_found() -> ApiError {
+    let mut e = ApiError::not_found("file");
+    e.body.validations.push(crate::error::Validation {
+        field: "file_hash".to_owned(),
+        detail: "no file with this hash was uploaded by you or for this organization".to_owned(),
+    });
+    e
 }
 
 /// The policy view of a version: it carries its template's `use` access.
@@ -192,11 +214,10 @@ pub async fn create_version(
     };
     let now_s = clock::fmt(clock::now());
     let mut tx = app.db.begin().await?;
-    if !store::templates::file_exists(&mut tx, &req.file_hash).await? {
-        return Err(ApiError::validation(
-            "file_hash",
-            format!("no uploaded file has hash `{}`", req.file_hash),
-        ));
+    // Files never cross orgs: the caller uploaded this content, or the org is
+    // already bound to it. Anything else is the same 404 as an unknown hash.
+    if !store::templates::file_usable(&mut tx, &req.file_hash, actor.id(), &org.id).await? {
+        return Err(file_not_found());
     }
     if let Some(t) = &req.template_id {
         let template = store::templates::get_template(&mut tx, t).await?;

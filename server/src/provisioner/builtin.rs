@@ -74,6 +74,10 @@ pub async fn start(app: &AppState, n: u32, shutdown: CancellationToken) -> anyho
         .await?
         .ok_or_else(|| anyhow::anyhow!("no default organization"))?;
     let now = clock::fmt(clock::now());
+    // Every start registers new built-in daemons: drop those of earlier runs
+    // (offline, holding no job) so restarts do not pile them up. Other
+    // replicas' daemons are online and stay.
+    store::provisioners::prune_offline(&mut tx, &org.id, None, &jobs::online_after()).await?;
     let mut identities = Vec::new();
     for i in 0..n {
         let id = store::new_id();

@@ -176,13 +176,67 @@ async fn ship<S: JobSource>(
     if pending.is_empty() {
         return Ok(());
     }
-    let lines = std::mem::take(pending);
-    for chunk in lines.chunks(500) {
-        match source.logs(job_id, chunk.to_vec()).await {
+    let lines: Vec<LogLine> = std::mem::take(pending)
+        .iter()
+        .map(crate::jobs::clean_log_line)
+        .collect();
+    for batch in batches(lines) {
+        match source.logs(job_id, batch).await {
             Ok(()) => {}
             Err(SourceError::Unauthorized(m)) => return Err(SourceError::Unauthorized(m)),
             Err(SourceError::Transient(m)) => tracing::warn!(job_id, "cannot ship logs: {m}"),
         }
     }
     Ok(())
+}
+
+/// Lines per log call, under the server's limit of 1000.
+const BATCH_LINES: usize = 500;
+/// Bytes of output per log call (lines are at most 64 KiB each once cleaned),
+/// well under the server's default 1 MiB body limit.
+const BATCH_BYTES: usize = 512 * 1024;
+
+/// Cleaned lines in batches of at most [`BATCH_LINES`] lines and about
+/// [`BATCH_BYTES`] bytes of text (a single longer line goes alone).
+fn batches(lines: Vec<LogLine>) -> Vec<Vec<LogLine>> {
+    let mut out: Vec<Vec<LogLine>> = Vec::new();
+    let mut batch: Vec<LogLine> = Vec::new();
+    let mut bytes = 0;
+    for line in lines {
+        let n = line.output.len() + line.stage.len() + line.level.len();
+        if !batch.is_empty() && (batch.len() == BATCH_LINES || bytes + n > BATCH_BYTES) {
+            out.push(std::mem::take(&mut batch));
+            bytes = 0;
+        }
+        bytes += n;
+        batch.push(line);
+    }
+    if !batch.is_empty() {
+        out.push(batch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_batches_are_bounded_in_lines_and_bytes() {
+        let small: Vec<LogLine> = (0..1200)
+            .map(|i| LogLine::new("s", format!("{i}")))
+            .collect();
+        let sizes: Vec<usize> = batches(small).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [500, 500, 200]);
+        let big: Vec<LogLine> = (0..20)
+            .map(|_| LogLine::new("s", "x".repeat(64 * 1024 - 16)))
+            .collect();
+        let b = batches(big);
+        assert_eq!(b.iter().map(Vec::len).sum::<usize>(), 20);
+        assert!(
+            b.iter().all(
+                |batch| batch.iter().map(|l| l.output.len() + 5).sum::<usize>() <= BATCH_BYTES
+            )
+        );
+    }
 }

@@ -231,3 +231,76 @@ pub async fn disconnect_key_daemons(
         .await?;
     Ok(ids)
 }
+
+/// Takes the write lock of a key's row until the transaction ends (a no-op
+/// update, portable), so registrations with one key run one at a time: the
+/// per-key cap and the replacement by name hold across replicas.
+pub async fn lock_key(conn: &mut Conn, key_id: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE provisioner_keys SET name = name WHERE id = $1")
+        .bind(key_id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// The connected daemons of a key named `name` (at most one unless data
+/// predates the replacement rule).
+pub async fn key_daemons_named(
+    conn: &mut Conn,
+    key_id: &str,
+    name: &str,
+) -> sqlx::Result<Vec<Daemon>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {DAEMON_COLUMNS} FROM provisioner_daemons WHERE key_id = $1 AND name = $2 \
+         AND disconnected_at IS NULL ORDER BY created_at, id"
+    )))
+    .bind(key_id)
+    .bind(name)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(daemon_from_row)
+    .collect()
+}
+
+pub async fn delete_daemon(conn: &mut Conn, id: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM provisioner_daemons WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Deletes the daemons of a key (or, with `key_id` None, the built-in daemons
+/// of `org_id`) not seen since `online_after` and holding no running job:
+/// offline for good, they would only pile up. Returns how many went.
+pub async fn prune_offline(
+    conn: &mut Conn,
+    org_id: &str,
+    key_id: Option<&str>,
+    online_after: &str,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM provisioner_daemons WHERE organization_id = $1 \
+         AND (key_id = $2 OR ($2 IS NULL AND key_id IS NULL)) AND last_seen_at < $3 \
+         AND NOT EXISTS (SELECT 1 FROM provisioner_jobs j WHERE j.worker_id = provisioner_daemons.id \
+                         AND j.status IN ('running', 'canceling'))",
+    )
+    .bind(org_id)
+    .bind(key_id)
+    .bind(online_after)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// How many connected daemons a key has.
+pub async fn count_key_daemons(conn: &mut Conn, key_id: &str) -> sqlx::Result<i64> {
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM provisioner_daemons WHERE key_id = $1 AND disconnected_at IS NULL",
+    )
+    .bind(key_id)
+    .fetch_one(conn)
+    .await?
+    .try_get("n")
+}

@@ -8,6 +8,8 @@ use sqlx::Row;
 use super::Conn;
 use crate::provisioner::{JobStatus, Tags};
 
+/// Stores content once per hash (`files.created_by` keeps the first
+/// uploader). Returns whether the row is new; callers must not let that show.
 pub async fn insert_file(
     conn: &mut Conn,
     hash: &str,
@@ -30,23 +32,69 @@ pub async fn insert_file(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn file_exists(conn: &mut Conn, hash: &str) -> sqlx::Result<bool> {
-    Ok(sqlx::query("SELECT hash FROM files WHERE hash = $1")
-        .bind(hash)
-        .fetch_optional(conn)
-        .await?
-        .is_some())
+/// Records that `user_id` uploaded the content `hash` (a grant of their own).
+/// Returns whether the grant is new.
+pub async fn grant_upload(
+    conn: &mut Conn,
+    hash: &str,
+    user_id: &str,
+    now: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO file_uploads (hash, user_id, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (hash, user_id) DO NOTHING",
+    )
+    .bind(hash)
+    .bind(user_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
-pub async fn file_content(conn: &mut Conn, hash: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query("SELECT content_base64 FROM files WHERE hash = $1")
-        .bind(hash)
-        .fetch_optional(conn)
-        .await?
-        .map(|r| r.try_get("content_base64"))
-        .transpose()
+/// Whether a version of `org_id` created by `user_id` may name the file
+/// `hash`: the user uploaded it, or the org is bound to it (an upload with
+/// `?organization=`, or a version of that org already uses it). An unknown
+/// hash is simply not usable.
+pub async fn file_usable(
+    conn: &mut Conn,
+    hash: &str,
+    user_id: &str,
+    org_id: &str,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "SELECT 1 AS ok FROM files f WHERE f.hash = $1 AND (\
+           EXISTS (SELECT 1 FROM file_uploads u WHERE u.hash = f.hash AND u.user_id = $2) \
+           OR EXISTS (SELECT 1 FROM file_organizations o WHERE o.hash = f.hash AND o.organization_id = $3))",
+    )
+    .bind(hash)
+    .bind(user_id)
+    .bind(org_id)
+    .fetch_optional(conn)
+    .await?
+    .is_some())
 }
 
+/// The content (base64) of `hash` for `org_id`: only when the org is bound to
+/// the file. What a daemon of that org receives for a job.
+pub async fn file_content_for_org(
+    conn: &mut Conn,
+    hash: &str,
+    org_id: &str,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query(
+        "SELECT f.content_base64 FROM files f JOIN file_organizations o ON o.hash = f.hash \
+         WHERE f.hash = $1 AND o.organization_id = $2",
+    )
+    .bind(hash)
+    .bind(org_id)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| r.try_get("content_base64"))
+    .transpose()
+}
+
+/// Binds the file `hash` to an org (idempotent).
 pub async fn attach_file(conn: &mut Conn, hash: &str, org_id: &str) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO file_organizations (hash, organization_id) VALUES ($1, $2) ON CONFLICT (hash, organization_id) DO NOTHING",

@@ -128,10 +128,27 @@ pub struct UserFilter<'a> {
     pub offset: i64,
 }
 
-/// Users, newest first, with the total count of matches.
+/// `text` as a LIKE pattern matching itself literally: `\`, `%` and `_`
+/// escaped with `\` (the statement says `ESCAPE '\'`, on both databases).
+pub fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Users, newest first, with the total count of matches. `search` matches a
+/// substring of the username or email, literally (`%` and `_` are no
+/// wildcards), case-insensitively.
 pub async fn list(conn: &mut Conn, f: &UserFilter<'_>) -> sqlx::Result<(Vec<User>, i64)> {
-    let search = f.search.map(|s| format!("%{}%", s.to_lowercase()));
-    let where_ = "WHERE ($1 IS NULL OR username_lower LIKE $1 OR email_lower LIKE $1) \
+    let search = f
+        .search
+        .map(|s| format!("%{}%", like_literal(&s.to_lowercase())));
+    let where_ = "WHERE ($1 IS NULL OR username_lower LIKE $1 ESCAPE '\\' OR email_lower LIKE $1 ESCAPE '\\') \
                   AND ($2 IS NULL OR status = $2)";
     let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) AS n FROM users {where_}"
@@ -293,4 +310,15 @@ pub async fn organizations(conn: &mut Conn, user_id: &str) -> sqlx::Result<Vec<O
     .fetch_all(conn)
     .await?;
     rows.iter().map(super::orgs::org_from_row).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_literal;
+
+    #[test]
+    fn like_patterns_match_literally() {
+        assert_eq!(like_literal("a_b%c\\d"), "a\\_b\\%c\\\\d");
+        assert_eq!(like_literal("plain"), "plain");
+    }
 }

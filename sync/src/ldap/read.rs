@@ -206,7 +206,19 @@ fn to_raw(entry: SearchEntry) -> RawEntry {
                 .or_default()
                 .extend(v.into_iter().map(String::into_bytes));
         } else {
-            raw.attrs.entry(k).or_default().extend(v);
+            // A value with NUL is not text any database stores: it is kept as
+            // bytes, so what reads it as text finds no value (and reports it).
+            let (text, bytes): (Vec<String>, Vec<String>) =
+                v.into_iter().partition(|s| !s.contains('\0'));
+            if !bytes.is_empty() {
+                raw.bin
+                    .entry(k.clone())
+                    .or_default()
+                    .extend(bytes.into_iter().map(String::into_bytes));
+            }
+            if !text.is_empty() {
+                raw.attrs.entry(k).or_default().extend(text);
+            }
         }
     }
     for (k, v) in entry.bin_attrs {
@@ -368,4 +380,25 @@ pub(crate) async fn read_into(
     .await?;
     let _ = ldap.unbind().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_with_nul_are_not_text() {
+        let entry = SearchEntry {
+            dn: "uid=a,dc=example,dc=test".to_owned(),
+            attrs: HashMap::from([
+                ("uid".to_owned(), vec!["a\0b".to_owned()]),
+                ("cn".to_owned(), vec!["Ann".to_owned(), "x\0".to_owned()]),
+            ]),
+            bin_attrs: HashMap::new(),
+        };
+        let raw = to_raw(entry);
+        assert_eq!(raw.first("uid"), None);
+        assert_eq!(raw.values("cn"), ["Ann".to_owned()]);
+        assert_eq!(raw.bin["uid"], [b"a\0b".to_vec()]);
+    }
 }

@@ -171,34 +171,18 @@ pub fn role_sync_grants(
         .collect()
 }
 
-/// What the directory sync could give with these claims: the grants of every
-/// sync setting that is on and reads a claim the directory produces. (Who
-/// chooses the directory and its claims chooses those claim values.)
-pub async fn directory_grants(
-    conn: &mut Conn,
-    claim_names: &BTreeSet<String>,
-) -> sqlx::Result<Vec<Grant>> {
-    let fed = |field: Option<&str>| field.is_some_and(|f| claim_names.contains(f));
-    let mut grants = Vec::new();
-    let org_sync: orgsync_sync::OrganizationSyncSettings =
-        load_settings(conn, None, SettingsKey::Organization).await?;
-    if fed(org_sync.enabled_field()) {
-        grants.extend(org_sync_grants(conn, &org_sync).await?);
-    }
-    let site: orgsync_sync::SiteRoleSyncSettings =
-        load_settings(conn, None, SettingsKey::SiteRoles).await?;
-    if fed(site.enabled_field()) {
-        grants.extend(site_role_sync_grants(&site));
-    }
+/// What the directory sync could give: every role, site and org. A directory
+/// feeds the claims that any sync setting reads, today's or one turned on
+/// later, and it links, renames and suspends every account without a password
+/// whose email it shows; who chooses the directory holds all of that.
+pub async fn directory_grants(conn: &mut Conn) -> sqlx::Result<Vec<Grant>> {
+    let mut grants: Vec<Grant> = SITE_ROLES
+        .iter()
+        .map(|r| Grant::Site((*r).to_owned()))
+        .collect();
     for org in store::orgs::list(conn).await? {
-        let roles: orgsync_sync::RoleSyncSettings =
-            load_settings(conn, Some(&org.id), SettingsKey::Roles).await?;
-        if fed(roles.enabled_field()) {
-            grants.extend(role_sync_grants(&org, &roles));
-        }
+        grants.extend(ORG_ROLES.iter().map(|r| Grant::org(&org, r)));
     }
-    grants.sort();
-    grants.dedup();
     Ok(grants)
 }
 

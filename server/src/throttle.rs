@@ -130,30 +130,24 @@ pub async fn attempt(
     let mut conn = db.pool().acquire().await?;
     let account_key = account_key(email);
     let address_key = address_key(addr);
-    let account = store::hit(&mut conn, &account_key, &now_s, &expired_before).await?;
+    // The address first: an address past its limit counts against no account
+    // (it could otherwise lock out any account it names) and opens no rows.
     let address = store::hit(&mut conn, &address_key, &now_s, &expired_before).await?;
+    if over(&address, limits.per_address) {
+        warn_once("address", &address, limits.per_address, addr);
+        return Ok(Verdict::Throttled {
+            retry_after: retry_after(&address.window_start, limits.window, now),
+        });
+    }
+    let account = store::hit(&mut conn, &account_key, &now_s, &expired_before).await?;
     if account.window_start == now_s || address.window_start == now_s {
         // A window opened: a good moment to drop a bounded batch of old rows.
         store::prune(&mut conn, &expired_before, PRUNE_BATCH).await?;
     }
-    let mut retry = None;
-    for (scope, count, limit) in [
-        ("account", &account, limits.per_account),
-        ("address", &address, limits.per_address),
-    ] {
-        if over(count, limit) {
-            if count.failures == i64::from(limit) + 1 {
-                tracing::warn!(
-                    scope,
-                    address = %addr.map(|a| a.to_string()).unwrap_or_default(),
-                    limit,
-                    "too many failed logins: throttling until the window ends"
-                );
-            }
-            let r = retry_after(&count.window_start, limits.window, now);
-            retry = Some(retry.map_or(r, |other: u64| other.max(r)));
-        }
-    }
+    let retry = over(&account, limits.per_account).then(|| {
+        warn_once("account", &account, limits.per_account, addr);
+        retry_after(&account.window_start, limits.window, now)
+    });
     Ok(match retry {
         Some(retry_after) => Verdict::Throttled { retry_after },
         None => Verdict::Proceed(Attempt {
@@ -161,6 +155,18 @@ pub async fn attempt(
             address: (address_key, address),
         }),
     })
+}
+
+/// Logs once per window, when a key first goes past its limit.
+fn warn_once(scope: &str, count: &Count, limit: u32, addr: Option<IpAddr>) {
+    if count.failures == i64::from(limit) + 1 {
+        tracing::warn!(
+            scope,
+            address = %addr.map(|a| a.to_string()).unwrap_or_default(),
+            limit,
+            "too many failed logins: throttling until the window ends"
+        );
+    }
 }
 
 impl Attempt {

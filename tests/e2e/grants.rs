@@ -455,10 +455,12 @@ async fn the_preview_does_not_reveal_settings_the_caller_may_not_read() {
     assert!(!seen.to_string().contains("organization-admin"), "{seen}");
 }
 
-/// Directory sync settings choose where claims come from: writing them needs
-/// every grant the sync settings reading those claims could make.
+/// Directory sync settings choose where claims come from and which accounts a
+/// directory entry links, renames and suspends. An attack: a user-admin pointed
+/// the directory at its own slapd while sync was off; once admins turned role
+/// sync on, its entries became owners. Writing them needs every grant.
 #[tokio::test]
-async fn directory_settings_are_held_to_the_grants_of_the_settings_they_feed() {
+async fn directory_settings_need_authority_over_every_role() {
     let s = TestServer::start().await;
     let owner = s.owner().await;
     owner.create_org("data-platform").await;
@@ -475,43 +477,27 @@ async fn directory_settings_are_held_to_the_grants_of_the_settings_they_feed() {
             "claims": claims,
         })
     };
-    // Nothing reads the claims yet: the user-admin may configure the directory.
-    let (status, body) = ua
-        .put("/settings/ldapsync", ldap(json!({"groups": "groups"})))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    // The org's role sync reads `groups`; unmapped values pass through.
-    let (status, _) = owner
-        .patch(
-            "/organizations/data-platform/settings/idpsync/roles",
-            json!({"field": "groups"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, body) = ua
-        .put(
-            "/settings/ldapsync",
-            ldap(json!({"groups": "groups", "team": "ou"})),
-        )
-        .await;
-    assert_refused_naming(status, &body, "organization-admin");
-    assert_eq!(
-        owner.get("/settings/ldapsync").await.1["claims"],
+    // Even with every sync setting off and claims nothing reads yet.
+    for claims in [
         json!({"groups": "groups"}),
-        "nothing was written"
+        json!({"department": "departmentNumber"}),
+    ] {
+        let (status, body) = ua.put("/settings/ldapsync", ldap(claims)).await;
+        assert_refused_naming(status, &body, "owner");
+    }
+    let (_, stored) = owner.get("/settings/ldapsync").await;
+    assert_eq!(
+        stored["bind_password_set"], false,
+        "nothing was written: {stored}"
     );
-    // A directory that does not feed `groups` grants nothing through it.
-    let (status, body) = ua
-        .put(
-            "/settings/ldapsync",
-            ldap(json!({"department": "departmentNumber"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    // The user-admin still reads them and may start runs of the owner's settings.
     let (status, body) = owner
         .put("/settings/ldapsync", ldap(json!({"groups": "groups"})))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, read) = ua.get("/settings/ldapsync").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["claims"], json!({"groups": "groups"}));
 }
 
 // ---- The escalation walk over the whole role set ----
@@ -794,15 +780,14 @@ async fn escalation_walk(caller: Caller) {
         )
         .await;
     }
-    let site_sync_on = w
-        .attempt(
-            Method::PATCH,
-            "/settings/idpsync/site-roles",
-            Some(json!({"field": "roles", "mapping": {}, "default_roles": []})),
-            Route::Deployment,
-            &all_site,
-        )
-        .await;
+    w.attempt(
+        Method::PATCH,
+        "/settings/idpsync/site-roles",
+        Some(json!({"field": "roles", "mapping": {}, "default_roles": []})),
+        Route::Deployment,
+        &all_site,
+    )
+    .await;
     for r in ORG_ROLES {
         w.attempt(
             Method::PATCH,
@@ -821,41 +806,31 @@ async fn escalation_walk(caller: Caller) {
         )
         .await;
     }
-    let role_sync_on = w
-        .attempt(
-            Method::PATCH,
-            "/organizations/a/settings/idpsync/roles",
-            Some(json!({"field": "roles", "mapping": {}})),
-            Route::OrgA,
-            &all_a,
-        )
-        .await;
-    let org_sync_on = w
-        .attempt(
-            Method::PATCH,
-            "/settings/idpsync/organization",
-            Some(json!({"field": "groups", "mapping": {"x": ["a", "b"]}})),
-            Route::Deployment,
-            &[
-                org("coder", "organization-member"),
-                org("a", "organization-member"),
-                org("b", "organization-member"),
-            ],
-        )
-        .await;
-    let mut fed: Vec<Grant> = Vec::new();
-    if site_sync_on {
-        fed.extend(all_site.clone());
-    }
-    if role_sync_on {
-        fed.extend(all_a.clone());
-    }
-    if org_sync_on {
-        fed.extend([
+    w.attempt(
+        Method::PATCH,
+        "/organizations/a/settings/idpsync/roles",
+        Some(json!({"field": "roles", "mapping": {}})),
+        Route::OrgA,
+        &all_a,
+    )
+    .await;
+    w.attempt(
+        Method::PATCH,
+        "/settings/idpsync/organization",
+        Some(json!({"field": "groups", "mapping": {"x": ["a", "b"]}})),
+        Route::Deployment,
+        &[
             org("coder", "organization-member"),
             org("a", "organization-member"),
             org("b", "organization-member"),
-        ]);
+        ],
+    )
+    .await;
+    // A directory can feed every sync setting and rename every account
+    // without a password: it needs every grant.
+    let mut fed: Vec<Grant> = all_site.clone();
+    for o in ["coder", "a", "b"] {
+        fed.extend(ORG_ROLES.iter().map(|r| org(o, r)));
     }
     w.attempt(
         Method::PUT,

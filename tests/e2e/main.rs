@@ -26,4 +26,5 @@ mod sec_input;
 mod sec_web;
 #[path = "../support/slapd.rs"]
 mod slapd;
+mod trial;
 mod walkthrough;

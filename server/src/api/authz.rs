@@ -72,6 +72,10 @@ fn action_of(
     resource_type: &str,
     action: &str,
 ) -> Option<String> {
+    if action.starts_with("bundle:") {
+        // Role bundles group actions; nobody performs one.
+        return None;
+    }
     if action.contains(':') {
         return engine_has(action).then(|| action.to_owned());
     }
@@ -123,8 +127,14 @@ async fn resource_of(
         (EntityKind::OrganizationRole, Some(org)) => Resource::org_role(&org, &rid),
         (EntityKind::Organization, Some(org)) => Resource::organization(&org),
         (EntityKind::Member, Some(org)) => {
-            let roles = match store::users::find_by_id(&mut conn, &owner).await? {
-                Some(u) => u.roles,
+            // The site roles of a member of that org (what trying the action
+            // would show); of anyone else nothing, so a check reveals nothing
+            // about users outside the org.
+            let roles = match store::members::get(&mut conn, &org.id, &owner).await? {
+                Some(_) => store::users::find_by_id(&mut conn, &owner)
+                    .await?
+                    .map(|u| u.roles)
+                    .unwrap_or_default(),
                 None => Vec::new(),
             };
             Resource::member(&org, &owner).with_site_roles(&roles)

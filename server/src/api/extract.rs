@@ -353,10 +353,28 @@ impl FromRequestParts<AppState> for RequestMeta {
         Ok(RequestMeta {
             ip: addr.map(|a| a.to_string()).unwrap_or_default(),
             addr,
-            user_agent: header("user-agent"),
-            request_id: header("x-request-id"),
+            user_agent: bounded(&header("user-agent"), MAX_USER_AGENT),
+            request_id: bounded(&header("x-request-id"), MAX_REQUEST_ID),
         })
     }
+}
+
+/// Client-chosen text an audit entry keeps (`User-Agent`, `X-Request-Id`) is
+/// bounded, so requests that need no login cannot grow the audit log at will.
+const MAX_USER_AGENT: usize = 256;
+const MAX_REQUEST_ID: usize = 128;
+
+/// `text` cut to at most `max` bytes on a character boundary, control
+/// characters dropped.
+fn bounded(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The client's address: the socket peer, unless the peer is one of the
@@ -579,6 +597,17 @@ mod tests {
             ip("203.0.113.9")
         );
         Ok(())
+    }
+
+    #[test]
+    fn client_text_kept_for_the_audit_is_bounded() {
+        assert_eq!(bounded("curl/8.0", MAX_USER_AGENT), "curl/8.0");
+        assert_eq!(bounded(&"é".repeat(200), 5), "éé");
+        assert_eq!(bounded("a\tb\u{7f}c", 10), "abc");
+        assert_eq!(
+            bounded(&"x".repeat(90_000), MAX_USER_AGENT).len(),
+            MAX_USER_AGENT
+        );
     }
 
     #[test]

@@ -205,30 +205,14 @@ pub async fn update(
     let mut add = BTreeSet::new();
     for (i, key) in req.add_users.iter().enumerate() {
         let field = format!("add_users[{i}]");
-        let user = store::users::find(&mut tx, actor.resolve_user_key(key))
-            .await?
-            .ok_or_else(|| ApiError::validation(&field, format!("user `{key}` not found")))?;
-        if store::members::get(&mut tx, &org.id, &user.id)
-            .await?
-            .is_none()
-        {
-            return Err(ApiError::validation(
-                &field,
-                format!("`{}` is not a member of `{}`", user.username, org.name),
-            ));
-        }
+        let user = super::members::org_member_by_key(&mut tx, &actor, &org, key, &field).await?;
         add.insert(user.id);
     }
     let mut remove = BTreeSet::new();
     for (i, key) in req.remove_users.iter().enumerate() {
-        let user = store::users::find(&mut tx, actor.resolve_user_key(key))
-            .await?
-            .ok_or_else(|| {
-                ApiError::validation(
-                    &format!("remove_users[{i}]"),
-                    format!("user `{key}` not found"),
-                )
-            })?;
+        // Group members are org members (leaving the org leaves its groups).
+        let field = format!("remove_users[{i}]");
+        let user = super::members::org_member_by_key(&mut tx, &actor, &org, key, &field).await?;
         remove.insert(user.id);
     }
     let before: BTreeSet<String> = store::groups::member_ids(&mut tx, &group.id)

@@ -78,16 +78,16 @@ pub async fn put_settings(
         }]));
     }
     new.validate().map_err(invalid)?;
-    // The directory and its claims feed the sync settings that read them: who
-    // configures it must be allowed every grant those settings could make.
-    let claim_names = new.claims.keys().cloned().collect();
+    // The directory is a source of identity for every account without a
+    // password: who configures it must be allowed every grant.
     let mut conn = app.db.pool().acquire().await?;
-    let grants = crate::idpsync::directory_grants(&mut conn, &claim_names).await?;
+    let grants = crate::idpsync::directory_grants(&mut conn).await?;
     drop(conn);
     app.authz.require_grants(
         &actor.principal.entity,
         &grants,
-        "the directory sync settings (its claims feed the IdP sync settings that read them)",
+        "the directory sync settings (the directory feeds the claims every sync setting reads, \
+         and links, renames and suspends the accounts without a password it shows)",
     )?;
     let now_s = clock::fmt(clock::now());
     let old_v = ldapsync::public_settings(&old);

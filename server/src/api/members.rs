@@ -276,6 +276,30 @@ pub async fn assignable_roles(
     Ok(Json(roles))
 }
 
+/// The user `key` (id, username or `me`) if it is a member of `org`. Anyone
+/// else, existing or not, is the same 400 naming the key as given: a caller
+/// that may manage the org learns nothing about users outside it.
+pub(super) async fn org_member_by_key(
+    conn: &mut crate::store::Conn,
+    actor: &Actor,
+    org: &Organization,
+    key: &str,
+    field: &str,
+) -> ApiResult<User> {
+    let not_member =
+        || ApiError::validation(field, format!("`{key}` is not a member of `{}`", org.name));
+    let user = store::users::find(conn, actor.resolve_user_key(key))
+        .await?
+        .ok_or_else(not_member)?;
+    if store::members::get(conn, &org.id, &user.id)
+        .await?
+        .is_none()
+    {
+        return Err(not_member());
+    }
+    Ok(user)
+}
+
 /// A membership as the object of a decision, with its user's site roles (which
 /// guardrails read: nobody below owner removes an owner).
 fn member_resource(org: &Organization, user: &User) -> Resource {

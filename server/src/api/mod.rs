@@ -80,7 +80,6 @@ pub fn router(state: AppState) -> Router {
         .route("/users/oidc/login", get(oidc::login))
         .route("/users/oidc/callback", get(oidc::callback))
         .route("/users/logout", post(users::logout))
-        .route("/users/me", get(users::me))
         .route("/users", get(users::list).post(users::create))
         .route(
             "/users/{user}",

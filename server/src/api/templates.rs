@@ -677,18 +677,9 @@ pub async fn patch_acl(
     let mut acl = t.acl.clone();
     for (key, role) in &req.users {
         check_role(format!("users.{key}"), role)?;
-        let user = store::users::find(&mut tx, actor.resolve_user_key(key))
-            .await?
-            .ok_or_else(|| ApiError::validation(&format!("users.{key}"), "no such user"))?;
-        if store::members::get(&mut tx, &org.id, &user.id)
-            .await?
-            .is_none()
-        {
-            return Err(ApiError::validation(
-                &format!("users.{key}"),
-                format!("`{}` is not a member of `{}`", user.username, org.name),
-            ));
-        }
+        let user =
+            super::members::org_member_by_key(&mut tx, &actor, &org, key, &format!("users.{key}"))
+                .await?;
         match role {
             Some(r) => acl.users.insert(user.id, r.clone()),
             None => acl.users.remove(&user.id),

@@ -376,11 +376,6 @@ pub(crate) async fn require_authority_over(
         .require_authority_over(&actor.principal.entity, &target.data, &orgs, what)
 }
 
-pub async fn me(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<User>> {
-    let (user, _) = target_user(&app, &actor, "me", Action::USER_READ).await?;
-    Ok(Json(user))
-}
-
 pub async fn get(
     State(app): State<AppState>,
     actor: Actor,

@@ -56,6 +56,15 @@ pub async fn unhit(conn: &mut Conn, key: &str, window_start: &str) -> sqlx::Resu
     )
     .bind(key)
     .bind(window_start)
+    .execute(&mut *conn)
+    .await?;
+    // A window left with no failures never was one: closing it keeps its age
+    // (which `Retry-After` would show) from telling of a successful login.
+    sqlx::query(
+        "DELETE FROM login_throttle WHERE key = $1 AND window_start = $2 AND failures <= 0",
+    )
+    .bind(key)
+    .bind(window_start)
     .execute(conn)
     .await?;
     Ok(())

@@ -569,12 +569,14 @@ enum Route {
 }
 
 fn may_use(caller: Caller, route: Route) -> bool {
-    match (caller, route) {
-        (Caller::Site("owner"), _) => true,
-        (Caller::Site("user-admin"), _) => true,
-        (Caller::Org("organization-admin" | "organization-user-admin"), Route::OrgA) => true,
-        _ => false,
-    }
+    matches!(
+        (caller, route),
+        (Caller::Site("owner" | "user-admin"), _)
+            | (
+                Caller::Org("organization-admin" | "organization-user-admin"),
+                Route::OrgA
+            )
+    )
 }
 
 struct Walk<'a> {

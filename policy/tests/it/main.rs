@@ -6,5 +6,6 @@
     reason = "tests fail loudly"
 )]
 
+mod differential;
 mod engine;
 mod policy_files;

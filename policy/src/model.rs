@@ -386,8 +386,10 @@ fn entity(
         .unwrap_or_else(|_| Entity::with_uid(uid))
 }
 
-/// A template's access list, as the policies see it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A template's access list, as the policies see it. In a policy test file
+/// (`testing`), every list may be left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TemplateAcl {
     pub use_users: Vec<String>,
     pub use_groups: Vec<String>,

@@ -168,6 +168,49 @@ fn policy_cli_validate_test_fmt() {
     assert!(err.contains("anonymous reads org"), "{err}");
     std::fs::remove_file(pol.join("tests/zz-fail.json")).unwrap();
 
+    // A case in orgsync terms: a deny must say why; the file and case are named.
+    std::fs::write(
+        pol.join("tests/zz-fail.json"),
+        json!({"world": {"organizations": [{"id": "o"}], "users": [{"id": "u", "memberships": {"o": []}}]},
+               "cases": [{"name": "deny without a why", "principal": "u", "action": "organization:update",
+                          "resource": {"organization": "o"}, "decision": "deny", "reasons": []}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["policy", "test"]);
+    assert_eq!(code, Some(3));
+    assert!(
+        err.contains("FAIL tests/zz-fail.json / deny without a why: a deny case names"),
+        "{err}"
+    );
+    std::fs::remove_file(pol.join("tests/zz-fail.json")).unwrap();
+
+    // A directory whose tests are all Cedar entities (the earlier format) still runs.
+    let tests = pol.join("tests");
+    std::fs::rename(&tests, dir.path().join("tests-kept")).unwrap();
+    std::fs::create_dir(&tests).unwrap();
+    std::fs::write(
+        tests.join("cedar.json"),
+        json!({"entities": [
+                 {"uid": {"type": "Organization", "id": "o"}, "attrs": {"key": "o", "is_default": false,
+                  "organization": {"__entity": {"type": "Organization", "id": "o"}}}, "parents": []},
+                 {"uid": {"type": "User", "id": "u"}, "attrs": {"key": "u", "status": "active"},
+                  "parents": [{"type": "Organization", "id": "o"}], "tags": {"o": []}}],
+               "cases": [{"name": "member reads its org", "principal": {"type": "User", "id": "u"},
+                          "action": "organization:read", "resource": {"type": "Organization", "id": "o"},
+                          "decision": "allow", "reasons": ["org.member"]},
+                         {"name": "member does not update it", "principal": {"type": "User", "id": "u"},
+                          "action": "organization:update", "resource": {"type": "Organization", "id": "o"},
+                          "decision": "deny"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, out, err) = run(&["policy", "test"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("2 passed, 0 failed"), "{out}");
+    std::fs::remove_dir_all(&tests).unwrap();
+    std::fs::rename(dir.path().join("tests-kept"), &tests).unwrap();
+
     // fmt --check flags an unformatted file, fmt fixes it.
     std::fs::write(pol.join("zz-ugly.cedar"), "@id(\"ugly\")   permit(principal,action==Action::\"organization:read\",resource) when {principal in resource};").unwrap();
     let (code, _, err) = run(&["policy", "fmt", "--check"]);

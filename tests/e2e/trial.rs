@@ -185,7 +185,11 @@ async fn group_and_acl_edits_reveal_nothing_about_users_outside_the_org() {
     }
     answers.sort();
     answers.dedup();
-    assert_eq!(answers.len(), 2, "one answer per field, whoever the key: {answers:?}");
+    assert_eq!(
+        answers.len(),
+        2,
+        "one answer per field, whoever the key: {answers:?}"
+    );
     assert_eq!(owner.get(&path).await.1["members"], json!([]));
 }
 

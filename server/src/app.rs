@@ -281,6 +281,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         policy_hash = engine.hash(),
         "orgsync is serving"
     );
+    // The bound address, whatever the log filter: with `--listen HOST:0` this
+    // line is how a supervisor (or the e2e process harness,
+    // `tests/e2e/process.rs`) learns the port the system picked.
     eprintln!("orgsync listening on http://{}", listener.local_addr()?);
     #[cfg(unix)]
     {

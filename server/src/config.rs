@@ -46,6 +46,11 @@ pub struct ServerArgs {
     /// A running job whose daemon sent no heartbeat for this long fails, in milliseconds [default: 60000]
     #[arg(long, env = "ORGSYNC_JOB_HEARTBEAT_TIMEOUT_MS")]
     pub job_heartbeat_timeout_ms: Option<u64>,
+    /// An idle daemon waiting for a job looks at the queue this often even
+    /// when no notification woke it (a safety net for a lost notification),
+    /// in milliseconds [default: 5000]
+    #[arg(long, env = "ORGSYNC_JOB_POLL_INTERVAL_MS")]
+    pub job_poll_interval_ms: Option<u64>,
     /// A directory sync run whose replica sent no heartbeat for this long is
     /// considered dead: the next run may start (and marks it failed), in seconds [default: 30]
     #[arg(long, env = "ORGSYNC_LDAPSYNC_LEASE_SECONDS")]
@@ -57,10 +62,6 @@ pub struct ServerArgs {
     /// transaction and connection (PostgreSQL; SQLite applies one at a time) [default: 2]
     #[arg(long, env = "ORGSYNC_LDAPSYNC_APPLY_CONCURRENCY")]
     pub ldapsync_apply_concurrency: Option<usize>,
-    /// Fault injection for tests: a directory sync run stops dead (as if its
-    /// process crashed) after applying this many batches.
-    #[arg(long, hide = true)]
-    pub ldapsync_crash_after_batches: Option<usize>,
     /// Boxed: the OIDC flags would make every `ServerArgs` (and the CLI's
     /// command enum) much larger.
     #[command(flatten)]
@@ -142,6 +143,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub log: Option<String>,
     pub job_heartbeat_timeout_ms: Option<u64>,
+    pub job_poll_interval_ms: Option<u64>,
     pub ldapsync_lease_seconds: Option<u64>,
     pub ldapsync_batch_size: Option<usize>,
     pub ldapsync_apply_concurrency: Option<usize>,
@@ -177,10 +179,11 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub log: String,
     pub job_heartbeat_timeout_ms: u64,
+    /// How often an idle daemon re-checks the queue without a notification.
+    pub job_poll_interval_ms: u64,
     pub ldapsync_lease_seconds: u64,
     pub ldapsync_batch_size: usize,
     pub ldapsync_apply_concurrency: usize,
-    pub ldapsync_crash_after_batches: Option<usize>,
     /// Login throttling: failures allowed per account and per client address
     /// in a window (0: no limit), and the window's length.
     pub login_max_failures_per_account: u32,
@@ -391,6 +394,11 @@ impl ServerConfig {
                 .or(file.job_heartbeat_timeout_ms)
                 .unwrap_or(60_000)
                 .max(100),
+            job_poll_interval_ms: args
+                .job_poll_interval_ms
+                .or(file.job_poll_interval_ms)
+                .unwrap_or(5_000)
+                .clamp(10, 86_400_000),
             ldapsync_lease_seconds: args
                 .ldapsync_lease_seconds
                 .or(file.ldapsync_lease_seconds)
@@ -406,7 +414,6 @@ impl ServerConfig {
                 .or(file.ldapsync_apply_concurrency)
                 .unwrap_or(2)
                 .clamp(1, 8),
-            ldapsync_crash_after_batches: args.ldapsync_crash_after_batches,
             login_max_failures_per_account: args
                 .throttle
                 .login_max_failures_per_account

@@ -125,11 +125,13 @@ pub async fn acquire(
         if left.is_zero() {
             return Ok(None);
         }
-        // Woken by a notification; the periodic re-check only guards against a
-        // lost notification (e.g. a replica's listener reconnecting).
+        // Woken by a notification; the periodic re-check
+        // (`--job-poll-interval-ms`) only guards against a lost notification
+        // (e.g. a replica's listener reconnecting).
+        let recheck = Duration::from_millis(app.config.job_poll_interval_ms);
         tokio::select! {
             () = &mut notified => {}
-            () = tokio::time::sleep(left.min(Duration::from_secs(5))) => {}
+            () = tokio::time::sleep(left.min(recheck)) => {}
         }
     }
 }

@@ -13,6 +13,7 @@ mod audit;
 mod authz_api;
 mod bad_input;
 mod cli;
+mod crash;
 mod grants;
 mod harness;
 mod idpsync;
@@ -20,8 +21,10 @@ mod isolation;
 mod ldapsync;
 mod oidc;
 mod policies;
+mod process;
 mod provisioning;
 mod queue;
+mod replicas;
 mod sec_input;
 mod sec_web;
 #[path = "../support/slapd.rs"]

@@ -33,9 +33,6 @@ pub const SETTINGS_KEY: &str = "ldapsync";
 pub const LINK_SOURCE: &str = "ldap";
 /// The audit source of what a run changes.
 pub const AUDIT_SOURCE: &str = "ldap_sync";
-/// What a run returns when the fault-injection point
-/// (`--ldapsync-crash-after-batches`) stops it dead.
-const SIMULATED_CRASH: &str = "simulated crash";
 /// How often a running run renews its lease and publishes its progress.
 const HEARTBEAT: Duration = Duration::from_millis(200);
 /// Incremental runs look this far behind the previous run's start (clock skew
@@ -598,12 +595,6 @@ async fn supervise(app: AppState, settings: LdapSettings, ctx: RunCtx) {
         }
     };
     let outcome = match joined {
-        Ok(Err(e)) if e == SIMULATED_CRASH => {
-            // As if the process died: no record, the lease left to expire.
-            beat.abort();
-            tracing::warn!(run = %ctx.id, "ldap sync run stopped by fault injection");
-            return;
-        }
         Ok(Ok(o)) => o,
         Ok(Err(e)) => Outcome {
             status: "failed",
@@ -1016,16 +1007,15 @@ enum Job<'a> {
     Suspend(&'a [UserChange]),
 }
 
-/// Batches committed so far; `stopped` after a simulated crash.
+/// Batches committed so far.
 #[derive(Default)]
 struct Committed {
     batches: usize,
-    stopped: bool,
 }
 
 /// Applies the batches of a run's second pass, each in its own transaction;
 /// several may run side by side. Commits are taken one at a time (with the
-/// lease check), so a simulated crash stops after exactly that many batches.
+/// lease check).
 struct Applier<'a> {
     app: &'a AppState,
     ctx: &'a RunCtx,
@@ -1107,20 +1097,12 @@ impl Applier<'_> {
             .await
             .map_err(db_err)?;
         let mut committed = self.committed.lock().await;
-        if committed.stopped {
-            tx.rollback().await.map_err(db_err)?;
-            return Err(SIMULATED_CRASH.to_owned());
-        }
         still_ours(&mut tx, app, self.ctx).await?;
         tx.commit().await.map_err(db_err)?;
         committed.batches += 1;
         app.authz
             .invalidate(batch.iter().map(|c| c.user_id.as_str()));
         set_progress(self.ctx, |p| p.users_applied += users);
-        if app.config.ldapsync_crash_after_batches == Some(committed.batches) {
-            committed.stopped = true;
-            return Err(SIMULATED_CRASH.to_owned());
-        }
         Ok(())
     }
 

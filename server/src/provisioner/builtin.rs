@@ -32,7 +32,11 @@ fn source_error(e: ApiError) -> SourceError {
 
 impl JobSource for InProcess {
     async fn acquire(&self) -> Result<Option<AcquiredJob>, SourceError> {
-        jobs::acquire(&self.app, &self.daemon, Duration::from_secs(25))
+        // A long-poll never ends sooner than the re-check interval: an idle
+        // built-in daemon looks at the queue when notified, else only every
+        // `--job-poll-interval-ms` (at least every 25 s).
+        let poll = Duration::from_millis(self.app.config.job_poll_interval_ms);
+        jobs::acquire(&self.app, &self.daemon, poll.max(Duration::from_secs(25)))
             .await
             .map_err(source_error)
     }

@@ -68,13 +68,13 @@ async fn authcheck_answers_for_the_caller() {
         body["validations"][0]["field"],
         "checks.x.object.resource_type"
     );
-    let (status, _) = alice
+    let (status, reply) = alice
         .post(
             "/authcheck",
             json!({"checks": {"x": {"object": {"resource_type": "group"}, "action": "fly"}}}),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
     let many: serde_json::Map<String, serde_json::Value> = (0..101)
         .map(|i| {
             (
@@ -83,10 +83,8 @@ async fn authcheck_answers_for_the_caller() {
             )
         })
         .collect();
-    assert_eq!(
-        alice.post("/authcheck", json!({"checks": many})).await.0,
-        StatusCode::BAD_REQUEST
-    );
+    let (status, reply) = alice.post("/authcheck", json!({"checks": many})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
 }
 
 #[tokio::test]
@@ -136,7 +134,8 @@ async fn authorize_is_cedar_native_with_reasons() {
         json!({"decision": "deny", "reasons": [], "errors": []})
     );
     // Only owners use the batch endpoint.
-    assert_eq!(alice.post("/authorize", req).await.0, StatusCode::FORBIDDEN);
+    let (status, reply) = alice.post("/authorize", req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
 }
 
 #[tokio::test]
@@ -155,5 +154,6 @@ async fn policies_listing() {
             .any(|p| p["id"] == "guardrail.cross-org" && p["effect"] == "forbid")
     );
     let (alice, _) = owner.create_user("alice").await;
-    assert_eq!(alice.get("/policies").await.0, StatusCode::FORBIDDEN);
+    let (status, reply) = alice.get("/policies").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
 }

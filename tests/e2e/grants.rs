@@ -98,7 +98,7 @@ async fn a_user_admin_cannot_become_owner_through_site_role_sync() {
         );
     }
     assert_eq!(
-        owner.get("/settings/idpsync/site-roles").await.1,
+        owner.get_ok("/settings/idpsync/site-roles").await,
         json!({"field": null, "mapping": {}, "default_roles": []}),
         "nothing was written"
     );
@@ -124,13 +124,13 @@ async fn a_user_admin_cannot_become_owner_through_site_role_sync() {
 
     // Once the owner wrote settings that can grant `owner`, the user-admin may
     // not change them at all, not even another field.
-    let (status, _) = owner
+    let (status, reply) = owner
         .patch(
             "/settings/idpsync/site-roles",
             json!({"mapping": {"root": ["owner"]}}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let (status, resp) = ua
         .patch("/settings/idpsync/site-roles", json!({"default_roles": []}))
         .await;
@@ -183,7 +183,7 @@ async fn an_org_user_admin_cannot_grant_org_admin_through_role_sync() {
 
     Browser::new(&s).login("sub-oua").await;
     let (_, orgs) = roles_of(&owner, "oua").await;
-    let (_, org) = owner.get("/organizations/data-platform").await;
+    let org = owner.get_ok("/organizations/data-platform").await;
     assert_eq!(
         orgs[org["id"].as_str().unwrap()],
         json!(["organization-user-admin"]),
@@ -230,7 +230,7 @@ async fn removing_a_member_needs_authority_over_its_roles() {
     let (owner2, _) = owner.create_user("owner2").await;
     owner.set_site_roles("owner2", &["owner"]).await;
     let members = |c: Client| async move {
-        let (_, m) = c.get("/organizations/data-platform/members").await;
+        let m = c.get_ok("/organizations/data-platform/members").await;
         let mut names: Vec<String> = m
             .as_array()
             .unwrap()
@@ -264,49 +264,39 @@ async fn removing_a_member_needs_authority_over_its_roles() {
         "{body}"
     );
     // A site user-admin may not remove an owner or an org admin either.
-    assert_eq!(
-        ua.delete("/organizations/data-platform/members/admin")
-            .await
-            .0,
-        StatusCode::FORBIDDEN
-    );
+    let (status, reply) = ua
+        .delete("/organizations/data-platform/members/admin")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
     let (status, body) = ua
         .delete("/organizations/data-platform/members/oadmin")
         .await;
     assert_refused_naming(status, &body, "organization-admin");
     // Nor change an owner's org roles.
-    let (status, _) = oadmin
+    let (status, reply) = oadmin
         .put(
             "/organizations/data-platform/members/admin/roles",
             json!({"roles": ["organization-auditor"]}),
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
     assert_eq!(members(owner.clone()).await, before, "nobody was removed");
 
-    assert_eq!(
-        oua.delete("/organizations/data-platform/members/plain")
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
+    let (status, reply) = oua
+        .delete("/organizations/data-platform/members/plain")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
     // The org admin may remove the user-admin (it may assign its role), and an
     // owner may remove another owner.
-    assert_eq!(
-        oadmin
-            .delete("/organizations/data-platform/members/oua")
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
+    let (status, reply) = oadmin
+        .delete("/organizations/data-platform/members/oua")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
     owner.add_member("data-platform", "owner2", &[]).await;
-    assert_eq!(
-        owner2
-            .delete("/organizations/data-platform/members/admin")
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
+    let (status, reply) = owner2
+        .delete("/organizations/data-platform/members/admin")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
     let after = members(owner2.clone()).await;
     assert_eq!(after, vec!["oadmin".to_owned(), "owner2".to_owned()]);
 }
@@ -338,29 +328,22 @@ async fn account_takeover_paths_need_authority_over_the_account() {
         let (status, resp) = ua.patch("/users/oadmin", body).await;
         assert_refused_naming(status, &resp, "organization-admin");
     }
-    let (_, u) = owner.get("/users/oadmin").await;
+    let u = owner.get_ok("/users/oadmin").await;
     assert_eq!(u["email"], "oadmin@example.com");
     assert_eq!(u["login_type"], "password");
     // Its display name is not a sign-in: allowed.
-    let (status, _) = ua
+    let (status, reply) = ua
         .patch("/users/oadmin", json!({"name": "Org Admin"}))
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
     // It may suspend it (that takes authority away) but not reactivate it.
-    assert_eq!(
-        ua.put("/users/oadmin/status/suspend", json!({})).await.0,
-        StatusCode::OK
-    );
+    let (status, reply) = ua.put("/users/oadmin/status/suspend", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let (status, resp) = ua.put("/users/oadmin/status/activate", json!({})).await;
     assert_refused_naming(status, &resp, "organization-admin");
-    assert_eq!(owner.get("/users/oadmin").await.1["status"], "suspended");
-    assert_eq!(
-        owner
-            .put("/users/oadmin/status/activate", json!({}))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(owner.get_ok("/users/oadmin").await["status"], "suspended");
+    let (status, reply) = owner.put("/users/oadmin/status/activate", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
 
     // Users whose roles it may assign are its to edit.
     let (status, resp) = ua
@@ -386,28 +369,22 @@ async fn account_takeover_paths_need_authority_over_the_account() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{resp}");
-    let (_, audit) = owner
-        .get("/audit?q=resource_type:user%20action:update")
+    let audit = owner
+        .get_ok("/audit?q=resource_type:user%20action:update")
         .await;
     let text = audit.to_string();
     assert!(!text.contains("brand new pass"), "no password in the audit");
     assert!(text.contains("(changed)"), "{text}");
     // Bad combinations are 400s.
-    assert_eq!(
-        ua.patch(
+    let (status, reply) = ua
+        .patch(
             "/users/aud",
-            json!({"login_type": "none", "password": "another password"})
+            json!({"login_type": "none", "password": "another password"}),
         )
-        .await
-        .0,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        ua.patch("/users/aud", json!({"login_type": "oidc"}))
-            .await
-            .0,
-        StatusCode::BAD_REQUEST
-    );
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    let (status, reply) = ua.patch("/users/aud", json!({"login_type": "oidc"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
 }
 
 /// The preview shows each org's sync settings at work: only for the orgs whose
@@ -417,20 +394,20 @@ async fn the_preview_does_not_reveal_settings_the_caller_may_not_read() {
     let s = TestServer::start().await;
     let owner = s.owner().await;
     owner.create_org("data-platform").await;
-    let (status, _) = owner
+    let (status, reply) = owner
         .patch(
             "/organizations/data-platform/settings/idpsync/roles",
             json!({"field": "roles", "mapping": {"lead": ["organization-admin"]}}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = owner
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, reply) = owner
         .patch(
             "/settings/idpsync/organization",
             json!({"field": "groups", "mapping": {"eng": ["data-platform"]}}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let claims = json!({"claims": {"groups": ["eng"], "roles": ["lead"]}});
     let (status, full) = owner.post("/idpsync/preview", claims.clone()).await;
     assert_eq!(status, StatusCode::OK, "{full}");
@@ -481,13 +458,13 @@ async fn directory_settings_are_held_to_the_grants_of_the_settings_they_feed() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // The org's role sync reads `groups`; unmapped values pass through.
-    let (status, _) = owner
+    let (status, reply) = owner
         .patch(
             "/organizations/data-platform/settings/idpsync/roles",
             json!({"field": "groups"}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let (status, body) = ua
         .put(
             "/settings/ldapsync",
@@ -496,7 +473,7 @@ async fn directory_settings_are_held_to_the_grants_of_the_settings_they_feed() {
         .await;
     assert_refused_naming(status, &body, "organization-admin");
     assert_eq!(
-        owner.get("/settings/ldapsync").await.1["claims"],
+        owner.get_ok("/settings/ldapsync").await["claims"],
         json!({"groups": "groups"}),
         "nothing was written"
     );
@@ -726,7 +703,7 @@ async fn escalation_walk(caller: Caller) {
     // Account edits decide who signs in as the target.
     let (site_now, orgs_now) = roles_of(&owner, "target").await;
     let mut holds: Vec<Grant> = site_now.iter().map(|r| site(r)).collect();
-    let (_, all_orgs) = owner.get("/organizations").await;
+    let all_orgs = owner.get_ok("/organizations").await;
     for o in all_orgs.as_array().unwrap() {
         if let Some(roles) = orgs_now.get(o["id"].as_str().unwrap()) {
             let name = o["name"].as_str().unwrap();

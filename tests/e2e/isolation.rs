@@ -587,9 +587,9 @@ async fn a_users_cannot_touch_anything_of_org_b() {
         assert_eq!(Some(v), after.get(k), "{k} changed");
     }
     // The owner does see B: the matrix hit live objects.
-    let (_, members) = w.owner.get("/organizations/org-b/members").await;
+    let members = w.owner.get_ok("/organizations/org-b/members").await;
     assert_eq!(members.as_array().unwrap().len(), 3, "{members}");
-    let (_, g) = w.owner.get(&format!("/groups/{}", w.b_group)).await;
+    let g = w.owner.get_ok(&format!("/groups/{}", w.b_group)).await;
     assert_eq!(g["members"][0]["username"], "b-member");
 }
 
@@ -704,7 +704,7 @@ async fn nobody_grants_itself_roles_site_or_org() {
     }
     // Each actor still has exactly its roles.
     for actor in &w.actors {
-        let (_, roles) = w.owner.get(&format!("/users/{}/roles", actor.id)).await;
+        let roles = w.owner.get_ok(&format!("/users/{}/roles", actor.id)).await;
         assert_eq!(roles["roles"], json!(["member"]), "{}", actor.label);
         let in_a = &roles["organization_roles"][&w.a_id];
         let want = match actor.label {
@@ -754,7 +754,7 @@ async fn an_admin_of_a_is_powerless_in_b() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // ...which does not change that user's standing in B.
-    let (_, roles) = w.owner.get("/users/b-member/roles").await;
+    let roles = w.owner.get_ok("/users/b-member/roles").await;
     assert_eq!(roles["organization_roles"][&w.b_id], json!([]), "{roles}");
     assert_eq!(
         roles["organization_roles"][&w.a_id],
@@ -772,7 +772,8 @@ async fn an_admin_of_a_is_powerless_in_b() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     b_member.token = Some(login["session_token"].as_str().unwrap().to_owned());
-    assert_eq!(b_member.get("/organizations/org-b").await.0, StatusCode::OK);
+    let (status, reply) = b_member.get("/organizations/org-b").await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
     for (method, path, body) in [
         (
             Method::PATCH,
@@ -815,7 +816,7 @@ async fn an_admin_of_a_is_powerless_in_b() {
     let (status, body) = b_member.get("/audit?organization=org-b").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["count"], 0, "{body}");
-    let (_, body) = b_member.get("/audit?limit=1000").await;
+    let body = b_member.get_ok("/audit?limit=1000").await;
     let entries = body["audit_logs"].as_array().unwrap();
     assert!(!entries.is_empty());
     assert!(
@@ -854,19 +855,17 @@ async fn an_admin_of_a_is_powerless_in_b() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{what}: {resp}");
     }
     // Even B's members it can now see in A stay B's business.
-    let (status, _) = c.get("/organizations/org-a/members").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        c.get(&format!("/users/{}/organizations", w.b_member_id))
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
+    let (status, reply) = c.get("/organizations/org-a/members").await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, reply) = c
+        .get(&format!("/users/{}/organizations", w.b_member_id))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
     let after = snapshot(&s, &w).await;
     for (k, v) in before.as_object().unwrap() {
         assert_eq!(Some(v), after.get(k), "{k} changed");
     }
-    let (_, orgs) = c.get("/organizations").await;
+    let orgs = c.get_ok("/organizations").await;
     assert!(
         orgs.as_array()
             .unwrap()
@@ -1279,7 +1278,7 @@ async fn a_users_and_daemons_cannot_touch_org_b_templates_provisioners_workspace
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "took B's job: {body}");
-    let (_, b_daemons) = o.get("/organizations/org-b/provisionerdaemons").await;
+    let b_daemons = o.get_ok("/organizations/org-b/provisionerdaemons").await;
     let b_daemon = b_daemons[0]["id"].as_str().unwrap().to_owned();
     for j in &b_jobs {
         for (what, body) in [
@@ -1322,14 +1321,14 @@ async fn a_users_and_daemons_cannot_touch_org_b_templates_provisioners_workspace
             );
         }
     }
-    let (status, _) = daemon_call(
+    let (status, reply) = daemon_call(
         &s,
         &a_secret,
         &format!("/{b_daemon}/acquire?wait_ms=200"),
         json!({}),
     )
     .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
 
     // B is as it was (but for A's new key and A's daemon registration, whose
     // audit entries are A's).
@@ -1341,6 +1340,6 @@ async fn a_users_and_daemons_cannot_touch_org_b_templates_provisioners_workspace
     for (k, v) in before.as_object().unwrap() {
         assert_eq!(Some(v), after.get(k), "{k} changed");
     }
-    let (_, job) = o.get(&format!("/provisionerjobs/{pending_job}")).await;
+    let job = o.get_ok(&format!("/provisionerjobs/{pending_job}")).await;
     assert_eq!(job["status"], "pending", "{job}");
 }

@@ -26,4 +26,6 @@ mod sec_input;
 mod sec_web;
 #[path = "../support/slapd.rs"]
 mod slapd;
+#[path = "../support/testkit.rs"]
+mod testkit;
 mod walkthrough;

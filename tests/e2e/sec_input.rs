@@ -202,9 +202,9 @@ async fn sec_input_files_do_not_cross_orgs_and_the_route_is_no_oracle() {
         assert_eq!(got, (status, cross.clone()), "unknown hash {unknown}");
     }
     // Nothing was written for org-a: no version, no job, no binding to B's file.
-    let (_, versions) = w.a1.get("/organizations/org-a/templateversions").await;
+    let versions = w.a1.get_ok("/organizations/org-a/templateversions").await;
     assert_eq!(versions, json!([]));
-    let (_, jobs) = w.owner.get("/organizations/org-a/provisionerjobs").await;
+    let jobs = w.owner.get_ok("/organizations/org-a/provisionerjobs").await;
     assert_eq!(jobs, json!([]));
     let hb_s = hb.as_str().unwrap();
     assert_eq!(
@@ -469,7 +469,7 @@ async fn sec_input_text_with_nul_is_a_400_naming_the_field() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{org}");
-    let (_, org) = owner.get("/organizations/lookalike").await;
+    let org = owner.get_ok("/organizations/lookalike").await;
     assert_eq!(org["description"], "C:\\u0000 is no NUL");
 }
 
@@ -668,7 +668,9 @@ async fn sec_input_job_logs_are_bounded_and_state_is_checked() {
         .collect();
     let (status, body) = daemon_call(&s, &secret, &logs_path, Some(json!({"logs": many}))).await;
     assert_400_naming(status, &body, "logs", "1001 lines");
-    let (_, logs) = owner.get(&format!("/provisionerjobs/{job_id}/logs")).await;
+    let logs = owner
+        .get_ok(&format!("/provisionerjobs/{job_id}/logs"))
+        .await;
     assert_eq!(logs.as_array().unwrap().len(), 2);
 
     // A state that is not base64: 400 naming it, the job still runs.

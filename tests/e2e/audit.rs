@@ -111,6 +111,7 @@ fn diff_keys(e: &Value) -> Vec<&str> {
         .collect()
 }
 
+#[must_use]
 async fn login(s: &TestServer, email: &str, password: &str) -> (StatusCode, Value) {
     s.client()
         .post(

@@ -44,13 +44,15 @@ async fn authcheck_answers_for_the_caller() {
                "create_org": false, "read_self": true, "unknown_org": false,
                "assign_org_admin_eng": true, "assign_org_admin_ops": false, "assign_owner": false})
     );
-    let (_, b) = bob.post("/authcheck", checks.clone()).await;
+    let (status, b) = bob.post("/authcheck", checks.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{b}");
     assert_eq!(b["read_eng"], true);
     assert_eq!(b["update_eng"], false);
     assert_eq!(b["own_workspace_eng"], false, "creation ban");
     assert_eq!(b["audit_eng"], false);
     assert_eq!(b["assign_org_admin_eng"], false);
-    let (_, o) = owner.post("/authcheck", checks).await;
+    let (status, o) = owner.post("/authcheck", checks).await;
+    assert_eq!(status, StatusCode::OK, "{o}");
     assert_eq!(o["read_ops"], true);
     assert_eq!(o["create_org"], true);
     assert_eq!(o["assign_owner"], true);
@@ -63,7 +65,7 @@ async fn authcheck_answers_for_the_caller() {
             json!({"checks": {"x": {"object": {"resource_type": "spaceship"}, "action": "read"}}}),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(
         body["validations"][0]["field"],
         "checks.x.object.resource_type"
@@ -142,8 +144,7 @@ async fn authorize_is_cedar_native_with_reasons() {
 async fn policies_listing() {
     let s = TestServer::start().await;
     let owner = s.owner().await;
-    let (status, body) = owner.get("/policies").await;
-    assert_eq!(status, StatusCode::OK);
+    let body = owner.get_ok("/policies").await;
     assert_eq!(body["hash"].as_str().unwrap().len(), 64);
     let p = body["policies"].as_array().unwrap();
     assert!(p.iter().any(|p| p["id"] == "org.admin"

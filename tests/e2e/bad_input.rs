@@ -68,6 +68,7 @@ fn field(body: &Value) -> &str {
 }
 
 /// Sends a raw body (or none) with an optional content type, as `c`.
+#[must_use]
 pub async fn raw(
     c: &Client,
     method: Method,
@@ -1029,6 +1030,8 @@ async fn oversized_bodies_are_413_with_the_error_shape() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    let docs = owner.get_ok("/organizations/docs").await;
+    assert_eq!(docs["description"], "d".repeat(900));
 }
 
 #[tokio::test]

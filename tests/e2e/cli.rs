@@ -202,7 +202,8 @@ async fn login_creates_the_first_user_then_logs_in() {
         session_file(&again.config_dir())["session_token"],
         session["session_token"]
     );
-    again.ok(&["organizations", "list"]).await;
+    let list = again.json(&["organizations", "list"]).await;
+    assert_eq!(names(&list, "name"), ["coder"]);
 
     // ... and a wrong first-user password is a failed login: exit 4.
     let wrong = Cli::new(&s);
@@ -243,8 +244,10 @@ async fn login_creates_the_first_user_then_logs_in() {
         .with_env("ORGSYNC_URL", &s.base)
         .with_env("ORGSYNC_EMAIL", "admin@example.com")
         .with_env("ORGSYNC_PASSWORD", "password123");
-    by_env.ok(&["login"]).await;
-    by_env.ok(&["organizations", "list"]).await;
+    let out = by_env.ok(&["login"]).await;
+    assert!(out.contains("logged in to"), "{out}");
+    let list = by_env.json(&["organizations", "list"]).await;
+    assert_eq!(names(&list, "name"), ["coder"]);
 
     // No credentials and stdin is not a terminal: a usage error, no prompt.
     let err = Cli::new(&s).fails(2, &["login", &s.base]).await;
@@ -478,6 +481,16 @@ async fn members_add_list_set_roles_remove() {
         ])
         .await;
     assert!(out.contains("none besides organization-member"), "{out}");
+    let members = cli
+        .json(&["organizations", "members", "list", "--org", "data-platform"])
+        .await;
+    let alice = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["username"] == "alice")
+        .unwrap_or_else(|| panic!("{members}"));
+    assert_eq!(alice["roles"], serde_json::json!([]), "{members}");
 
     let out = cli
         .ok(&[
@@ -802,6 +815,10 @@ async fn sessions_from_the_environment_and_errors() {
         .with_env("ORGSYNC_URL", &s.base)
         .with_env("ORGSYNC_SESSION_TOKEN", &token);
     by_env.ok(&["organizations", "create", "from-env"]).await;
+    assert_eq!(
+        owner.get_ok("/organizations/from-env").await["name"],
+        "from-env"
+    );
     assert!(!by_env.config_dir().join("session.json").exists());
     // A bad token: 401, exit 4, the server's message and a hint.
     let err = Cli::new(&s)

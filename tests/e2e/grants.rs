@@ -336,6 +336,7 @@ async fn account_takeover_paths_need_authority_over_the_account() {
         .patch("/users/oadmin", json!({"name": "Org Admin"}))
         .await;
     assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(owner.get_ok("/users/oadmin").await["name"], "Org Admin");
     // It may suspend it (that takes authority away) but not reactivate it.
     let (status, reply) = ua.put("/users/oadmin/status/suspend", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{reply}");
@@ -344,6 +345,7 @@ async fn account_takeover_paths_need_authority_over_the_account() {
     assert_eq!(owner.get_ok("/users/oadmin").await["status"], "suspended");
     let (status, reply) = owner.put("/users/oadmin/status/activate", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(owner.get_ok("/users/oadmin").await["status"], "active");
 
     // Users whose roles it may assign are its to edit.
     let (status, resp) = ua
@@ -354,14 +356,18 @@ async fn account_takeover_paths_need_authority_over_the_account() {
         .await;
     assert_eq!(status, StatusCode::OK, "{resp}");
     assert_eq!(resp["login_type"], "none");
-    let (status, _) = s
+    let (status, reply) = s
         .client()
         .post(
             "/users/login",
             json!({"email": "auditor@example.com", "password": "password123"}),
         )
         .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "`none` has no password");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "`none` has no password: {reply}"
+    );
     let (status, resp) = ua
         .patch(
             "/users/aud",
@@ -457,6 +463,10 @@ async fn directory_settings_are_held_to_the_grants_of_the_settings_they_feed() {
         .put("/settings/ldapsync", ldap(json!({"groups": "groups"})))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        owner.get_ok("/settings/ldapsync").await["claims"],
+        json!({"groups": "groups"})
+    );
     // The org's role sync reads `groups`; unmapped values pass through.
     let (status, reply) = owner
         .patch(
@@ -485,10 +495,18 @@ async fn directory_settings_are_held_to_the_grants_of_the_settings_they_feed() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        owner.get_ok("/settings/ldapsync").await["claims"],
+        json!({"department": "departmentNumber"})
+    );
     let (status, body) = owner
         .put("/settings/ldapsync", ldap(json!({"groups": "groups"})))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        owner.get_ok("/settings/ldapsync").await["claims"],
+        json!({"groups": "groups"})
+    );
 }
 
 // ---- The escalation walk over the whole role set ----
@@ -699,6 +717,7 @@ async fn escalation_walk(caller: Caller) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["roles"], json!([]), "{body}");
 
     // Account edits decide who signs in as the target.
     let (site_now, orgs_now) = roles_of(&owner, "target").await;
@@ -721,10 +740,14 @@ async fn escalation_walk(caller: Caller) {
         &holds,
     )
     .await;
-    let target = if owner.get("/users/target").await.0 == StatusCode::OK {
-        "target"
-    } else {
-        "target2"
+    let (status, body) = owner.get("/users/target").await;
+    let target = match status {
+        StatusCode::OK => "target",
+        StatusCode::NOT_FOUND => {
+            assert_eq!(owner.get_ok("/users/target2").await["username"], "target2");
+            "target2"
+        }
+        other => panic!("GET /users/target: {other} {body}"),
     };
     if w.attempt(
         Method::PUT,
@@ -747,6 +770,10 @@ async fn escalation_walk(caller: Caller) {
             .put(&format!("/users/{target}/status/activate"), json!({}))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            owner.get_ok(&format!("/users/{target}")).await["status"],
+            "active"
+        );
     }
 
     // Settings: every role they name, and with a claim field every role of

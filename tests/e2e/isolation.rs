@@ -656,7 +656,7 @@ async fn nobody_grants_itself_roles_site_or_org() {
             assert_eq!(status, StatusCode::FORBIDDEN, "{}: {body}", actor.label);
         }
         // Authcheck agrees.
-        let (_, a) = c
+        let (status, a) = c
             .post(
                 "/authcheck",
                 json!({"checks": {
@@ -666,6 +666,7 @@ async fn nobody_grants_itself_roles_site_or_org() {
                 }}),
             )
             .await;
+        assert_eq!(status, StatusCode::OK, "{}: {a}", actor.label);
         assert_eq!(
             a,
             json!({"site": false, "org_a": false, "join_b": false}),
@@ -741,6 +742,19 @@ async fn an_admin_of_a_is_powerless_in_b() {
         .post("/organizations/org-a/groups", json!({"name": "intruders"}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        w.owner.get_ok("/organizations/org-a").await["display_name"],
+        "A!"
+    );
+    let a_groups = w.owner.get_ok("/organizations/org-a/groups").await;
+    assert!(
+        a_groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "intruders"),
+        "{a_groups}"
+    );
     // It may add any user to A, a user of B included...
     let (status, body) = c
         .post("/organizations/org-a/members/b-member", json!({}))
@@ -770,10 +784,11 @@ async fn an_admin_of_a_is_powerless_in_b() {
             json!({"email": "b-member@example.com", "password": "password123"}),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::CREATED, "{login}");
     b_member.token = Some(login["session_token"].as_str().unwrap().to_owned());
     let (status, reply) = b_member.get("/organizations/org-b").await;
     assert_eq!(status, StatusCode::OK, "{reply}");
+    let b_before = snapshot(&s, &w).await;
     for (method, path, body) in [
         (
             Method::PATCH,
@@ -811,6 +826,10 @@ async fn an_admin_of_a_is_powerless_in_b() {
         let (status, resp) = b_member.send(method, &path, body).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{what}: {resp}");
         assert_error_shape(status, &resp, &what);
+    }
+    let b_after = snapshot(&s, &w).await;
+    for (k, v) in b_before.as_object().unwrap() {
+        assert_eq!(Some(v), b_after.get(k), "{k} changed");
     }
     // Its audit view is A's entries only, even filtered on B.
     let (status, body) = b_member.get("/audit?organization=org-b").await;
@@ -876,6 +895,7 @@ async fn an_admin_of_a_is_powerless_in_b() {
 }
 
 /// Sends a provisioner-daemon request (key header, JSON body).
+#[must_use]
 async fn daemon_call(s: &TestServer, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
     let resp = reqwest::Client::new()
         .post(format!("{}/api/v2/provisionerd{path}", s.base))
@@ -937,7 +957,7 @@ async fn a_users_and_daemons_cannot_touch_org_b_templates_provisioners_workspace
                 heartbeat: Duration::from_millis(200),
                 log_flush: Duration::from_millis(50),
             };
-            let _ = serve(&source, &[Executor::Echo], timing, &stop).await;
+            serve(&source, &[Executor::Echo], timing, &stop).await
         })
     };
     let tar = template_tar(&[("main.tf", "# b template\n")]);
@@ -966,7 +986,11 @@ async fn a_users_and_daemons_cannot_touch_org_b_templates_provisioners_workspace
     let job = wait_job(o, &build_job, Duration::from_secs(20)).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     stop.cancel();
-    daemon.await.unwrap();
+    assert_eq!(
+        daemon.await.unwrap(),
+        Ok(()),
+        "B's daemon stopped when told"
+    );
     let (status, file) =
         crate::provisioning::upload(o, "org-b", template_tar(&[("main.tf", "# pending\n")])).await;
     assert!(status.is_success(), "{file}");

@@ -25,6 +25,7 @@ pub fn template_tar(files: &[(&str, &str)]) -> Vec<u8> {
     orgsync::provisioner::archive::pack_dir(dir.path()).unwrap()
 }
 
+#[must_use]
 pub async fn upload(c: &Client, org: &str, tar: Vec<u8>) -> (StatusCode, Value) {
     let resp = c
         .http

@@ -42,6 +42,7 @@ impl Answer {
 
 /// Sends `method path` as a browser holding the session cookie `session`
 /// would, with `headers` (and an empty body of `content_type` when given).
+#[must_use]
 async fn with_cookie(
     s: &TestServer,
     method: Method,
@@ -62,6 +63,7 @@ async fn with_cookie(
     answer(req).await
 }
 
+#[must_use]
 async fn answer(req: reqwest::RequestBuilder) -> Answer {
     let resp = req.send().await.expect("request");
     let status = resp.status();
@@ -375,6 +377,7 @@ async fn sec_web_oidc_sessions_write_only_from_the_site() {
 }
 
 /// A login from this test (one client address).
+#[must_use]
 async fn login(s: &TestServer, email: &str, password: &str) -> Answer {
     answer(
         reqwest::Client::new()

@@ -75,7 +75,8 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let TestDb::Postgres { admin_url, name } = self {
-            let (admin_url, name, label) = (admin_url.clone(), name.clone(), name.clone());
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            let label = name.clone();
             // Drop may run inside a runtime: use a thread with its own. A
             // failed clean-up is reported, not a panic (this runs in Drop,
             // maybe while a failed test unwinds); it leaves a database behind.

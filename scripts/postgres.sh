@@ -3,7 +3,12 @@
 #  1. ORGSYNC_TEST_PG_URL already set: use it.
 #  2. A server on 127.0.0.1:5432 answers: use it.
 #  3. Else start a throwaway cluster (initdb + pg_ctl from Debian's `postgresql`
-#     package, installed if missing) on a free port, stopped when the script ends.
+#     package, installed if missing), stopped when the script ends.
+# PostgreSQL cannot listen on port 0 and report the port it got, so it is given
+# one: a random port below the kernel's ephemeral range (which bind(0) and
+# outgoing connections never use, so only processes choosing ports themselves
+# can race for it), and a start that fails because the port is taken
+# ("Address already in use" in its log) is retried with another one.
 
 ensure_postgres() {
   if [ -n "${ORGSYNC_TEST_PG_URL:-}" ]; then
@@ -23,8 +28,7 @@ ensure_postgres() {
     apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null
     bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   fi
-  local port dir
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  local port dir attempt
   dir=$(mktemp -d /tmp/orgsync-pg.XXXXXX)
   local run=()
   if [ "$(id -u)" = 0 ]; then
@@ -33,7 +37,17 @@ ensure_postgres() {
     run=(runuser -u postgres --)
   fi
   "${run[@]}" "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust >/dev/null
-  "${run[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" -w start >/dev/null
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    port=$(candidate_port)
+    if "${run[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log.$attempt" -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" -w start >/dev/null 2>&1; then
+      break
+    fi
+    if ! grep -q "Address already in use" "$dir/log.$attempt" || [ "$attempt" = 10 ]; then
+      echo "PostgreSQL did not start (port $port):" >&2
+      cat "$dir/log.$attempt" >&2
+      return 1
+    fi
+  done
   ORGSYNC_PG_STOP="${run[*]} $bindir/pg_ctl -D $dir/data -m immediate stop"
   trap 'eval "$ORGSYNC_PG_STOP" >/dev/null 2>&1 || true' EXIT
   export ORGSYNC_TEST_PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
@@ -46,4 +60,22 @@ pg_answers() {
   else
     (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
   fi
+}
+
+# A random 127.0.0.1 port below the ephemeral range that is free right now.
+candidate_port() {
+  local low=32768 port
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  if [ "$low" -le 11000 ]; then
+    # No room below the ephemeral range: the kernel's pick (the retry covers the race).
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    return
+  fi
+  while :; do
+    port=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 10000)))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return
+    fi
+  done
 }

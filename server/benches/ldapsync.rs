@@ -44,6 +44,8 @@
 
 #[path = "../../tests/support/slapd.rs"]
 mod slapd;
+#[path = "../../tests/support/testkit.rs"]
+mod testkit;
 
 use std::collections::BTreeMap;
 use std::io::BufRead as _;

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use orgsync_policy::{
@@ -95,6 +96,8 @@ pub struct Authz {
     engine: RwLock<Arc<Engine>>,
     policy_dir: Option<PathBuf>,
     cache: RwLock<HashMap<String, Arc<CachedPrincipal>>>,
+    /// Reloads finished so far, accepted or rejected (see `reload_attempts`).
+    reload_attempts: AtomicU64,
 }
 
 /// The action that reads a resource of this kind: when an action is denied and
@@ -137,6 +140,7 @@ impl Authz {
             engine: RwLock::new(Arc::new(engine)),
             policy_dir,
             cache: RwLock::new(HashMap::new()),
+            reload_attempts: AtomicU64::new(0),
         })
     }
 
@@ -150,6 +154,12 @@ impl Authz {
     /// Re-reads the policies; a set that fails validation is rejected and the
     /// running one stays.
     pub fn reload(&self) -> Result<Arc<Engine>, PolicyError> {
+        let reloaded = self.try_reload();
+        self.reload_attempts.fetch_add(1, Ordering::SeqCst);
+        reloaded
+    }
+
+    fn try_reload(&self) -> Result<Arc<Engine>, PolicyError> {
         let engine = Arc::new(load_engine(self.policy_dir.as_deref())?);
         match self.engine.write() {
             Ok(mut e) => *e = engine.clone(),
@@ -161,6 +171,14 @@ impl Authz {
             "policies reloaded"
         );
         Ok(engine)
+    }
+
+    /// How many reloads (API, `SIGHUP`, policy-directory watch) have finished,
+    /// whether their set was accepted or rejected. A test that checks that a
+    /// rejected set did not replace the running one waits for this to move
+    /// first: then it knows the reload was tried, not merely not yet done.
+    pub fn reload_attempts(&self) -> u64 {
+        self.reload_attempts.load(Ordering::SeqCst)
     }
 
     pub fn policy_dir(&self) -> Option<&PathBuf> {

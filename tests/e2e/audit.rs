@@ -4,12 +4,14 @@
 //! secret is ever written to it.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::bad_input::assert_error_shape;
 use crate::harness::{Client, TestServer};
+use crate::testkit::wait_for;
 
 /// Follows the log through the owner's eyes: each step must add exactly the
 /// expected number of entries.
@@ -109,6 +111,7 @@ fn diff_keys(e: &Value) -> Vec<&str> {
         .collect()
 }
 
+#[must_use]
 async fn login(s: &TestServer, email: &str, password: &str) -> (StatusCode, Value) {
     s.client()
         .post(
@@ -135,7 +138,7 @@ fn id_of(v: &Value) -> String {
 async fn every_change_writes_an_entry_with_a_field_diff() {
     let s = TestServer::start().await;
     let owner = s.owner().await;
-    let owner_id = id_of(&owner.get("/users/me").await.1);
+    let owner_id = id_of(&owner.get_ok("/users/me").await);
     let mut log = Log {
         owner: &owner,
         seen: 0,
@@ -177,8 +180,8 @@ async fn every_change_writes_an_entry_with_a_field_diff() {
     let e = log.one("login").await;
     check(&e, "login", "api_key", None, None, a, 201, "login");
     assert_eq!(e["resource_target"], "alice");
-    let (status, _) = login(&s, "alice@example.com", "not-the-password").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, reply) = login(&s, "alice@example.com", "not-the-password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
     let e = log.one("failed login").await;
     check(
         &e,
@@ -191,8 +194,8 @@ async fn every_change_writes_an_entry_with_a_field_diff() {
         "failed login",
     );
     assert_eq!(e["resource_target"], "alice@example.com");
-    let (status, _) = login(&s, "nobody@example.com", "password123").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, reply) = login(&s, "nobody@example.com", "password123").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
     let e = log.one("failed login, unknown email").await;
     check(
         &e,
@@ -207,18 +210,18 @@ async fn every_change_writes_an_entry_with_a_field_diff() {
     assert_eq!(e["resource_target"], "nobody@example.com");
 
     // User update: only the changed field.
-    let (status, _) = owner
+    let (status, reply) = owner
         .patch("/users/alice", json!({"name": "Alice A"}))
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let e = log.one("user update").await;
     check(&e, "update", "user", a, None, me, 200, "user update");
     assert_eq!(diff_keys(&e), ["name"], "{e:#}");
     assert_eq!(change(&e, "name"), (&json!(""), &json!("Alice A")));
 
     // Suspend, login refused while suspended, activate.
-    let (status, _) = owner.put("/users/alice/status/suspend", json!({})).await;
-    assert_eq!(status, StatusCode::OK);
+    let (status, reply) = owner.put("/users/alice/status/suspend", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let e = log.one("suspend").await;
     check(&e, "update", "user", a, None, me, 200, "suspend");
     assert_eq!(diff_keys(&e), ["status"], "{e:#}");
@@ -226,8 +229,8 @@ async fn every_change_writes_an_entry_with_a_field_diff() {
         change(&e, "status"),
         (&json!("active"), &json!("suspended"))
     );
-    let (status, _) = login(&s, "alice@example.com", "password123").await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, reply) = login(&s, "alice@example.com", "password123").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
     let e = log.one("suspended login").await;
     check(
         &e,
@@ -239,8 +242,8 @@ async fn every_change_writes_an_entry_with_a_field_diff() {
         403,
         "suspended login",
     );
-    let (status, _) = owner.put("/users/alice/status/activate", json!({})).await;
-    assert_eq!(status, StatusCode::OK);
+    let (status, reply) = owner.put("/users/alice/status/activate", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let e = log.one("activate").await;
     check(&e, "update", "user", a, None, me, 200, "activate");
     assert_eq!(
@@ -274,10 +277,10 @@ async fn every_change_writes_an_entry_with_a_field_diff() {
     );
     assert_eq!(change(&e, "name"), (&Value::Null, &json!("eng")));
     assert_eq!(e["resource_target"], "eng");
-    let (status, _) = owner
+    let (status, reply) = owner
         .patch("/organizations/eng", json!({"display_name": "Engineering"}))
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let e = log.one("org update").await;
     check(
         &e,
@@ -306,10 +309,10 @@ async fn every_change_writes_an_entry_with_a_field_diff() {
     let bob_id = id_of(&bob);
     let b = Some(bob_id.as_str());
     log.added(1, "bob").await;
-    let (status, _) = owner
+    let (status, reply) = owner
         .post("/organizations/eng/members/bob", json!({}))
         .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
     let e = log.one("member add").await;
     check(
         &e,
@@ -322,13 +325,13 @@ async fn every_change_writes_an_entry_with_a_field_diff() {
         "member add",
     );
     assert_eq!(change(&e, "roles"), (&Value::Null, &json!([])));
-    let (status, _) = owner
+    let (status, reply) = owner
         .put(
             "/organizations/eng/members/bob/roles",
             json!({"roles": ["organization-admin"]}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let e = log.one("member roles").await;
     check(
         &e,
@@ -355,20 +358,20 @@ async fn every_change_writes_an_entry_with_a_field_diff() {
     let e = log.one("group create").await;
     check(&e, "create", "group", gr, org, me, 201, "group create");
     assert_eq!(change(&e, "name"), (&Value::Null, &json!("backend")));
-    let (status, _) = owner
+    let (status, reply) = owner
         .patch(
             &format!("/groups/{gid}"),
             json!({"display_name": "Backend", "add_users": ["bob"]}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let e = log.one("group update").await;
     check(&e, "update", "group", gr, org, me, 200, "group update");
     assert_eq!(change(&e, "display_name"), (&json!(""), &json!("Backend")));
     assert_eq!(change(&e, "members"), (&json!([]), &json!([bob_id])));
     assert!(!diff_keys(&e).contains(&"name"), "{e:#}");
-    let (status, _) = owner.delete("/organizations/eng/members/bob").await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, reply) = owner.delete("/organizations/eng/members/bob").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
     let e = log.one("member remove").await;
     check(
         &e,
@@ -385,8 +388,8 @@ async fn every_change_writes_an_entry_with_a_field_diff() {
         (&json!(["organization-admin"]), &Value::Null)
     );
     assert_eq!(change(&e, "groups"), (&json!([gid]), &json!([])));
-    let (status, _) = owner.delete(&format!("/groups/{gid}")).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, reply) = owner.delete(&format!("/groups/{gid}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
     let e = log.one("group delete").await;
     check(&e, "delete", "group", gr, org, me, 204, "group delete");
     assert_eq!(change(&e, "name"), (&json!("backend"), &Value::Null));
@@ -394,8 +397,8 @@ async fn every_change_writes_an_entry_with_a_field_diff() {
     // Organization delete.
     let tmp = owner.create_org("tmp").await;
     log.added(1, "tmp").await;
-    let (status, _) = owner.delete("/organizations/tmp").await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, reply) = owner.delete("/organizations/tmp").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
     let e = log.one("org delete").await;
     let t = Some(tmp.as_str());
     check(&e, "delete", "organization", t, t, me, 204, "org delete");
@@ -416,37 +419,33 @@ async fn every_change_writes_an_entry_with_a_field_diff() {
     assert_eq!(change(&e, "expires_at"), (&Value::Null, &tok["expires_at"]));
 
     // Logout and user delete.
-    let (status, _) = alice_c.post("/users/logout", json!({})).await;
-    assert_eq!(status, StatusCode::OK);
+    let (status, reply) = alice_c.post("/users/logout", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let e = log.one("logout").await;
     check(&e, "logout", "api_key", None, None, a, 200, "logout");
-    let (status, _) = owner.delete("/users/bob").await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, reply) = owner.delete("/users/bob").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
     let e = log.one("user delete").await;
     check(&e, "delete", "user", b, None, me, 204, "user delete");
     assert_eq!(change(&e, "username"), (&json!("bob"), &Value::Null));
 
     // Reads and refused requests write nothing.
-    owner.get("/organizations/eng/members").await;
-    alice_c.get("/users/me").await;
-    let (status, _) = owner.post("/organizations", json!({"name": "eng"})).await;
-    assert_eq!(status, StatusCode::CONFLICT);
+    let members = owner.get_ok("/organizations/eng/members").await;
+    assert_eq!(members.as_array().unwrap().len(), 1, "{members}");
+    let (status, reply) = alice_c.get("/users/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "logged out: {reply}");
+    let (status, reply) = owner.post("/organizations", json!({"name": "eng"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
     let (carol, _) = owner.create_user("carol").await;
     log.added(2, "carol created and logged in").await;
-    assert_eq!(
-        carol
-            .patch("/organizations/eng", json!({"display_name": "x"}))
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        carol
-            .put("/users/me/roles", json!({"roles": ["owner"]}))
-            .await
-            .0,
-        StatusCode::FORBIDDEN
-    );
+    let (status, reply) = carol
+        .patch("/organizations/eng", json!({"display_name": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
+    let (status, reply) = carol
+        .put("/users/me/roles", json!({"roles": ["owner"]}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
     log.added(0, "reads and refusals").await;
 }
 
@@ -454,7 +453,7 @@ async fn every_change_writes_an_entry_with_a_field_diff() {
 async fn audit_filters_and_pagination() {
     let s = TestServer::start().await;
     let owner = s.owner().await;
-    let owner_id = id_of(&owner.get("/users/me").await.1);
+    let owner_id = id_of(&owner.get_ok("/users/me").await);
     let eng = owner.create_org("eng").await;
     let ops = owner.create_org("ops").await;
     let (alice, alice_id) = owner.create_user("alice").await;
@@ -462,34 +461,52 @@ async fn audit_filters_and_pagination() {
         .add_member("eng", "alice", &["organization-admin"])
         .await;
     for name in ["backend", "frontend"] {
-        let (status, _) = alice
+        let (status, reply) = alice
             .post("/organizations/eng/groups", json!({"name": name}))
             .await;
-        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(status, StatusCode::CREATED, "{reply}");
     }
-    // A time strictly between the first half and the second half.
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let mid = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let (status, _) = owner
+    // A time strictly between the first half and the second half: the clock
+    // (the server's: same process) is polled until it is past the newest
+    // entry, and again until it is past `mid` before the second half starts.
+    let newest = owner.get_ok("/audit?limit=1").await["audit_logs"][0]["time"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let clock = || orgsync::clock::fmt(orgsync::clock::now());
+    let mid = wait_for(
+        "the clock to pass the first half",
+        Duration::from_secs(5),
+        async || {
+            let now = clock();
+            (now > newest).then_some(now)
+        },
+    )
+    .await;
+    wait_for(
+        "the clock to pass `mid`",
+        Duration::from_secs(5),
+        async || clock() > mid,
+    )
+    .await;
+    let (status, reply) = owner
         .post("/organizations/ops/groups", json!({"name": "sre"}))
         .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = alice
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    let (status, reply) = alice
         .patch("/organizations/eng", json!({"display_name": "Engineering"}))
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let (_, bob_id) = owner.create_user("bob").await;
     owner.add_member("ops", "bob", &[]).await;
-    let (status, _) = login(&s, "bob@example.com", "wrong-password").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = owner
+    let (status, reply) = login(&s, "bob@example.com", "wrong-password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
+    let (status, reply) = owner
         .patch("/organizations/ops", json!({"description": "Operations"}))
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
 
-    let (status, body) = owner.get("/audit?limit=1000").await;
-    assert_eq!(status, StatusCode::OK);
+    let body = owner.get_ok("/audit?limit=1000").await;
     let all = body["audit_logs"].as_array().unwrap().clone();
     assert_eq!(body["count"], json!(all.len()));
     assert_eq!(all.len(), 16, "{:#}", json!(all));
@@ -497,7 +514,7 @@ async fn audit_filters_and_pagination() {
     let times: Vec<&str> = all.iter().map(|e| e["time"].as_str().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
     // Default page size is bounded and the count is the total.
-    let (_, first) = owner.get("/audit").await;
+    let first = owner.get_ok("/audit").await;
     assert_eq!(first["count"], json!(all.len()));
 
     let ids = |v: &[Value]| -> Vec<String> { v.iter().map(id_of).collect() };
@@ -621,10 +638,9 @@ async fn audit_filters_and_pagination() {
         let mut paged = Vec::new();
         let mut offset = 0;
         loop {
-            let (status, body) = owner
-                .get(&format!("/audit?limit={limit}&offset={offset}"))
+            let body = owner
+                .get_ok(&format!("/audit?limit={limit}&offset={offset}"))
                 .await;
-            assert_eq!(status, StatusCode::OK);
             assert_eq!(body["count"], json!(all.len()));
             let page = body["audit_logs"].as_array().unwrap();
             assert!(page.len() <= limit);
@@ -638,8 +654,8 @@ async fn audit_filters_and_pagination() {
     }
     // Filtered pages are slices of the filtered list.
     let eng_ids = by(&|e| is(e, "organization_id", &eng));
-    let (_, body) = owner
-        .get("/audit?q=organization:eng&limit=2&offset=1")
+    let body = owner
+        .get_ok("/audit?q=organization:eng&limit=2&offset=1")
         .await;
     assert_eq!(
         ids(body["audit_logs"].as_array().unwrap()),
@@ -687,19 +703,24 @@ async fn who_reads_which_audit_entries() {
     owner.set_site_roles("site-auditor", &["auditor"]).await;
     let (user_admin, _) = owner.create_user("user-admin").await;
     owner.set_site_roles("user-admin", &["user-admin"]).await;
-    let (status, _) = eng_admin
+    let (status, reply) = eng_admin
         .post("/organizations/eng/groups", json!({"name": "backend"}))
         .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = ops_admin
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    let (status, reply) = ops_admin
         .post("/organizations/ops/groups", json!({"name": "sre"}))
         .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
 
     let get_all = |c: &Client, q: &str| {
         let c = c.clone();
         let q = q.to_owned();
         async move { c.get(&format!("/audit?limit=1000{q}")).await }
+    };
+    let get_all_ok = |c: &Client, q: &str| {
+        let c = c.clone();
+        let q = q.to_owned();
+        async move { c.get_ok(&format!("/audit?limit=1000{q}")).await }
     };
     let ids = |v: &Value| -> Vec<String> {
         v["audit_logs"]
@@ -709,9 +730,9 @@ async fn who_reads_which_audit_entries() {
             .map(id_of)
             .collect()
     };
-    let (_, everything) = get_all(&owner, "").await;
-    let (_, eng_only) = get_all(&owner, &format!("&organization={eng}")).await;
-    let (_, ops_only) = get_all(&owner, &format!("&organization={ops}")).await;
+    let everything = get_all_ok(&owner, "").await;
+    let eng_only = get_all_ok(&owner, &format!("&organization={eng}")).await;
+    let ops_only = get_all_ok(&owner, &format!("&organization={ops}")).await;
     assert!(ids(&eng_only).len() >= 6, "{eng_only:#}");
     assert!(ids(&ops_only).len() >= 3, "{ops_only:#}");
     let orgless = everything["audit_logs"]
@@ -741,14 +762,14 @@ async fn who_reads_which_audit_entries() {
         let (status, body) = get_all(c, &format!("&organization={other}")).await;
         assert_eq!(status, StatusCode::OK, "{who}: {body}");
         assert_eq!(body["count"], 0, "{who}: {body}");
-        let (_, body) = get_all(c, "&q=resource_type:user").await;
+        let body = get_all_ok(c, "&q=resource_type:user").await;
         assert_eq!(
             body["count"], 0,
             "{who}: user entries are site-wide: {body}"
         );
-        let (_, body) = get_all(c, "&q=action:login").await;
+        let body = get_all_ok(c, "&q=action:login").await;
         assert_eq!(body["count"], 0, "{who}: logins are site-wide: {body}");
-        let (_, body) = get_all(c, "&q=resource_type:group").await;
+        let body = get_all_ok(c, "&q=resource_type:group").await;
         assert_eq!(body["count"], 1, "{who}: its org's group only: {body}");
     }
 
@@ -786,14 +807,10 @@ async fn no_secret_is_ever_written_to_the_audit_log() {
     let session = body["session_token"].as_str().unwrap().to_owned();
     secrets.push(session.clone());
     let alice_c = client_with(&s, &session);
-    assert_eq!(
-        login(&s, "alice@example.com", wrong).await.0,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        login(&s, "nobody@example.com", wrong).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    let (status, reply) = login(&s, "alice@example.com", wrong).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
+    let (status, reply) = login(&s, "nobody@example.com", wrong).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
     let (status, tok) = alice_c
         .post("/users/me/keys/tokens", json!({"token_name": "ci"}))
         .await;
@@ -807,20 +824,18 @@ async fn no_secret_is_ever_written_to_the_audit_log() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{tok2}");
     secrets.push(tok2["key"].as_str().unwrap().to_owned());
-    let (status, _) = owner.put("/users/alice/status/suspend", json!({})).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        login(&s, "alice@example.com", pw).await.0,
-        StatusCode::FORBIDDEN
-    );
-    let (status, _) = owner.put("/users/alice/status/activate", json!({})).await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = owner
+    let (status, reply) = owner.put("/users/alice/status/suspend", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, reply) = login(&s, "alice@example.com", pw).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
+    let (status, reply) = owner.put("/users/alice/status/activate", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, reply) = owner
         .patch("/users/alice", json!({"email": "alice.a@example.com"}))
         .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = alice_c.post("/users/logout", json!({})).await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, reply) = alice_c.post("/users/logout", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let (status, body) = owner
         .post(
             "/users/first",
@@ -876,7 +891,7 @@ async fn no_secret_is_ever_written_to_the_audit_log() {
     let rows: Vec<(Head, Tail)> = heads.into_iter().zip(tails).collect();
     drop(conn);
     assert!(rows.len() >= 12, "{}", rows.len());
-    let (_, api) = owner.get("/audit?limit=1000").await;
+    let api = owner.get_ok("/audit?limit=1000").await;
     assert_eq!(api["count"], json!(rows.len()));
     let dump = format!("{rows:?}\n{api}");
     for secret in &secrets {

@@ -44,13 +44,15 @@ async fn authcheck_answers_for_the_caller() {
                "create_org": false, "read_self": true, "unknown_org": false,
                "assign_org_admin_eng": true, "assign_org_admin_ops": false, "assign_owner": false})
     );
-    let (_, b) = bob.post("/authcheck", checks.clone()).await;
+    let (status, b) = bob.post("/authcheck", checks.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{b}");
     assert_eq!(b["read_eng"], true);
     assert_eq!(b["update_eng"], false);
     assert_eq!(b["own_workspace_eng"], false, "creation ban");
     assert_eq!(b["audit_eng"], false);
     assert_eq!(b["assign_org_admin_eng"], false);
-    let (_, o) = owner.post("/authcheck", checks).await;
+    let (status, o) = owner.post("/authcheck", checks).await;
+    assert_eq!(status, StatusCode::OK, "{o}");
     assert_eq!(o["read_ops"], true);
     assert_eq!(o["create_org"], true);
     assert_eq!(o["assign_owner"], true);
@@ -63,18 +65,18 @@ async fn authcheck_answers_for_the_caller() {
             json!({"checks": {"x": {"object": {"resource_type": "spaceship"}, "action": "read"}}}),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(
         body["validations"][0]["field"],
         "checks.x.object.resource_type"
     );
-    let (status, _) = alice
+    let (status, reply) = alice
         .post(
             "/authcheck",
             json!({"checks": {"x": {"object": {"resource_type": "group"}, "action": "fly"}}}),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
     let many: serde_json::Map<String, serde_json::Value> = (0..101)
         .map(|i| {
             (
@@ -83,10 +85,8 @@ async fn authcheck_answers_for_the_caller() {
             )
         })
         .collect();
-    assert_eq!(
-        alice.post("/authcheck", json!({"checks": many})).await.0,
-        StatusCode::BAD_REQUEST
-    );
+    let (status, reply) = alice.post("/authcheck", json!({"checks": many})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
 }
 
 #[tokio::test]
@@ -136,15 +136,15 @@ async fn authorize_is_cedar_native_with_reasons() {
         json!({"decision": "deny", "reasons": [], "errors": []})
     );
     // Only owners use the batch endpoint.
-    assert_eq!(alice.post("/authorize", req).await.0, StatusCode::FORBIDDEN);
+    let (status, reply) = alice.post("/authorize", req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
 }
 
 #[tokio::test]
 async fn policies_listing() {
     let s = TestServer::start().await;
     let owner = s.owner().await;
-    let (status, body) = owner.get("/policies").await;
-    assert_eq!(status, StatusCode::OK);
+    let body = owner.get_ok("/policies").await;
     assert_eq!(body["hash"].as_str().unwrap().len(), 64);
     let p = body["policies"].as_array().unwrap();
     assert!(p.iter().any(|p| p["id"] == "org.admin"
@@ -155,5 +155,6 @@ async fn policies_listing() {
             .any(|p| p["id"] == "guardrail.cross-org" && p["effect"] == "forbid")
     );
     let (alice, _) = owner.create_user("alice").await;
-    assert_eq!(alice.get("/policies").await.0, StatusCode::FORBIDDEN);
+    let (status, reply) = alice.get("/policies").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
 }

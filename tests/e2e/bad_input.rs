@@ -68,6 +68,7 @@ fn field(body: &Value) -> &str {
 }
 
 /// Sends a raw body (or none) with an optional content type, as `c`.
+#[must_use]
 pub async fn raw(
     c: &Client,
     method: Method,
@@ -214,7 +215,7 @@ async fn malformed_json_is_400_with_the_error_shape() {
         db_count(&s, "SELECT COUNT(*) FROM audit_logs").await,
         audit_before
     );
-    assert_eq!(count_of(&w.owner.get("/organizations").await.1), 3);
+    assert_eq!(count_of(&w.owner.get_ok("/organizations").await), 3);
 }
 
 #[tokio::test]
@@ -436,16 +437,16 @@ async fn wrong_types_and_unknown_fields_name_the_field() {
         );
     }
     // None of it changed anything.
-    let (_, eng) = o.get("/organizations/eng").await;
+    let eng = o.get_ok("/organizations/eng").await;
     assert_eq!(eng["display_name"], "eng");
     assert_eq!(eng["is_default"], false);
-    let (_, bob) = o.get("/users/bob").await;
+    let bob = o.get_ok("/users/bob").await;
     assert_eq!(bob["roles"], json!(["member"]));
     assert_eq!(bob["status"], "active");
     assert_eq!(bob["name"], "");
-    let (_, users) = o.get("/users").await;
+    let users = o.get_ok("/users").await;
     assert_eq!(users["count"], 3, "no `dave`: {users}");
-    let (_, groups) = o.get("/organizations/eng/groups").await;
+    let groups = o.get_ok("/organizations/eng/groups").await;
     assert_eq!(count_of(&groups), 2, "{groups}");
 }
 
@@ -649,17 +650,18 @@ async fn invalid_and_too_long_names_are_400() {
         assert_eq!(field(&resp), want, "{what}: {resp}");
     }
     // Nothing of it was written: three users, eng/bob/backend unchanged, no `docs`.
-    let (_, users) = o.get("/users").await;
+    let users = o.get_ok("/users").await;
     assert_eq!(users["count"], 3, "{users}");
-    assert_eq!(o.get("/organizations/docs").await.0, StatusCode::NOT_FOUND);
-    let (_, eng) = o.get("/organizations/eng").await;
+    let (status, reply) = o.get("/organizations/docs").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
+    let eng = o.get_ok("/organizations/eng").await;
     assert_eq!((&eng["name"], &eng["icon"]), (&json!("eng"), &json!("")));
-    let (_, bob) = o.get(&format!("/users/{}", w.bob_id)).await;
+    let bob = o.get_ok(&format!("/users/{}", w.bob_id)).await;
     assert_eq!(
         (&bob["username"], &bob["email"], &bob["roles"]),
         (&json!("bob"), &json!("bob@example.com"), &json!(["member"]))
     );
-    let (_, g) = o.get(&backend).await;
+    let g = o.get_ok(&backend).await;
     assert_eq!(g["name"], "backend");
 }
 
@@ -668,10 +670,10 @@ async fn duplicates_are_409_and_leave_the_original() {
     let s = TestServer::start().await;
     let w = world(&s).await;
     let o = &w.owner;
-    let (status, _) = o
+    let (status, reply) = o
         .post("/organizations/ops/groups", json!({"name": "frontend"}))
         .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
     let backend = format!("/groups/{}", w.backend);
     let cases: Vec<(Method, String, Value)> = vec![
         (
@@ -736,10 +738,10 @@ async fn duplicates_are_409_and_leave_the_original() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "another org's name is free: {resp}");
-    let (status, _) = o
+    let (status, reply) = o
         .post("/organizations/eng/groups", json!({"name": "web"}))
         .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
     let (status, resp) = o
         .patch(&backend, json!({"name": "web", "display_name": "Web?"}))
         .await;
@@ -750,24 +752,24 @@ async fn duplicates_are_409_and_leave_the_original() {
         db_count(&s, "SELECT COUNT(*) FROM audit_logs").await,
         audit_before + 2
     );
-    let (_, ops) = o.get("/organizations/ops").await;
+    let ops = o.get_ok("/organizations/ops").await;
     assert_eq!(
         (&ops["name"], &ops["display_name"]),
         (&json!("ops"), &json!("ops"))
     );
-    let (_, carol) = o.get("/users/carol").await;
+    let carol = o.get_ok("/users/carol").await;
     assert_eq!(
         (&carol["username"], &carol["email"], &carol["name"]),
         (&json!("carol"), &json!("carol@example.com"), &json!(""))
     );
-    let (_, g) = o.get(&backend).await;
+    let g = o.get_ok(&backend).await;
     assert_eq!(
         (&g["name"], &g["display_name"]),
         (&json!("frontend"), &json!("Renamed"))
     );
-    let (_, users) = o.get("/users").await;
+    let users = o.get_ok("/users").await;
     assert_eq!(users["count"], 3);
-    let (_, orgs) = o.get("/organizations").await;
+    let orgs = o.get_ok("/organizations").await;
     assert_eq!(count_of(&orgs), 3);
 }
 
@@ -1002,11 +1004,9 @@ async fn oversized_bodies_are_413_with_the_error_shape() {
         db_count(&s, "SELECT COUNT(*) FROM audit_logs").await,
         audit_before
     );
-    assert_eq!(
-        w.owner.get("/organizations/huge").await.0,
-        StatusCode::NOT_FOUND
-    );
-    let (_, users) = w.owner.get("/users").await;
+    let (status, reply) = w.owner.get("/organizations/huge").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
+    let users = w.owner.get_ok("/users").await;
     assert_eq!(users["count"], 3);
 
     // A smaller configured limit applies as well.
@@ -1030,6 +1030,8 @@ async fn oversized_bodies_are_413_with_the_error_shape() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    let docs = owner.get_ok("/organizations/docs").await;
+    assert_eq!(docs["description"], "d".repeat(900));
 }
 
 #[tokio::test]
@@ -1109,7 +1111,7 @@ async fn failed_user_create_leaves_no_trace() {
     let members_before = db_count(&s, "SELECT COUNT(*) FROM organization_members").await;
     let audit_before = db_count(&s, "SELECT COUNT(*) FROM audit_logs").await;
     let keys_before = db_count(&s, "SELECT COUNT(*) FROM api_keys").await;
-    let (_, eng_members_before) = o.get("/organizations/eng/members").await;
+    let eng_members_before = o.get_ok("/organizations/eng/members").await;
     for ids in [
         json!([w.eng, "0190f0f0-0000-7000-8000-000000000000"]),
         json!(["eng", "no-such-org"]),
@@ -1149,9 +1151,10 @@ async fn failed_user_create_leaves_no_trace() {
             db_count(&s, "SELECT COUNT(*) FROM audit_logs").await,
             audit_before
         );
-        assert_eq!(o.get("/users/ghost").await.0, StatusCode::NOT_FOUND);
+        let (status, reply) = o.get("/users/ghost").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
         assert_eq!(
-            o.get("/organizations/eng/members").await.1,
+            o.get_ok("/organizations/eng/members").await,
             eng_members_before
         );
         assert_eq!(
@@ -1169,7 +1172,7 @@ async fn failed_user_create_leaves_no_trace() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (_, orgs) = o.get("/users/ghost/organizations").await;
+    let orgs = o.get_ok("/users/ghost/organizations").await;
     let mut names: Vec<&str> = orgs
         .as_array()
         .unwrap()
@@ -1198,7 +1201,7 @@ async fn failed_group_patch_changes_nothing() {
     let (_, dave_id) = o.create_user("dave").await;
     o.add_member("eng", "dave", &[]).await;
     let path = format!("/groups/{}", w.backend);
-    let (_, before) = o.get(&path).await;
+    let before = o.get_ok(&path).await;
     let audit_before = db_count(&s, "SELECT COUNT(*) FROM audit_logs").await;
     let authz_before: Vec<(String, i64)> = {
         let mut conn = s.state.db.pool().acquire().await.unwrap();
@@ -1240,13 +1243,13 @@ async fn failed_group_patch_changes_nothing() {
         assert_eq!(status, want, "{body}: {resp}");
         assert_error_shape(status, &resp, &body.to_string());
         assert_eq!(field(&resp), name, "{resp}");
-        assert_eq!(o.get(&path).await.1, before, "after {body}");
+        assert_eq!(o.get_ok(&path).await, before, "after {body}");
     }
     // A rename that conflicts, with a valid member to add: 409, neither done.
-    let (status, _) = o
+    let (status, reply) = o
         .post("/organizations/eng/groups", json!({"name": "taken"}))
         .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
     let audit_mid = db_count(&s, "SELECT COUNT(*) FROM audit_logs").await;
     assert_eq!(audit_mid, audit_before + 1);
     let (status, resp) = o
@@ -1257,7 +1260,7 @@ async fn failed_group_patch_changes_nothing() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{resp}");
     assert_error_shape(status, &resp, "conflicting rename");
-    assert_eq!(o.get(&path).await.1, before);
+    assert_eq!(o.get_ok(&path).await, before);
     // No audit entry, and nobody's authorization data changed.
     assert_eq!(
         db_count(&s, "SELECT COUNT(*) FROM audit_logs").await,
@@ -1288,15 +1291,15 @@ async fn failed_role_changes_change_nothing() {
     let w = world(&s).await;
     let o = &w.owner;
     o.set_site_roles("bob", &["template-admin"]).await;
-    let (status, _) = o
+    let (status, reply) = o
         .put(
             "/organizations/eng/members/bob/roles",
             json!({"roles": ["organization-auditor"]}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
-    let (_, members_before) = o.get("/organizations/eng/members").await;
-    let (_, bob_before) = o.get("/users/bob/roles").await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let members_before = o.get_ok("/organizations/eng/members").await;
+    let bob_before = o.get_ok("/users/bob/roles").await;
     let audit_before = db_count(&s, "SELECT COUNT(*) FROM audit_logs").await;
     for roles in [
         json!(["organization-admin", "bogus"]),
@@ -1330,7 +1333,7 @@ async fn failed_role_changes_change_nothing() {
     let (carl, _) = o.create_user("carl").await;
     o.add_member("eng", "carl", &["organization-user-admin"])
         .await;
-    let (_, members_mid) = o.get("/organizations/eng/members").await;
+    let members_mid = o.get_ok("/organizations/eng/members").await;
     let (status, body) = carl
         .put(
             "/organizations/eng/members/bob/roles",
@@ -1339,7 +1342,7 @@ async fn failed_role_changes_change_nothing() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_error_shape(status, &body, "user-admin escalation");
-    assert_eq!(o.get("/organizations/eng/members").await.1, members_mid);
+    assert_eq!(o.get_ok("/organizations/eng/members").await, members_mid);
     let members_mid: Vec<&Value> = members_mid
         .as_array()
         .unwrap()
@@ -1348,7 +1351,7 @@ async fn failed_role_changes_change_nothing() {
         .collect();
     let before: Vec<&Value> = members_before.as_array().unwrap().iter().collect();
     assert_eq!(members_mid, before);
-    assert_eq!(o.get("/users/bob/roles").await.1, bob_before);
+    assert_eq!(o.get_ok("/users/bob/roles").await, bob_before);
     // Only carl's creation, login, membership and role entries were written.
     assert_eq!(
         db_count(&s, "SELECT COUNT(*) FROM audit_logs").await,
@@ -1436,17 +1439,17 @@ async fn racing_duplicate_creates_leave_one_complete_object() {
         db_count(&s, "SELECT COUNT(*) FROM audit_logs").await,
         audit_before + 2
     );
-    let (_, members) = w.owner.get("/organizations/race/members").await;
+    let members = w.owner.get_ok("/organizations/race/members").await;
     assert_eq!(count_of(&members), 1, "{members}");
     // A failed org delete (409) leaves the org and its contents.
-    let (status, _) = w
+    let (status, reply) = w
         .owner
         .post("/organizations/race/groups", json!({"name": "stays"}))
         .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (_, before) = w.owner.get("/organizations/race/groups").await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    let before = w.owner.get_ok("/organizations/race/groups").await;
     let (status, body) = w.owner.delete("/organizations/race").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_error_shape(status, &body, "delete refused");
-    assert_eq!(w.owner.get("/organizations/race/groups").await.1, before);
+    assert_eq!(w.owner.get_ok("/organizations/race/groups").await, before);
 }

@@ -157,10 +157,8 @@ fn session_file(dir: &Path) -> Value {
 #[tokio::test]
 async fn login_creates_the_first_user_then_logs_in() {
     let s = TestServer::start().await;
-    assert_eq!(
-        s.client().get("/users/first").await.0,
-        StatusCode::NOT_FOUND
-    );
+    let (status, reply) = s.client().get("/users/first").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
 
     let cli = Cli::new(&s);
     let stdout = cli.login_owner().await;
@@ -169,7 +167,8 @@ async fn login_creates_the_first_user_then_logs_in() {
         "{stdout}"
     );
     assert!(stdout.contains("logged in to"), "{stdout}");
-    assert_eq!(s.client().get("/users/first").await.0, StatusCode::OK);
+    let (status, reply) = s.client().get("/users/first").await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
 
     // The session is stored, readable by its owner only, and works.
     let path = cli.config_dir().join("session.json");
@@ -203,7 +202,8 @@ async fn login_creates_the_first_user_then_logs_in() {
         session_file(&again.config_dir())["session_token"],
         session["session_token"]
     );
-    again.ok(&["organizations", "list"]).await;
+    let list = again.json(&["organizations", "list"]).await;
+    assert_eq!(names(&list, "name"), ["coder"]);
 
     // ... and a wrong first-user password is a failed login: exit 4.
     let wrong = Cli::new(&s);
@@ -244,8 +244,10 @@ async fn login_creates_the_first_user_then_logs_in() {
         .with_env("ORGSYNC_URL", &s.base)
         .with_env("ORGSYNC_EMAIL", "admin@example.com")
         .with_env("ORGSYNC_PASSWORD", "password123");
-    by_env.ok(&["login"]).await;
-    by_env.ok(&["organizations", "list"]).await;
+    let out = by_env.ok(&["login"]).await;
+    assert!(out.contains("logged in to"), "{out}");
+    let list = by_env.json(&["organizations", "list"]).await;
+    assert_eq!(names(&list, "name"), ["coder"]);
 
     // No credentials and stdin is not a terminal: a usage error, no prompt.
     let err = Cli::new(&s).fails(2, &["login", &s.base]).await;
@@ -479,6 +481,16 @@ async fn members_add_list_set_roles_remove() {
         ])
         .await;
     assert!(out.contains("none besides organization-member"), "{out}");
+    let members = cli
+        .json(&["organizations", "members", "list", "--org", "data-platform"])
+        .await;
+    let alice = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["username"] == "alice")
+        .unwrap_or_else(|| panic!("{members}"));
+    assert_eq!(alice["roles"], serde_json::json!([]), "{members}");
 
     let out = cli
         .ok(&[
@@ -803,6 +815,10 @@ async fn sessions_from_the_environment_and_errors() {
         .with_env("ORGSYNC_URL", &s.base)
         .with_env("ORGSYNC_SESSION_TOKEN", &token);
     by_env.ok(&["organizations", "create", "from-env"]).await;
+    assert_eq!(
+        owner.get_ok("/organizations/from-env").await["name"],
+        "from-env"
+    );
     assert!(!by_env.config_dir().join("session.json").exists());
     // A bad token: 401, exit 4, the server's message and a hint.
     let err = Cli::new(&s)
@@ -900,7 +916,11 @@ async fn idpsync_preview_prints_the_plan_and_writes_nothing() {
     )
     .unwrap();
     let claims = claims.to_str().unwrap();
-    let audit_count = || async { api.get("/audit?limit=1").await.1["count"].as_i64().unwrap() };
+    let audit_count = || async {
+        api.get_ok("/audit?limit=1").await["count"]
+            .as_i64()
+            .unwrap()
+    };
     let before = audit_count().await;
 
     // JSON: the API's plan as is, for a new user.
@@ -971,7 +991,7 @@ async fn idpsync_preview_prints_the_plan_and_writes_nothing() {
 
     // Nothing was written: no audit entry, no group, no problem recorded.
     assert_eq!(audit_count().await, before);
-    let (_, groups) = api.get("/organizations/data-platform/groups").await;
+    let groups = api.get_ok("/organizations/data-platform/groups").await;
     assert!(
         !groups
             .as_array()
@@ -980,7 +1000,7 @@ async fn idpsync_preview_prints_the_plan_and_writes_nothing() {
             .any(|g| g["name"] == "team-ml"),
         "{groups}"
     );
-    let (_, problems) = api.get("/idpsync/problems").await;
+    let problems = api.get_ok("/idpsync/problems").await;
     assert_eq!(problems["problems"], json!([]), "{problems}");
 
     // --user: the plan for an existing user, from its current state.
@@ -1026,7 +1046,7 @@ async fn idpsync_preview_prints_the_plan_and_writes_nothing() {
     assert_eq!(plan["organizations"]["remove"], json!([]), "{plan}");
     // Still nothing written; alice is still in data-platform.
     assert_eq!(audit_count().await, before + 2);
-    let (_, orgs) = api.get("/users/alice/organizations").await;
+    let orgs = api.get_ok("/users/alice/organizations").await;
     assert_eq!(names(&orgs, "name"), ["coder", "data-platform"]);
     // An unknown user: the API's validation error, exit 1.
     let err = cli

@@ -98,7 +98,7 @@ async fn a_user_admin_cannot_become_owner_through_site_role_sync() {
         );
     }
     assert_eq!(
-        owner.get("/settings/idpsync/site-roles").await.1,
+        owner.get_ok("/settings/idpsync/site-roles").await,
         json!({"field": null, "mapping": {}, "default_roles": []}),
         "nothing was written"
     );
@@ -124,13 +124,13 @@ async fn a_user_admin_cannot_become_owner_through_site_role_sync() {
 
     // Once the owner wrote settings that can grant `owner`, the user-admin may
     // not change them at all, not even another field.
-    let (status, _) = owner
+    let (status, reply) = owner
         .patch(
             "/settings/idpsync/site-roles",
             json!({"mapping": {"root": ["owner"]}}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let (status, resp) = ua
         .patch("/settings/idpsync/site-roles", json!({"default_roles": []}))
         .await;
@@ -183,7 +183,7 @@ async fn an_org_user_admin_cannot_grant_org_admin_through_role_sync() {
 
     Browser::new(&s).login("sub-oua").await;
     let (_, orgs) = roles_of(&owner, "oua").await;
-    let (_, org) = owner.get("/organizations/data-platform").await;
+    let org = owner.get_ok("/organizations/data-platform").await;
     assert_eq!(
         orgs[org["id"].as_str().unwrap()],
         json!(["organization-user-admin"]),
@@ -230,7 +230,7 @@ async fn removing_a_member_needs_authority_over_its_roles() {
     let (owner2, _) = owner.create_user("owner2").await;
     owner.set_site_roles("owner2", &["owner"]).await;
     let members = |c: Client| async move {
-        let (_, m) = c.get("/organizations/data-platform/members").await;
+        let m = c.get_ok("/organizations/data-platform/members").await;
         let mut names: Vec<String> = m
             .as_array()
             .unwrap()
@@ -264,49 +264,39 @@ async fn removing_a_member_needs_authority_over_its_roles() {
         "{body}"
     );
     // A site user-admin may not remove an owner or an org admin either.
-    assert_eq!(
-        ua.delete("/organizations/data-platform/members/admin")
-            .await
-            .0,
-        StatusCode::FORBIDDEN
-    );
+    let (status, reply) = ua
+        .delete("/organizations/data-platform/members/admin")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
     let (status, body) = ua
         .delete("/organizations/data-platform/members/oadmin")
         .await;
     assert_refused_naming(status, &body, "organization-admin");
     // Nor change an owner's org roles.
-    let (status, _) = oadmin
+    let (status, reply) = oadmin
         .put(
             "/organizations/data-platform/members/admin/roles",
             json!({"roles": ["organization-auditor"]}),
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
     assert_eq!(members(owner.clone()).await, before, "nobody was removed");
 
-    assert_eq!(
-        oua.delete("/organizations/data-platform/members/plain")
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
+    let (status, reply) = oua
+        .delete("/organizations/data-platform/members/plain")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
     // The org admin may remove the user-admin (it may assign its role), and an
     // owner may remove another owner.
-    assert_eq!(
-        oadmin
-            .delete("/organizations/data-platform/members/oua")
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
+    let (status, reply) = oadmin
+        .delete("/organizations/data-platform/members/oua")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
     owner.add_member("data-platform", "owner2", &[]).await;
-    assert_eq!(
-        owner2
-            .delete("/organizations/data-platform/members/admin")
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
+    let (status, reply) = owner2
+        .delete("/organizations/data-platform/members/admin")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
     let after = members(owner2.clone()).await;
     assert_eq!(after, vec!["oadmin".to_owned(), "owner2".to_owned()]);
 }
@@ -338,29 +328,24 @@ async fn account_takeover_paths_need_authority_over_the_account() {
         let (status, resp) = ua.patch("/users/oadmin", body).await;
         assert_refused_naming(status, &resp, "organization-admin");
     }
-    let (_, u) = owner.get("/users/oadmin").await;
+    let u = owner.get_ok("/users/oadmin").await;
     assert_eq!(u["email"], "oadmin@example.com");
     assert_eq!(u["login_type"], "password");
     // Its display name is not a sign-in: allowed.
-    let (status, _) = ua
+    let (status, reply) = ua
         .patch("/users/oadmin", json!({"name": "Org Admin"}))
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(owner.get_ok("/users/oadmin").await["name"], "Org Admin");
     // It may suspend it (that takes authority away) but not reactivate it.
-    assert_eq!(
-        ua.put("/users/oadmin/status/suspend", json!({})).await.0,
-        StatusCode::OK
-    );
+    let (status, reply) = ua.put("/users/oadmin/status/suspend", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let (status, resp) = ua.put("/users/oadmin/status/activate", json!({})).await;
     assert_refused_naming(status, &resp, "organization-admin");
-    assert_eq!(owner.get("/users/oadmin").await.1["status"], "suspended");
-    assert_eq!(
-        owner
-            .put("/users/oadmin/status/activate", json!({}))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(owner.get_ok("/users/oadmin").await["status"], "suspended");
+    let (status, reply) = owner.put("/users/oadmin/status/activate", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(owner.get_ok("/users/oadmin").await["status"], "active");
 
     // Users whose roles it may assign are its to edit.
     let (status, resp) = ua
@@ -371,14 +356,18 @@ async fn account_takeover_paths_need_authority_over_the_account() {
         .await;
     assert_eq!(status, StatusCode::OK, "{resp}");
     assert_eq!(resp["login_type"], "none");
-    let (status, _) = s
+    let (status, reply) = s
         .client()
         .post(
             "/users/login",
             json!({"email": "auditor@example.com", "password": "password123"}),
         )
         .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "`none` has no password");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "`none` has no password: {reply}"
+    );
     let (status, resp) = ua
         .patch(
             "/users/aud",
@@ -386,28 +375,22 @@ async fn account_takeover_paths_need_authority_over_the_account() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{resp}");
-    let (_, audit) = owner
-        .get("/audit?q=resource_type:user%20action:update")
+    let audit = owner
+        .get_ok("/audit?q=resource_type:user%20action:update")
         .await;
     let text = audit.to_string();
     assert!(!text.contains("brand new pass"), "no password in the audit");
     assert!(text.contains("(changed)"), "{text}");
     // Bad combinations are 400s.
-    assert_eq!(
-        ua.patch(
+    let (status, reply) = ua
+        .patch(
             "/users/aud",
-            json!({"login_type": "none", "password": "another password"})
+            json!({"login_type": "none", "password": "another password"}),
         )
-        .await
-        .0,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        ua.patch("/users/aud", json!({"login_type": "oidc"}))
-            .await
-            .0,
-        StatusCode::BAD_REQUEST
-    );
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    let (status, reply) = ua.patch("/users/aud", json!({"login_type": "oidc"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
 }
 
 /// The preview shows each org's sync settings at work: only for the orgs whose
@@ -417,20 +400,20 @@ async fn the_preview_does_not_reveal_settings_the_caller_may_not_read() {
     let s = TestServer::start().await;
     let owner = s.owner().await;
     owner.create_org("data-platform").await;
-    let (status, _) = owner
+    let (status, reply) = owner
         .patch(
             "/organizations/data-platform/settings/idpsync/roles",
             json!({"field": "roles", "mapping": {"lead": ["organization-admin"]}}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = owner
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, reply) = owner
         .patch(
             "/settings/idpsync/organization",
             json!({"field": "groups", "mapping": {"eng": ["data-platform"]}}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let claims = json!({"claims": {"groups": ["eng"], "roles": ["lead"]}});
     let (status, full) = owner.post("/idpsync/preview", claims.clone()).await;
     assert_eq!(status, StatusCode::OK, "{full}");
@@ -708,11 +691,12 @@ async fn escalation_walk(caller: Caller) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["roles"], json!([]), "{body}");
 
     // Account edits decide who signs in as the target.
     let (site_now, orgs_now) = roles_of(&owner, "target").await;
     let mut holds: Vec<Grant> = site_now.iter().map(|r| site(r)).collect();
-    let (_, all_orgs) = owner.get("/organizations").await;
+    let all_orgs = owner.get_ok("/organizations").await;
     for o in all_orgs.as_array().unwrap() {
         if let Some(roles) = orgs_now.get(o["id"].as_str().unwrap()) {
             let name = o["name"].as_str().unwrap();
@@ -730,10 +714,14 @@ async fn escalation_walk(caller: Caller) {
         &holds,
     )
     .await;
-    let target = if owner.get("/users/target").await.0 == StatusCode::OK {
-        "target"
-    } else {
-        "target2"
+    let (status, body) = owner.get("/users/target").await;
+    let target = match status {
+        StatusCode::OK => "target",
+        StatusCode::NOT_FOUND => {
+            assert_eq!(owner.get_ok("/users/target2").await["username"], "target2");
+            "target2"
+        }
+        other => panic!("GET /users/target: {other} {body}"),
     };
     if w.attempt(
         Method::PUT,
@@ -756,6 +744,10 @@ async fn escalation_walk(caller: Caller) {
             .put(&format!("/users/{target}/status/activate"), json!({}))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            owner.get_ok(&format!("/users/{target}")).await["status"],
+            "active"
+        );
     }
 
     // Settings: every role they name, and with a claim field every role of

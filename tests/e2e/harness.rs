@@ -76,24 +76,35 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if let TestDb::Postgres { admin_url, name } = self {
             let (admin_url, name) = (admin_url.clone(), name.clone());
-            // Drop may run inside a runtime: use a thread with its own.
-            let _ = std::thread::spawn(move || {
+            let label = name.clone();
+            // Drop may run inside a runtime: use a thread with its own. A
+            // failed clean-up is reported, not a panic (this runs in Drop,
+            // maybe while a failed test unwinds); it leaves a database behind.
+            let dropped = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .expect("runtime");
+                    .map_err(|e| e.to_string())?;
                 rt.block_on(async move {
                     use sqlx::Connection;
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .execute(&mut conn)
-                        .await;
-                    }
-                });
+                    let mut conn = sqlx::PgConnection::connect(&admin_url)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+                })
             })
             .join();
+            match dropped {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => eprintln!("cannot drop the test database {label}: {e}"),
+                Err(_) => eprintln!("dropping the test database {label} panicked"),
+            }
         }
     }
 }
@@ -161,6 +172,7 @@ impl TestServer {
         let st = state.clone();
         let handle = tokio::spawn(async move {
             serve(st, listener, async move {
+                // Err: the TestServer was dropped without a send; stop too.
                 let _ = rx.await;
             })
             .await
@@ -196,13 +208,13 @@ impl TestServer {
         c
     }
 
-    /// Stops the server and waits for it.
+    /// Stops the server and waits for it; panics if serving failed.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            tx.send(()).expect("the server is still serving");
         }
         if let Some(h) = self.handle.take() {
-            let _ = h.await;
+            h.await.expect("the server stopped cleanly");
         }
     }
 }
@@ -211,6 +223,7 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.state.shutdown.cancel();
         if let Some(tx) = self.shutdown.take() {
+            // Err: the server task already ended; it is aborted below anyway.
             let _ = tx.send(());
         }
         if let Some(h) = self.handle.take() {
@@ -228,6 +241,7 @@ pub struct Client {
 }
 
 impl Client {
+    #[must_use]
     pub async fn send(
         &self,
         method: Method,
@@ -252,24 +266,37 @@ impl Client {
         (status, value)
     }
 
+    #[must_use]
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.send(Method::GET, path, None).await
     }
 
+    #[must_use]
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(Method::POST, path, Some(body)).await
     }
 
+    #[must_use]
     pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(Method::PATCH, path, Some(body)).await
     }
 
+    #[must_use]
     pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(Method::PUT, path, Some(body)).await
     }
 
+    #[must_use]
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.send(Method::DELETE, path, None).await
+    }
+
+    /// GET that must answer 200; returns the body.
+    #[must_use]
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
     }
 
     /// Creates a password user (as this client, which must be allowed to) and

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::harness::{Client, TestServer};
 
 async fn audit_count(c: &Client) -> i64 {
-    c.get("/audit?limit=1").await.1["count"].as_i64().unwrap()
+    c.get_ok("/audit?limit=1").await["count"].as_i64().unwrap()
 }
 
 #[tokio::test]
@@ -16,8 +16,7 @@ async fn settings_api_validates_audits_and_patches_mappings() {
     let s = TestServer::start().await;
     let owner = s.owner().await;
     owner.create_org("data-platform").await;
-    let (status, d) = owner.get("/settings/idpsync/organization").await;
-    assert_eq!(status, StatusCode::OK);
+    let d = owner.get_ok("/settings/idpsync/organization").await;
     assert_eq!(d["organization_assign_default"], true);
 
     let (status, body) = owner
@@ -28,8 +27,8 @@ async fn settings_api_validates_audits_and_patches_mappings() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["mapping"]["eng"], json!(["data-platform"]));
-    let (_, audit) = owner
-        .get("/audit?q=resource_type:organization_sync_settings")
+    let audit = owner
+        .get_ok("/audit?q=resource_type:organization_sync_settings")
         .await;
     let diff = &audit["audit_logs"][0]["diff"];
     assert_eq!(diff["field"]["new"], "groups", "{diff}");
@@ -48,6 +47,13 @@ async fn settings_api_validates_audits_and_patches_mappings() {
         body["mapping"],
         json!({"eng": ["data-platform"], "ops": ["data-platform"]})
     );
+    let org_sync = owner.get_ok("/settings/idpsync/organization").await;
+    assert_eq!(org_sync, body, "stored as answered");
+    let group_sync_path = "/organizations/data-platform/settings/idpsync/groups";
+    let role_sync_path = "/organizations/data-platform/settings/idpsync/roles";
+    let group_sync = owner.get_ok(group_sync_path).await;
+    let role_sync = owner.get_ok(role_sync_path).await;
+    let site_role_sync = owner.get_ok("/settings/idpsync/site-roles").await;
 
     // Validation: a mapping that is not string -> list, an invalid regex, unknown roles.
     let (status, body) = owner
@@ -90,6 +96,17 @@ async fn settings_api_validates_audits_and_patches_mappings() {
         .patch("/settings/idpsync/organization", json!({"colour": "blue"}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // None of the refused patches wrote anything.
+    assert_eq!(
+        owner.get_ok("/settings/idpsync/organization").await,
+        org_sync
+    );
+    assert_eq!(owner.get_ok(group_sync_path).await, group_sync);
+    assert_eq!(owner.get_ok(role_sync_path).await, role_sync);
+    assert_eq!(
+        owner.get_ok("/settings/idpsync/site-roles").await,
+        site_role_sync
+    );
 
     // Who may: an org admin edits its org's group sync, not deployment org sync,
     // and nothing of another org.
@@ -97,47 +114,41 @@ async fn settings_api_validates_audits_and_patches_mappings() {
     owner
         .add_member("data-platform", "alice", &["organization-admin"])
         .await;
-    let (status, _) = alice
-        .patch(
-            "/organizations/data-platform/settings/idpsync/groups",
-            json!({"field": "groups"}),
-        )
+    let (status, reply) = alice
+        .patch(group_sync_path, json!({"field": "groups"}))
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(owner.get_ok(group_sync_path).await["field"], "groups");
+    let (status, reply) = alice
+        .patch("/settings/idpsync/organization", json!({"field": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
     assert_eq!(
-        alice
-            .patch("/settings/idpsync/organization", json!({"field": "x"}))
-            .await
-            .0,
-        StatusCode::FORBIDDEN
+        owner.get_ok("/settings/idpsync/organization").await,
+        org_sync
     );
     owner.create_org("ops").await;
-    assert_eq!(
-        alice
-            .get("/organizations/ops/settings/idpsync/groups")
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
+    let (status, reply) = alice
+        .get("/organizations/ops/settings/idpsync/groups")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
     let (bob, _) = owner.create_user("bob").await;
     owner.add_member("data-platform", "bob", &[]).await;
-    assert_eq!(
-        bob.get("/organizations/data-platform/settings/idpsync/groups")
-            .await
-            .0,
-        StatusCode::FORBIDDEN
-    );
+    let (status, reply) = bob
+        .get("/organizations/data-platform/settings/idpsync/groups")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
 }
 
 async fn setup_sync(owner: &Client) {
     owner.create_org("data-platform").await;
-    let (status, _) = owner
+    let (status, reply) = owner
         .post(
             "/organizations/data-platform/groups",
             json!({"name": "backend"}),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
     for (path, body) in [
         (
             "/settings/idpsync/organization",
@@ -212,7 +223,7 @@ async fn preview_plans_with_reasons_and_writes_nothing() {
     );
     // Nothing written: no audit entry, no group created.
     assert_eq!(audit_count(&owner).await, before);
-    let (_, groups) = owner.get("/organizations/data-platform/groups").await;
+    let groups = owner.get_ok("/organizations/data-platform/groups").await;
     assert!(
         !groups
             .as_array()
@@ -221,19 +232,15 @@ async fn preview_plans_with_reasons_and_writes_nothing() {
             .any(|g| g["name"] == "team-ml")
     );
     // A claim that cannot be parsed refuses (org sync).
-    let (_, plan) = owner
+    let (status, plan) = owner
         .post("/idpsync/preview", json!({"claims": {"groups": "eng,ops"}}))
         .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
     assert_eq!(plan["refused"]["status"], 403, "{plan}");
     // Only deployment sync readers preview.
     let (alice, _) = owner.create_user("alice").await;
-    assert_eq!(
-        alice
-            .post("/idpsync/preview", json!({"claims": {}}))
-            .await
-            .0,
-        StatusCode::FORBIDDEN
-    );
+    let (status, reply) = alice.post("/idpsync/preview", json!({"claims": {}})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
 }
 
 #[tokio::test]
@@ -265,7 +272,7 @@ async fn login_sync_applies_only_differences_and_records_problems() {
     let claims = json!({"groups": ["eng", "team-ml", "ghosts"], "roles": ["lead"]});
     let out = sync(claims.clone()).await.unwrap();
     assert!(out.changed);
-    let (_, members) = owner.get("/organizations/data-platform/members").await;
+    let members = owner.get_ok("/organizations/data-platform/members").await;
     let alice = members
         .as_array()
         .unwrap()
@@ -274,7 +281,7 @@ async fn login_sync_applies_only_differences_and_records_problems() {
         .unwrap()
         .clone();
     assert_eq!(alice["roles"], json!(["organization-admin"]));
-    let (_, groups) = owner.get("/organizations/data-platform/groups").await;
+    let groups = owner.get_ok("/organizations/data-platform/groups").await;
     let ml = groups
         .as_array()
         .unwrap()
@@ -284,13 +291,13 @@ async fn login_sync_applies_only_differences_and_records_problems() {
         .clone();
     assert_eq!(ml["source"], "oidc");
     assert_eq!(ml["members"][0]["username"], "alice");
-    let (_, audit) = owner.get("/audit?q=source:oidc_login").await;
+    let audit = owner.get_ok("/audit?q=source:oidc_login").await;
     assert!(audit["count"].as_i64().unwrap() >= 4, "{audit}");
 
     // An identical second login writes nothing (problems already recorded are
     // not recorded again).
     let before = audit_count(&owner).await;
-    let problems_before = owner.get("/idpsync/problems").await.1["problems"]
+    let problems_before = owner.get_ok("/idpsync/problems").await["problems"]
         .as_array()
         .unwrap()
         .len();
@@ -298,7 +305,7 @@ async fn login_sync_applies_only_differences_and_records_problems() {
     assert!(!out.changed);
     assert_eq!(audit_count(&owner).await, before);
     assert_eq!(
-        owner.get("/idpsync/problems").await.1["problems"]
+        owner.get_ok("/idpsync/problems").await["problems"]
             .as_array()
             .unwrap()
             .len(),
@@ -308,10 +315,12 @@ async fn login_sync_applies_only_differences_and_records_problems() {
     // Changed claims: leaves data-platform and its groups, in one go.
     let out = sync(json!({"groups": ["random"]})).await.unwrap();
     assert!(out.changed);
-    let (_, orgs) = owner.get(&format!("/users/{alice_id}/organizations")).await;
+    let orgs = owner
+        .get_ok(&format!("/users/{alice_id}/organizations"))
+        .await;
     assert_eq!(orgs.as_array().unwrap().len(), 1);
-    let (_, g) = owner
-        .get(&format!("/groups/{}", ml["id"].as_str().unwrap()))
+    let g = owner
+        .get_ok(&format!("/groups/{}", ml["id"].as_str().unwrap()))
         .await;
     assert_eq!(g["members"], json!([]));
 
@@ -333,7 +342,8 @@ async fn login_sync_applies_only_differences_and_records_problems() {
         "{problems}"
     );
     let (bob, _) = owner.create_user("bob").await;
-    assert_eq!(bob.get("/idpsync/problems").await.0, StatusCode::FORBIDDEN);
+    let (status, reply) = bob.get("/idpsync/problems").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
 
     // Claim discovery reads stored claims.
     let mut conn = s.state.db.pool().acquire().await.unwrap();
@@ -343,10 +353,10 @@ async fn login_sync_applies_only_differences_and_records_problems() {
         .execute(&mut *conn)
         .await
         .unwrap();
-    let (_, fields) = owner.get("/settings/idpsync/available-fields").await;
+    let fields = owner.get_ok("/settings/idpsync/available-fields").await;
     assert_eq!(fields, json!(["email", "groups"]));
-    let (_, values) = owner
-        .get("/settings/idpsync/field-values?claimField=groups")
+    let values = owner
+        .get_ok("/settings/idpsync/field-values?claimField=groups")
         .await;
     assert_eq!(values, json!(["eng", "ops"]));
 }
@@ -375,13 +385,20 @@ async fn manual_changes_to_synced_things_are_refused() {
             .contains("identity provider"),
         "{body}"
     );
+    assert_eq!(dp_roles(&owner, "alice").await, None, "not added");
     // Password users are still added by hand.
     owner.create_user("bob").await;
     owner.add_member("data-platform", "bob", &[]).await;
+    assert_eq!(dp_roles(&owner, "bob").await, Some(json!([])));
     // Role sync on in data-platform: manual role changes of IdP users refused.
-    owner
+    let (status, body) = owner
         .patch("/settings/idpsync/organization", json!({"field": null}))
         .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        owner.get_ok("/settings/idpsync/organization").await["field"],
+        Value::Null
+    );
     owner.add_member("data-platform", "alice", &[]).await;
     let (status, body) = owner
         .put(
@@ -390,14 +407,24 @@ async fn manual_changes_to_synced_things_are_refused() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(dp_roles(&owner, "alice").await, Some(json!([])));
     // Removing a member by hand stays allowed.
-    assert_eq!(
-        owner
-            .delete("/organizations/data-platform/members/alice")
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
+    let (status, reply) = owner
+        .delete("/organizations/data-platform/members/alice")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
+    assert_eq!(dp_roles(&owner, "alice").await, None, "removed");
+}
+
+/// A user's roles in data-platform, `None` when not a member.
+async fn dp_roles(c: &Client, username: &str) -> Option<Value> {
+    c.get_ok("/organizations/data-platform/members")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["username"] == username)
+        .map(|m| m["roles"].clone())
 }
 
 #[tokio::test]
@@ -500,7 +527,7 @@ async fn problems_are_visible_per_org_to_its_admins_only() {
     owner
         .add_member("ops", "olga", &["organization-admin"])
         .await;
-    let theirs = seen(&olga.get("/idpsync/problems").await.1);
+    let theirs = seen(&olga.get_ok("/idpsync/problems").await);
     assert!(
         !theirs.is_empty()
             && theirs

@@ -587,9 +587,9 @@ async fn a_users_cannot_touch_anything_of_org_b() {
         assert_eq!(Some(v), after.get(k), "{k} changed");
     }
     // The owner does see B: the matrix hit live objects.
-    let (_, members) = w.owner.get("/organizations/org-b/members").await;
+    let members = w.owner.get_ok("/organizations/org-b/members").await;
     assert_eq!(members.as_array().unwrap().len(), 3, "{members}");
-    let (_, g) = w.owner.get(&format!("/groups/{}", w.b_group)).await;
+    let g = w.owner.get_ok(&format!("/groups/{}", w.b_group)).await;
     assert_eq!(g["members"][0]["username"], "b-member");
 }
 
@@ -656,7 +656,7 @@ async fn nobody_grants_itself_roles_site_or_org() {
             assert_eq!(status, StatusCode::FORBIDDEN, "{}: {body}", actor.label);
         }
         // Authcheck agrees.
-        let (_, a) = c
+        let (status, a) = c
             .post(
                 "/authcheck",
                 json!({"checks": {
@@ -666,6 +666,7 @@ async fn nobody_grants_itself_roles_site_or_org() {
                 }}),
             )
             .await;
+        assert_eq!(status, StatusCode::OK, "{}: {a}", actor.label);
         assert_eq!(
             a,
             json!({"site": false, "org_a": false, "join_b": false}),
@@ -704,7 +705,7 @@ async fn nobody_grants_itself_roles_site_or_org() {
     }
     // Each actor still has exactly its roles.
     for actor in &w.actors {
-        let (_, roles) = w.owner.get(&format!("/users/{}/roles", actor.id)).await;
+        let roles = w.owner.get_ok(&format!("/users/{}/roles", actor.id)).await;
         assert_eq!(roles["roles"], json!(["member"]), "{}", actor.label);
         let in_a = &roles["organization_roles"][&w.a_id];
         let want = match actor.label {
@@ -741,6 +742,19 @@ async fn an_admin_of_a_is_powerless_in_b() {
         .post("/organizations/org-a/groups", json!({"name": "intruders"}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        w.owner.get_ok("/organizations/org-a").await["display_name"],
+        "A!"
+    );
+    let a_groups = w.owner.get_ok("/organizations/org-a/groups").await;
+    assert!(
+        a_groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "intruders"),
+        "{a_groups}"
+    );
     // It may add any user to A, a user of B included...
     let (status, body) = c
         .post("/organizations/org-a/members/b-member", json!({}))
@@ -754,7 +768,7 @@ async fn an_admin_of_a_is_powerless_in_b() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // ...which does not change that user's standing in B.
-    let (_, roles) = w.owner.get("/users/b-member/roles").await;
+    let roles = w.owner.get_ok("/users/b-member/roles").await;
     assert_eq!(roles["organization_roles"][&w.b_id], json!([]), "{roles}");
     assert_eq!(
         roles["organization_roles"][&w.a_id],
@@ -770,9 +784,11 @@ async fn an_admin_of_a_is_powerless_in_b() {
             json!({"email": "b-member@example.com", "password": "password123"}),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::CREATED, "{login}");
     b_member.token = Some(login["session_token"].as_str().unwrap().to_owned());
-    assert_eq!(b_member.get("/organizations/org-b").await.0, StatusCode::OK);
+    let (status, reply) = b_member.get("/organizations/org-b").await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let b_before = snapshot(&s, &w).await;
     for (method, path, body) in [
         (
             Method::PATCH,
@@ -811,11 +827,15 @@ async fn an_admin_of_a_is_powerless_in_b() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{what}: {resp}");
         assert_error_shape(status, &resp, &what);
     }
+    let b_after = snapshot(&s, &w).await;
+    for (k, v) in b_before.as_object().unwrap() {
+        assert_eq!(Some(v), b_after.get(k), "{k} changed");
+    }
     // Its audit view is A's entries only, even filtered on B.
     let (status, body) = b_member.get("/audit?organization=org-b").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["count"], 0, "{body}");
-    let (_, body) = b_member.get("/audit?limit=1000").await;
+    let body = b_member.get_ok("/audit?limit=1000").await;
     let entries = body["audit_logs"].as_array().unwrap();
     assert!(!entries.is_empty());
     assert!(
@@ -854,19 +874,17 @@ async fn an_admin_of_a_is_powerless_in_b() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{what}: {resp}");
     }
     // Even B's members it can now see in A stay B's business.
-    let (status, _) = c.get("/organizations/org-a/members").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        c.get(&format!("/users/{}/organizations", w.b_member_id))
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
+    let (status, reply) = c.get("/organizations/org-a/members").await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, reply) = c
+        .get(&format!("/users/{}/organizations", w.b_member_id))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
     let after = snapshot(&s, &w).await;
     for (k, v) in before.as_object().unwrap() {
         assert_eq!(Some(v), after.get(k), "{k} changed");
     }
-    let (_, orgs) = c.get("/organizations").await;
+    let orgs = c.get_ok("/organizations").await;
     assert!(
         orgs.as_array()
             .unwrap()
@@ -877,6 +895,7 @@ async fn an_admin_of_a_is_powerless_in_b() {
 }
 
 /// Sends a provisioner-daemon request (key header, JSON body).
+#[must_use]
 async fn daemon_call(s: &TestServer, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
     let resp = reqwest::Client::new()
         .post(format!("{}/api/v2/provisionerd{path}", s.base))
@@ -938,7 +957,7 @@ async fn a_users_and_daemons_cannot_touch_org_b_templates_provisioners_workspace
                 heartbeat: Duration::from_millis(200),
                 log_flush: Duration::from_millis(50),
             };
-            let _ = serve(&source, &[Executor::Echo], timing, &stop).await;
+            serve(&source, &[Executor::Echo], timing, &stop).await
         })
     };
     let tar = template_tar(&[("main.tf", "# b template\n")]);
@@ -967,7 +986,11 @@ async fn a_users_and_daemons_cannot_touch_org_b_templates_provisioners_workspace
     let job = wait_job(o, &build_job, Duration::from_secs(20)).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     stop.cancel();
-    daemon.await.unwrap();
+    assert_eq!(
+        daemon.await.unwrap(),
+        Ok(()),
+        "B's daemon stopped when told"
+    );
     let (status, file) =
         crate::provisioning::upload(o, "org-b", template_tar(&[("main.tf", "# pending\n")])).await;
     assert!(status.is_success(), "{file}");
@@ -1279,7 +1302,7 @@ async fn a_users_and_daemons_cannot_touch_org_b_templates_provisioners_workspace
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "took B's job: {body}");
-    let (_, b_daemons) = o.get("/organizations/org-b/provisionerdaemons").await;
+    let b_daemons = o.get_ok("/organizations/org-b/provisionerdaemons").await;
     let b_daemon = b_daemons[0]["id"].as_str().unwrap().to_owned();
     for j in &b_jobs {
         for (what, body) in [
@@ -1322,14 +1345,14 @@ async fn a_users_and_daemons_cannot_touch_org_b_templates_provisioners_workspace
             );
         }
     }
-    let (status, _) = daemon_call(
+    let (status, reply) = daemon_call(
         &s,
         &a_secret,
         &format!("/{b_daemon}/acquire?wait_ms=200"),
         json!({}),
     )
     .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
 
     // B is as it was (but for A's new key and A's daemon registration, whose
     // audit entries are A's).
@@ -1341,6 +1364,6 @@ async fn a_users_and_daemons_cannot_touch_org_b_templates_provisioners_workspace
     for (k, v) in before.as_object().unwrap() {
         assert_eq!(Some(v), after.get(k), "{k} changed");
     }
-    let (_, job) = o.get(&format!("/provisionerjobs/{pending_job}")).await;
+    let job = o.get_ok(&format!("/provisionerjobs/{pending_job}")).await;
     assert_eq!(job["status"], "pending", "{job}");
 }

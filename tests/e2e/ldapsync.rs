@@ -3,13 +3,14 @@
 //! reads change nothing, the removal guard, dry runs), incremental runs, the
 //! schedule (one replica per tick) and the CLI.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Client, TestServer, backend};
+use crate::harness::{Client, TestServer};
 use crate::slapd::Slapd;
+use crate::testkit::wait_for;
 
 const BASE: &str = "dc=example,dc=test";
 
@@ -94,8 +95,26 @@ async fn setup(owner: &Client, slapd: &Slapd) {
         let (status, body) = owner.patch(path, body).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
     }
-    let (status, body) = owner.put("/settings/ldapsync", settings(slapd)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    put_settings(owner, settings(slapd)).await;
+}
+
+/// PUTs the directory settings and reads them back: each field sent is stored
+/// as sent (the password only as `bind_password_set`).
+async fn put_settings(c: &Client, body: Value) {
+    let (status, resp) = c.put("/settings/ldapsync", body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    let stored = c.get_ok("/settings/ldapsync").await;
+    for (field, sent) in body.as_object().unwrap() {
+        if field == "bind_password" {
+            assert_eq!(stored["bind_password_set"], true, "{stored}");
+            assert!(stored.get("bind_password").is_none(), "{stored}");
+        } else if let Some(n) = sent.as_f64() {
+            // Numbers may come back as floats (`max_removal_percent`).
+            assert_eq!(stored[field].as_f64(), Some(n), "{field}: {stored}");
+        } else {
+            assert_eq!(&stored[field], sent, "{field}: {stored}");
+        }
+    }
 }
 
 /// Starts a run and waits for its end.
@@ -107,20 +126,23 @@ async fn run(c: &Client, body: Value) -> Value {
 }
 
 async fn wait(c: &Client, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, r) = c.get(&format!("/ldapsync/runs/{id}")).await;
-        assert_eq!(status, StatusCode::OK, "{r}");
-        if r["status"] != "running" {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "run {id} did not end: {r}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for(
+        &format!("run {id} to end"),
+        Duration::from_secs(60),
+        async || {
+            let r = c.get_ok(&format!("/ldapsync/runs/{id}")).await;
+            if r["status"] != "running" {
+                Ok(r)
+            } else {
+                Err(r)
+            }
+        },
+    )
+    .await
 }
 
 async fn audit_count(c: &Client) -> i64 {
-    c.get("/audit?limit=1").await.1["count"].as_i64().unwrap()
+    c.get_ok("/audit?limit=1").await["count"].as_i64().unwrap()
 }
 
 async fn user(c: &Client, name: &str) -> Value {
@@ -130,7 +152,7 @@ async fn user(c: &Client, name: &str) -> Value {
 }
 
 async fn org_names(c: &Client, name: &str) -> Vec<String> {
-    let (_, orgs) = c.get(&format!("/users/{name}/organizations")).await;
+    let orgs = c.get_ok(&format!("/users/{name}/organizations")).await;
     let mut v: Vec<String> = orgs
         .as_array()
         .unwrap()
@@ -143,7 +165,7 @@ async fn org_names(c: &Client, name: &str) -> Vec<String> {
 
 /// The user's groups in data-platform (names, sorted, without Everyone).
 async fn dp_groups(c: &Client, name: &str) -> Vec<String> {
-    let (_, groups) = c.get("/organizations/data-platform/groups").await;
+    let groups = c.get_ok("/organizations/data-platform/groups").await;
     let mut out: Vec<String> = groups
         .as_array()
         .unwrap()
@@ -163,7 +185,7 @@ async fn dp_groups(c: &Client, name: &str) -> Vec<String> {
 }
 
 async fn dp_roles(c: &Client, name: &str) -> Value {
-    let (_, members) = c.get("/organizations/data-platform/members").await;
+    let members = c.get_ok("/organizations/data-platform/members").await;
     members
         .as_array()
         .unwrap()
@@ -171,6 +193,15 @@ async fn dp_roles(c: &Client, name: &str) -> Value {
         .find(|m| m["username"] == name)
         .map(|m| m["roles"].clone())
         .unwrap_or(Value::Null)
+}
+
+/// Activates or suspends a user and reads its status back.
+async fn set_status(c: &Client, name: &str, action: &str, status_after: &str) {
+    let (status, body) = c
+        .put(&format!("/users/{name}/status/{action}"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{action} {name}: {body}");
+    assert_eq!(user(c, name).await["status"], status_after);
 }
 
 fn stat(run: &Value, key: &str) -> u64 {
@@ -194,7 +225,9 @@ async fn settings_are_validated_redacted_and_audited() {
     assert!(body.get("bind_password").is_none(), "{body}");
     assert_eq!(body["bind_password_set"], true);
     // Audited without the secret.
-    let (_, audit) = owner.get("/audit?q=resource_type:ldapsync_settings").await;
+    let audit = owner
+        .get_ok("/audit?q=resource_type:ldapsync_settings")
+        .await;
     let entry = audit["audit_logs"][0].to_string();
     assert!(entry.contains("bind_password"), "{entry}");
     assert!(!entry.contains("sync-password"), "{entry}");
@@ -243,12 +276,13 @@ async fn settings_are_validated_redacted_and_audited() {
             "{field}: {body}"
         );
     }
-    let (_, d) = owner.get("/settings/ldapsync").await;
-    assert_eq!(d["page_size"], 100);
+    let stored = owner.get_ok("/settings/ldapsync").await;
+    assert_eq!(stored["page_size"], 100);
     let (status, body) = owner
         .put("/settings/ldapsync", json!({"colour": "blue"}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(owner.get_ok("/settings/ldapsync").await, stored);
 
     // Only site user admins (and auditors read).
     let (alice, _) = owner.create_user("alice").await;
@@ -258,19 +292,18 @@ async fn settings_are_validated_redacted_and_audited() {
     owner
         .add_member("data-platform", "alice", &["organization-admin"])
         .await;
-    assert_eq!(
-        alice.get("/settings/ldapsync").await.0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        alice.put("/settings/ldapsync", settings(&slapd)).await.0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        alice.post("/ldapsync/runs", json!({})).await.0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(alice.get("/ldapsync/runs").await.0, StatusCode::FORBIDDEN);
+    let mut elsewhere = settings(&slapd);
+    elsewhere["page_size"] = json!(7);
+    for (status, body) in [
+        alice.get("/settings/ldapsync").await,
+        alice.put("/settings/ldapsync", elsewhere).await,
+        alice.post("/ldapsync/runs", json!({})).await,
+        alice.get("/ldapsync/runs").await,
+    ] {
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+    assert_eq!(owner.get_ok("/settings/ldapsync").await, stored);
+    assert_eq!(owner.get_ok("/ldapsync/runs").await["count"], 0);
 }
 
 #[tokio::test]
@@ -294,7 +327,8 @@ async fn a_run_creates_users_in_orgs_groups_and_roles_and_a_second_writes_nothin
         "{dry}"
     );
     assert_eq!(audit_count(&owner).await, before);
-    assert_eq!(owner.get("/users/alice").await.0, StatusCode::NOT_FOUND);
+    let (status, body) = owner.get("/users/alice").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
     let r = run(&owner, json!({})).await;
     assert_eq!(r["status"], "succeeded", "{r}");
@@ -325,7 +359,7 @@ async fn a_run_creates_users_in_orgs_groups_and_roles_and_a_second_writes_nothin
     assert_eq!(org_names(&owner, "carol").await, ["coder", "ops-org"]);
     assert_eq!(org_names(&owner, "dave").await, ["coder"]);
     // Groups auto-created by the directory sync say so.
-    let (_, groups) = owner.get("/organizations/data-platform/groups").await;
+    let groups = owner.get_ok("/organizations/data-platform/groups").await;
     let staff = groups
         .as_array()
         .unwrap()
@@ -334,7 +368,7 @@ async fn a_run_creates_users_in_orgs_groups_and_roles_and_a_second_writes_nothin
         .unwrap();
     assert_eq!(staff["source"], "ldap", "{staff}");
     // Changes are audited as the directory sync's.
-    let (_, audit) = owner.get("/audit?limit=200").await;
+    let audit = owner.get_ok("/audit?limit=200").await;
     assert!(
         audit["audit_logs"]
             .as_array()
@@ -364,9 +398,10 @@ async fn a_run_creates_users_in_orgs_groups_and_roles_and_a_second_writes_nothin
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(dp_roles(&owner, "bob").await, json!([]));
 
     // Runs are listed newest first.
-    let (_, list) = owner.get("/ldapsync/runs").await;
+    let list = owner.get_ok("/ldapsync/runs").await;
     assert_eq!(list["count"], 3, "{list}");
     assert_eq!(list["runs"][0]["id"], again["id"]);
 }
@@ -423,14 +458,8 @@ async fn directory_changes_are_reflected_gone_users_suspended_and_reactivated() 
         "succeeded"
     );
     assert_eq!(user(&owner, "dave").await["status"], "suspended");
-    assert_eq!(
-        owner.put("/users/dave/status/activate", json!({})).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        owner.put("/users/dave/status/suspend", json!({})).await.0,
-        StatusCode::OK
-    );
+    set_status(&owner, "dave", "activate", "active").await;
+    set_status(&owner, "dave", "suspend", "suspended").await;
     slapd.ldapadd(&user_ldif("dave", "d3"));
     assert_eq!(
         run(&owner, json!({"full": true})).await["status"],
@@ -439,8 +468,7 @@ async fn directory_changes_are_reflected_gone_users_suspended_and_reactivated() 
     assert_eq!(user(&owner, "dave").await["status"], "suspended");
 
     // A user an admin suspended stays suspended.
-    let (status, _) = owner.put("/users/alice/status/suspend", json!({})).await;
-    assert_eq!(status, StatusCode::OK);
+    set_status(&owner, "alice", "suspend", "suspended").await;
     assert_eq!(
         run(&owner, json!({"full": true})).await["status"],
         "succeeded"
@@ -457,10 +485,7 @@ async fn a_run_that_removes_too_much_is_aborted_unless_forced() {
     setup(&owner, &slapd).await;
     let mut strict = settings(&slapd);
     strict["max_removal_percent"] = json!(10);
-    assert_eq!(
-        owner.put("/settings/ldapsync", strict).await.0,
-        StatusCode::OK
-    );
+    put_settings(&owner, strict).await;
     assert_eq!(run(&owner, json!({})).await["status"], "succeeded");
 
     slapd.delete(&udn("carol"));
@@ -505,7 +530,7 @@ async fn failed_reads_change_nothing() {
     let s = TestServer::start().await;
     let owner = s.owner().await;
     setup(&owner, &slapd).await;
-    let users_before = owner.get("/users?limit=1").await.1["count"].clone();
+    let users_before = owner.get_ok("/users?limit=1").await["count"].clone();
     let before = audit_count(&owner).await;
 
     // The size limit: the run fails and nothing is written.
@@ -513,26 +538,20 @@ async fn failed_reads_change_nothing() {
     limited["bind_dn"] = json!(format!("cn=limited,ou=services,{BASE}"));
     limited["bind_password"] = json!("limited-password");
     limited["page_size"] = json!(500);
-    assert_eq!(
-        owner.put("/settings/ldapsync", limited).await.0,
-        StatusCode::OK
-    );
+    put_settings(&owner, limited).await;
     let before_settings = audit_count(&owner).await;
     assert_eq!(before_settings, before + 1);
     let r = run(&owner, json!({})).await;
     assert_eq!(r["status"], "failed", "{r}");
     let error = r["error"].as_str().unwrap().to_lowercase();
     assert!(error.contains("size limit"), "{error}");
-    assert_eq!(owner.get("/users?limit=1").await.1["count"], users_before);
+    assert_eq!(owner.get_ok("/users?limit=1").await["count"], users_before);
     assert_eq!(audit_count(&owner).await, before_settings);
 
     // A wrong password: a clear bind error, never the password.
     let mut wrong = settings(&slapd);
     wrong["bind_password"] = json!("not-the-password");
-    assert_eq!(
-        owner.put("/settings/ldapsync", wrong).await.0,
-        StatusCode::OK
-    );
+    put_settings(&owner, wrong).await;
     let r = run(&owner, json!({})).await;
     assert_eq!(r["status"], "failed", "{r}");
     let error = r["error"].as_str().unwrap();
@@ -541,18 +560,16 @@ async fn failed_reads_change_nothing() {
         "{error}"
     );
     assert!(!error.contains("not-the-password"), "{error}");
+    assert_eq!(owner.get_ok("/users?limit=1").await["count"], users_before);
 
     // The directory down: a clear connection error, nothing changed.
-    assert_eq!(
-        owner.put("/settings/ldapsync", settings(&slapd)).await.0,
-        StatusCode::OK
-    );
+    put_settings(&owner, settings(&slapd)).await;
     let mut slapd = slapd;
     slapd.kill();
     let r = run(&owner, json!({})).await;
     assert_eq!(r["status"], "failed", "{r}");
     assert!(r["error"].as_str().unwrap().contains("127.0.0.1"), "{r}");
-    assert_eq!(owner.get("/users?limit=1").await.1["count"], users_before);
+    assert_eq!(owner.get_ok("/users?limit=1").await["count"], users_before);
 
     // Back up: the next run converges.
     slapd.restart();
@@ -620,39 +637,34 @@ async fn incremental_runs_pick_up_deletions_and_membership_changes() {
     assert_eq!(r["full"], false, "{r}");
 }
 
-/// Runs the sync every second until `at_least` scheduled runs ended, turns the
-/// schedule off, and checks that no tick ran twice and every run succeeded.
+/// Runs the sync every second until `at_least` scheduled runs ended, puts the
+/// schedule back to once a year, and checks that no tick ran twice and every
+/// run succeeded.
 async fn scheduled_runs_once_per_tick(owner: &Client, slapd: &Slapd, at_least: usize) {
     let mut every_second = settings(slapd);
     every_second["schedule"] = json!("* * * * * *");
-    assert_eq!(
-        owner.put("/settings/ldapsync", every_second).await.0,
-        StatusCode::OK
-    );
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let runs = loop {
-        let (_, list) = owner.get("/ldapsync/runs?limit=100").await;
-        let done: Vec<Value> = list["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["trigger"] == "schedule" && r["status"] != "running")
-            .cloned()
-            .collect();
-        if done.len() >= at_least {
-            break done;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "scheduled runs did not happen: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    // Off again: no more runs.
-    assert_eq!(
-        owner.put("/settings/ldapsync", settings(slapd)).await.0,
-        StatusCode::OK
-    );
+    put_settings(owner, every_second).await;
+    let runs = wait_for(
+        &format!("{at_least} scheduled runs to end"),
+        Duration::from_secs(40),
+        async || {
+            let list = owner.get_ok("/ldapsync/runs?limit=100").await;
+            let done: Vec<Value> = list["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["trigger"] == "schedule" && r["status"] != "running")
+                .cloned()
+                .collect();
+            if done.len() >= at_least {
+                Ok(done)
+            } else {
+                Err(list)
+            }
+        },
+    )
+    .await;
+    put_settings(owner, settings(slapd)).await;
     let mut ticks: Vec<&str> = runs.iter().map(|r| r["tick"].as_str().unwrap()).collect();
     let n = ticks.len();
     ticks.sort_unstable();
@@ -769,23 +781,28 @@ async fn a_run_in_progress_reports_its_counts_and_runs_are_one_at_a_time() {
     let (_, r) = owner.get(&format!("/ldapsync/runs/{id}")).await;
     assert_eq!(r["status"], "running", "{r}");
     let mut last_applied = 0;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let done = loop {
-        let (_, r) = owner.get(&format!("/ldapsync/runs/{id}")).await;
-        let applied = r["progress"]["users_applied"].as_u64().unwrap_or(0);
-        assert!(applied >= last_applied, "progress went back: {r}");
-        last_applied = applied;
-        if r["status"] != "running" {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "{r}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // Every poll checks the progress against the one before.
+    let done = wait_for(
+        &format!("run {id} to end"),
+        Duration::from_secs(120),
+        async || {
+            let r = owner.get_ok(&format!("/ldapsync/runs/{id}")).await;
+            let applied = r["progress"]["users_applied"].as_u64().unwrap_or(0);
+            assert!(applied >= last_applied, "progress went back: {r}");
+            last_applied = applied;
+            if r["status"] != "running" {
+                Ok(r)
+            } else {
+                Err(r)
+            }
+        },
+    )
+    .await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["progress"]["users_read"], 800);
     assert_eq!(done["progress"]["users_applied"], 800);
     assert_eq!(stat(&done, "users_created"), 800);
-    let _ = backend();
+    assert_eq!(user_count(&owner).await, 801);
 }
 
 /// Everything the sync decides for a user: orgs, data-platform groups and roles.
@@ -827,8 +844,8 @@ async fn directory_sync_and_oidc_login_with_equivalent_claims_agree() {
     let before = audit_count(&owner).await;
     crate::oidc::Browser::new(&s).login("sub-alice").await;
     assert_eq!(synced_state(&owner, "alice").await, alice_by_ldap);
-    let (_, audit) = owner
-        .get(&format!(
+    let audit = owner
+        .get_ok(&format!(
             "/audit?limit={}",
             audit_count(&owner).await - before
         ))
@@ -859,7 +876,7 @@ async fn directory_sync_and_oidc_login_with_equivalent_claims_agree() {
 }
 
 async fn user_count(c: &Client) -> i64 {
-    c.get("/users?limit=1").await.1["count"].as_i64().unwrap()
+    c.get_ok("/users?limit=1").await["count"].as_i64().unwrap()
 }
 
 // A server killed mid-run (SIGKILL, the real process): `crash.rs`.
@@ -895,9 +912,12 @@ async fn bad_entries_are_reported_and_the_run_goes_on() {
     assert!(kinds.contains(&"invalid_value"), "{kinds:?}");
     assert!(kinds.contains(&"email_conflict"), "{kinds:?}");
     assert_eq!(user(&owner, "admin").await["login_type"], "password");
-    assert_eq!(owner.get("/users/boss").await.0, StatusCode::NOT_FOUND);
-    assert_eq!(owner.get("/users/twin").await.0, StatusCode::NOT_FOUND);
-    assert_eq!(owner.get("/users/nomail").await.0, StatusCode::NOT_FOUND);
+    let (status, reply) = owner.get("/users/boss").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
+    let (status, reply) = owner.get("/users/twin").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
+    let (status, reply) = owner.get("/users/nomail").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
     // Recorded for admins too.
     let (status, problems) = owner.get("/idpsync/problems").await;
     assert_eq!(status, StatusCode::OK, "{problems}");
@@ -914,7 +934,7 @@ async fn bad_entries_are_reported_and_the_run_goes_on() {
     let r = run(&owner, json!({})).await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["full"], false, "{r}");
-    let (_, problems) = owner.get("/idpsync/problems").await;
+    let problems = owner.get_ok("/idpsync/problems").await;
     assert!(
         problems.to_string().contains("duplicate_username"),
         "{problems}"
@@ -922,7 +942,7 @@ async fn bad_entries_are_reported_and_the_run_goes_on() {
     let r = run(&owner, json!({"full": true})).await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(user(&owner, "twin").await["email"], "twin1@example.com");
-    let (_, problems) = owner.get("/idpsync/problems").await;
+    let problems = owner.get_ok("/idpsync/problems").await;
     let text = problems.to_string();
     assert!(!text.contains("duplicate_username"), "{problems}");
     assert!(!text.contains("uid=nomail"), "{problems}");
@@ -955,7 +975,7 @@ async fn settings_from_the_config_file_are_applied_at_start() {
     .unwrap();
     let s = TestServer::start_with(|a| a.config = Some(path.clone())).await;
     let owner = s.owner().await;
-    let (_, d) = owner.get("/settings/ldapsync").await;
+    let d = owner.get_ok("/settings/ldapsync").await;
     assert_eq!(d["enabled"], true, "{d}");
     assert_eq!(d["schedule"], "0 0 3 * * *");
     assert_eq!(d["bind_password_set"], true);
@@ -979,59 +999,24 @@ async fn settings_from_the_config_file_are_applied_at_start() {
 
 #[tokio::test]
 async fn two_server_processes_on_one_database_run_each_tick_once() {
-    use crate::walkthrough::{Proc, free_port};
+    use crate::walkthrough::spawn_server;
     let slapd = Slapd::start();
     seed(&slapd);
     let (_db, database_url, data_dir) = crate::harness::TestDb::new().await;
     let mut procs = Vec::new();
     let mut urls = Vec::new();
     for i in 0..2 {
-        let port = free_port();
-        let log = std::fs::File::create(data_dir.join(format!("server{i}.log"))).unwrap();
-        procs.push(Proc(
-            std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
-                .args([
-                    "server",
-                    "--listen",
-                    &format!("127.0.0.1:{port}"),
-                    "--provisioner-daemons",
-                    "0",
-                ])
-                .arg("--data-dir")
-                .arg(&data_dir)
-                .arg("--database-url")
-                .arg(&database_url)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        ));
-        urls.push(format!("http://127.0.0.1:{port}"));
+        let (proc, url) = spawn_server(
+            &database_url,
+            &data_dir,
+            &data_dir.join(format!("server{i}.log")),
+            &["--provisioner-daemons", "0"],
+        )
+        .await;
+        procs.push(proc);
+        urls.push(url);
     }
     let http = reqwest::Client::new();
-    for url in &urls {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http
-            .get(format!("{url}/api/v2/healthz"))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "server {url} did not start: {}",
-                (0..2)
-                    .map(
-                        |i| std::fs::read_to_string(data_dir.join(format!("server{i}.log")))
-                            .unwrap_or_default()
-                    )
-                    .collect::<Vec<_>>()
-                    .join("\n---\n")
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
     let mut owner = Client {
         http: http.clone(),
         base: format!("{}/api/v2", urls[0]),
@@ -1064,27 +1049,28 @@ async fn the_directory_dying_mid_run_fails_the_run_and_changes_nothing() {
     // One entry per page: the read takes long enough to be interrupted.
     let mut slow = settings(&slapd);
     slow["page_size"] = json!(1);
-    assert_eq!(
-        owner.put("/settings/ldapsync", slow).await.0,
-        StatusCode::OK
-    );
+    put_settings(&owner, slow).await;
     let before = audit_count(&owner).await;
     let (status, started) = owner.post("/ldapsync/runs", json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let id = started["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, r) = owner.get(&format!("/ldapsync/runs/{id}")).await;
-        assert_eq!(
-            r["status"], "running",
-            "the read ended before slapd could be killed: {r}"
-        );
-        if r["progress"]["users_read"].as_u64().unwrap_or(0) > 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{r}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(
+        "the run to read its first users",
+        Duration::from_secs(60),
+        async || {
+            let r = owner.get_ok(&format!("/ldapsync/runs/{id}")).await;
+            assert_eq!(
+                r["status"], "running",
+                "the read ended before slapd could be killed: {r}"
+            );
+            if r["progress"]["users_read"].as_u64().unwrap_or(0) > 0 {
+                Ok(())
+            } else {
+                Err(r)
+            }
+        },
+    )
+    .await;
     slapd.kill();
     let r = wait(&owner, &id).await;
     assert_eq!(r["status"], "failed", "{r}");

@@ -29,5 +29,7 @@ mod sec_input;
 mod sec_web;
 #[path = "../support/slapd.rs"]
 mod slapd;
+#[path = "../support/testkit.rs"]
+mod testkit;
 mod trial;
 mod walkthrough;

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use orgsync::config::ServerArgs;
 use reqwest::header::{ACCEPT, COOKIE, HeaderMap, LOCATION, SET_COOKIE};
@@ -20,6 +20,7 @@ use reqwest::{StatusCode, Url};
 use serde_json::{Value, json};
 
 use crate::harness::{Client, TestServer};
+use crate::testkit::{ClosedPort, wait_for_blocking};
 
 pub(crate) const SITE: &str = "http://orgsync.test";
 const CLIENT_ID: &str = "orgsync";
@@ -29,10 +30,14 @@ fn support_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/oidc")
 }
 
-/// A running OpenID Provider; killed on drop.
+/// A running OpenID Provider; killed on drop. It listens on port 0 and
+/// prints the port it got (`{"issuer": .., "port": ..}` on stdout).
 pub(crate) struct Provider {
     pub(crate) issuer: String,
+    port: u16,
     child: Option<Child>,
+    /// After `stop`: its port, held closed so that it stays down.
+    held: Option<ClosedPort>,
     dir: tempfile::TempDir,
 }
 
@@ -61,7 +66,9 @@ impl Provider {
         let dir = tempfile::tempdir().expect("temp dir");
         let p = Provider {
             issuer: String::new(),
+            port: 0,
             child: None,
+            held: None,
             dir,
         };
         p.set_accounts(accounts);
@@ -91,29 +98,31 @@ impl Provider {
             .unwrap_or_else(|e| panic!("cannot start `node provider.mjs`: {e}"));
         let mut p = p;
         p.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = std::fs::read_to_string(p.dir.path().join("stdout")).unwrap_or_default();
-            if let Some(line) = out.lines().next()
-                && let Ok(ready) = serde_json::from_str::<Value>(line)
-            {
-                p.issuer = ready["issuer"].as_str().expect("issuer").to_owned();
-                return p;
-            }
-            if let Some(status) = p.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!(
-                    "the OpenID Provider exited ({status}) before it was ready:\n{}",
-                    p.log()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "the OpenID Provider did not start in 60 s (stdout: {out:?}):\n{}",
-                    p.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let stdout = p.dir.path().join("stdout");
+        let ready = wait_for_blocking(
+            "the OpenID Provider to print its issuer and port",
+            Duration::from_secs(60),
+            || {
+                let out = std::fs::read_to_string(&stdout).unwrap_or_default();
+                if let Some(status) = p.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                    panic!(
+                        "the OpenID Provider exited ({status}) before it was ready:\n{}",
+                        p.log()
+                    );
+                }
+                out.lines()
+                    .next()
+                    .and_then(|line| serde_json::from_str::<Value>(line).ok())
+                    .ok_or_else(|| format!("stdout {out:?}, stderr {:?}", p.log()))
+            },
+        );
+        p.issuer = ready["issuer"].as_str().expect("issuer").to_owned();
+        p.port = ready["port"]
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .expect("port");
+        assert_eq!(p.issuer, format!("http://127.0.0.1:{}", p.port));
+        p
     }
 
     fn log(&self) -> String {
@@ -144,17 +153,36 @@ impl Provider {
         self.write("tamper.json", &json!({"id_token": tamper}));
     }
 
+    /// Stops the provider: from then on its port refuses connections (held
+    /// closed, so that no other process is handed it while the test runs).
     fn stop(&mut self) {
+        self.kill();
+        self.held = Some(ClosedPort::hold(self.port).unwrap_or_else(|e| {
+            panic!(
+                "port {} of the stopped provider was taken before it could be held: {e}",
+                self.port
+            )
+        }));
+    }
+
+    /// Kills and reaps the provider. Also runs in `Drop`, so it reports
+    /// instead of panicking: `kill` fails only when the provider already
+    /// exited (what is wanted), and `wait` then reaps it.
+    fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            if let Err(e) = c.kill() {
+                eprintln!("the OpenID Provider had already exited: {e}");
+            }
+            if let Err(e) = c.wait() {
+                eprintln!("cannot reap the OpenID Provider: {e}");
+            }
         }
     }
 }
 
 impl Drop for Provider {
     fn drop(&mut self) {
-        self.stop();
+        self.kill();
     }
 }
 
@@ -317,7 +345,15 @@ impl Browser {
         (done.location().to_owned(), token)
     }
 
+    /// `GET /users/me` with the browser's cookies, which must answer 200.
+    pub(crate) async fn me_ok(&self) -> Value {
+        let (status, me) = self.me().await;
+        assert_eq!(status, StatusCode::OK, "{me}");
+        me
+    }
+
     /// `GET /users/me` with the browser's cookies.
+    #[must_use]
     pub(crate) async fn me(&self) -> (StatusCode, Value) {
         let resp = self
             .http
@@ -497,7 +533,7 @@ async fn first_login_creates_the_user_and_the_next_finds_it_by_subject() {
     // The session works as a bearer token too, and the user is in the default org.
     let mut alice = s.client();
     alice.token = Some(token);
-    let (_, orgs) = alice.get("/users/me/organizations").await;
+    let orgs = alice.get_ok("/users/me/organizations").await;
     assert_eq!(orgs[0]["name"], "coder", "{orgs}");
     assert_eq!(
         counts(&s).await,
@@ -530,7 +566,7 @@ async fn first_login_creates_the_user_and_the_next_finds_it_by_subject() {
     }}));
     let again = Browser::new(&s);
     again.login("sub-alice").await;
-    let (_, me2) = again.me().await;
+    let me2 = again.me_ok().await;
     assert_eq!(me2["id"], json!(alice_id));
     assert_eq!(me2["username"], "Alice-Smith", "the username is kept");
     let claims = stored_claims(&s, "sub-alice").await;
@@ -543,7 +579,7 @@ async fn first_login_creates_the_user_and_the_next_finds_it_by_subject() {
     assert_eq!(now.sessions, before.sessions + 2);
 
     // The owner sees one oidc user.
-    let (_, list) = owner.get("/users?q=alice").await;
+    let list = owner.get_ok("/users?q=alice").await;
     assert_eq!(list["count"], 1, "{list}");
 }
 
@@ -570,12 +606,12 @@ async fn usernames_are_normalized_and_deduplicated_and_redirects_kept() {
     let done = b.get(&cb).await;
     assert_eq!(done.status, StatusCode::FOUND, "{}", done.body);
     assert_eq!(done.location(), format!("{SITE}/workspaces?mine=1"));
-    assert_eq!(b.me().await.1["username"], "dave-2");
+    assert_eq!(b.me_ok().await["username"], "dave-2");
 
     // No username claim: the email's local part.
     let b = Browser::new(&s);
     b.login("sub-erin").await;
-    assert_eq!(b.me().await.1["username"], "erin");
+    assert_eq!(b.me_ok().await["username"], "erin");
 
     // Only paths on this server are accepted as redirects.
     let bad = Browser::new(&s)
@@ -616,7 +652,7 @@ async fn an_existing_user_is_linked_by_verified_email_only() {
     // Verified email, an account without a password and without a subject: linked.
     let b = Browser::new(&s);
     b.login("sub-dave").await;
-    let (_, me) = b.me().await;
+    let me = b.me_ok().await;
     assert_eq!(me["id"], json!(dave_id));
     assert_eq!(me["login_type"], "none", "linking keeps the login type");
     assert_eq!(
@@ -659,7 +695,7 @@ async fn an_existing_user_is_linked_by_verified_email_only() {
     assert_ne!(carol_id, carol_id2);
     let b = Browser::new(&s);
     b.login("sub-carol").await;
-    assert_eq!(b.me().await.1["id"], json!(carol_id2));
+    assert_eq!(b.me_ok().await["id"], json!(carol_id2));
 }
 
 /// Attack: a user-admin set the owner's email to an address it controls at the
@@ -693,20 +729,19 @@ async fn a_password_account_is_never_taken_over_by_email_and_only_an_owner_links
             .contains("guardrail.owner-protected"),
         "{body}"
     );
-    assert_eq!(
-        ua.put("/users/admin/status/suspend", json!({})).await.0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(ua.delete("/users/admin").await.0, StatusCode::FORBIDDEN);
-    let (_, admin) = owner.get("/users/admin").await;
+    let (status, reply) = ua.put("/users/admin/status/suspend", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
+    let (status, reply) = ua.delete("/users/admin").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
+    let admin = owner.get_ok("/users/admin").await;
     assert_eq!(admin["email"], "admin@example.com");
     assert_eq!(admin["status"], "active");
 
     // Even with the owner's email, a login is refused: the account has a password.
-    let (status, _) = owner
+    let (status, reply) = owner
         .patch("/users/admin", json!({"email": "mallory@evil.test"}))
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let before = counts(&s).await;
     let b = Browser::new(&s);
     let cb = b.authorize("sub-mallory").await;
@@ -719,7 +754,7 @@ async fn a_password_account_is_never_taken_over_by_email_and_only_an_owner_links
         before,
     )
     .await;
-    let (_, links) = owner.get("/users/admin/links").await;
+    let links = owner.get_ok("/users/admin/links").await;
     assert_eq!(links, json!([]), "nothing linked to the owner");
 
     // The same for a plain password user with a verified email.
@@ -737,10 +772,10 @@ async fn a_password_account_is_never_taken_over_by_email_and_only_an_owner_links
 
     // Only an owner links: the user-admin may not (bob has only `member`,
     // which it could assign, but linking is an owner's act).
-    let (status, _) = ua
+    let (status, reply) = ua
         .post("/users/bob/links", json!({"external_id": "sub-bob"}))
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
     let (status, link) = owner
         .post("/users/bob/links", json!({"external_id": "sub-bob"}))
         .await;
@@ -748,37 +783,28 @@ async fn a_password_account_is_never_taken_over_by_email_and_only_an_owner_links
     assert_eq!(link["source"], "oidc");
     assert_eq!(link["external_id"], "sub-bob");
     // One subject per account, one account per subject.
-    assert_eq!(
-        owner
-            .post("/users/bob/links", json!({"external_id": "sub-other"}))
-            .await
-            .0,
-        StatusCode::CONFLICT
-    );
-    assert_eq!(
-        owner
-            .post("/users/ua/links", json!({"external_id": "sub-bob"}))
-            .await
-            .0,
-        StatusCode::CONFLICT
-    );
-    assert_eq!(
-        owner
-            .post(
-                "/users/ua/links",
-                json!({"source": "ldap", "external_id": "x"})
-            )
-            .await
-            .0,
-        StatusCode::BAD_REQUEST
-    );
+    let (status, reply) = owner
+        .post("/users/bob/links", json!({"external_id": "sub-other"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    let (status, reply) = owner
+        .post("/users/ua/links", json!({"external_id": "sub-bob"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    let (status, reply) = owner
+        .post(
+            "/users/ua/links",
+            json!({"source": "ldap", "external_id": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
     let b = Browser::new(&s);
     b.login("sub-bob").await;
-    let (_, me) = b.me().await;
+    let me = b.me_ok().await;
     assert_eq!(me["id"], json!(bob_id));
     assert_eq!(me["login_type"], "password");
-    let (_, audit) = owner
-        .get("/audit?q=resource_type:user%20action:update")
+    let audit = owner
+        .get_ok("/audit?q=resource_type:user%20action:update")
         .await;
     assert!(
         audit["audit_logs"]
@@ -790,19 +816,13 @@ async fn a_password_account_is_never_taken_over_by_email_and_only_an_owner_links
     );
 
     // Unlinked: the next login is refused again.
-    assert_eq!(
-        ua.delete("/users/bob/links?source=oidc").await.0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        owner.delete("/users/bob/links?source=oidc").await.0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(owner.get("/users/bob/links").await.1, json!([]));
-    assert_eq!(
-        owner.delete("/users/bob/links?source=oidc").await.0,
-        StatusCode::NOT_FOUND
-    );
+    let (status, reply) = ua.delete("/users/bob/links?source=oidc").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
+    let (status, reply) = owner.delete("/users/bob/links?source=oidc").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
+    assert_eq!(owner.get_ok("/users/bob/links").await, json!([]));
+    let (status, reply) = owner.delete("/users/bob/links?source=oidc").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
     let before = counts(&s).await;
     let b = Browser::new(&s);
     let cb = b.authorize("sub-bob").await;
@@ -853,7 +873,7 @@ async fn claims_only_in_userinfo_and_in_the_id_token_are_merged_userinfo_winning
             claims["preferred_username"], "fay",
             "userinfo wins (conform={conform})"
         );
-        assert_eq!(b.me().await.1["username"], "fay");
+        assert_eq!(b.me_ok().await["username"], "fay");
     }
 }
 
@@ -1060,10 +1080,10 @@ async fn id_tokens_that_fail_verification_are_refused() {
 
 #[tokio::test]
 async fn a_provider_that_is_down_gets_a_clear_page_and_nothing_changes() {
-    // Down before the login starts: nothing listens at the issuer.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_issuer = format!("http://{}", dead.local_addr().unwrap());
-    drop(dead);
+    // Down before the login starts: nothing listens at the issuer (a port
+    // held bound and closed for the whole test).
+    let dead = ClosedPort::new();
+    let dead_issuer = format!("http://127.0.0.1:{}", dead.port());
     let s = server(&dead_issuer, |_| {}).await;
     s.owner().await;
     let before = counts(&s).await;
@@ -1182,23 +1202,29 @@ async fn suspended_users_are_refused_and_logins_wait_for_the_first_user() {
     let owner = s.owner().await;
     let b = Browser::new(&s);
     b.login("sub-max").await;
-    let max_id = b.me().await.1["id"].as_str().unwrap().to_owned();
+    let max_id = b.me_ok().await["id"].as_str().unwrap().to_owned();
     let (status, body) = owner
         .put(&format!("/users/{max_id}/status/suspend"), json!({}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(owner.get_ok("/users/max").await["status"], "suspended");
     // The suspended user's open session stops working, and a new login is refused.
-    assert_ne!(b.me().await.0, StatusCode::OK);
+    let (status, body) = b.me().await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let before = counts(&s).await;
     let b = Browser::new(&s);
     let cb = b.authorize("sub-max").await;
     let answer = b.get(&cb).await;
     assert_refused(&s, &answer, StatusCode::FORBIDDEN, "suspended", before).await;
     // Reactivated: in again.
-    owner
+    let (status, body) = owner
         .put(&format!("/users/{max_id}/status/activate"), json!({}))
         .await;
-    Browser::new(&s).login("sub-max").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(owner.get_ok("/users/max").await["status"], "active");
+    let b = Browser::new(&s);
+    b.login("sub-max").await;
+    assert_eq!(b.me_ok().await["id"], json!(max_id));
 }
 
 #[tokio::test]
@@ -1248,7 +1274,7 @@ async fn idp_sync_runs_in_the_login_and_its_refusal_rolls_back() {
             .map(|o| o["name"].as_str().unwrap().to_owned())
             .collect()
     };
-    let (_, orgs) = nia.get("/users/me/organizations").await;
+    let orgs = nia.get_ok("/users/me/organizations").await;
     assert_eq!(names(&orgs), ["coder", "data-platform"], "{orgs}");
 
     // The claim changes at the provider: the next login leaves the org.
@@ -1259,7 +1285,7 @@ async fn idp_sync_runs_in_the_login_and_its_refusal_rolls_back() {
     let b = Browser::new(&s);
     let (_, token) = b.login("sub-nia").await;
     nia.token = Some(token);
-    let (_, orgs) = nia.get("/users/me/organizations").await;
+    let orgs = nia.get_ok("/users/me/organizations").await;
     assert_eq!(names(&orgs), ["coder"], "{orgs}");
 
     // A claim org sync cannot parse refuses the login: the new user is not kept.

@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::harness::TestServer;
+use crate::testkit::wait_for;
 
 fn copy_policies(to: &Path) {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
@@ -76,7 +77,7 @@ async fn reload_by_api_and_by_file_change_keeps_old_set_when_invalid() {
     let s = TestServer::start_with(move |a| a.policy_dir = Some(p2)).await;
     let owner = s.owner().await;
     let (alice, _) = owner.create_user("alice").await;
-    let (_, before) = owner.get("/policies").await;
+    let before = owner.get_ok("/policies").await;
     let hash0 = before["hash"].as_str().unwrap().to_owned();
     assert!(
         before["policies"]
@@ -86,7 +87,9 @@ async fn reload_by_api_and_by_file_change_keeps_old_set_when_invalid() {
             .any(|p| p["id"] == "guardrail.suspended")
     );
 
-    // An invalid file: the API reload is rejected with file:line, the old set stays.
+    // An invalid file: the API reload is rejected with file:line, and so is
+    // the file watch's; the old set stays.
+    let attempts = s.state.authz.reload_attempts();
     std::fs::write(pol.join("zz-broken.cedar"), BROKEN).unwrap();
     let (status, body) = owner.post("/policies/reload", json!({})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -97,10 +100,17 @@ async fn reload_by_api_and_by_file_change_keeps_old_set_when_invalid() {
             .starts_with("zz-broken.cedar:4:"),
         "{body}"
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, now) = owner.get("/policies").await;
+    // The API's reload and the watch's (which sees the new file once) ended.
+    wait_for(
+        "the policy watch to try the broken file",
+        Duration::from_secs(10),
+        async || s.state.authz.reload_attempts() >= attempts + 2,
+    )
+    .await;
+    let now = owner.get_ok("/policies").await;
     assert_eq!(now["hash"], hash0.as_str());
-    assert_eq!(alice.get("/organizations/coder").await.0, StatusCode::OK);
+    let (status, body) = alice.get("/organizations/coder").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 
     // A valid change that forbids members reading orgs takes effect by file watch.
     std::fs::write(
@@ -108,26 +118,35 @@ async fn reload_by_api_and_by_file_change_keeps_old_set_when_invalid() {
         "@id(\"test.no-org-read\")\nforbid (principal, action == Action::\"organization:read\", resource)\nunless { principal in Role::\"owner\" };\n",
     )
     .unwrap();
-    let mut changed = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if owner.get("/policies").await.1["hash"] != hash0.as_str() {
-            changed = true;
-            break;
-        }
-    }
-    assert!(changed, "file change not picked up");
-    assert_eq!(
-        alice.get("/organizations/coder").await.0,
-        StatusCode::NOT_FOUND
+    let changed = wait_for(
+        "the policy watch to load the valid change",
+        Duration::from_secs(10),
+        async || {
+            let now = owner.get_ok("/policies").await;
+            if now["hash"] != hash0.as_str() {
+                Ok(now)
+            } else {
+                Err(now)
+            }
+        },
+    )
+    .await;
+    assert!(
+        changed["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == "test.no-org-read"),
+        "{changed}"
     );
+    let (status, body) = alice.get("/organizations/coder").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     // Only owners reload.
-    assert_eq!(
-        alice.post("/policies/reload", json!({})).await.0,
-        StatusCode::FORBIDDEN
-    );
-    let (status, _) = owner.post("/policies/reload", json!({})).await;
-    assert_eq!(status, StatusCode::OK);
+    let (status, body) = alice.post("/policies/reload", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = owner.post("/policies/reload", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(owner.get_ok("/policies").await["hash"], changed["hash"]);
 }
 
 #[test]
@@ -149,8 +168,8 @@ fn policy_cli_validate_test_fmt() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (code, out, _) = run(&["policy", "validate"]);
-    assert_eq!(code, Some(0), "{out}");
+    let (code, out, err) = run(&["policy", "validate"]);
+    assert_eq!(code, Some(0), "{out}{err}");
     let (code, out, err) = run(&["policy", "test"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains(" passed, 0 failed"), "{out}");
@@ -163,8 +182,8 @@ fn policy_cli_validate_test_fmt() {
         .to_string(),
     )
     .unwrap();
-    let (code, _, err) = run(&["policy", "test"]);
-    assert_eq!(code, Some(3));
+    let (code, out, err) = run(&["policy", "test"]);
+    assert_eq!(code, Some(3), "{out}{err}");
     assert!(err.contains("anonymous reads org"), "{err}");
     std::fs::remove_file(pol.join("tests/zz-fail.json")).unwrap();
 
@@ -213,18 +232,21 @@ fn policy_cli_validate_test_fmt() {
 
     // fmt --check flags an unformatted file, fmt fixes it.
     std::fs::write(pol.join("zz-ugly.cedar"), "@id(\"ugly\")   permit(principal,action==Action::\"organization:read\",resource) when {principal in resource};").unwrap();
-    let (code, _, err) = run(&["policy", "fmt", "--check"]);
-    assert_eq!(code, Some(3), "{err}");
-    assert!(err.contains("zz-ugly.cedar"));
-    let (code, _, _) = run(&["policy", "fmt"]);
-    assert_eq!(code, Some(0));
-    let (code, _, err) = run(&["policy", "fmt", "--check"]);
-    assert_eq!(code, Some(0), "{err}");
+    let ugly = std::fs::read_to_string(pol.join("zz-ugly.cedar")).unwrap();
+    let (code, out, err) = run(&["policy", "fmt", "--check"]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(err.contains("zz-ugly.cedar"), "{err}");
+    let (code, out, err) = run(&["policy", "fmt"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let formatted = std::fs::read_to_string(pol.join("zz-ugly.cedar")).unwrap();
+    assert_ne!(formatted, ugly, "fmt rewrote the file");
+    let (code, out, err) = run(&["policy", "fmt", "--check"]);
+    assert_eq!(code, Some(0), "{out}{err}");
 
     // Invalid policies: exit 3 with file and line.
     std::fs::write(pol.join("zz-broken.cedar"), BROKEN).unwrap();
-    let (code, _, err) = run(&["policy", "validate"]);
-    assert_eq!(code, Some(3));
+    let (code, out, err) = run(&["policy", "validate"]);
+    assert_eq!(code, Some(3), "{out}{err}");
     assert!(err.contains("zz-broken.cedar:4:"), "{err}");
 }
 
@@ -235,6 +257,7 @@ fn server_help_explains_every_option() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{help}");
     for flag in [
         "--listen",
         "--data-dir",

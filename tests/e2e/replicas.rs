@@ -349,16 +349,10 @@ async fn an_idle_daemon_of_one_process_is_woken_by_a_job_queued_through_another(
             queued.elapsed()
         );
     } else {
-        // SQLite: one file, no notification crosses processes. A job queued
-        // through A waits: B's idle daemons are not woken (the re-check is
-        // ten minutes away) ...
+        // SQLite: one file, no notification crosses processes: a job queued
+        // through A is found by B's idle daemons only at their next re-check
+        // (ten minutes away here), so nothing is asserted of it alone ...
         let first = queue_import(&owner_a, &hash).await;
-        let until = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < until {
-            let row = job_row(&db, &first).await;
-            assert_eq!(row.0, "pending", "woken without a notification: {row:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         // ... while one queued through B wakes them at once (in-process), and
         // they take both.
         let second = queue_import(&owner_b, &hash).await;

@@ -6,7 +6,7 @@
 //! and job logs are bounded, `state_base64` is checked, and the data dir and
 //! SQLite file are private.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use reqwest::{Method, StatusCode};
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::bad_input::{assert_error_shape, raw};
 use crate::harness::{Client, TestServer};
 use crate::provisioning::{template_tar, upload};
+use crate::testkit::wait_for;
 
 /// The first validation's field, or "" when there is none.
 fn field(body: &Value) -> &str {
@@ -38,6 +39,7 @@ async fn scalar(s: &TestServer, sql: &str, binds: &[&str]) -> i64 {
 }
 
 /// Uploads a tar without `?organization=`.
+#[must_use]
 async fn upload_unbound(c: &Client, tar: Vec<u8>) -> (StatusCode, Value) {
     let (status, _, body) = raw(
         c,
@@ -50,6 +52,7 @@ async fn upload_unbound(c: &Client, tar: Vec<u8>) -> (StatusCode, Value) {
     (status, body)
 }
 
+#[must_use]
 async fn create_version(c: &Client, org: &str, hash: &Value) -> (StatusCode, Value) {
     c.post(
         &format!("/organizations/{org}/templateversions"),
@@ -105,6 +108,7 @@ async fn key(owner: &Client, org: &str, name: &str) -> String {
 }
 
 /// A call of the daemon protocol with `secret`.
+#[must_use]
 async fn daemon_call(
     s: &TestServer,
     secret: &str,
@@ -126,6 +130,7 @@ async fn daemon_call(
     )
 }
 
+#[must_use]
 async fn register(s: &TestServer, secret: &str, name: &str) -> (StatusCode, Value) {
     daemon_call(
         s,
@@ -144,6 +149,7 @@ async fn daemon_id(s: &TestServer, secret: &str, name: &str) -> String {
 }
 
 /// One acquire call that waits at most `wait_ms`: the job, or Null (204).
+#[must_use]
 async fn acquire(s: &TestServer, secret: &str, daemon: &str, wait_ms: u64) -> (StatusCode, Value) {
     daemon_call(
         s,
@@ -154,20 +160,36 @@ async fn acquire(s: &TestServer, secret: &str, daemon: &str, wait_ms: u64) -> (S
     .await
 }
 
-/// Acquires until the daemon gets job `job_id` (deadline 10 s).
+/// Acquires (long polls of 1 s) until the daemon gets job `job_id`.
 async fn acquire_job(s: &TestServer, secret: &str, daemon: &str, job_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, job) = acquire(s, secret, daemon, 1000).await;
-        assert!(status.is_success(), "acquire: {status} {job}");
-        if job["id"] == job_id {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the daemon never got job {job_id}"
-        );
-    }
+    wait_for(
+        &format!("the daemon to get job {job_id}"),
+        Duration::from_secs(10),
+        async || {
+            let (status, job) = acquire(s, secret, daemon, 1000).await;
+            assert!(status.is_success(), "acquire: {status} {job}");
+            if job["id"] == job_id {
+                Ok(job)
+            } else {
+                Err(job)
+            }
+        },
+    )
+    .await
+}
+
+/// Uploads an archive bound to `org`, which must succeed; returns `{hash}`.
+async fn uploaded(c: &Client, org: &str, tar: Vec<u8>) -> Value {
+    let (status, file) = upload(c, org, tar).await;
+    assert_eq!(status, StatusCode::CREATED, "upload to {org}: {file}");
+    file
+}
+
+/// Creates a version of `org` from a file, which must succeed.
+async fn created_version(c: &Client, org: &str, hash: &Value) -> Value {
+    let (status, v) = create_version(c, org, hash).await;
+    assert_eq!(status, StatusCode::CREATED, "version in {org}: {v}");
+    v
 }
 
 async fn org_daemons(owner: &Client, org: &str) -> Vec<Value> {
@@ -202,9 +224,9 @@ async fn sec_input_files_do_not_cross_orgs_and_the_route_is_no_oracle() {
         assert_eq!(got, (status, cross.clone()), "unknown hash {unknown}");
     }
     // Nothing was written for org-a: no version, no job, no binding to B's file.
-    let (_, versions) = w.a1.get("/organizations/org-a/templateversions").await;
+    let versions = w.a1.get_ok("/organizations/org-a/templateversions").await;
     assert_eq!(versions, json!([]));
-    let (_, jobs) = w.owner.get("/organizations/org-a/provisionerjobs").await;
+    let jobs = w.owner.get_ok("/organizations/org-a/provisionerjobs").await;
     assert_eq!(jobs, json!([]));
     let hb_s = hb.as_str().unwrap();
     assert_eq!(
@@ -311,7 +333,7 @@ async fn sec_input_a_daemon_never_receives_another_orgs_archive() {
     let s = TestServer::start().await;
     let w = two_orgs(&s).await;
     let tar_b = template_tar(&[("main.tf", "# b only\n")]);
-    let (_, fb) = upload(&w.b1, "org-b", tar_b).await;
+    let fb = uploaded(&w.b1, "org-b", tar_b).await;
     // B's version: its import job waits (org-b has no daemon).
     let (status, vb) = create_version(&w.b1, "org-b", &fb["hash"]).await;
     assert_eq!(status, StatusCode::CREATED, "{vb}");
@@ -342,7 +364,7 @@ async fn sec_input_a_daemon_never_receives_another_orgs_archive() {
     // A version of A whose data names B's file without any binding (as a
     // hand-edited or legacy row would): the daemon is not given the archive;
     // the job fails and says why.
-    let (_, fa) = upload(&w.a1, "org-a", template_tar(&[("main.tf", "# a\n")])).await;
+    let fa = uploaded(&w.a1, "org-a", template_tar(&[("main.tf", "# a\n")])).await;
     let (status, va) = create_version(&w.a1, "org-a", &fa["hash"]).await;
     assert_eq!(status, StatusCode::CREATED, "{va}");
     {
@@ -373,8 +395,8 @@ async fn sec_input_a_daemon_never_receives_another_orgs_archive() {
 
     // A's own archive is served to A's daemon, byte for byte.
     let tar_a = template_tar(&[("main.tf", "# a, served\n")]);
-    let (_, fa2) = upload(&w.a1, "org-a", tar_a.clone()).await;
-    let (_, va2) = create_version(&w.a1, "org-a", &fa2["hash"]).await;
+    let fa2 = uploaded(&w.a1, "org-a", tar_a.clone()).await;
+    let va2 = created_version(&w.a1, "org-a", &fa2["hash"]).await;
     let got = acquire_job(&s, &a_key, &d, va2["job"]["id"].as_str().unwrap()).await;
     let served = base64::engine::general_purpose::STANDARD
         .decode(got["template_tar_base64"].as_str().unwrap())
@@ -469,7 +491,7 @@ async fn sec_input_text_with_nul_is_a_400_naming_the_field() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{org}");
-    let (_, org) = owner.get("/organizations/lookalike").await;
+    let org = owner.get_ok("/organizations/lookalike").await;
     assert_eq!(org["description"], "C:\\u0000 is no NUL");
 }
 
@@ -562,8 +584,8 @@ async fn sec_input_a_daemon_name_registered_again_replaces_its_daemon() {
     let secret = key(&owner, "ops", "ops-key").await;
     let first = daemon_id(&s, &secret, "runner").await;
     // The first daemon holds a running job when it "restarts".
-    let (_, f) = upload(&owner, "ops", template_tar(&[("main.tf", "# ops\n")])).await;
-    let (_, v) = create_version(&owner, "ops", &f["hash"]).await;
+    let f = uploaded(&owner, "ops", template_tar(&[("main.tf", "# ops\n")])).await;
+    let v = created_version(&owner, "ops", &f["hash"]).await;
     let job_id = v["job"]["id"].as_str().unwrap().to_owned();
     acquire_job(&s, &secret, &first, &job_id).await;
     assert_eq!(job(&owner, &job_id).await["status"], "running");
@@ -626,8 +648,8 @@ async fn sec_input_job_logs_are_bounded_and_state_is_checked() {
     owner.create_org("ops").await;
     let secret = key(&owner, "ops", "ops-key").await;
     let d = daemon_id(&s, &secret, "runner").await;
-    let (_, f) = upload(&owner, "ops", template_tar(&[("main.tf", "# ops\n")])).await;
-    let (_, v) = create_version(&owner, "ops", &f["hash"]).await;
+    let f = uploaded(&owner, "ops", template_tar(&[("main.tf", "# ops\n")])).await;
+    let v = created_version(&owner, "ops", &f["hash"]).await;
     let job_id = v["job"]["id"].as_str().unwrap().to_owned();
     acquire_job(&s, &secret, &d, &job_id).await;
     let logs_path = format!("/{d}/jobs/{job_id}/logs");
@@ -668,7 +690,9 @@ async fn sec_input_job_logs_are_bounded_and_state_is_checked() {
         .collect();
     let (status, body) = daemon_call(&s, &secret, &logs_path, Some(json!({"logs": many}))).await;
     assert_400_naming(status, &body, "logs", "1001 lines");
-    let (_, logs) = owner.get(&format!("/provisionerjobs/{job_id}/logs")).await;
+    let logs = owner
+        .get_ok(&format!("/provisionerjobs/{job_id}/logs"))
+        .await;
     assert_eq!(logs.as_array().unwrap().len(), 2);
 
     // A state that is not base64: 400 naming it, the job still runs.

@@ -2,7 +2,7 @@
 //! the session cookie, cookie attributes and caching of secrets, and login
 //! throttling (per account, per client address, across replicas).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use orgsync::config::ServerArgs;
 use reqwest::header::{CACHE_CONTROL, RETRY_AFTER, SET_COOKIE};
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::harness::{Client, TestServer};
 use crate::oidc::{Browser, Provider, SITE, account};
 use crate::provisioning::{import_version, template_tar};
+use crate::testkit::wait_for;
 
 const EVIL: &str = "https://evil.example";
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -41,6 +42,7 @@ impl Answer {
 
 /// Sends `method path` as a browser holding the session cookie `session`
 /// would, with `headers` (and an empty body of `content_type` when given).
+#[must_use]
 async fn with_cookie(
     s: &TestServer,
     method: Method,
@@ -61,6 +63,7 @@ async fn with_cookie(
     answer(req).await
 }
 
+#[must_use]
 async fn answer(req: reqwest::RequestBuilder) -> Answer {
     let resp = req.send().await.expect("request");
     let status = resp.status();
@@ -123,7 +126,7 @@ async fn sec_web_cookie_writes_from_another_origin_are_refused() {
     .await;
     let job = v["job"]["id"].as_str().expect("job id").to_owned();
     let job_path = format!("/provisionerjobs/{job}");
-    let (_, before) = owner.get("/policies").await;
+    let before = owner.get_ok("/policies").await;
     let audit_before = count(&s, "SELECT COUNT(*) FROM audit_logs").await;
 
     // The attacks of the issue: the cookie, a foreign Origin, a form body.
@@ -157,10 +160,10 @@ async fn sec_web_cookie_writes_from_another_origin_are_refused() {
     // Nothing changed: no member, the job still pending, same policies, bob
     // active, the session alive, no audit entry.
     assert!(!is_member(&owner, "ops", "bob").await);
-    let (_, j) = owner.get(&job_path).await;
+    let j = owner.get_ok(&job_path).await;
     assert_eq!(j["status"], "pending", "{j}");
-    assert_eq!(owner.get("/policies").await.1, before);
-    assert_eq!(owner.get("/users/bob").await.1["status"], "active");
+    assert_eq!(owner.get_ok("/policies").await, before);
+    assert_eq!(owner.get_ok("/users/bob").await["status"], "active");
     let me = with_cookie(&s, Method::GET, "/users/me", &session, &foreign, None).await;
     assert_eq!(me.status, StatusCode::OK, "a cookie read is not refused");
     assert_eq!(
@@ -208,10 +211,12 @@ async fn sec_web_cookie_writes_from_another_origin_are_refused() {
     )
     .await;
     assert_eq!(a.status, StatusCode::OK, "same-origin suspend: {}", a.body);
+    assert_eq!(owner.get_ok("/users/bob").await["status"], "suspended");
 
     // Bearer requests need no Origin, and a foreign one changes nothing.
     let (status, body) = owner.put("/users/bob/status/activate", json!({})).await;
     assert_eq!(status, StatusCode::OK, "bearer without Origin: {body}");
+    assert_eq!(owner.get_ok("/users/bob").await["status"], "active");
     let a = answer(
         reqwest::Client::new()
             .delete(format!("{}/api/v2{member_add}", s.base))
@@ -225,6 +230,7 @@ async fn sec_web_cookie_writes_from_another_origin_are_refused() {
         "bearer with a foreign Origin: {}",
         a.body
     );
+    assert!(!is_member(&owner, "ops", "bob").await);
 
     // A same-origin logout ends the session and clears the cookie.
     let a = with_cookie(
@@ -241,7 +247,8 @@ async fn sec_web_cookie_writes_from_another_origin_are_refused() {
     assert!(cleared.starts_with("orgsync_session=;"), "{cleared}");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     assert!(!cleared.contains("Secure"), "http access URL: {cleared}");
-    assert_eq!(owner.get("/users/me").await.0, StatusCode::UNAUTHORIZED);
+    let (status, reply) = owner.get("/users/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
 }
 
 #[tokio::test]
@@ -327,6 +334,12 @@ async fn sec_web_cookies_are_secure_on_https_and_secrets_are_not_cached() {
         cleared.contains("Max-Age=0") && cleared.contains("; Secure"),
         "{cleared}"
     );
+    let (status, body) = owner.get("/users/me").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the session ended: {body}"
+    );
 }
 
 /// A session from an OIDC login lives in the browser's cookie jar: its writes
@@ -353,15 +366,18 @@ async fn sec_web_oidc_sessions_write_only_from_the_site() {
             "{headers:?}"
         );
     }
-    assert_eq!(b.me().await.0, StatusCode::OK, "the session survived");
+    let (status, body) = b.me().await;
+    assert_eq!(status, StatusCode::OK, "the session survived: {body}");
     assert_eq!(
         b.send(Method::POST, logout, &[("Origin", SITE)]).await,
         StatusCode::OK
     );
-    assert_eq!(b.me().await.0, StatusCode::UNAUTHORIZED);
+    let (status, reply) = b.me().await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
 }
 
 /// A login from this test (one client address).
+#[must_use]
 async fn login(s: &TestServer, email: &str, password: &str) -> Answer {
     answer(
         reqwest::Client::new()
@@ -482,7 +498,8 @@ async fn sec_web_login_is_throttled_per_client_address_across_accounts() {
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
     assert_eq!(failed_logins(&s).await.len(), 5);
     // Sessions already open are not affected.
-    assert_eq!(owner.get("/users/me").await.0, StatusCode::OK);
+    let (status, reply) = owner.get("/users/me").await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
 }
 
 #[tokio::test]
@@ -505,19 +522,19 @@ async fn sec_web_login_works_again_after_the_window() {
     assert!((1..=2).contains(&retry_after(&a)), "{:?}", a.headers);
 
     // The real user gets in once the window has passed.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let a = login(&s, "alice@example.com", "password123").await;
-        if a.status == StatusCode::CREATED {
-            break;
-        }
-        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
-        assert!(
-            Instant::now() < deadline,
-            "still throttled after the window"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for(
+        "the window to pass and alice to log in",
+        Duration::from_secs(20),
+        async || {
+            let a = login(&s, "alice@example.com", "password123").await;
+            if a.status == StatusCode::CREATED {
+                return Ok(());
+            }
+            assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
+            Err(a.body)
+        },
+    )
+    .await;
     // A new window: its first failure is audited again, once.
     assert_eq!(failed_logins(&s).await.len(), 1);
     for _ in 0..2 {
@@ -575,17 +592,22 @@ async fn sec_web_expired_counters_are_pruned() {
     );
     assert_eq!(count(&s, &left).await, 5);
     // Later failures open new windows, and each new window prunes old rows.
-    let deadline = Instant::now() + Duration::from_secs(20);
     let mut i = 0;
-    while count(&s, &left).await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "expired counters were never pruned"
-        );
-        i += 1;
-        login(&s, &format!("probe{i}@example.com"), "wrong-password").await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for(
+        "a new window to prune the expired counters",
+        Duration::from_secs(20),
+        async || {
+            let n = count(&s, &left).await;
+            if n == 0 {
+                return Ok(());
+            }
+            i += 1;
+            let a = login(&s, &format!("probe{i}@example.com"), "wrong-password").await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "probe {i}: {}", a.body);
+            Err(format!("{n} expired counters left after {i} probes"))
+        },
+    )
+    .await;
 }
 
 /// Two replicas on one database (PostgreSQL under `ORGSYNC_TEST_DB=postgres`,

@@ -2,13 +2,14 @@
 //! separate `orgsync provisionerd` process per organization; once with the
 //! `echo` executor and once with the real `terraform` executor.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::harness::{Client, TestDb};
+use crate::testkit::wait_for;
 
 const BIN: &str = env!("CARGO_BIN_EXE_orgsync");
 
@@ -16,18 +17,61 @@ const BIN: &str = env!("CARGO_BIN_EXE_orgsync");
 pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
+    /// Reports instead of panicking (this may run while a failed test
+    /// unwinds): `kill` fails only when the process already exited, which is
+    /// what is wanted; `wait` then reaps it.
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Err(e) = self.0.kill() {
+            eprintln!("process {} had already exited: {e}", self.0.id());
+        }
+        if let Err(e) = self.0.wait() {
+            eprintln!("cannot reap process {}: {e}", self.0.id());
+        }
     }
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Starts `orgsync server` on 127.0.0.1 port 0 (with `args`), its stderr in
+/// `log`, and returns it with its base URL, read from the line it prints once
+/// it listens (`orgsync listening on http://ADDR`): no port is picked ahead.
+pub(crate) async fn spawn_server(
+    database_url: &str,
+    data_dir: &Path,
+    log: &Path,
+    args: &[&str],
+) -> (Proc, String) {
+    let mut server = Proc(
+        Command::new(BIN)
+            .args(["server", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--database-url")
+            .arg(database_url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    const READY: &str = "orgsync listening on ";
+    let url = wait_for(
+        &format!("the server to print `{READY}` in {}", log.display()),
+        Duration::from_secs(30),
+        async || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if let Some(status) = server.0.try_wait().unwrap() {
+                panic!("the server exited ({status}) at start:\n{text}");
+            }
+            text.lines()
+                .find_map(|l| l.strip_prefix(READY))
+                .map(|u| u.trim().to_owned())
+                .ok_or(text)
+        },
+    )
+    .await;
+    let health = reqwest::get(format!("{url}/api/v2/healthz")).await.unwrap();
+    assert_eq!(health.status(), reqwest::StatusCode::OK, "{url}");
+    (server, url)
 }
 
 /// Runs the CLI as the user whose session lives in `config`.
@@ -121,39 +165,14 @@ async fn walkthrough(executor: &str) {
         );
     }
     let (_db, database_url, data_dir) = TestDb::new().await;
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let log = std::fs::File::create(data_dir.join("server.log")).unwrap();
-    let _server = Proc(
-        Command::new(BIN)
-            .args([
-                "server",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--provisioner-daemons",
-                "1",
-            ])
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--database-url")
-            .arg(&database_url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let (_server, url) = spawn_server(
+        &database_url,
+        &data_dir,
+        &data_dir.join("server.log"),
+        &["--provisioner-daemons", "1"],
+    )
+    .await;
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("{url}/api/v2/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let home = tempfile::tempdir().unwrap();
     let owner_cfg = home.path().join("owner");
     let alice_cfg = home.path().join("alice");
@@ -370,8 +389,8 @@ async fn walkthrough(executor: &str) {
         base: format!("{url}/api/v2"),
         token: Some(session["session_token"].as_str().unwrap().to_owned()),
     };
-    let (_, daemons) = owner
-        .get("/organizations/data-platform/provisionerdaemons")
+    let daemons = owner
+        .get_ok("/organizations/data-platform/provisionerdaemons")
         .await;
     let dp = daemons
         .as_array()
@@ -381,9 +400,11 @@ async fn walkthrough(executor: &str) {
         .unwrap()
         .clone();
     let job_id = ws["latest_build"]["job_id"].as_str().unwrap();
-    let (_, job) = owner.get(&format!("/provisionerjobs/{job_id}")).await;
+    let job = owner.get_ok(&format!("/provisionerjobs/{job_id}")).await;
     assert_eq!(job["worker_id"], dp["id"], "{job}");
-    let (_, logs) = owner.get(&format!("/provisionerjobs/{job_id}/logs")).await;
+    let logs = owner
+        .get_ok(&format!("/provisionerjobs/{job_id}/logs"))
+        .await;
     let text: String = logs
         .as_array()
         .unwrap()
@@ -400,15 +421,15 @@ async fn walkthrough(executor: &str) {
 
     // Stop and delete; terraform keeps state per workspace and really destroys.
     ok(cli(&alice_cfg, &url, &["stop", "dev"]), "stop");
-    let (_, builds) = owner
-        .get(&format!(
+    let builds = owner
+        .get_ok(&format!(
             "/workspaces/{}/builds",
             ws["id"].as_str().unwrap()
         ))
         .await;
     let stop_job = builds[0]["job_id"].as_str().unwrap().to_owned();
-    let (_, logs) = owner
-        .get(&format!("/provisionerjobs/{stop_job}/logs"))
+    let logs = owner
+        .get_ok(&format!("/provisionerjobs/{stop_job}/logs"))
         .await;
     let text: String = logs
         .as_array()
@@ -421,23 +442,18 @@ async fn walkthrough(executor: &str) {
         assert!(text.contains("1 destroyed"), "{text}");
     }
     ok(cli(&alice_cfg, &url, &["delete", "dev"]), "delete");
-    let (_, builds) = owner
-        .get(&format!(
-            "/workspaces/{}/builds",
-            ws["id"].as_str().unwrap()
-        ))
+    let (status, body) = owner
+        .get(&format!("/workspaces/{}", ws["id"].as_str().unwrap()))
         .await;
-    if executor == "terraform" {
-        let _ = builds;
-    }
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{body}");
     let list = ok(
         cli(&alice_cfg, &url, &["list", "-o", "json"]),
         "list after delete",
     );
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list["count"], 0);
-    let (_, jobs) = owner
-        .get("/organizations/data-platform/provisionerjobs")
+    let jobs = owner
+        .get_ok("/organizations/data-platform/provisionerjobs")
         .await;
     let delete_job = jobs
         .as_array()
@@ -446,8 +462,8 @@ async fn walkthrough(executor: &str) {
         .find(|j| j["type"] == "workspace_build")
         .unwrap()
         .clone();
-    let (_, logs) = owner
-        .get(&format!(
+    let logs = owner
+        .get_ok(&format!(
             "/provisionerjobs/{}/logs",
             delete_job["id"].as_str().unwrap()
         ))
@@ -463,7 +479,6 @@ async fn walkthrough(executor: &str) {
     } else {
         assert!(text.contains("echo: delete workspace `dev`"), "{text}");
     }
-    let _ = PathBuf::new();
 }
 
 #[tokio::test]

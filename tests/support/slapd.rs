@@ -1,9 +1,12 @@
 //! A private OpenLDAP `slapd` for tests: its own cn=config and data in a temp
-//! dir, free 127.0.0.1 ports for `ldap://` (with StartTLS) and `ldaps://`, a
-//! throwaway CA. Used by `orgsync-sync`'s tests and the server's e2e tests
-//! through `#[path = ".../tests/support/slapd.rs"] mod slapd;`; depends on std
-//! and `tempfile` only. Missing `slapd`, `ldap-utils` or `openssl` panics with
-//! a clear message: tests never skip silently (`scripts/install-deps`).
+//! dir, 127.0.0.1 ports for `ldap://` (with StartTLS) and `ldaps://` (see
+//! [`candidate_port`] for how they are chosen without a race), a throwaway CA.
+//! Used by `orgsync-sync`'s tests, the server's e2e tests and the LDAP
+//! benchmark through `#[path = ".../tests/support/slapd.rs"] mod slapd;`, next
+//! to `mod testkit;` (same folder), which it uses; depends on std, `tempfile`
+//! and tokio. Missing `slapd`, `ldap-utils` or `openssl`
+//! panics with a clear message: tests never skip silently
+//! (`scripts/install-deps`).
 //!
 //! The directory: suffix `dc=example,dc=test` with `ou=people`, `ou=groups`,
 //! `ou=services`; admin `cn=admin,dc=example,dc=test` / `admin`; service
@@ -19,11 +22,14 @@
     reason = "test support: fails loudly"
 )]
 
+use std::hash::{BuildHasher as _, Hasher as _};
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, SystemTime};
+
+use crate::testkit::{ClosedPort, wait_for_blocking};
 
 pub const SUFFIX: &str = "dc=example,dc=test";
 pub const ADMIN_DN: &str = "cn=admin,dc=example,dc=test";
@@ -45,7 +51,12 @@ pub struct Slapd {
     port: u16,
     tls_port: u16,
     child: Option<Child>,
+    /// While killed: its two ports, held closed until `restart`.
+    held: Vec<ClosedPort>,
 }
+
+/// How many times a start is tried with fresh ports when one was taken.
+const START_ATTEMPTS: u32 = 10;
 
 fn require(cmd: &str) -> String {
     let candidates = [
@@ -74,11 +85,58 @@ fn require(cmd: &str) -> String {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
+/// A port for slapd to listen on, free when chosen.
+///
+/// slapd cannot report a port: given `:0` it listens on the default port
+/// (389/636), and it cannot inherit a listening socket (no socket activation;
+/// `ldapi://` is not TCP). So it must be told its ports, and a port seen free
+/// could be taken before slapd binds it. Two things close that race:
+/// - candidates come from below the kernel's ephemeral port range
+///   (`/proc/sys/net/ipv4/ip_local_port_range`), which the kernel never hands
+///   out, neither for a bind to port 0 (what every other server of the tests
+///   does) nor as the local port of an outgoing connection; only a process
+///   that picks ports itself can race for them;
+/// - a start that fails because a port is taken (slapd exits, logging
+///   `Address already in use`) is retried with fresh ports ([`Slapd::start`]).
+///
+/// Once slapd is bound, the port is its own; when a test kills slapd, the
+/// ports are held closed ([`ClosedPort`]) until `restart`.
+fn candidate_port(avoid: u16) -> u16 {
+    let (low, _) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| {
+            let mut it = r.split_whitespace().map(str::parse::<u16>);
+            Some((it.next()?.ok()?, it.next()?.ok()?))
+        })
+        .unwrap_or((32768, 60999));
+    const FIRST: u16 = 10_000;
+    if low <= FIRST + 1000 {
+        // No room below the ephemeral range: take one the kernel picks (the
+        // retry on `Address already in use` still covers the race).
+        return TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free port on 127.0.0.1");
+    }
+    let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
+    seed.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    let mut x = seed.finish();
+    for _ in 0..1000 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let port = FIRST + u16::try_from((x >> 33) % u64::from(low - FIRST)).unwrap_or(0);
+        // A quick look first saves a slapd start; slapd's own bind decides.
+        if port != avoid && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below {low} on 127.0.0.1 after 1000 tries");
 }
 
 fn run(cmd: &mut Command, what: &str) -> String {
@@ -105,12 +163,15 @@ fn run_stdin(cmd: &mut Command, input: &str, what: &str) -> Result<String, Strin
         .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     let mut stdin = child.stdin.take().expect("stdin");
     let input = input.to_owned();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().expect("wait");
-    let _ = writer.join();
+    // A tool that fails may stop reading (a broken pipe): its status and
+    // output say why. A tool that succeeds must have read all its input.
+    let written = writer.join().expect("stdin writer thread");
     if out.status.success() {
+        if let Err(e) = written {
+            panic!("{what} succeeded without reading all its input: {e}");
+        }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(format!(
@@ -296,6 +357,9 @@ olcSpSessionlog: 1000
     )
 }
 
+/// A start failed because one of the ports was taken; holds slapd's log.
+struct PortTaken(String);
+
 const BASE_LDIF: &str = "dn: dc=example,dc=test
 objectClass: dcObject
 objectClass: organization
@@ -360,22 +424,42 @@ impl Slapd {
         );
         let mut s = Slapd {
             dir,
-            port: free_port(),
-            tls_port: free_port(),
+            port: 0,
+            tls_port: 0,
             child: None,
+            held: Vec::new(),
         };
-        s.spawn();
+        for attempt in 1..=START_ATTEMPTS {
+            s.port = candidate_port(0);
+            s.tls_port = candidate_port(s.port);
+            match s.spawn() {
+                Ok(()) => break,
+                Err(PortTaken(log)) if attempt == START_ATTEMPTS => panic!(
+                    "slapd found its ports taken {START_ATTEMPTS} times in a row; last log:\n{log}"
+                ),
+                Err(PortTaken(_)) => {}
+            }
+        }
         s.ldapadd(BASE_LDIF);
         s
     }
 
-    fn spawn(&mut self) {
+    /// Starts slapd on `self.port` and `self.tls_port` and waits until it
+    /// answers a search; `PortTaken` when one of them was taken.
+    fn spawn(&mut self) -> Result<(), PortTaken> {
         let p = self.dir.path();
-        let log = std::fs::File::create(p.join("slapd.log")).expect("slapd.log");
+        let log_path = p.join("slapd.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("slapd.log");
+        let log_len = log.metadata().map(|m| m.len()).unwrap_or(0);
         let child = Command::new(SLAPD)
             .args([
+                // Only the messages slapd always logs (a failed bind among them).
                 "-d",
-                "0",
+                "none",
                 "-F",
                 &p.join("slapd.d").display().to_string(),
                 "-h",
@@ -387,35 +471,38 @@ impl Slapd {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {SLAPD}: {e}"));
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && Command::new("ldapsearch")
-                    .args(["-x", "-H", &self.url(), "-b", "", "-s", "base"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-            {
-                return;
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!(
-                    "slapd exited ({status}) at start:\n{}",
-                    std::fs::read_to_string(p.join("slapd.log")).unwrap_or_default()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "slapd did not answer on {} within 20 s:\n{}",
-                    self.url(),
-                    std::fs::read_to_string(p.join("slapd.log")).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let (url, port) = (self.url(), self.port);
+        let child = self.child.as_mut().expect("child");
+        let this_start = || {
+            let all = std::fs::read(&log_path).unwrap_or_default();
+            String::from_utf8_lossy(all.get(log_len as usize..).unwrap_or_default()).into_owned()
+        };
+        let exited: Option<ExitStatus> = wait_for_blocking(
+            &format!("slapd to answer on {url}"),
+            Duration::from_secs(20),
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Some(Some(status));
+                }
+                let answers = TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    && Command::new("ldapsearch")
+                        .args(["-x", "-H", &url, "-b", "", "-s", "base"])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success());
+                answers.then_some(None)
+            },
+        );
+        let Some(status) = exited else {
+            return Ok(());
+        };
+        self.child = None;
+        let log = this_start();
+        if log.contains("Address already in use") {
+            return Err(PortTaken(log));
         }
+        panic!("slapd exited ({status}) at start:\n{log}");
     }
 
     /// `ldap://127.0.0.1:PORT` (StartTLS available).
@@ -475,18 +562,45 @@ impl Slapd {
         run(self.admin("ldapdelete").arg(dn), "ldapdelete");
     }
 
-    /// SIGKILLs slapd (data stays for `restart`).
+    /// SIGKILLs slapd (data stays for `restart`). Its ports are then held
+    /// closed: a client gets "connection refused", and no other process can
+    /// be handed them before `restart`.
     pub fn kill(&mut self) {
+        self.stop();
+        if self.held.is_empty() {
+            self.held = [self.port, self.tls_port]
+                .map(|port| {
+                    ClosedPort::hold(port).unwrap_or_else(|e| {
+                        panic!(
+                            "port {port} of the killed slapd was taken before it could be held: {e}"
+                        )
+                    })
+                })
+                .into();
+        }
+    }
+
+    /// Kills and reaps slapd. Also runs in `Drop`, so it reports instead of
+    /// panicking: `kill` fails only when slapd already exited (what is wanted),
+    /// and `wait` cannot fail on a child that was spawned and not yet reaped.
+    fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            if let Err(e) = child.kill() {
+                eprintln!("slapd had already exited: {e}");
+            }
+            if let Err(e) = child.wait() {
+                eprintln!("cannot reap slapd: {e}");
+            }
         }
     }
 
     /// Starts slapd again on the same data and ports.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        self.held.clear();
+        if let Err(PortTaken(log)) = self.spawn() {
+            panic!("the ports of slapd were taken while it was down:\n{log}");
+        }
     }
 
     /// Runs `scripts/gen-ldap-data` and loads its LDIF with ldapadd (so the
@@ -518,7 +632,7 @@ impl Slapd {
 
 impl Drop for Slapd {
     fn drop(&mut self) {
-        self.kill();
+        self.stop();
     }
 }
 

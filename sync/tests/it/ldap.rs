@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::testkit::{ClosedPort, wait_for};
 use orgsync_sync::ldap::{
     Directory, DirectoryUser, LdapError, LdapSettings, ReadMode, ReadProgress, check_connection,
     group_names_digest, read_directory,
@@ -255,11 +256,9 @@ async fn size_limit_fails_the_read() {
 
 #[tokio::test]
 async fn unreachable_url_fails_fast() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Bound and never listening: refused at once, and nobody else's meanwhile.
+    let closed = ClosedPort::new();
+    let port = closed.port();
     let st = LdapSettings {
         enabled: true,
         url: format!("ldap://127.0.0.1:{port}"),
@@ -405,10 +404,19 @@ async fn incremental_read_returns_affected_users() {
         .collect();
     let carol_id = user(&before, "carol").id.clone();
 
-    // Timestamps have a one-second resolution: the changes come strictly later.
-    std::thread::sleep(Duration::from_millis(1100));
-    let since = generalized_time(SystemTime::now());
-    std::thread::sleep(Duration::from_millis(1100));
+    // Timestamps have a one-second resolution: `since` is the first second
+    // after the last write above (the clock is polled until it gets there), so
+    // every entry so far is older and every change below is at or after it.
+    let written = generalized_time(SystemTime::now());
+    let since = wait_for(
+        "the clock to pass the second of the last write",
+        Duration::from_secs(5),
+        async || {
+            let now = generalized_time(SystemTime::now());
+            (now > written).then_some(now)
+        },
+    )
+    .await;
     s.ldapmodify(&format!(
         "dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n\n\
          dn: {}\nchangetype: modify\nreplace: departmentNumber\ndepartmentNumber: marketing\n\n",

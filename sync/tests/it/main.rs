@@ -13,3 +13,5 @@ mod model;
 mod preview;
 mod semantics;
 mod settings;
+#[path = "../../../tests/support/testkit.rs"]
+mod testkit;

@@ -692,7 +692,9 @@ async fn the_cli_runs_a_sync_with_a_progress_line() {
             .env("ORGSYNC_CONFIG_DIR", home.path())
             .args(args)
             .stdin(std::process::Stdio::null());
+        let since = crate::logscan::mark();
         let out = cmd.output().unwrap();
+        crate::logscan::register_cli_run(args, &[], None, &out.stdout, &out.stderr, since);
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -1077,6 +1079,10 @@ async fn two_server_processes_on_one_database_run_each_tick_once() {
     for i in 0..2 {
         let port = free_port();
         let log = std::fs::File::create(data_dir.join(format!("server{i}.log"))).unwrap();
+        crate::logscan::register_log_file(
+            format!("the log of server {i}"),
+            data_dir.join(format!("server{i}.log")),
+        );
         procs.push(Proc(
             std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
                 .args([
@@ -1085,6 +1091,8 @@ async fn two_server_processes_on_one_database_run_each_tick_once() {
                     &format!("127.0.0.1:{port}"),
                     "--provisioner-daemons",
                     "0",
+                    "--log",
+                    crate::logscan::LOG_FILTER,
                 ])
                 .arg("--data-dir")
                 .arg(&data_dir)

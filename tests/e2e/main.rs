@@ -18,6 +18,7 @@ mod harness;
 mod idpsync;
 mod isolation;
 mod ldapsync;
+mod logscan;
 mod oidc;
 mod policies;
 mod provisioning;

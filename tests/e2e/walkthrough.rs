@@ -32,14 +32,18 @@ pub(crate) fn free_port() -> u16 {
 
 /// Runs the CLI as the user whose session lives in `config`.
 fn cli(config: &Path, url: &str, args: &[&str]) -> Output {
-    Command::new(BIN)
+    let since = crate::logscan::mark();
+    let out = Command::new(BIN)
         .args(args)
         .env("ORGSYNC_CONFIG_DIR", config)
         .env("ORGSYNC_URL", url)
         .env_remove("ORGSYNC_SESSION_TOKEN")
         .stdin(Stdio::null())
         .output()
-        .unwrap()
+        .unwrap();
+    // Secrets in logs: what this run used, and its output (logscan.rs).
+    crate::logscan::register_cli_run(args, &[], Some(config), &out.stdout, &out.stderr, since);
+    out
 }
 
 fn ok(out: Output, what: &str) -> String {
@@ -53,7 +57,13 @@ fn ok(out: Output, what: &str) -> String {
     stdout
 }
 
-fn daemon(url: &str, key: &str, org: &str, executor: &str, name: &str) -> Proc {
+/// `orgsync provisionerd start`, logging at the most verbose level into
+/// `logs` (scanned for secrets, logscan.rs).
+fn daemon(url: &str, key: &str, org: &str, executor: &str, name: &str, logs: &Path) -> Proc {
+    let out = logs.join(format!("{name}.stdout"));
+    let err = logs.join(format!("{name}.stderr"));
+    crate::logscan::register_log_file(format!("the stdout of daemon `{name}`"), &out);
+    crate::logscan::register_log_file(format!("the stderr of daemon `{name}`"), &err);
     Proc(
         Command::new(BIN)
             .args([
@@ -68,9 +78,10 @@ fn daemon(url: &str, key: &str, org: &str, executor: &str, name: &str) -> Proc {
             ])
             .env("ORGSYNC_URL", url)
             .env("ORGSYNC_PROVISIONER_DAEMON_KEY", key)
+            .env("ORGSYNC_LOG", crate::logscan::LOG_FILTER)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(std::fs::File::create(out).unwrap())
+            .stderr(std::fs::File::create(err).unwrap())
             .spawn()
             .unwrap(),
     )
@@ -124,6 +135,9 @@ async fn walkthrough(executor: &str) {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let log = std::fs::File::create(data_dir.join("server.log")).unwrap();
+    let stdout = std::fs::File::create(data_dir.join("server.stdout")).unwrap();
+    crate::logscan::register_log_file("the server's log", data_dir.join("server.log"));
+    crate::logscan::register_log_file("the server's stdout", data_dir.join("server.stdout"));
     let _server = Proc(
         Command::new(BIN)
             .args([
@@ -132,13 +146,15 @@ async fn walkthrough(executor: &str) {
                 &format!("127.0.0.1:{port}"),
                 "--provisioner-daemons",
                 "1",
+                "--log",
+                crate::logscan::LOG_FILTER,
             ])
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--database-url")
             .arg(&database_url)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(log)
             .spawn()
             .unwrap(),
@@ -221,7 +237,14 @@ async fn walkthrough(executor: &str) {
         !listed.contains(&key),
         "the key is printed once, never again"
     );
-    let _dp_daemon = daemon(&url, &key, "data-platform", executor, "data-cluster");
+    let _dp_daemon = daemon(
+        &url,
+        &key,
+        "data-platform",
+        executor,
+        "data-cluster",
+        &data_dir,
+    );
 
     // Another org the member is not in, with its own daemon and template.
     ok(
@@ -237,7 +260,7 @@ async fn walkthrough(executor: &str) {
         "ops key",
     );
     let ops_key = out.lines().last().unwrap().trim().to_owned();
-    let _ops_daemon = daemon(&url, &ops_key, "ops", executor, "ops-daemon");
+    let _ops_daemon = daemon(&url, &ops_key, "ops", executor, "ops-daemon", &data_dir);
 
     let tpl = home.path().join("tpl");
     match executor {

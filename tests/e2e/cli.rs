@@ -75,7 +75,17 @@ impl Cli {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .args(args)
             .stdin(Stdio::null());
+        let since = crate::logscan::mark();
         let out = cmd.output().await.unwrap();
+        // Secrets in logs: what this run used, and its output (logscan.rs).
+        crate::logscan::register_cli_run(
+            args,
+            &self.env,
+            Some(&self.config_dir()),
+            &out.stdout,
+            &out.stderr,
+            since,
+        );
         Out {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -106,6 +106,9 @@ impl Drop for TestDb {
                 Err(_) => eprintln!("dropping the test database {label} panicked"),
             }
         }
+        // Secrets in logs: the child processes of a test that runs them on
+        // this database have written everything by now (logscan.rs).
+        crate::logscan::check();
     }
 }
 
@@ -154,6 +157,9 @@ impl TestServer {
         data_dir: PathBuf,
         tweak: impl FnOnce(&mut ServerArgs),
     ) -> TestServer {
+        // Secrets in logs: capture what the server logs, know its secrets
+        // (logscan.rs).
+        crate::logscan::install();
         // Bound first: `listen` is the real address, so the default access
         // URL is where the server is reached, and `tweak` can read the port.
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -167,6 +173,7 @@ impl TestServer {
         };
         tweak(&mut args);
         let config = ServerConfig::resolve(&args).expect("config");
+        crate::logscan::register_config(&config);
         let state = App::init(config).await.expect("server init");
         let (tx, rx) = oneshot::channel::<()>();
         let st = state.clone();
@@ -229,6 +236,8 @@ impl Drop for TestServer {
         if let Some(h) = self.handle.take() {
             h.abort();
         }
+        // Secrets in logs: fails the test if the server logged one (logscan.rs).
+        crate::logscan::check();
     }
 }
 
@@ -248,6 +257,15 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        // Secrets in logs: every secret sent or received is looked for in
+        // the logs (logscan.rs).
+        let since = crate::logscan::mark();
+        if let Some(t) = &self.token {
+            crate::logscan::register(crate::logscan::Kind::BearerToken, t);
+        }
+        if let Some(b) = &body {
+            crate::logscan::register_json(path, b, since);
+        }
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -263,6 +281,7 @@ impl Client {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
+        crate::logscan::register_json(path, &value, since);
         (status, value)
     }
 

@@ -704,7 +704,9 @@ async fn the_cli_runs_a_sync_with_a_progress_line() {
             .env("ORGSYNC_CONFIG_DIR", home.path())
             .args(args)
             .stdin(std::process::Stdio::null());
+        let since = crate::logscan::mark();
         let out = cmd.output().unwrap();
+        crate::logscan::register_cli_run(args, &[], None, &out.stdout, &out.stderr, since);
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),

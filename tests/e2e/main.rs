@@ -19,6 +19,7 @@ mod harness;
 mod idpsync;
 mod isolation;
 mod ldapsync;
+mod logscan;
 mod oidc;
 mod policies;
 mod process;

@@ -259,15 +259,19 @@ impl Browser {
         if self.html {
             req = req.header(ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8");
         }
+        let since = crate::logscan::mark();
         let resp = req
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        Answer {
+        let answer = Answer {
             status: resp.status(),
             headers: resp.headers().clone(),
             body: resp.text().await.unwrap_or_default(),
-        }
+        };
+        // Secrets in logs: the session a login sets (logscan.rs).
+        crate::logscan::register_answer("", &answer.headers, "", since);
+        answer
     }
 
     /// Starts a login at orgsync and goes through the provider (logging in as

@@ -83,8 +83,19 @@ impl ServerProcess {
         let stdout = std::fs::File::create(self.log_file(self.starts, "stdout")).expect("stdout");
         let stderr_path = self.log_file(self.starts, "stderr");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr");
+        // Secrets in logs: everything the server can log, scanned for the
+        // suite's secrets (`logscan.rs`).
+        crate::logscan::register_log_file(
+            format!("server process `{}` stdout", self.name),
+            self.log_file(self.starts, "stdout"),
+        );
+        crate::logscan::register_log_file(
+            format!("server process `{}` stderr", self.name),
+            &stderr_path,
+        );
         let mut cmd = Command::new(BIN);
         cmd.args(["server", "--listen", "127.0.0.1:0"])
+            .args(["--log", crate::logscan::LOG_FILTER])
             .arg("--data-dir")
             .arg(self.dir().join("data"))
             .arg("--database-url")
@@ -223,6 +234,8 @@ impl Drop for ServerProcess {
         {
             eprintln!("cannot stop server process `{}`: {e}", self.name);
         }
+        // Scan its logs before they go with the temp dir.
+        crate::logscan::check();
         if std::thread::panicking()
             && let Some(dir) = self.dir.take()
         {

@@ -65,10 +65,13 @@ async fn with_cookie(
 
 #[must_use]
 async fn answer(req: reqwest::RequestBuilder) -> Answer {
+    let since = crate::logscan::register_request(&req);
     let resp = req.send().await.expect("request");
     let status = resp.status();
     let headers = resp.headers().clone();
+    let path = resp.url().path().to_owned();
     let text = resp.text().await.expect("body");
+    crate::logscan::register_answer(&path, &headers, &text, since);
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
     Answer {
         status,

@@ -39,16 +39,22 @@ pub(crate) async fn spawn_server(
     log: &Path,
     args: &[&str],
 ) -> (Proc, String) {
+    // Secrets in logs: the server logs everything it can, and both its
+    // outputs are scanned for the suite's secrets.
+    let stdout = log.with_extension("stdout");
+    crate::logscan::register_log_file(format!("the server log {}", log.display()), log);
+    crate::logscan::register_log_file(format!("the server stdout {}", stdout.display()), &stdout);
     let mut server = Proc(
         Command::new(BIN)
             .args(["server", "--listen", "127.0.0.1:0"])
             .args(args)
+            .args(["--log", crate::logscan::LOG_FILTER])
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--database-url")
             .arg(database_url)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap(),
@@ -76,14 +82,18 @@ pub(crate) async fn spawn_server(
 
 /// Runs the CLI as the user whose session lives in `config`.
 fn cli(config: &Path, url: &str, args: &[&str]) -> Output {
-    Command::new(BIN)
+    let since = crate::logscan::mark();
+    let out = Command::new(BIN)
         .args(args)
         .env("ORGSYNC_CONFIG_DIR", config)
         .env("ORGSYNC_URL", url)
         .env_remove("ORGSYNC_SESSION_TOKEN")
         .stdin(Stdio::null())
         .output()
-        .unwrap()
+        .unwrap();
+    // Secrets in logs: what this run used, and its output (logscan.rs).
+    crate::logscan::register_cli_run(args, &[], Some(config), &out.stdout, &out.stderr, since);
+    out
 }
 
 fn ok(out: Output, what: &str) -> String {
@@ -97,7 +107,13 @@ fn ok(out: Output, what: &str) -> String {
     stdout
 }
 
-fn daemon(url: &str, key: &str, org: &str, executor: &str, name: &str) -> Proc {
+/// `orgsync provisionerd start`, logging at the most verbose level into
+/// `logs` (scanned for secrets, logscan.rs).
+fn daemon(url: &str, key: &str, org: &str, executor: &str, name: &str, logs: &Path) -> Proc {
+    let out = logs.join(format!("{name}.stdout"));
+    let err = logs.join(format!("{name}.stderr"));
+    crate::logscan::register_log_file(format!("the stdout of daemon `{name}`"), &out);
+    crate::logscan::register_log_file(format!("the stderr of daemon `{name}`"), &err);
     Proc(
         Command::new(BIN)
             .args([
@@ -112,9 +128,10 @@ fn daemon(url: &str, key: &str, org: &str, executor: &str, name: &str) -> Proc {
             ])
             .env("ORGSYNC_URL", url)
             .env("ORGSYNC_PROVISIONER_DAEMON_KEY", key)
+            .env("ORGSYNC_LOG", crate::logscan::LOG_FILTER)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(std::fs::File::create(out).unwrap())
+            .stderr(std::fs::File::create(err).unwrap())
             .spawn()
             .unwrap(),
     )
@@ -240,7 +257,14 @@ async fn walkthrough(executor: &str) {
         !listed.contains(&key),
         "the key is printed once, never again"
     );
-    let _dp_daemon = daemon(&url, &key, "data-platform", executor, "data-cluster");
+    let _dp_daemon = daemon(
+        &url,
+        &key,
+        "data-platform",
+        executor,
+        "data-cluster",
+        &data_dir,
+    );
 
     // Another org the member is not in, with its own daemon and template.
     ok(
@@ -256,7 +280,7 @@ async fn walkthrough(executor: &str) {
         "ops key",
     );
     let ops_key = out.lines().last().unwrap().trim().to_owned();
-    let _ops_daemon = daemon(&url, &ops_key, "ops", executor, "ops-daemon");
+    let _ops_daemon = daemon(&url, &ops_key, "ops", executor, "ops-daemon", &data_dir);
 
     let tpl = home.path().join("tpl");
     match executor {

@@ -29,6 +29,11 @@ pub struct App {
 pub type AppState = Arc<App>;
 
 impl App {
+    /// What the use cases run against.
+    pub fn ctx(&self) -> crate::usecase::Ctx<'_> {
+        crate::usecase::Ctx::new(&self.db, &self.authz)
+    }
+
     /// Loads policies first (refusing to start on invalid ones), then opens and
     /// migrates the database and creates the default organization if missing.
     pub async fn init(config: ServerConfig) -> anyhow::Result<AppState> {

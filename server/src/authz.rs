@@ -16,16 +16,119 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::store;
 
-/// Proof that a decision allowed an action. Only [`Authz::require`] makes one,
-/// and every write in [`crate::store`] reachable from a handler asks for one.
+/// Proof that an action may be taken. Only this module makes one: from an Allow
+/// decision of the policies ([`Authz::require`]), or from the named authority
+/// of a system actor ([`Permit::system`]). The use cases ask for one before
+/// every write and audit it ([`crate::usecase::Work::audit`]).
 #[derive(Debug)]
 pub struct Permit {
     action: Action,
+    by: Authority,
+}
+
+/// On whose authority a [`Permit`] was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    /// An Allow decision of the policies for the calling principal.
+    Decision,
+    /// A system actor acting within its named authority.
+    System(System),
+}
+
+/// The actors that write without a calling user. Each may take only the
+/// actions listed in [`System::may`]; what they grant is decided by the sync
+/// settings, whose writes passed the grant rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    /// Setting up a new deployment: the default organization and its Everyone
+    /// group at startup, and the first user (only while no user exists).
+    Setup,
+    /// A password login: the password checked, it opens the session (and wakes
+    /// a dormant account).
+    PasswordLogin,
+    /// An OIDC login: creates or links the account, applies IdP sync, opens
+    /// the session.
+    OidcLogin,
+    /// A directory (LDAP) sync run: creates, links, suspends and reactivates
+    /// accounts and applies IdP sync per user.
+    DirectorySync,
+    /// Settings read from the config file at startup.
+    Config,
+    /// The job reaper: fails jobs whose daemon went silent.
+    Reaper,
+}
+
+impl System {
+    /// The actions this actor may take on its own authority.
+    pub fn may(self, action: Action) -> bool {
+        let allowed: &[Action] = match self {
+            System::Setup => &[
+                Action::ORGANIZATION_CREATE,
+                Action::GROUP_CREATE,
+                Action::USER_CREATE,
+                Action::USER_CREATE_TOKEN,
+            ],
+            System::PasswordLogin => &[Action::USER_UPDATE, Action::USER_CREATE_TOKEN],
+            System::OidcLogin => &[
+                Action::USER_CREATE,
+                Action::USER_CREATE_TOKEN,
+                Action::USER_UPDATE,
+                Action::USER_LINK,
+                Action::USER_UPDATE_ROLES,
+                Action::MEMBER_CREATE,
+                Action::MEMBER_DELETE,
+                Action::MEMBER_UPDATE_ROLES,
+                Action::GROUP_CREATE,
+                Action::GROUP_UPDATE,
+            ],
+            System::DirectorySync => &[
+                Action::USER_CREATE,
+                Action::USER_UPDATE,
+                Action::USER_LINK,
+                Action::USER_SUSPEND,
+                Action::USER_UPDATE_ROLES,
+                Action::MEMBER_CREATE,
+                Action::MEMBER_DELETE,
+                Action::MEMBER_UPDATE_ROLES,
+                Action::GROUP_CREATE,
+                Action::GROUP_UPDATE,
+                Action::LDAPSYNC_RUN,
+            ],
+            System::Config => &[Action::DEPLOYMENT_SYNC_UPDATE],
+            System::Reaper => &[Action::PROVISIONER_JOB_UPDATE],
+        };
+        allowed.contains(&action)
+    }
+
+    /// The audit `source` of its writes.
+    pub fn audit_source(self) -> &'static str {
+        match self {
+            System::Setup => "system",
+            System::PasswordLogin => "api",
+            System::Config => "config",
+            System::OidcLogin => "oidc_login",
+            System::DirectorySync => "ldap_sync",
+            System::Reaper => "reaper",
+        }
+    }
 }
 
 impl Permit {
     pub fn action(&self) -> Action {
         self.action
+    }
+
+    pub fn authority(&self) -> Authority {
+        self.by
+    }
+
+    /// A permit on a system actor's own authority, if the action is one it may
+    /// take ([`System::may`]).
+    pub fn system(actor: System, action: Action) -> Option<Permit> {
+        actor.may(action).then_some(Permit {
+            action,
+            by: Authority::System(actor),
+        })
     }
 }
 
@@ -299,7 +402,10 @@ impl Authz {
     ) -> Result<Permit, ApiError> {
         let d = self.decide(principal, action, resource, context);
         if d.allowed {
-            return Ok(Permit { action });
+            return Ok(Permit {
+                action,
+                by: Authority::Decision,
+            });
         }
         // A principal denied by the suspension guardrail is told so: it learns
         // nothing about the resource either way.

@@ -72,6 +72,19 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, message)
     }
 
+    /// An error with a status given as a number (403 if it is not one).
+    pub fn with_status(status: u16, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+            message,
+        )
+    }
+
+    /// A 403 saying why.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
     pub fn forbidden() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,

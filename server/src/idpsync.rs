@@ -12,7 +12,6 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use sqlx::Row;
 
-use crate::app::AppState;
 use crate::audit::{self, AuditCtx, Change};
 use crate::authz::Grant;
 use crate::error::ApiError;
@@ -334,7 +333,6 @@ pub async fn claim_values(conn: &mut Conn, field: &str) -> sqlx::Result<Vec<Stri
 /// caller's (login's) transaction, and records problems. Call after the user
 /// row exists.
 pub async fn sync_at_login(
-    app: &AppState,
     tx: &mut Conn,
     user_id: &str,
     claims: &Map<String, Value>,
@@ -354,7 +352,7 @@ pub async fn sync_at_login(
             message: r.message.clone(),
         });
     }
-    apply_plan(app, tx, user_id, &plan, now, ctx)
+    apply_plan(tx, user_id, &plan, now, ctx)
         .await
         .map_err(internal)
 }
@@ -455,20 +453,18 @@ fn group_source(ctx: &AuditCtx) -> &'static str {
 /// differences are in a plan, so an identical second login writes nothing but
 /// its problems.
 pub async fn apply_plan(
-    app: &AppState,
     tx: &mut Conn,
     user_id: &str,
     plan: &Plan,
     now: &str,
     ctx: &AuditCtx,
 ) -> Result<SyncOutcome, ApiError> {
-    apply_plan_with(app, tx, user_id, plan, now, ctx, true).await
+    apply_plan_with(tx, user_id, plan, now, ctx, true).await
 }
 
 /// [`apply_plan`], recording the plan's problems or not (the directory sync
 /// records them in bulk).
 pub async fn apply_plan_with(
-    _app: &AppState,
     tx: &mut Conn,
     user_id: &str,
     plan: &Plan,

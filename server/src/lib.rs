@@ -19,3 +19,7 @@ pub mod provisioner;
 pub mod secrets;
 pub mod store;
 pub mod throttle;
+pub mod usecase;
+
+#[cfg(test)]
+mod layering;

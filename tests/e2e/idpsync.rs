@@ -262,8 +262,7 @@ async fn login_sync_applies_only_differences_and_records_problems() {
             };
             let now = orgsync::clock::fmt(orgsync::clock::now());
             let out =
-                orgsync::idpsync::sync_at_login(&app, &mut tx, &alice_id, &claims, &now, &ctx)
-                    .await;
+                orgsync::idpsync::sync_at_login(&mut tx, &alice_id, &claims, &now, &ctx).await;
             tx.commit().await.unwrap();
             app.authz.invalidate([alice_id.as_str()]);
             out
@@ -462,7 +461,7 @@ async fn problems_are_visible_per_org_to_its_admins_only() {
         ..Default::default()
     };
     let now = orgsync::clock::fmt(orgsync::clock::now());
-    let out = orgsync::idpsync::sync_at_login(&app, &mut tx, &carol_id, &claims, &now, &ctx)
+    let out = orgsync::idpsync::sync_at_login(&mut tx, &carol_id, &claims, &now, &ctx)
         .await
         .unwrap();
     tx.commit().await.unwrap();

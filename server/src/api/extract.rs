@@ -462,6 +462,14 @@ impl Actor {
         &self.user.id
     }
 
+    /// The caller of a use case: this user, audited with this request's metadata.
+    pub fn caller(&self) -> crate::usecase::Caller {
+        crate::usecase::Caller::User {
+            principal: self.principal.clone(),
+            audit: self.audit(),
+        }
+    }
+
     /// Resolves a `{user}` route segment: `me`, an id or a username.
     pub fn resolve_user_key<'a>(&'a self, key: &'a str) -> &'a str {
         if key == "me" { &self.user.id } else { key }

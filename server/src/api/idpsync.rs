@@ -415,7 +415,7 @@ pub async fn preview(
             if !app.authz.allowed(
                 &actor.principal.entity,
                 Action::USER_READ,
-                &super::users::user_resource(&user),
+                &crate::usecase::users::user_resource(&user),
             ) {
                 return Err(no_user());
             }

@@ -31,43 +31,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 
 /// Query parameters of paginated lists.
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Page {
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
-}
-
-impl Page {
-    pub fn resolve(self, default: i64, max: i64) -> Result<(i64, i64), ApiError> {
-        let limit = self.limit.unwrap_or(default);
-        let offset = self.offset.unwrap_or(0);
-        if !(1..=max).contains(&limit) {
-            return Err(ApiError::validation(
-                "limit",
-                format!("must be between 1 and {max}"),
-            ));
-        }
-        if offset < 0 {
-            return Err(ApiError::validation("offset", "must not be negative"));
-        }
-        Ok((limit, offset))
-    }
-
-    /// Pages a list already filtered by the policies: everything when no
-    /// `limit` is given, else `limit` (1..=1000) items after `offset`.
-    pub fn apply<T>(self, items: Vec<T>) -> Result<Vec<T>, ApiError> {
-        if self.limit.is_none() && self.offset.is_none() {
-            return Ok(items);
-        }
-        let (limit, offset) = self.resolve(1000, 1000)?;
-        Ok(items
-            .into_iter()
-            .skip(offset as usize)
-            .take(limit as usize)
-            .collect())
-    }
-}
+pub use crate::usecase::Page;
 
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");

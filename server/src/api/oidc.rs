@@ -14,26 +14,23 @@ use std::collections::HashMap;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::csrf::{append_cookie, append_session_cookie};
 use super::extract::RequestMeta;
-use super::users::issue_key;
 use crate::app::AppState;
-use crate::audit::{self, AuditCtx, Change, to_value};
+use crate::audit::AuditCtx;
 use crate::clock;
 use crate::config::{OidcConfig, is_local_path};
 use crate::error::ApiError;
-use crate::model::{LoginType, User, UserStatus, parse_email};
+use crate::model::User;
 use crate::oidc::{self, Identity, OidcError, RelyingParty, StoredState};
-use crate::store::{self, Conn};
+use crate::usecase::login;
 
 /// The cookie that binds a login state to the browser that started it.
 pub const STATE_COOKIE: &str = "orgsync_oidc_state";
 const STATE_COOKIE_PATH: &str = "/api/v2/users/oidc";
 const LOGIN_PATH: &str = "/api/v2/users/oidc/login";
-const AUDIT_SOURCE: &str = "oidc_login";
 
 /// `GET /users/oidc/login[?redirect=/path]`: 302 to the provider.
 pub async fn login(
@@ -193,12 +190,8 @@ async fn finish(
     Ok((StatusCode::FOUND, headers).into_response())
 }
 
-/// The callback after the provider vouched for `identity` (its round trips
-/// done): the `allowed_groups` check, then the login transaction (find, link or
-/// create the user, IdP sync, session, audit), commit, and the authorization
-/// cache of the user invalidated. Returns the user and the session token. A
-/// refusal of the identity leaves a `login_failed` audit entry. The audit
-/// source is always `oidc_login`, whatever `ctx` says.
+/// The callback after the provider vouched for `identity`: the login use case
+/// ([`crate::usecase::login::oidc`]). Returns the user and the session token.
 ///
 /// Public so the benchmark measures the real code path (`benches/login.rs`).
 pub async fn complete_login(
@@ -208,392 +201,16 @@ pub async fn complete_login(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(User, String), ApiError> {
     let cfg = config(app)?;
-    let ctx = AuditCtx {
-        source: AUDIT_SOURCE,
-        ..ctx.clone()
-    };
-    if let Err(message) = oidc::check_allowed_groups(cfg, &identity.claims) {
-        let refusal = Refusal::new(ApiError::new(StatusCode::FORBIDDEN, message), None);
-        return Err(refuse(app, &ctx, cfg, identity, refusal).await);
-    }
-    let now_s = clock::fmt(now);
-    let mut tx = app.db.begin().await?;
-    let done = match login_tx(app, &mut tx, cfg, identity, &ctx, now).await {
-        Ok(done) => done,
-        Err(refusal) => {
-            tx.rollback().await?;
-            return Err(refuse(app, &ctx, cfg, identity, refusal).await);
-        }
-    };
-    tx.commit().await?;
-    app.authz.invalidate([done.user.id.as_str()]);
-    tracing::info!(user = %done.user.username, created = done.created, linked = done.linked, time = %now_s, "oidc login");
-    Ok((done.user, done.token))
-}
-
-/// A successful login.
-struct LoggedIn {
-    user: User,
-    token: String,
-    created: bool,
-    linked: bool,
-}
-
-/// A refused login: the answer, and whether it is worth a `login_failed`
-/// audit entry (a refusal of a verified identity; not a database failure).
-struct Refusal {
-    error: ApiError,
-    user_id: Option<String>,
-    audit: bool,
-}
-
-impl Refusal {
-    fn new(error: ApiError, user_id: Option<&str>) -> Self {
-        Self {
-            error,
-            user_id: user_id.map(str::to_owned),
-            audit: true,
-        }
-    }
-}
-
-impl From<ApiError> for Refusal {
-    fn from(error: ApiError) -> Self {
-        Self {
-            error,
-            user_id: None,
-            audit: false,
-        }
-    }
-}
-
-impl From<sqlx::Error> for Refusal {
-    fn from(e: sqlx::Error) -> Self {
-        ApiError::from(e).into()
-    }
-}
-
-/// The login transaction: find the user by subject, else by verified email
-/// (linking it), else create it; refuse suspended users; store the claims; run
-/// IdP sync; open a session; audit.
-async fn login_tx(
-    app: &AppState,
-    tx: &mut Conn,
-    cfg: &OidcConfig,
-    identity: &Identity,
-    ctx: &AuditCtx,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<LoggedIn, Refusal> {
-    let now_s = clock::fmt(now);
-    let subject = identity.subject.as_str();
-    let claims = &identity.claims;
-    // Before setup, a login would make a user and leave the deployment
-    // without an owner for good (`POST /users/first` needs no users).
-    if !store::users::any(tx).await? {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "this deployment is not set up yet: create the first user (`POST /api/v2/users/first`) \
-             before logging in with OIDC",
-        )
-        .into());
-    }
-    let (mut user, created, linked) = match oidc::linked_user(tx, subject).await? {
-        Some(id) => {
-            let user = store::users::find_by_id(tx, &id)
-                .await?
-                .ok_or_else(|| ApiError::internal("linked user vanished"))?;
-            (user, false, false)
-        }
-        None => match find_by_email(tx, cfg, claims).await? {
-            Some(user) => (user, false, true),
-            None => (
-                create_user(tx, cfg, claims, ctx, &now_s).await?,
-                true,
-                false,
-            ),
-        },
-    };
-    if user.status == UserStatus::Suspended {
-        return Err(Refusal::new(
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "your account is suspended; ask an administrator to reactivate it",
-            ),
-            Some(&user.id),
-        ));
-    }
-    if user.status == UserStatus::Dormant {
-        store::users::set_status(tx, &user.id, UserStatus::Active, &now_s).await?;
-    }
-    let ctx = AuditCtx {
-        user_id: Some(user.id.clone()),
-        ..ctx.clone()
-    };
-    oidc::upsert_link(tx, &user.id, subject, claims, &now_s).await?;
-    if linked {
-        audit::record(
-            tx,
-            &ctx,
-            &now_s,
-            Change {
-                organization_id: None,
-                action: "update",
-                resource_type: "user",
-                resource_id: &user.id,
-                resource_target: &user.username,
-                diff: json!({"oidc_subject": {"old": null, "new": subject}}),
-                status_code: 200,
-            },
-        )
-        .await?;
-    }
-    if let Err(r) = crate::idpsync::sync_at_login(app, tx, &user.id, claims, &now_s, &ctx).await {
-        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
-        let error = if status.is_server_error() {
-            ApiError::internal(r.message)
-        } else {
-            ApiError::new(status, r.message)
-        };
-        return Err(Refusal::new(error, (!created).then_some(user.id.as_str())));
-    }
-    let lifetime = app.config.session_lifetime_seconds;
-    let (key_id, token, _) = issue_key(tx, &user.id, "session", "", lifetime, now).await?;
-    audit::record(
-        tx,
-        &ctx,
-        &now_s,
-        Change {
-            organization_id: None,
-            action: "login",
-            resource_type: "api_key",
-            resource_id: &key_id,
-            resource_target: &user.username,
-            diff: json!({}),
-            status_code: 302,
-        },
-    )
-    .await?;
-    if let Some(u) = store::users::find_by_id(tx, &user.id).await? {
-        user = u;
-    }
-    Ok(LoggedIn {
-        user,
-        token,
-        created,
-        linked,
-    })
-}
-
-/// An existing user to link by email: only with a verified email (or when
-/// `ignore_email_verified`), and only a user not linked to another subject.
-async fn find_by_email(
-    tx: &mut Conn,
-    cfg: &OidcConfig,
-    claims: &oidc::Claims,
-) -> Result<Option<User>, Refusal> {
-    let Some(email) = oidc::email(cfg, claims) else {
-        return Ok(None);
-    };
-    let verified = oidc::email_verified(claims);
-    if !cfg.ignore_email_verified && verified == Some(false) {
-        return Err(Refusal::new(
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "your email address `{email}` is not verified at the identity provider; \
-                     verify it there, then log in again"
-                ),
-            ),
-            None,
-        ));
-    }
-    let Some((user, password_hash)) = store::users::find_for_login(tx, &email).await? else {
-        return Ok(None);
-    };
-    // An account that signs in with a password is never taken over by whoever
-    // shows its email at the identity provider: an owner links it explicitly.
-    if user.login_type == LoginType::Password || password_hash.is_some() {
-        return Err(Refusal::new(
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "an account with the email `{email}` already exists and signs in with a \
-                     password; an administrator must link your identity to that account \
-                     before you can sign in with it here"
-                ),
-            ),
-            Some(&user.id),
-        ));
-    }
-    if !(cfg.ignore_email_verified || verified == Some(true)) {
-        return Err(Refusal::new(
-            ApiError::conflict(format!(
-                "an account with the email `{email}` exists; it can be linked only when the \
-                 identity provider marks the email as verified (`email_verified`)"
-            )),
-            None,
-        ));
-    }
-    if oidc::subject_of(tx, &user.id).await?.is_some() {
-        return Err(Refusal::new(
-            ApiError::conflict(format!(
-                "the account with the email `{email}` is linked to another identity at the \
-                 identity provider"
-            )),
-            Some(&user.id),
-        ));
-    }
-    Ok(Some(user))
-}
-
-/// Creates an `oidc` user: username from the username claim (normalized,
-/// de-duplicated), email from the email claim; joins the default org.
-async fn create_user(
-    tx: &mut Conn,
-    cfg: &OidcConfig,
-    claims: &oidc::Claims,
-    ctx: &AuditCtx,
-    now: &str,
-) -> Result<User, Refusal> {
-    let raw_email = oidc::email(cfg, claims).ok_or_else(|| {
-        Refusal::new(
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "the identity provider sent no email address (claim `{}`); an account needs one",
-                    cfg.email_claim
-                ),
-            ),
-            None,
-        )
-    })?;
-    let email = parse_email("email", &raw_email).map_err(|_| {
-        Refusal::new(
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("the identity provider sent `{raw_email}`, which is not an email address"),
-            ),
-            None,
-        )
-    })?;
-    let raw_username = claims
-        .get(&cfg.username_claim)
-        .and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or(&email);
-    let username = free_username(tx, &oidc::username_base(raw_username)).await?;
-    let name: String = claims
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(128)
-        .collect();
-    let id = store::new_id();
-    store::users::insert(
-        tx,
-        &store::users::NewUser {
-            id: &id,
-            username: &username,
-            email: &email,
-            name: &name,
-            login_type: LoginType::Oidc,
-            password_hash: None,
-            roles: &[],
-            now,
-        },
-    )
-    .await
-    .map_err(ApiError::on_unique(
-        "an account with this username or email already exists",
-    ))?;
-    let org = store::orgs::default_org(tx)
-        .await?
-        .ok_or_else(|| ApiError::internal("default organization missing"))?;
-    store::members::insert(tx, &org.id, &id, &[], now).await?;
-    let user = store::users::find_by_id(tx, &id)
-        .await?
-        .ok_or_else(|| ApiError::internal("user vanished"))?;
-    let ctx = AuditCtx {
-        user_id: Some(id.clone()),
-        ..ctx.clone()
-    };
-    audit::record(
-        tx,
-        &ctx,
+    let done = login::oidc(
+        app.ctx(),
+        cfg,
+        app.config.session_lifetime_seconds,
+        identity,
+        ctx,
         now,
-        Change {
-            organization_id: None,
-            action: "create",
-            resource_type: "user",
-            resource_id: &id,
-            resource_target: &user.username,
-            diff: audit::created(&to_value(&user)),
-            status_code: 302,
-        },
     )
     .await?;
-    Ok(user)
-}
-
-/// The first free username among `base`, `base-2`, `base-3`, ...
-async fn free_username(tx: &mut Conn, base: &str) -> Result<String, Refusal> {
-    for n in 1..=50 {
-        let candidate = oidc::username_candidate(base, n);
-        if store::users::find(tx, &candidate).await?.is_none() {
-            return Ok(candidate);
-        }
-    }
-    // A crowded name: a random suffix.
-    Ok(oidc::username_candidate(
-        base,
-        rand::random::<u32>().max(51),
-    ))
-}
-
-/// Answers a refusal; a refusal of a verified identity leaves a
-/// `login_failed` audit entry (written after the login transaction rolled back).
-async fn refuse(
-    app: &AppState,
-    ctx: &AuditCtx,
-    cfg: &OidcConfig,
-    identity: &Identity,
-    refusal: Refusal,
-) -> ApiError {
-    if !refusal.audit {
-        return refusal.error;
-    }
-    let target = oidc::email(cfg, &identity.claims).unwrap_or_else(|| identity.subject.clone());
-    let ctx = AuditCtx {
-        user_id: refusal.user_id.clone(),
-        ..ctx.clone()
-    };
-    let now_s = clock::fmt(clock::now());
-    let written = async {
-        let mut tx = app.db.begin().await?;
-        audit::record(
-            &mut tx,
-            &ctx,
-            &now_s,
-            Change {
-                organization_id: None,
-                action: "login_failed",
-                resource_type: "api_key",
-                resource_id: refusal.user_id.as_deref().unwrap_or(""),
-                resource_target: &target,
-                diff: json!({}),
-                status_code: refusal.error.status.as_u16(),
-            },
-        )
-        .await?;
-        tx.commit().await
-    }
-    .await;
-    if let Err(e) = written {
-        tracing::error!("cannot audit a refused oidc login: {e}");
-    }
-    refusal.error
+    Ok((done.user, done.session.secret))
 }
 
 fn config(app: &AppState) -> Result<&OidcConfig, ApiError> {

@@ -677,9 +677,14 @@ pub async fn patch_acl(
     let mut acl = t.acl.clone();
     for (key, role) in &req.users {
         check_role(format!("users.{key}"), role)?;
-        let user =
-            super::members::org_member_by_key(&mut tx, &actor, &org, key, &format!("users.{key}"))
-                .await?;
+        let user = crate::usecase::members::org_member_by_key(
+            &mut tx,
+            &actor.caller(),
+            &org,
+            key,
+            &format!("users.{key}"),
+        )
+        .await?;
         match role {
             Some(r) => acl.users.insert(user.id, r.clone()),
             None => acl.users.remove(&user.id),

@@ -96,3 +96,13 @@ pub async fn delete(
     }
     Ok(ids)
 }
+
+/// An administrator decided the user's status: the directory sync no longer
+/// owns it (it reactivates only users it suspended itself).
+pub async fn clear_sync_suspension(conn: &mut Conn, user_id: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE user_links SET suspended_by_sync = 0 WHERE user_id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

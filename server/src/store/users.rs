@@ -312,6 +312,19 @@ pub async fn organizations(conn: &mut Conn, user_id: &str) -> sqlx::Result<Vec<O
     rows.iter().map(super::orgs::org_from_row).collect()
 }
 
+/// Marks `user_id` as the deployment's first user. A unique key: of two racing
+/// first users, one insert fails.
+pub async fn mark_first_user(conn: &mut Conn, user_id: &str, now: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO deployment_settings (key, value, updated_at) VALUES ('first_user_id', $1, $2)",
+    )
+    .bind(user_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::like_literal;

@@ -1,0 +1,287 @@
+//! Organization members and their org roles. Adding, removing and changing the
+//! roles of a member are grants: each passes the grant rule for every role it
+//! gives or takes.
+
+use std::collections::BTreeSet;
+
+use orgsync_policy::{Action, ORG_ROLES, Resource, is_org_role};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Caller, Ctx, Page, Work, orgs, roles_changed};
+use crate::audit::Change;
+use crate::authz::Grant;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Member, Organization, User};
+use crate::store::{self, Conn};
+
+pub async fn list(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    org_key: &str,
+    page: Page,
+) -> ApiResult<Vec<Member>> {
+    let mut conn = ctx.conn().await?;
+    let (org, _) = orgs::load(&mut conn, ctx.authz, caller, org_key, Action::MEMBER_READ).await?;
+    page.apply(store::members::list(&mut conn, &org.id).await?)
+}
+
+/// The org and user of a `/organizations/{organization}/members/{user}` route,
+/// loaded in the operation's transaction.
+async fn org_and_user(
+    work: &mut Work<'_>,
+    org_key: &str,
+    user_key: &str,
+) -> ApiResult<(Organization, User)> {
+    let (org, _) = orgs::load_in(work, org_key, Action::ORGANIZATION_READ).await?;
+    let key = work.caller().resolve_user_key(user_key).to_owned();
+    let user = store::users::find(work.conn(), &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok((org, user))
+}
+
+/// Adds `user_key` to the org with no role beyond `organization-member`.
+pub async fn add(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    org_key: &str,
+    user_key: &str,
+) -> ApiResult<Member> {
+    let mut work = Work::begin(ctx, caller).await?;
+    let (org, user) = org_and_user(&mut work, org_key, user_key).await?;
+    let permit = work.require(
+        Action::MEMBER_CREATE,
+        &Resource::member(&org.org_ref(), &user.id),
+        "organization",
+    )?;
+    work.require_grants(
+        &[Grant::org(&org, "organization-member")],
+        &format!("adding `{}` to `{}`", user.username, org.name),
+    )?;
+    crate::idpsync::guard_manual_member_add(work.conn(), user.login_type, &user.username).await?;
+    if store::members::get(work.conn(), &org.id, &user.id)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::conflict(format!(
+            "`{}` is already a member of `{}`",
+            user.username, org.name
+        )));
+    }
+    let now_s = work.now_s.clone();
+    store::members::insert(work.conn(), &org.id, &user.id, &[], &now_s).await?;
+    let member = store::members::get(work.conn(), &org.id, &user.id)
+        .await?
+        .ok_or_else(|| ApiError::internal("member vanished"))?;
+    work.audit(
+        &permit,
+        Change {
+            organization_id: Some(&org.id),
+            action: "create",
+            resource_type: "organization_member",
+            resource_id: &user.id,
+            resource_target: &user.username,
+            diff: json!({"roles": {"old": null, "new": []}}),
+            status_code: 201,
+        },
+    )
+    .await?;
+    work.touch(user.id);
+    work.commit().await?;
+    Ok(member)
+}
+
+/// Removes a member and, atomically, its memberships of the org's groups.
+/// Removing takes every role the member holds in the org: the caller needs the
+/// authority to grant each of them.
+pub async fn remove(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str) -> ApiResult<()> {
+    let mut work = Work::begin(ctx, caller).await?;
+    let (org, user) = org_and_user(&mut work, org_key, user_key).await?;
+    let permit = work.require(
+        Action::MEMBER_DELETE,
+        &member_resource(&org, &user),
+        "member",
+    )?;
+    let member = store::members::get(work.conn(), &org.id, &user.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    let grants: Vec<Grant> = std::iter::once("organization-member")
+        .chain(member.roles.iter().map(String::as_str))
+        .map(|r| Grant::org(&org, r))
+        .collect();
+    work.require_grants(
+        &grants,
+        &format!("removing `{}` from `{}`", user.username, org.name),
+    )?;
+    let groups = store::members::remove(work.conn(), &org.id, &user.id).await?;
+    work.audit(
+        &permit,
+        Change {
+            organization_id: Some(&org.id),
+            action: "delete",
+            resource_type: "organization_member",
+            resource_id: &user.id,
+            resource_target: &user.username,
+            diff: json!({"roles": {"old": member.roles, "new": null}, "groups": {"old": groups, "new": []}}),
+            status_code: 204,
+        },
+    )
+    .await?;
+    work.touch(user.id);
+    work.commit().await
+}
+
+/// Validates requested org roles; `organization-member` is implicit and dropped.
+fn parse_org_roles(roles: &[String]) -> ApiResult<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for (i, r) in roles.iter().enumerate() {
+        if !is_org_role(r) {
+            return Err(ApiError::validation(
+                &format!("roles[{i}]"),
+                format!("`{r}` is not an organization role"),
+            ));
+        }
+        if r != "organization-member" {
+            out.insert(r.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Sets a member's org roles to exactly `roles`; every role granted or revoked
+/// passes the grant rule.
+pub async fn set_roles(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    org_key: &str,
+    user_key: &str,
+    roles: &[String],
+) -> ApiResult<Member> {
+    let wanted = parse_org_roles(roles)?;
+    let mut work = Work::begin(ctx, caller).await?;
+    let (org, user) = org_and_user(&mut work, org_key, user_key).await?;
+    let member = store::members::get(work.conn(), &org.id, &user.id).await?;
+    let current: BTreeSet<String> = member
+        .as_ref()
+        .map(|m| m.roles.iter().cloned().collect())
+        .unwrap_or_default();
+    let changed = roles_changed(&current, &wanted);
+    let permit = work.require(
+        Action::MEMBER_UPDATE_ROLES,
+        &member_resource(&org, &user),
+        "member",
+    )?;
+    let grants: Vec<Grant> = changed.iter().map(|r| Grant::org(&org, r)).collect();
+    work.require_grants(
+        &grants,
+        &format!(
+            "changing the roles of `{}` in `{}`",
+            user.username, org.name
+        ),
+    )?;
+    let member = member.ok_or_else(|| ApiError::not_found("member"))?;
+    if changed.is_empty() {
+        return Ok(member);
+    }
+    crate::idpsync::guard_manual_role_change(work.conn(), user.login_type, &org.id, &user.username)
+        .await?;
+    let list: Vec<String> = wanted.into_iter().collect();
+    let now_s = work.now_s.clone();
+    store::members::set_roles(work.conn(), &org.id, &user.id, &list, &now_s).await?;
+    let updated = store::members::get(work.conn(), &org.id, &user.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    work.audit(
+        &permit,
+        Change {
+            organization_id: Some(&org.id),
+            action: "update",
+            resource_type: "organization_member",
+            resource_id: &user.id,
+            resource_target: &user.username,
+            diff: json!({"roles": {"old": member.roles, "new": updated.roles}}),
+            status_code: 200,
+        },
+    )
+    .await?;
+    work.touch(user.id);
+    work.commit().await?;
+    Ok(updated)
+}
+
+/// An org role and whether the caller may grant or revoke it.
+#[derive(Debug, Serialize)]
+pub struct AssignableRole {
+    pub name: &'static str,
+    pub display_name: String,
+    pub organization_id: String,
+    /// Whether the caller may grant or revoke it in this org.
+    pub assignable: bool,
+}
+
+/// The org roles and which of them the caller may assign, as the policies decide.
+pub async fn assignable_roles(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    org_key: &str,
+) -> ApiResult<Vec<AssignableRole>> {
+    let mut conn = ctx.conn().await?;
+    let (org, _) = orgs::load(&mut conn, ctx.authz, caller, org_key, Action::MEMBER_READ).await?;
+    Ok(ORG_ROLES
+        .iter()
+        .map(|role| AssignableRole {
+            name: role,
+            display_name: display_name(role),
+            organization_id: org.id.clone(),
+            assignable: caller.allowed(
+                ctx.authz,
+                Action::ORG_ROLE_ASSIGN,
+                &Resource::org_role(&org.org_ref(), role),
+            ),
+        })
+        .collect())
+}
+
+/// The user `key` (id, username or `me`) if it is a member of `org`. Anyone
+/// else, existing or not, is the same 400 naming the key as given: a caller
+/// that may manage the org learns nothing about users outside it.
+pub async fn org_member_by_key(
+    conn: &mut Conn,
+    caller: &Caller,
+    org: &Organization,
+    key: &str,
+    field: &str,
+) -> ApiResult<User> {
+    let not_member =
+        || ApiError::validation(field, format!("`{key}` is not a member of `{}`", org.name));
+    let user = store::users::find(conn, caller.resolve_user_key(key))
+        .await?
+        .ok_or_else(not_member)?;
+    if store::members::get(conn, &org.id, &user.id)
+        .await?
+        .is_none()
+    {
+        return Err(not_member());
+    }
+    Ok(user)
+}
+
+/// A membership as the object of a decision, with its user's site roles (which
+/// guardrails read: nobody below owner removes an owner).
+fn member_resource(org: &Organization, user: &User) -> Resource {
+    Resource::member(&org.org_ref(), &user.id).with_site_roles(&user.roles)
+}
+
+fn display_name(role: &str) -> String {
+    role.trim_start_matches("organization-")
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

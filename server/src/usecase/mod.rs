@@ -1,0 +1,383 @@
+//! The use cases: every operation of orgsync exists here once, whatever entry
+//! point calls it (the JSON API, the web console, OIDC login, a directory sync
+//! run, the scheduler, the reaper). An operation that writes owns the whole of
+//! it in one transaction: load, authorize (a [`Permit`] from a Cedar decision,
+//! or a system actor's named authority), write through [`crate::store`], audit,
+//! commit. An adapter parses its input, calls one operation and renders.
+//!
+//! [`Work`] is that transaction: it carries the caller, the time of the
+//! operation, and the users whose authorization data it touched (their cached
+//! principals are dropped after the commit).
+
+pub mod groups;
+pub mod links;
+pub mod login;
+pub mod members;
+pub mod orgs;
+pub mod sessions;
+pub mod users;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use orgsync_policy::{Action, Principal, RequestContext, Resource};
+use serde::Deserialize;
+
+use crate::audit::{self, AuditCtx, Change};
+use crate::authz::{Authority, Authz, CachedPrincipal, Grant, Permit, System};
+use crate::clock;
+use crate::db::{Db, Tx};
+use crate::error::{ApiError, ApiResult};
+use crate::model::Organization;
+use crate::store::Conn;
+
+/// What every use case runs against: the database and the policies.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub db: &'a Db,
+    pub authz: &'a Authz,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(db: &'a Db, authz: &'a Authz) -> Self {
+        Self { db, authz }
+    }
+
+    /// A connection for an operation that only reads.
+    pub async fn conn(&self) -> ApiResult<sqlx::pool::PoolConnection<sqlx::Any>> {
+        Ok(self.db.pool().acquire().await?)
+    }
+}
+
+/// Who calls a use case: a signed-in user, whose every action the policies
+/// decide, or a system actor acting within its named authority.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    User {
+        principal: Arc<CachedPrincipal>,
+        audit: AuditCtx,
+    },
+    System {
+        actor: System,
+        audit: AuditCtx,
+    },
+}
+
+impl Caller {
+    /// A system actor, audited under its own source.
+    pub fn system(actor: System) -> Self {
+        Caller::System {
+            actor,
+            audit: AuditCtx {
+                source: actor.audit_source(),
+                ..AuditCtx::default()
+            },
+        }
+    }
+
+    /// The calling user, if a user calls.
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Caller::User { principal, .. } => Some(&principal.data.id),
+            Caller::System { .. } => None,
+        }
+    }
+
+    pub fn audit_ctx(&self) -> &AuditCtx {
+        match self {
+            Caller::User { audit, .. } | Caller::System { audit, .. } => audit,
+        }
+    }
+
+    /// A `{user}` key as given by the caller: `me` names the caller itself.
+    pub fn resolve_user_key<'a>(&'a self, key: &'a str) -> &'a str {
+        match self.user_id() {
+            Some(id) if key == "me" => id,
+            _ => key,
+        }
+    }
+
+    /// Decides `action` on `resource`: a [`Permit`], or 404 when the caller may
+    /// not even read the resource (`what` names it), 403 otherwise.
+    pub fn require(
+        &self,
+        authz: &Authz,
+        action: Action,
+        resource: &Resource,
+        what: &str,
+    ) -> ApiResult<Permit> {
+        self.require_with(authz, action, resource, &RequestContext::new(), what)
+    }
+
+    pub fn require_with(
+        &self,
+        authz: &Authz,
+        action: Action,
+        resource: &Resource,
+        context: &RequestContext,
+        what: &str,
+    ) -> ApiResult<Permit> {
+        match self {
+            Caller::User { principal, .. } => {
+                authz.require_with(&principal.entity, action, resource, context, what)
+            }
+            Caller::System { actor, .. } => Permit::system(*actor, action).ok_or_else(|| {
+                ApiError::forbidden().with_detail(format!(
+                    "{actor:?} may not take `{}` on its own authority",
+                    action.name()
+                ))
+            }),
+        }
+    }
+
+    /// Whether the caller may take `action` (for filtering what it sees).
+    pub fn allowed(&self, authz: &Authz, action: Action, resource: &Resource) -> bool {
+        match self {
+            Caller::User { principal, .. } => authz.allowed(&principal.entity, action, resource),
+            Caller::System { actor, .. } => actor.may(action),
+        }
+    }
+
+    /// The grant rule for a user; a system actor grants only what settings
+    /// (whose writes passed the grant rule) map its identities to.
+    pub fn require_grants<'g>(
+        &self,
+        authz: &Authz,
+        grants: impl IntoIterator<Item = &'g Grant>,
+        through: &str,
+    ) -> ApiResult<()> {
+        match self {
+            Caller::User { principal, .. } => {
+                authz.require_grants(&principal.entity, grants, through)
+            }
+            Caller::System { .. } => Ok(()),
+        }
+    }
+
+    /// Authority over a whole account (see [`Authz::require_authority_over`]).
+    pub fn require_authority_over(
+        &self,
+        authz: &Authz,
+        target: &Principal,
+        orgs: &[Organization],
+        what: &str,
+    ) -> ApiResult<()> {
+        match self {
+            Caller::User { principal, .. } => {
+                authz.require_authority_over(&principal.entity, target, orgs, what)
+            }
+            Caller::System { .. } => Ok(()),
+        }
+    }
+}
+
+/// One operation's transaction. Dropped without [`Work::commit`], it rolls back.
+pub struct Work<'a> {
+    authz: &'a Authz,
+    caller: &'a Caller,
+    pub tx: Tx,
+    pub now: DateTime<Utc>,
+    pub now_s: String,
+    touched: Vec<String>,
+    touched_all: bool,
+}
+
+impl<'a> Work<'a> {
+    /// Opens the operation's transaction (a write transaction: on SQLite it
+    /// holds the write lock from the first read, so what is loaded and decided
+    /// on is what is replaced).
+    pub async fn begin(ctx: Ctx<'a>, caller: &'a Caller) -> ApiResult<Self> {
+        Self::begin_at(ctx, caller, clock::now()).await
+    }
+
+    /// [`Work::begin`] for an operation whose time was read by its entry point.
+    pub async fn begin_at(ctx: Ctx<'a>, caller: &'a Caller, now: DateTime<Utc>) -> ApiResult<Self> {
+        let tx = ctx.db.begin().await?;
+        Ok(Self {
+            authz: ctx.authz,
+            caller,
+            tx,
+            now_s: clock::fmt(now),
+            now,
+            touched: Vec::new(),
+            touched_all: false,
+        })
+    }
+
+    pub fn caller(&self) -> &Caller {
+        self.caller
+    }
+
+    pub fn conn(&mut self) -> &mut Conn {
+        &mut self.tx
+    }
+
+    pub fn require(&self, action: Action, resource: &Resource, what: &str) -> ApiResult<Permit> {
+        self.caller.require(self.authz, action, resource, what)
+    }
+
+    pub fn require_with(
+        &self,
+        action: Action,
+        resource: &Resource,
+        context: &RequestContext,
+        what: &str,
+    ) -> ApiResult<Permit> {
+        self.caller
+            .require_with(self.authz, action, resource, context, what)
+    }
+
+    pub fn allowed(&self, action: Action, resource: &Resource) -> bool {
+        self.caller.allowed(self.authz, action, resource)
+    }
+
+    pub fn require_grants<'g>(
+        &self,
+        grants: impl IntoIterator<Item = &'g Grant>,
+        through: &str,
+    ) -> ApiResult<()> {
+        self.caller.require_grants(self.authz, grants, through)
+    }
+
+    pub fn require_authority_over(
+        &self,
+        target: &Principal,
+        orgs: &[Organization],
+        what: &str,
+    ) -> ApiResult<()> {
+        self.caller
+            .require_authority_over(self.authz, target, orgs, what)
+    }
+
+    /// A permit is this caller's: a decision for a user, the actor's own
+    /// authority for a system actor. Anything else is a bug, refused.
+    fn check(&self, permit: &Permit) -> ApiResult<()> {
+        let ours = match (self.caller, permit.authority()) {
+            (Caller::User { .. }, Authority::Decision) => true,
+            (Caller::System { actor, .. }, Authority::System(by)) => *actor == by,
+            _ => false,
+        };
+        if ours {
+            Ok(())
+        } else {
+            Err(ApiError::internal(format!(
+                "a permit for `{}` given to another caller was used",
+                permit.action().name()
+            )))
+        }
+    }
+
+    /// Writes the audit entry of a change made under `permit`.
+    pub async fn audit(&mut self, permit: &Permit, change: Change<'_>) -> ApiResult<()> {
+        self.check(permit)?;
+        audit::record(&mut self.tx, self.caller.audit_ctx(), &self.now_s, change).await?;
+        Ok(())
+    }
+
+    /// Writes the audit entry of a change made under `permit` in the name of
+    /// `user_id` (an account acting for the first time: created, or signing in).
+    pub async fn audit_as(
+        &mut self,
+        permit: &Permit,
+        user_id: &str,
+        change: Change<'_>,
+    ) -> ApiResult<()> {
+        self.check(permit)?;
+        let ctx = AuditCtx {
+            user_id: Some(user_id.to_owned()),
+            ..self.caller.audit_ctx().clone()
+        };
+        audit::record(&mut self.tx, &ctx, &self.now_s, change).await?;
+        Ok(())
+    }
+
+    /// Audits an event that gives no one any authority and so needs no
+    /// permit: a refused login, the end of one's own session. `as_user` names
+    /// the account concerned when the caller is not a user.
+    pub async fn record_event(
+        &mut self,
+        as_user: Option<&str>,
+        change: Change<'_>,
+    ) -> ApiResult<()> {
+        let mut ctx = self.caller.audit_ctx().clone();
+        if let Some(user_id) = as_user {
+            ctx.user_id = Some(user_id.to_owned());
+        }
+        audit::record(&mut self.tx, &ctx, &self.now_s, change).await?;
+        Ok(())
+    }
+
+    /// Marks a user whose memberships, roles, groups or status changed: its
+    /// cached principal is dropped after the commit.
+    pub fn touch(&mut self, user_id: impl Into<String>) {
+        self.touched.push(user_id.into());
+    }
+
+    pub fn touch_all<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, user_ids: I) {
+        self.touched.extend(user_ids.into_iter().map(Into::into));
+    }
+
+    /// Marks that the operation may have changed anyone's authorization data.
+    pub fn touch_everyone(&mut self) {
+        self.touched_all = true;
+    }
+
+    /// Commits, then drops the touched principals from the cache.
+    pub async fn commit(self) -> ApiResult<()> {
+        self.tx.commit().await?;
+        if self.touched_all {
+            self.authz.invalidate_all();
+        } else if !self.touched.is_empty() {
+            self.authz
+                .invalidate(self.touched.iter().map(String::as_str));
+        }
+        Ok(())
+    }
+}
+
+/// The roles granted or revoked when `old` becomes `new`.
+pub(crate) fn roles_changed(
+    old: &std::collections::BTreeSet<String>,
+    new: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    old.symmetric_difference(new).cloned().collect()
+}
+
+/// `?limit=&offset=` of a list.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+impl Page {
+    pub fn resolve(self, default: i64, max: i64) -> Result<(i64, i64), ApiError> {
+        let limit = self.limit.unwrap_or(default);
+        let offset = self.offset.unwrap_or(0);
+        if !(1..=max).contains(&limit) {
+            return Err(ApiError::validation(
+                "limit",
+                format!("must be between 1 and {max}"),
+            ));
+        }
+        if offset < 0 {
+            return Err(ApiError::validation("offset", "must not be negative"));
+        }
+        Ok((limit, offset))
+    }
+
+    /// Pages a list already filtered by the policies: everything when no
+    /// `limit` is given, else `limit` (1..=1000) items after `offset`.
+    pub fn apply<T>(self, items: Vec<T>) -> Result<Vec<T>, ApiError> {
+        if self.limit.is_none() && self.offset.is_none() {
+            return Ok(items);
+        }
+        let (limit, offset) = self.resolve(1000, 1000)?;
+        Ok(items
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect())
+    }
+}

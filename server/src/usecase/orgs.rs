@@ -1,0 +1,233 @@
+//! Organizations: list, read, create (with its Everyone group and the creator
+//! as member), update, delete (refused while it holds anything).
+
+use orgsync_policy::{Action, Resource};
+use serde::Deserialize;
+
+use super::{Caller, Ctx, Page, Work};
+use crate::audit::{self, Change, to_value};
+use crate::authz::{Authz, Permit};
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Name, Organization, parse_text};
+use crate::store::{self, Conn};
+
+/// Loads the organization `key` (id or name) and decides `action` on it; 404
+/// when it does not exist or the caller may not read it.
+pub async fn load(
+    conn: &mut Conn,
+    authz: &Authz,
+    caller: &Caller,
+    key: &str,
+    action: Action,
+) -> ApiResult<(Organization, Permit)> {
+    let org = store::orgs::find(conn, key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization"))?;
+    let permit = caller.require(
+        authz,
+        action,
+        &Resource::organization(&org.org_ref()),
+        "organization",
+    )?;
+    Ok((org, permit))
+}
+
+/// [`load`] inside an operation's transaction.
+pub async fn load_in(
+    work: &mut Work<'_>,
+    key: &str,
+    action: Action,
+) -> ApiResult<(Organization, Permit)> {
+    let org = store::orgs::find(work.conn(), key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization"))?;
+    let permit = work.require(
+        action,
+        &Resource::organization(&org.org_ref()),
+        "organization",
+    )?;
+    Ok((org, permit))
+}
+
+/// The organizations the caller may read.
+pub async fn list(ctx: Ctx<'_>, caller: &Caller, page: Page) -> ApiResult<Vec<Organization>> {
+    let mut conn = ctx.conn().await?;
+    let orgs = store::orgs::list(&mut conn).await?;
+    page.apply(
+        orgs.into_iter()
+            .filter(|o| {
+                caller.allowed(
+                    ctx.authz,
+                    Action::ORGANIZATION_READ,
+                    &Resource::organization(&o.org_ref()),
+                )
+            })
+            .collect(),
+    )
+}
+
+pub async fn get(ctx: Ctx<'_>, caller: &Caller, key: &str) -> ApiResult<Organization> {
+    let mut conn = ctx.conn().await?;
+    Ok(
+        load(&mut conn, ctx.authz, caller, key, Action::ORGANIZATION_READ)
+            .await?
+            .0,
+    )
+}
+
+/// A new organization as requested.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrg {
+    pub name: String,
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub icon: String,
+}
+
+/// Creates the org, its Everyone group, and makes the creator a member.
+pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewOrg) -> ApiResult<Organization> {
+    let mut work = Work::begin(ctx, caller).await?;
+    let permit = work.require(
+        Action::ORGANIZATION_CREATE,
+        &Resource::site(),
+        "organization",
+    )?;
+    let name = Name::parse("name", &req.name)?;
+    let display_name = parse_text(
+        "display_name",
+        req.display_name.as_deref().unwrap_or(name.as_str()),
+        128,
+    )?;
+    let description = parse_text("description", &req.description, 1024)?;
+    let icon = parse_text("icon", &req.icon, 2048)?;
+    let org = Organization {
+        id: store::new_id(),
+        name: name.as_str().to_owned(),
+        display_name,
+        description,
+        icon,
+        is_default: false,
+        created_at: work.now_s.clone(),
+        updated_at: work.now_s.clone(),
+    };
+    let now_s = work.now_s.clone();
+    store::orgs::insert(work.conn(), &org)
+        .await
+        .map_err(ApiError::on_unique(name_taken(&org.name)))?;
+    store::groups::insert_everyone(work.conn(), &org.id, &now_s).await?;
+    if let Some(creator) = caller.user_id() {
+        store::members::insert(work.conn(), &org.id, creator, &[], &now_s).await?;
+        work.touch(creator);
+    }
+    work.audit(
+        &permit,
+        Change {
+            organization_id: Some(&org.id),
+            action: "create",
+            resource_type: "organization",
+            resource_id: &org.id,
+            resource_target: &org.name,
+            diff: audit::created(&to_value(&org)),
+            status_code: 201,
+        },
+    )
+    .await?;
+    work.commit().await?;
+    Ok(org)
+}
+
+fn name_taken(name: &str) -> String {
+    format!("an organization named `{name}` already exists")
+}
+
+/// The fields of an organization to change; `None` keeps a field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgChanges {
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub icon: Option<String>,
+}
+
+pub async fn update(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    key: &str,
+    req: OrgChanges,
+) -> ApiResult<Organization> {
+    let mut work = Work::begin(ctx, caller).await?;
+    let (org, permit) = load_in(&mut work, key, Action::ORGANIZATION_UPDATE).await?;
+    let mut updated = org.clone();
+    if let Some(n) = &req.name {
+        updated.name = Name::parse("name", n)?.as_str().to_owned();
+    }
+    if let Some(d) = &req.display_name {
+        updated.display_name = parse_text("display_name", d, 128)?;
+    }
+    if let Some(d) = &req.description {
+        updated.description = parse_text("description", d, 1024)?;
+    }
+    if let Some(i) = &req.icon {
+        updated.icon = parse_text("icon", i, 2048)?;
+    }
+    if updated == org {
+        return Ok(org);
+    }
+    updated.updated_at = work.now_s.clone();
+    store::orgs::update(work.conn(), &updated)
+        .await
+        .map_err(ApiError::on_unique(name_taken(&updated.name)))?;
+    work.audit(
+        &permit,
+        Change {
+            organization_id: Some(&org.id),
+            action: "update",
+            resource_type: "organization",
+            resource_id: &org.id,
+            resource_target: &updated.name,
+            diff: audit::diff(&to_value(&org), &to_value(&updated)),
+            status_code: 200,
+        },
+    )
+    .await?;
+    work.commit().await?;
+    Ok(updated)
+}
+
+/// Deletes the org; refused (409, naming what remains) while it holds anything
+/// but its Everyone group and the caller.
+pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str) -> ApiResult<()> {
+    let mut work = Work::begin(ctx, caller).await?;
+    let (org, permit) = load_in(&mut work, key, Action::ORGANIZATION_DELETE).await?;
+    let remaining =
+        store::orgs::remaining(work.conn(), &org.id, caller.user_id().unwrap_or("")).await?;
+    if !remaining.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "organization `{}` still has {}; remove them first",
+            org.name,
+            remaining.join(", ")
+        )));
+    }
+    let members = store::members::user_ids(work.conn(), &org.id).await?;
+    store::orgs::delete(work.conn(), &org.id).await?;
+    work.audit(
+        &permit,
+        Change {
+            organization_id: Some(&org.id),
+            action: "delete",
+            resource_type: "organization",
+            resource_id: &org.id,
+            resource_target: &org.name,
+            diff: audit::deleted(&to_value(&org)),
+            status_code: 204,
+        },
+    )
+    .await?;
+    work.touch_all(members);
+    work.commit().await?;
+    Ok(())
+}

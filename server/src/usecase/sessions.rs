@@ -1,0 +1,267 @@
+//! Sessions and API tokens: the one session-issuing operation of every login
+//! path (first user, password, OIDC), password login with its throttle,
+//! logout, tokens.
+
+use std::net::IpAddr;
+
+use orgsync_policy::Action;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::users::{load_in, user_resource};
+use super::{Caller, Ctx, Work};
+use crate::audit::{AuditCtx, Change};
+use crate::authz::System;
+use crate::clock;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{LoginType, User, UserStatus, parse_email, parse_text};
+use crate::secrets::{self, sha256_hex};
+use crate::store;
+use crate::throttle;
+
+/// A key just issued: its id, its secret (shown once) and its expiry.
+#[derive(Debug)]
+pub struct Session {
+    pub key_id: String,
+    pub secret: String,
+    pub expires_at: String,
+    pub lifetime_seconds: i64,
+}
+
+/// Issues a session (or token) key for `user_id` in the operation; only the
+/// hash of its secret is stored.
+pub async fn issue(
+    work: &mut Work<'_>,
+    user_id: &str,
+    kind: &str,
+    token_name: &str,
+    lifetime_seconds: i64,
+) -> ApiResult<Session> {
+    let secret = secrets::new_token();
+    let id = store::new_id();
+    let expires = clock::fmt(work.now + chrono::Duration::seconds(lifetime_seconds));
+    let now_s = work.now_s.clone();
+    store::tokens::insert(
+        work.conn(),
+        &store::tokens::NewKey {
+            id: &id,
+            user_id,
+            hashed_secret: &sha256_hex(&secret),
+            kind,
+            token_name,
+            lifetime_seconds,
+            expires_at: &expires,
+            now: &now_s,
+        },
+    )
+    .await?;
+    Ok(Session {
+        key_id: id,
+        secret,
+        expires_at: expires,
+        lifetime_seconds,
+    })
+}
+
+/// Opens a login session for `user` (waking a dormant account) and audits the
+/// login with `status_code`, in the name of the user.
+pub async fn open(
+    work: &mut Work<'_>,
+    user: &User,
+    lifetime_seconds: i64,
+    status_code: u16,
+) -> ApiResult<Session> {
+    let permit = work.require(Action::USER_CREATE_TOKEN, &user_resource(user), "user")?;
+    if user.status == UserStatus::Dormant {
+        let now_s = work.now_s.clone();
+        store::users::set_status(work.conn(), &user.id, UserStatus::Active, &now_s).await?;
+        work.touch(user.id.clone());
+    }
+    let session = issue(work, &user.id, "session", "", lifetime_seconds).await?;
+    work.audit_as(
+        &permit,
+        &user.id,
+        Change {
+            organization_id: None,
+            action: "login",
+            resource_type: "api_key",
+            resource_id: &session.key_id,
+            resource_target: &user.username,
+            diff: json!({}),
+            status_code,
+        },
+    )
+    .await?;
+    Ok(session)
+}
+
+/// A password login as asked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordLogin {
+    pub email: String,
+    pub password: String,
+}
+
+/// How a password login ended.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// Signed in: the new session.
+    Session(Session),
+    /// Too many failures: retry after this many seconds (the password was not
+    /// checked).
+    Throttled { retry_after: u64 },
+}
+
+/// What a failed login's audit entry names as its target: the email as typed
+/// only when it is an email address, so that nobody can write text of their
+/// choosing into the audit log without logging in.
+fn login_target(email: &str) -> String {
+    parse_email("email", email).unwrap_or_else(|_| "(invalid)".to_owned())
+}
+
+/// A password login. Failures say nothing about whether the email exists.
+/// Attempts are throttled per account and per client address
+/// ([`crate::throttle`]), counted before the password is checked; failures
+/// are audited once per account, kind and window. `audit` is the request's
+/// metadata.
+pub async fn password_login(
+    ctx: Ctx<'_>,
+    audit: AuditCtx,
+    addr: Option<IpAddr>,
+    limits: throttle::Limits,
+    req: &PasswordLogin,
+    lifetime_seconds: i64,
+) -> ApiResult<LoginOutcome> {
+    let now = clock::now();
+    let attempt = match throttle::attempt(ctx.db, limits, &req.email, addr, now).await? {
+        throttle::Verdict::Proceed(attempt) => attempt,
+        throttle::Verdict::Throttled { retry_after } => {
+            return Ok(LoginOutcome::Throttled { retry_after });
+        }
+    };
+    let mut conn = ctx.conn().await?;
+    let found = store::users::find_for_login(&mut conn, req.email.trim()).await?;
+    drop(conn);
+    let (user, hash) = match &found {
+        Some((u, h)) => (Some(u), h.as_deref()),
+        None => (None, None),
+    };
+    let password_ok = secrets::verify_password(
+        &req.password,
+        hash.unwrap_or(secrets::dummy_password_hash()),
+    );
+    let failure = match user {
+        _ if !password_ok => Some(throttle::Failure::Credentials),
+        Some(u) if u.login_type != LoginType::Password => Some(throttle::Failure::Credentials),
+        Some(u) if u.status == UserStatus::Suspended => Some(throttle::Failure::Suspended),
+        Some(_) => None,
+        None => Some(throttle::Failure::Credentials),
+    };
+    let caller = Caller::System {
+        actor: System::PasswordLogin,
+        audit,
+    };
+    if let Some(failure) = failure {
+        let error = match failure {
+            throttle::Failure::Credentials => ApiError::unauthorized("incorrect email or password"),
+            throttle::Failure::Suspended => ApiError::refused(
+                "your account is suspended; ask an administrator to reactivate it",
+            ),
+        };
+        if attempt.failed(ctx.db, failure).await? {
+            let mut work = Work::begin(ctx, &caller).await?;
+            work.record_event(
+                user.map(|u| u.id.as_str()),
+                Change {
+                    organization_id: None,
+                    action: "login_failed",
+                    resource_type: "api_key",
+                    resource_id: user.map_or("", |u| u.id.as_str()),
+                    resource_target: &login_target(&req.email),
+                    diff: json!({}),
+                    status_code: error.status.as_u16(),
+                },
+            )
+            .await?;
+            work.commit().await?;
+        }
+        return Err(error);
+    }
+    let Some(user) = user else {
+        return Err(ApiError::unauthorized("incorrect email or password"));
+    };
+    let mut work = Work::begin(ctx, &caller).await?;
+    let session = open(&mut work, user, lifetime_seconds, 201).await?;
+    work.commit().await?;
+    // The session exists: a failure to withdraw the count must not hide it.
+    if let Err(e) = attempt.succeeded(ctx.db).await {
+        tracing::warn!(error = %e, "cannot withdraw a successful login from its throttle counts");
+    }
+    Ok(LoginOutcome::Session(session))
+}
+
+/// Ends the caller's session `key_id`.
+pub async fn logout(ctx: Ctx<'_>, caller: &Caller, key_id: &str, username: &str) -> ApiResult<()> {
+    let mut work = Work::begin(ctx, caller).await?;
+    store::tokens::delete(work.conn(), key_id).await?;
+    work.record_event(
+        None,
+        Change {
+            organization_id: None,
+            action: "logout",
+            resource_type: "api_key",
+            resource_id: key_id,
+            resource_target: username,
+            diff: json!({}),
+            status_code: 200,
+        },
+    )
+    .await?;
+    work.commit().await
+}
+
+/// An API token as asked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    #[serde(default)]
+    pub token_name: String,
+    /// Lifetime in seconds (default 30 days, at most 365 days).
+    pub lifetime_seconds: Option<i64>,
+}
+
+/// Creates an API token for the user `key`; its secret is returned once.
+pub async fn create_token(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    key: &str,
+    req: &NewToken,
+) -> ApiResult<Session> {
+    let mut work = Work::begin(ctx, caller).await?;
+    let (user, permit) = load_in(&mut work, key, Action::USER_CREATE_TOKEN).await?;
+    let lifetime = req.lifetime_seconds.unwrap_or(30 * 86_400);
+    if !(60..=365 * 86_400).contains(&lifetime) {
+        return Err(ApiError::validation(
+            "lifetime_seconds",
+            "must be between 60 and 31536000",
+        ));
+    }
+    let token_name = parse_text("token_name", &req.token_name, 64)?;
+    let token = issue(&mut work, &user.id, "token", &token_name, lifetime).await?;
+    work.audit(
+        &permit,
+        Change {
+            organization_id: None,
+            action: "create",
+            resource_type: "api_key",
+            resource_id: &token.key_id,
+            resource_target: &token_name,
+            diff: json!({"token_name": {"old": null, "new": token_name}, "expires_at": {"old": null, "new": token.expires_at}}),
+            status_code: 201,
+        },
+    )
+    .await?;
+    work.commit().await?;
+    Ok(token)
+}

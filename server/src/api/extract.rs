@@ -21,12 +21,9 @@ use subtle::ConstantTimeEq;
 use crate::app::AppState;
 use crate::audit::AuditCtx;
 use crate::authz::CachedPrincipal;
-use crate::clock;
 use crate::config::ProxyNet;
 use crate::error::{ApiError, Validation};
 use crate::model::User;
-use crate::secrets::sha256_hex;
-use crate::store;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "orgsync_session";
@@ -511,40 +508,14 @@ impl FromRequestParts<AppState> for Actor {
         let (token, source) = credential(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized("authentication required: send `Authorization: Bearer <token>`")
         })?;
-        let now = clock::now();
-        let now_s = clock::fmt(now);
-        let mut conn = state.db.pool().acquire().await?;
-        let key = store::tokens::find_by_hash(&mut conn, &sha256_hex(&token))
-            .await?
-            .filter(|k| k.expires_at > now_s)
-            .ok_or_else(|| ApiError::unauthorized("the session token is invalid or expired"))?;
-        let user = store::users::find_by_id(&mut conn, &key.user_id)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("the session token is invalid or expired"))?;
-        // Bookkeeping, at most once a minute per key: last use, and the sliding
-        // expiry of sessions.
-        let stale = clock::parse(&key.last_used_at).is_none_or(|t| (now - t).num_seconds() >= 60);
-        if stale {
-            let expires = if key.kind == "session" {
-                clock::fmt(now + chrono::Duration::seconds(key.lifetime_seconds))
-            } else {
-                key.expires_at.clone()
-            };
-            store::tokens::touch(&mut conn, &key.id, &expires, &now_s).await?;
-            store::users::touch_last_seen(&mut conn, &user.id, &now_s).await?;
-        }
-        drop(conn);
-        let principal = state
-            .authz
-            .principal(&state.db, &user.id, Some(key.authz_version))
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("the session token is invalid or expired"))?;
+        let signed_in = crate::usecase::sessions::authenticate(state.ctx(), &token).await?;
+        let (user, key_id, principal) = (signed_in.user, signed_in.key_id, signed_in.principal);
         tracing::Span::current().record("user_id", user.id.as_str());
         let csrf_token =
             (source == CredentialSource::Cookie).then(|| super::csrf::token_for_session(&token));
         Ok(Actor {
             user,
-            key_id: key.id,
+            key_id,
             principal,
             meta,
             credential: source,

@@ -265,3 +265,49 @@ pub async fn create_token(
     work.commit().await?;
     Ok(token)
 }
+
+/// A request's credential, checked.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub user: User,
+    pub key_id: String,
+    pub principal: std::sync::Arc<crate::authz::CachedPrincipal>,
+}
+
+/// Who a session or API token belongs to: 401 unless it is known and not
+/// expired. Bookkeeping at most once a minute per key: last use, and the
+/// sliding expiry of sessions.
+pub async fn authenticate(ctx: Ctx<'_>, token: &str) -> ApiResult<SignedIn> {
+    let invalid = || ApiError::unauthorized("the session token is invalid or expired");
+    let now = clock::now();
+    let now_s = clock::fmt(now);
+    let mut conn = ctx.conn().await?;
+    let key = store::tokens::find_by_hash(&mut conn, &sha256_hex(token))
+        .await?
+        .filter(|k| k.expires_at > now_s)
+        .ok_or_else(invalid)?;
+    let user = store::users::find_by_id(&mut conn, &key.user_id)
+        .await?
+        .ok_or_else(invalid)?;
+    let stale = clock::parse(&key.last_used_at).is_none_or(|t| (now - t).num_seconds() >= 60);
+    if stale {
+        let expires = if key.kind == "session" {
+            clock::fmt(now + chrono::Duration::seconds(key.lifetime_seconds))
+        } else {
+            key.expires_at.clone()
+        };
+        store::tokens::touch(&mut conn, &key.id, &expires, &now_s).await?;
+        store::users::touch_last_seen(&mut conn, &user.id, &now_s).await?;
+    }
+    drop(conn);
+    let principal = ctx
+        .authz
+        .principal(ctx.db, &user.id, Some(key.authz_version))
+        .await?
+        .ok_or_else(invalid)?;
+    Ok(SignedIn {
+        user,
+        key_id: key.id,
+        principal,
+    })
+}

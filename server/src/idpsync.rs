@@ -92,6 +92,38 @@ pub async fn load_settings<T: DeserializeOwned + Default>(
         .unwrap_or_default())
 }
 
+/// Locks the settings row of `key` for the rest of the transaction (creating
+/// an empty one, read as the defaults, when there is none), so concurrent
+/// writers of the same settings take turns instead of losing an update.
+/// Plain SQL on both databases: an upsert takes the row lock on PostgreSQL;
+/// SQLite's write transaction already holds the database lock.
+pub async fn lock_settings(
+    conn: &mut Conn,
+    org: Option<&str>,
+    key: SettingsKey,
+) -> sqlx::Result<()> {
+    match org {
+        None => sqlx::query(
+            "INSERT INTO deployment_settings (key, value, updated_at) VALUES ($1, '', '') \
+             ON CONFLICT (key) DO UPDATE SET key = excluded.key",
+        )
+        .bind(key.name())
+        .execute(conn)
+        .await
+        .map(|_| ()),
+        Some(org) => sqlx::query(
+            "INSERT INTO organization_settings (organization_id, key, value, updated_at) \
+             VALUES ($1, $2, '', '') \
+             ON CONFLICT (organization_id, key) DO UPDATE SET key = excluded.key",
+        )
+        .bind(org)
+        .bind(key.name())
+        .execute(conn)
+        .await
+        .map(|_| ()),
+    }
+}
+
 pub async fn store_settings(
     conn: &mut Conn,
     org: Option<&str>,

@@ -32,7 +32,6 @@ const SQL_NOT_YET_IN_STORE: &[&str] = &[
 const HANDLERS_NOT_YET_ON_USE_CASES: &[&str] = &[
     "api/audit.rs",
     "api/authz.rs",
-    "api/idpsync.rs",
     "api/provisionerd.rs",
     "api/provisioners.rs",
     "api/templates.rs",

@@ -542,3 +542,80 @@ async fn problems_are_visible_per_org_to_its_admins_only() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(!body.to_string().contains("unknown_group"), "{body}");
 }
+
+/// Concurrent changes of the same sync settings take turns: none is lost, and
+/// each audit entry's old value is the value it replaced (the changes form one
+/// chain from the defaults to the final mapping). Both the deployment's and an
+/// organization's settings.
+#[tokio::test]
+async fn concurrent_settings_changes_lose_no_update() {
+    const WRITERS: usize = 12;
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    owner.create_org("data-platform").await;
+    for (path, target, audited) in [
+        (
+            "/settings/idpsync/organization/mapping".to_owned(),
+            "data-platform",
+            "organization_sync_settings",
+        ),
+        (
+            "/organizations/data-platform/settings/idpsync/roles/mapping".to_owned(),
+            "organization-admin",
+            "role_sync_settings",
+        ),
+    ] {
+        let mut tasks = Vec::new();
+        for i in 0..WRITERS {
+            let c = owner.clone();
+            let path = path.clone();
+            tasks.push(tokio::spawn(async move {
+                c.patch(
+                    &path,
+                    json!({"add": [{"given": format!("g{i}"), "gets": target}]}),
+                )
+                .await
+            }));
+        }
+        for t in tasks {
+            let (status, body) = t.await.expect("writer task");
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let settings = owner.get_ok(path.trim_end_matches("/mapping")).await;
+        let mapping = settings["mapping"].as_object().expect("a mapping");
+        assert_eq!(
+            mapping.len(),
+            WRITERS,
+            "every writer's pair is kept: {settings}"
+        );
+        for i in 0..WRITERS {
+            assert_eq!(mapping[&format!("g{i}")], json!([target]), "{settings}");
+        }
+        // The audit trail is one chain: every entry's old mapping has one
+        // pair fewer than its new one, and no two entries start from the same.
+        let audit = owner
+            .get_ok(&format!("/audit?q=resource_type:{audited}&limit=100"))
+            .await;
+        let entries = audit["audit_logs"].as_array().expect("audit entries");
+        assert_eq!(entries.len(), WRITERS, "{audit}");
+        let mut old_sizes: Vec<usize> = entries
+            .iter()
+            .map(|e| {
+                let old = &e["diff"]["mapping"]["old"];
+                let new = &e["diff"]["mapping"]["new"];
+                let (o, n) = (
+                    old.as_object().map_or(0, serde_json::Map::len),
+                    new.as_object().map_or(0, serde_json::Map::len),
+                );
+                assert_eq!(
+                    n,
+                    o + 1,
+                    "each change adds one pair to what it replaced: {e}"
+                );
+                o
+            })
+            .collect();
+        old_sizes.sort_unstable();
+        assert_eq!(old_sizes, (0..WRITERS).collect::<Vec<_>>(), "{audit}");
+    }
+}

@@ -10,6 +10,7 @@
 //! principals are dropped after the commit).
 
 pub mod groups;
+pub mod idpsync;
 pub mod links;
 pub mod login;
 pub mod members;

@@ -73,6 +73,73 @@ pub struct Change<'a> {
     pub status_code: u16,
 }
 
+impl<'a> Change<'a> {
+    /// A change of a user account (site-wide).
+    pub fn user(
+        action: &'a str,
+        user_id: &'a str,
+        username: &'a str,
+        diff: Value,
+        status_code: u16,
+    ) -> Self {
+        Self::site("user", action, user_id, username, diff, status_code)
+    }
+
+    /// An event of a session or API token (login, logout, token creation).
+    pub fn api_key(
+        action: &'a str,
+        key_id: &'a str,
+        target: &'a str,
+        diff: Value,
+        status_code: u16,
+    ) -> Self {
+        Self::site("api_key", action, key_id, target, diff, status_code)
+    }
+
+    /// A change of a site-wide resource.
+    pub fn site(
+        resource_type: &'a str,
+        action: &'a str,
+        resource_id: &'a str,
+        resource_target: &'a str,
+        diff: Value,
+        status_code: u16,
+    ) -> Self {
+        Self {
+            organization_id: None,
+            action,
+            resource_type,
+            resource_id,
+            resource_target,
+            diff,
+            status_code,
+        }
+    }
+
+    /// A change of a resource of organization `org_id`.
+    pub fn in_org(
+        org_id: &'a str,
+        resource_type: &'a str,
+        action: &'a str,
+        resource_id: &'a str,
+        resource_target: &'a str,
+        diff: Value,
+        status_code: u16,
+    ) -> Self {
+        Self {
+            organization_id: Some(org_id),
+            ..Self::site(
+                resource_type,
+                action,
+                resource_id,
+                resource_target,
+                diff,
+                status_code,
+            )
+        }
+    }
+}
+
 pub async fn record(
     conn: &mut Conn,
     ctx: &AuditCtx,

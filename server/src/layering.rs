@@ -42,6 +42,14 @@ const HANDLERS_NOT_YET_ON_USE_CASES: &[&str] = &[
 const DOMAIN_MODULES_ON_APP_STATE: &[&str] =
     &["jobs.rs", "ldapsync/mod.rs", "provisioner/builtin.rs"];
 
+/// Files that still bind a permit without using it (`_permit`).
+const UNUSED_PERMITS: &[&str] = &[
+    "api/authz.rs",
+    "api/provisioners.rs",
+    "api/templates.rs",
+    "api/workspaces.rs",
+];
+
 const SQL_MARKERS: &[&str] = &[
     "sqlx::query",
     "query_as(",
@@ -156,6 +164,23 @@ fn domain_modules_do_not_take_the_app_state() {
         DOMAIN_MODULES_ON_APP_STATE,
         "domain module taking the app state",
     );
+}
+
+#[test]
+fn every_permit_is_used() {
+    let found = files_where(|_, code| {
+        code.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|word| word == "_permit")
+    });
+    assert_exactly(&found, UNUSED_PERMITS, "permit obtained and dropped unused");
+}
+
+#[test]
+fn use_cases_return_no_string_errors() {
+    let found = files_where(|path, code| {
+        path.starts_with("usecase/") && code.replace(' ', "").contains(",String>")
+    });
+    assert_exactly(&found, &[], "use case returning a string as its error");
 }
 
 #[test]

@@ -446,30 +446,6 @@ pub fn merge_claims(id_token: Claims, userinfo: Option<Claims>) -> Claims {
     out
 }
 
-/// The values of a claim: an array of strings as is, one string as one value,
-/// null or missing as none; anything else (or a string with a comma) is an
-/// error naming the claim.
-pub fn claim_values(claims: &Claims, field: &str) -> Result<Vec<String>, String> {
-    match claims.get(field) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) if s.contains(',') => Err(format!(
-            "claim `{field}` is a string with a comma; the provider should send an array"
-        )),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| format!("claim `{field}` holds a value that is not a string"))
-            })
-            .collect(),
-        Some(_) => Err(format!(
-            "claim `{field}` is neither a string nor an array of strings"
-        )),
-    }
-}
-
 /// `Ok` when the allow-list is empty or the user is in one of its groups,
 /// else the refusal message.
 pub fn check_allowed_groups(config: &OidcConfig, claims: &Claims) -> Result<(), String> {
@@ -477,7 +453,8 @@ pub fn check_allowed_groups(config: &OidcConfig, claims: &Claims) -> Result<(), 
         return Ok(());
     }
     let field = &config.allowed_groups_field;
-    let groups = claim_values(claims, field)?;
+    // The one claim parser, the same as IdP sync's.
+    let groups = orgsync_sync::claim_values(claims, field).map_err(|e| e.to_string())?;
     if groups.iter().any(|g| config.allowed_groups.contains(g)) {
         Ok(())
     } else {
@@ -716,23 +693,18 @@ mod tests {
     }
 
     #[test]
-    fn claim_values_follow_the_spec() {
-        let c = claims(json!({"a": ["x", "y"], "b": "x", "c": "x,y", "d": null, "e": 3, "f": [1]}));
-        assert_eq!(claim_values(&c, "a"), Ok(vec!["x".into(), "y".into()]));
-        assert_eq!(claim_values(&c, "b"), Ok(vec!["x".into()]));
-        assert_eq!(claim_values(&c, "d"), Ok(vec![]));
-        assert_eq!(claim_values(&c, "missing"), Ok(vec![]));
-        assert!(claim_values(&c, "c").is_err());
-        assert!(claim_values(&c, "e").is_err());
-        assert!(claim_values(&c, "f").is_err());
-    }
-
-    #[test]
     fn allowed_groups() {
         let c = claims(json!({"groups": ["eng", "ops"]}));
         assert!(check_allowed_groups(&config(&[]), &c).is_ok());
         assert!(check_allowed_groups(&config(&["ops"]), &c).is_ok());
         assert!(check_allowed_groups(&config(&["sales"]), &c).is_err());
+        // The one claim parser: "" is no value, a comma-separated string is refused.
+        let empty = claims(json!({"groups": ""}));
+        assert!(check_allowed_groups(&config(&[""]), &empty).is_err());
+        let commas = claims(json!({"groups": "eng,ops"}));
+        assert!(
+            check_allowed_groups(&config(&["eng"]), &commas).is_err_and(|e| e.contains("groups"))
+        );
         assert!(check_allowed_groups(&config(&["sales"]), &Claims::new()).is_err());
     }
 

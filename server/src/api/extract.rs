@@ -524,6 +524,36 @@ impl FromRequestParts<AppState> for Actor {
     }
 }
 
+/// A use case called by this request: the application to run it against and
+/// the signed-in caller. The extractor of every handler that calls one.
+pub struct Call {
+    pub app: AppState,
+    pub caller: crate::usecase::Caller,
+    pub actor: Actor,
+}
+
+impl Call {
+    pub fn ctx(&self) -> crate::usecase::Ctx<'_> {
+        self.app.ctx()
+    }
+}
+
+impl FromRequestParts<AppState> for Call {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        Ok(Call {
+            app: state.clone(),
+            caller: actor.caller(),
+            actor,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

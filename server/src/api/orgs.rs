@@ -1,11 +1,10 @@
 //! Organizations: the HTTP adapter of [`crate::usecase::orgs`].
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use orgsync_policy::Action;
 
-use super::extract::{Actor, ApiJson, ApiQuery, Path};
+use super::extract::{Actor, ApiJson, ApiQuery, Call, Path};
 use crate::app::AppState;
 use crate::authz::Permit;
 use crate::error::ApiResult;
@@ -27,48 +26,35 @@ pub(crate) async fn load_org(
 
 /// The organizations the caller may read.
 pub async fn list(
-    State(app): State<AppState>,
-    actor: Actor,
+    c: Call,
     ApiQuery(page): ApiQuery<super::Page>,
 ) -> ApiResult<Json<Vec<Organization>>> {
-    Ok(Json(orgs::list(app.ctx(), &actor.caller(), page).await?))
+    Ok(Json(orgs::list(c.ctx(), &c.caller, page).await?))
 }
 
 /// `POST /organizations`: the org, its Everyone group and the creator as member.
 pub async fn create(
-    State(app): State<AppState>,
-    actor: Actor,
+    c: Call,
     ApiJson(req): ApiJson<NewOrg>,
 ) -> ApiResult<(StatusCode, Json<Organization>)> {
-    let org = orgs::create(app.ctx(), &actor.caller(), req).await?;
+    let org = orgs::create(c.ctx(), &c.caller, req).await?;
     Ok((StatusCode::CREATED, Json(org)))
 }
 
-pub async fn get(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(key): Path<String>,
-) -> ApiResult<Json<Organization>> {
-    Ok(Json(orgs::get(app.ctx(), &actor.caller(), &key).await?))
+pub async fn get(c: Call, Path(key): Path<String>) -> ApiResult<Json<Organization>> {
+    Ok(Json(orgs::get(c.ctx(), &c.caller, &key).await?))
 }
 
 pub async fn update(
-    State(app): State<AppState>,
-    actor: Actor,
+    c: Call,
     Path(key): Path<String>,
     ApiJson(req): ApiJson<OrgChanges>,
 ) -> ApiResult<Json<Organization>> {
-    Ok(Json(
-        orgs::update(app.ctx(), &actor.caller(), &key, req).await?,
-    ))
+    Ok(Json(orgs::update(c.ctx(), &c.caller, &key, req).await?))
 }
 
 /// `DELETE /organizations/{organization}`: 409 while the org holds anything.
-pub async fn delete(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(key): Path<String>,
-) -> ApiResult<StatusCode> {
-    orgs::delete(app.ctx(), &actor.caller(), &key).await?;
+pub async fn delete(c: Call, Path(key): Path<String>) -> ApiResult<StatusCode> {
+    orgs::delete(c.ctx(), &c.caller, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }

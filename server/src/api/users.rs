@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::extract::{Actor, ApiJson, ApiQuery, Path, RequestMeta};
+use super::extract::{ApiJson, ApiQuery, Call, Path, RequestMeta};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Organization, User, UserStatus};
@@ -102,94 +102,60 @@ pub async fn login(
 }
 
 /// `POST /users/logout`: ends the current session.
-pub async fn logout(State(app): State<AppState>, actor: Actor) -> ApiResult<Response> {
-    sessions::logout(
-        app.ctx(),
-        &actor.caller(),
-        &actor.key_id,
-        &actor.user.username,
-    )
-    .await?;
+pub async fn logout(c: Call) -> ApiResult<Response> {
+    sessions::logout(c.ctx(), &c.caller, &c.actor.key_id, &c.actor.user.username).await?;
     Ok((
-        session_cookie(&app, "", 0),
+        session_cookie(&c.app, "", 0),
         Json(json!({"message": "logged out"})),
     )
         .into_response())
 }
 
-pub async fn get(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(user): Path<String>,
-) -> ApiResult<Json<User>> {
-    Ok(Json(users::get(app.ctx(), &actor.caller(), &user).await?))
+pub async fn get(c: Call, Path(user): Path<String>) -> ApiResult<Json<User>> {
+    Ok(Json(users::get(c.ctx(), &c.caller, &user).await?))
 }
 
-pub async fn list(
-    State(app): State<AppState>,
-    actor: Actor,
-    ApiQuery(q): ApiQuery<UserQuery>,
-) -> ApiResult<Json<Value>> {
-    let (users, count) = users::list(app.ctx(), &actor.caller(), &q).await?;
+pub async fn list(c: Call, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult<Json<Value>> {
+    let (users, count) = users::list(c.ctx(), &c.caller, &q).await?;
     Ok(Json(json!({"users": users, "count": count})))
 }
 
 /// `POST /users`: the user joins the default org and any orgs listed.
 pub async fn create(
-    State(app): State<AppState>,
-    actor: Actor,
+    c: Call,
     ApiJson(req): ApiJson<NewUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    let user = users::create(app.ctx(), &actor.caller(), req).await?;
+    let user = users::create(c.ctx(), &c.caller, req).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
 pub async fn update(
-    State(app): State<AppState>,
-    actor: Actor,
+    c: Call,
     Path(key): Path<String>,
     ApiJson(req): ApiJson<UserChanges>,
 ) -> ApiResult<Json<User>> {
-    Ok(Json(
-        users::update(app.ctx(), &actor.caller(), &key, req).await?,
-    ))
+    Ok(Json(users::update(c.ctx(), &c.caller, &key, req).await?))
 }
 
-pub async fn delete(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(key): Path<String>,
-) -> ApiResult<StatusCode> {
-    users::delete(app.ctx(), &actor.caller(), &key).await?;
+pub async fn delete(c: Call, Path(key): Path<String>) -> ApiResult<StatusCode> {
+    users::delete(c.ctx(), &c.caller, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn suspend(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(key): Path<String>,
-) -> ApiResult<Json<User>> {
+pub async fn suspend(c: Call, Path(key): Path<String>) -> ApiResult<Json<User>> {
     Ok(Json(
-        users::set_status(app.ctx(), &actor.caller(), &key, UserStatus::Suspended).await?,
+        users::set_status(c.ctx(), &c.caller, &key, UserStatus::Suspended).await?,
     ))
 }
 
-pub async fn activate(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(key): Path<String>,
-) -> ApiResult<Json<User>> {
+pub async fn activate(c: Call, Path(key): Path<String>) -> ApiResult<Json<User>> {
     Ok(Json(
-        users::set_status(app.ctx(), &actor.caller(), &key, UserStatus::Active).await?,
+        users::set_status(c.ctx(), &c.caller, &key, UserStatus::Active).await?,
     ))
 }
 
-pub async fn get_roles(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(key): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(users::roles(app.ctx(), &actor.caller(), &key).await?))
+pub async fn get_roles(c: Call, Path(key): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(users::roles(c.ctx(), &c.caller, &key).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,33 +165,25 @@ pub struct RolesRequest {
 }
 
 pub async fn set_roles(
-    State(app): State<AppState>,
-    actor: Actor,
+    c: Call,
     Path(key): Path<String>,
     ApiJson(req): ApiJson<RolesRequest>,
 ) -> ApiResult<Json<User>> {
     Ok(Json(
-        users::set_roles(app.ctx(), &actor.caller(), &key, &req.roles).await?,
+        users::set_roles(c.ctx(), &c.caller, &key, &req.roles).await?,
     ))
 }
 
-pub async fn organizations(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(key): Path<String>,
-) -> ApiResult<Json<Vec<Organization>>> {
-    Ok(Json(
-        users::organizations(app.ctx(), &actor.caller(), &key).await?,
-    ))
+pub async fn organizations(c: Call, Path(key): Path<String>) -> ApiResult<Json<Vec<Organization>>> {
+    Ok(Json(users::organizations(c.ctx(), &c.caller, &key).await?))
 }
 
 pub async fn create_token(
-    State(app): State<AppState>,
-    actor: Actor,
+    c: Call,
     Path(key): Path<String>,
     ApiJson(req): ApiJson<NewToken>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let token = sessions::create_token(app.ctx(), &actor.caller(), &key, &req).await?;
+    let token = sessions::create_token(c.ctx(), &c.caller, &key, &req).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": token.key_id, "key": token.secret, "expires_at": token.expires_at})),

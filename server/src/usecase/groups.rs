@@ -105,15 +105,15 @@ pub async fn create(
         .ok_or_else(|| ApiError::internal("group vanished"))?;
     work.audit(
         &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "create",
-            resource_type: "group",
-            resource_id: &id,
-            resource_target: &name,
-            diff: audit::created(&to_value(&group)),
-            status_code: 201,
-        },
+        Change::in_org(
+            &org.id,
+            "group",
+            "create",
+            &id,
+            &name,
+            audit::created(&to_value(&group)),
+            201,
+        ),
     )
     .await?;
     work.commit().await?;
@@ -267,17 +267,9 @@ pub async fn delete(ctx: Ctx<'_>, caller: &Caller, id: &str) -> ApiResult<()> {
     store::groups::delete(work.conn(), &group.id).await?;
     work.audit(
         &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "delete",
-            resource_type: "group",
-            resource_id: &group.id,
-            resource_target: &group.name,
-            diff: audit::deleted(
+        Change::in_org(&org.id, "group", "delete", &group.id, &group.name, audit::deleted(
                 &json!({"name": group.name, "display_name": group.display_name, "members": members}),
-            ),
-            status_code: 204,
-        },
+            ), 204),
     )
     .await?;
     work.touch_all(members);

@@ -92,15 +92,13 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, key: &str, req: &NewLink) -> 
         .map_err(ApiError::on_unique("this identity is already linked"))?;
     work.audit(
         &permit,
-        Change {
-            organization_id: None,
-            action: "update",
-            resource_type: "user",
-            resource_id: &user.id,
-            resource_target: &user.username,
-            diff: json!({format!("{source}_subject"): {"old": null, "new": external_id}}),
-            status_code: 201,
-        },
+        Change::user(
+            "update",
+            &user.id,
+            &user.username,
+            json!({format!("{source}_subject"): {"old": null, "new": external_id}}),
+            201,
+        ),
     )
     .await?;
     let link = store::links::of_user(work.conn(), &user.id)
@@ -132,15 +130,13 @@ pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str, q: &Unlink) -> Api
     }
     work.audit(
         &permit,
-        Change {
-            organization_id: None,
-            action: "update",
-            resource_type: "user",
-            resource_id: &user.id,
-            resource_target: &user.username,
-            diff: json!({format!("{source}_subject"): {"old": removed.join(","), "new": null}}),
-            status_code: 204,
-        },
+        Change::user(
+            "update",
+            &user.id,
+            &user.username,
+            json!({format!("{source}_subject"): {"old": removed.join(","), "new": null}}),
+            204,
+        ),
     )
     .await?;
     work.commit().await

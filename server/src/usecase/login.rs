@@ -145,15 +145,13 @@ async fn login_tx(
         work.audit_as(
             &permit,
             &user.id,
-            Change {
-                organization_id: None,
-                action: "update",
-                resource_type: "user",
-                resource_id: &user.id,
-                resource_target: &user.username,
-                diff: json!({"oidc_subject": {"old": null, "new": subject}}),
-                status_code: 200,
-            },
+            Change::user(
+                "update",
+                &user.id,
+                &user.username,
+                json!({"oidc_subject": {"old": null, "new": subject}}),
+                200,
+            ),
         )
         .await?;
     }
@@ -331,15 +329,13 @@ async fn refuse(
         let mut work = Work::begin_at(ctx, caller, now).await?;
         work.record_event(
             refusal.user_id.as_deref(),
-            Change {
-                organization_id: None,
-                action: "login_failed",
-                resource_type: "api_key",
-                resource_id: refusal.user_id.as_deref().unwrap_or(""),
-                resource_target: &target,
-                diff: json!({}),
-                status_code: refusal.error.status.as_u16(),
-            },
+            Change::api_key(
+                "login_failed",
+                refusal.user_id.as_deref().unwrap_or(""),
+                &target,
+                json!({}),
+                refusal.error.status.as_u16(),
+            ),
         )
         .await?;
         work.commit().await

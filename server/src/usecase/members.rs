@@ -76,15 +76,15 @@ pub async fn add(
         .ok_or_else(|| ApiError::internal("member vanished"))?;
     work.audit(
         &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "create",
-            resource_type: "organization_member",
-            resource_id: &user.id,
-            resource_target: &user.username,
-            diff: json!({"roles": {"old": null, "new": []}}),
-            status_code: 201,
-        },
+        Change::in_org(
+            &org.id,
+            "organization_member",
+            "create",
+            &user.id,
+            &user.username,
+            json!({"roles": {"old": null, "new": []}}),
+            201,
+        ),
     )
     .await?;
     work.touch(user.id);
@@ -117,15 +117,7 @@ pub async fn remove(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str
     let groups = store::members::remove(work.conn(), &org.id, &user.id).await?;
     work.audit(
         &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "delete",
-            resource_type: "organization_member",
-            resource_id: &user.id,
-            resource_target: &user.username,
-            diff: json!({"roles": {"old": member.roles, "new": null}, "groups": {"old": groups, "new": []}}),
-            status_code: 204,
-        },
+        Change::in_org(&org.id, "organization_member", "delete", &user.id, &user.username, json!({"roles": {"old": member.roles, "new": null}, "groups": {"old": groups, "new": []}}), 204),
     )
     .await?;
     work.touch(user.id);
@@ -194,15 +186,15 @@ pub async fn set_roles(
         .ok_or_else(|| ApiError::not_found("member"))?;
     work.audit(
         &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "update",
-            resource_type: "organization_member",
-            resource_id: &user.id,
-            resource_target: &user.username,
-            diff: json!({"roles": {"old": member.roles, "new": updated.roles}}),
-            status_code: 200,
-        },
+        Change::in_org(
+            &org.id,
+            "organization_member",
+            "update",
+            &user.id,
+            &user.username,
+            json!({"roles": {"old": member.roles, "new": updated.roles}}),
+            200,
+        ),
     )
     .await?;
     work.touch(user.id);

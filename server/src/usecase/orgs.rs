@@ -124,15 +124,15 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewOrg) -> ApiResult<Org
     }
     work.audit(
         &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "create",
-            resource_type: "organization",
-            resource_id: &org.id,
-            resource_target: &org.name,
-            diff: audit::created(&to_value(&org)),
-            status_code: 201,
-        },
+        Change::in_org(
+            &org.id,
+            "organization",
+            "create",
+            &org.id,
+            &org.name,
+            audit::created(&to_value(&org)),
+            201,
+        ),
     )
     .await?;
     work.commit().await?;
@@ -183,15 +183,15 @@ pub async fn update(
         .map_err(ApiError::on_unique(name_taken(&updated.name)))?;
     work.audit(
         &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "update",
-            resource_type: "organization",
-            resource_id: &org.id,
-            resource_target: &updated.name,
-            diff: audit::diff(&to_value(&org), &to_value(&updated)),
-            status_code: 200,
-        },
+        Change::in_org(
+            &org.id,
+            "organization",
+            "update",
+            &org.id,
+            &updated.name,
+            audit::diff(&to_value(&org), &to_value(&updated)),
+            200,
+        ),
     )
     .await?;
     work.commit().await?;
@@ -216,15 +216,15 @@ pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str) -> ApiResult<()> {
     store::orgs::delete(work.conn(), &org.id).await?;
     work.audit(
         &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "delete",
-            resource_type: "organization",
-            resource_id: &org.id,
-            resource_target: &org.name,
-            diff: audit::deleted(&to_value(&org)),
-            status_code: 204,
-        },
+        Change::in_org(
+            &org.id,
+            "organization",
+            "delete",
+            &org.id,
+            &org.name,
+            audit::deleted(&to_value(&org)),
+            204,
+        ),
     )
     .await?;
     work.touch_all(members);

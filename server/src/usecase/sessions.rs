@@ -81,15 +81,13 @@ pub async fn open(
     work.audit_as(
         &permit,
         &user.id,
-        Change {
-            organization_id: None,
-            action: "login",
-            resource_type: "api_key",
-            resource_id: &session.key_id,
-            resource_target: &user.username,
-            diff: json!({}),
+        Change::api_key(
+            "login",
+            &session.key_id,
+            &user.username,
+            json!({}),
             status_code,
-        },
+        ),
     )
     .await?;
     Ok(session)
@@ -173,15 +171,13 @@ pub async fn password_login(
             let mut work = Work::begin(ctx, &caller).await?;
             work.record_event(
                 user.map(|u| u.id.as_str()),
-                Change {
-                    organization_id: None,
-                    action: "login_failed",
-                    resource_type: "api_key",
-                    resource_id: user.map_or("", |u| u.id.as_str()),
-                    resource_target: &login_target(&req.email),
-                    diff: json!({}),
-                    status_code: error.status.as_u16(),
-                },
+                Change::api_key(
+                    "login_failed",
+                    user.map_or("", |u| u.id.as_str()),
+                    &login_target(&req.email),
+                    json!({}),
+                    error.status.as_u16(),
+                ),
             )
             .await?;
             work.commit().await?;
@@ -207,15 +203,7 @@ pub async fn logout(ctx: Ctx<'_>, caller: &Caller, key_id: &str, username: &str)
     store::tokens::delete(work.conn(), key_id).await?;
     work.record_event(
         None,
-        Change {
-            organization_id: None,
-            action: "logout",
-            resource_type: "api_key",
-            resource_id: key_id,
-            resource_target: username,
-            diff: json!({}),
-            status_code: 200,
-        },
+        Change::api_key("logout", key_id, username, json!({}), 200),
     )
     .await?;
     work.commit().await
@@ -251,15 +239,13 @@ pub async fn create_token(
     let token = issue(&mut work, &user.id, "token", &token_name, lifetime).await?;
     work.audit(
         &permit,
-        Change {
-            organization_id: None,
-            action: "create",
-            resource_type: "api_key",
-            resource_id: &token.key_id,
-            resource_target: &token_name,
-            diff: json!({"token_name": {"old": null, "new": token_name}, "expires_at": {"old": null, "new": token.expires_at}}),
-            status_code: 201,
-        },
+        Change::api_key(
+            "create",
+            &token.key_id,
+            &token_name,
+            json!({"token_name": {"old": null, "new": token_name}, "expires_at": {"old": null, "new": token.expires_at}}),
+            201,
+        ),
     )
     .await?;
     work.commit().await?;

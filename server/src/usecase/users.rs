@@ -84,15 +84,13 @@ pub async fn insert(
     let user = store::users::find_by_id(work.conn(), &id)
         .await?
         .ok_or_else(|| ApiError::internal("user vanished"))?;
-    let change = Change {
-        organization_id: None,
-        action: "create",
-        resource_type: "user",
-        resource_id: &id,
-        resource_target: &user.username,
-        diff: audit::created(&to_value(&user)),
+    let change = Change::user(
+        "create",
+        &id,
+        &user.username,
+        audit::created(&to_value(&user)),
         status_code,
-    };
+    );
     match created_by {
         CreatedBy::Caller => work.audit(permit, change).await?,
         CreatedBy::Itself => work.audit_as(permit, &id, change).await?,
@@ -363,15 +361,15 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewUser) -> ApiResult<Us
         store::members::insert(work.conn(), &org.id, &user.id, &[], &now_s).await?;
         work.audit(
             &member,
-            Change {
-                organization_id: Some(&org.id),
-                action: "create",
-                resource_type: "organization_member",
-                resource_id: &user.id,
-                resource_target: &user.username,
-                diff: json!({"roles": {"old": null, "new": []}}),
-                status_code: 201,
-            },
+            Change::in_org(
+                &org.id,
+                "organization_member",
+                "create",
+                &user.id,
+                &user.username,
+                json!({"roles": {"old": null, "new": []}}),
+                201,
+            ),
         )
         .await?;
         orgs.push(org);
@@ -551,15 +549,13 @@ pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str) -> ApiResult<()> {
     store::users::delete(work.conn(), &user.id).await?;
     work.audit(
         &permit,
-        Change {
-            organization_id: None,
-            action: "delete",
-            resource_type: "user",
-            resource_id: &user.id,
-            resource_target: &user.username,
-            diff: audit::deleted(&to_value(&user)),
-            status_code: 204,
-        },
+        Change::user(
+            "delete",
+            &user.id,
+            &user.username,
+            audit::deleted(&to_value(&user)),
+            204,
+        ),
     )
     .await?;
     work.touch(user.id);
@@ -596,15 +592,13 @@ pub async fn set_status(
         .ok_or_else(|| ApiError::not_found("user"))?;
     work.audit(
         &permit,
-        Change {
-            organization_id: None,
-            action: "update",
-            resource_type: "user",
-            resource_id: &user.id,
-            resource_target: &user.username,
-            diff: audit::diff(&to_value(&user), &to_value(&updated)),
-            status_code: 200,
-        },
+        Change::user(
+            "update",
+            &user.id,
+            &user.username,
+            audit::diff(&to_value(&user), &to_value(&updated)),
+            200,
+        ),
     )
     .await?;
     work.touch(user.id);
@@ -679,18 +673,16 @@ pub async fn set_roles(
         .ok_or_else(|| ApiError::not_found("user"))?;
     work.audit(
         &permit,
-        Change {
-            organization_id: None,
-            action: "update",
-            resource_type: "user",
-            resource_id: &user.id,
-            resource_target: &user.username,
-            diff: audit::diff(
+        Change::user(
+            "update",
+            &user.id,
+            &user.username,
+            audit::diff(
                 &json!({"roles": user.roles}),
                 &json!({"roles": updated.roles}),
             ),
-            status_code: 200,
-        },
+            200,
+        ),
     )
     .await?;
     work.touch(user.id);

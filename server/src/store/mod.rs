@@ -1,8 +1,6 @@
-//! SQL for every use case. Functions take a connection (`&mut *tx` inside the one
-//! transaction of a use case); writes also take the [`Permit`] an Allow decision
-//! produced, so no write is reachable without a decision.
-//!
-//! [`Permit`]: crate::authz::Permit
+//! SQL, per table. Functions take a connection: inside an operation, the
+//! connection of its transaction (`Work::conn`). The use cases call them after
+//! their decision; HTTP handlers never do (checked by `layering.rs`).
 
 pub mod audit;
 pub mod groups;

@@ -5,6 +5,8 @@
 //! [`Permit`]: crate::authz::Permit
 
 pub mod audit;
+pub mod directory;
+pub mod directory_runs;
 pub mod groups;
 pub mod jobs;
 pub mod links;
@@ -12,7 +14,9 @@ pub mod login_throttle;
 pub mod members;
 pub mod orgs;
 pub mod principals;
+pub mod problems;
 pub mod provisioners;
+pub mod settings;
 pub mod templates;
 pub mod tokens;
 pub mod users;

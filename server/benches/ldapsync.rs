@@ -22,7 +22,7 @@
 //!    in each, group sync on `groups` with a regex filter (even-numbered
 //!    groups only) and auto-create, role sync (`group-0007` -> organization
 //!    admin, `group-0042` -> auditor).
-//! 4. First full sync: wall time from `ldapsync::start` to the run's end (the
+//! 4. First full sync: wall time from `DirectorySync::start` to the run's end (the
 //!    phases are sampled from the run's progress), peak RSS of this process
 //!    (VmHWM, reset through `/proc/self/clear_refs` just before the run; the
 //!    sync runs in-process), and the counts it must give.

@@ -466,3 +466,70 @@ impl DirectorySync {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn statuses_are_stored_and_served_as_the_same_strings() {
+        for (status, text) in [
+            (RunStatus::Running, "running"),
+            (RunStatus::Succeeded, "succeeded"),
+            (RunStatus::Failed, "failed"),
+            (RunStatus::Aborted, "aborted"),
+        ] {
+            assert_eq!(status.as_str(), text);
+            assert_eq!(RunStatus::parse(text), Some(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), json!(text));
+        }
+        assert_eq!(RunStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn run_errors_say_what_the_record_shows() {
+        assert_eq!(
+            RunError::Stopped.to_string(),
+            "the server stopped during the run; the next run converges"
+        );
+        assert_eq!(
+            RunError::Db(sqlx::Error::RowNotFound).to_string(),
+            "database error while syncing (see the server log)"
+        );
+        assert_eq!(
+            RunError::Apply(ApiError::bad_request("no")).to_string(),
+            "cannot apply a batch of changes: no"
+        );
+    }
+
+    #[test]
+    fn a_running_run_without_heartbeats_settles_as_failed() {
+        let now = clock::parse("2026-01-01T00:01:00Z").unwrap();
+        let mut run = Run {
+            id: "r".to_owned(),
+            started_at: "2026-01-01T00:00:00.000000Z".to_owned(),
+            finished_at: None,
+            status: RunStatus::Running,
+            trigger: "manual".to_owned(),
+            dry_run: false,
+            force: false,
+            full: true,
+            started_by: None,
+            tick: None,
+            node: "n".to_owned(),
+            heartbeat_at: Some("2026-01-01T00:00:10.000000Z".to_owned()),
+            stats: json!({}),
+            progress: json!({}),
+            error: None,
+            problems: json!([]),
+            plan: None,
+        };
+        run.settle(now, 60);
+        assert_eq!(run.status, RunStatus::Running);
+        run.settle(now, 30);
+        assert_eq!(run.status, RunStatus::Failed);
+        assert!(run.error.unwrap().contains("stopped sending heartbeats"));
+    }
+}

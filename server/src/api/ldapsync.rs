@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use super::extract::{Actor, ApiJson, ApiQuery, Path};
 use super::idpsync::invalid;
 use crate::app::AppState;
-use crate::audit::{self, Change};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::ldapsync::{self, RunRequest, StartError, Trigger};
@@ -104,40 +103,10 @@ pub async fn put_settings(
         "the directory sync settings (the directory feeds the claims every sync setting reads, \
          and links, renames and suspends the accounts without a password it shows)",
     )?;
-    let now_s = clock::fmt(clock::now());
-    let old_v = ldapsync::public_settings(&old);
-    let new_v = ldapsync::public_settings(&new);
-    let mut tx = app.db.begin().await?;
-    ldapsync::store_settings(&mut tx, &new, &now_s).await?;
-    let mut diff = audit::diff(&old_v, &new_v);
-    if old.bind_password != new.bind_password
-        && let Value::Object(d) = &mut diff
-    {
-        // The secret itself never reaches the audit log.
-        d.insert(
-            "bind_password".to_owned(),
-            json!({"old": "(redacted)", "new": "(changed)"}),
-        );
-    }
-    if diff.as_object().is_some_and(|d| !d.is_empty()) {
-        audit::record(
-            &mut tx,
-            &actor.audit(),
-            &now_s,
-            Change {
-                organization_id: None,
-                action: "update",
-                resource_type: "ldapsync_settings",
-                resource_id: "deployment",
-                resource_target: ldapsync::SETTINGS_KEY,
-                diff,
-                status_code: 200,
-            },
-        )
+    app.directory_sync()
+        .replace_settings(&old, &new, &actor.audit(), clock::now())
         .await?;
-    }
-    tx.commit().await?;
-    Ok(Json(new_v))
+    Ok(Json(ldapsync::public_settings(&new)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -38,36 +38,52 @@ pub async fn apply_file_settings(
     if old == *file {
         return tx.rollback().await;
     }
-    let now = clock::fmt(now);
-    store_settings(&mut tx, file, &now).await?;
-    let mut diff = crate::audit::diff(&public_settings(&old), &public_settings(file));
-    if old.bind_password != file.bind_password
+    let ctx = AuditCtx {
+        source: "config",
+        ..AuditCtx::default()
+    };
+    replace(&mut tx, &old, file, &ctx, &clock::fmt(now)).await?;
+    tx.commit().await
+}
+
+/// Stores `new` in place of `old` with its audit row (none when nothing
+/// changed), in the caller's transaction.
+async fn replace(
+    tx: &mut Conn,
+    old: &LdapSettings,
+    new: &LdapSettings,
+    ctx: &AuditCtx,
+    now: &str,
+) -> sqlx::Result<()> {
+    store_settings(tx, new, now).await?;
+    let mut diff = crate::audit::diff(&public_settings(old), &public_settings(new));
+    if old.bind_password != new.bind_password
         && let Value::Object(d) = &mut diff
     {
+        // The secret itself never reaches the audit log.
         d.insert(
             "bind_password".to_owned(),
             json!({"old": "(redacted)", "new": "(changed)"}),
         );
     }
-    crate::audit::record(
-        &mut tx,
-        &AuditCtx {
-            source: "config",
-            ..AuditCtx::default()
-        },
-        &now,
-        crate::audit::Change {
-            organization_id: None,
-            action: "update",
-            resource_type: "ldapsync_settings",
-            resource_id: "deployment",
-            resource_target: SETTINGS_KEY,
-            diff,
-            status_code: 200,
-        },
-    )
-    .await?;
-    tx.commit().await
+    if diff.as_object().is_some_and(|d| !d.is_empty()) {
+        crate::audit::record(
+            tx,
+            ctx,
+            now,
+            crate::audit::Change {
+                organization_id: None,
+                action: "update",
+                resource_type: "ldapsync_settings",
+                resource_id: "deployment",
+                resource_target: SETTINGS_KEY,
+                diff,
+                status_code: 200,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// The settings as served: everything but the bind password, which is
@@ -89,6 +105,20 @@ impl DirectorySync {
     pub async fn settings(&self) -> sqlx::Result<LdapSettings> {
         let mut conn = self.db.pool().acquire().await?;
         load_settings(&mut conn).await
+    }
+
+    /// Replaces the settings (`old`, as the caller read and checked them)
+    /// with `new`, audited with `ctx`, in one transaction.
+    pub async fn replace_settings(
+        &self,
+        old: &LdapSettings,
+        new: &LdapSettings,
+        ctx: &AuditCtx,
+        now: DateTime<Utc>,
+    ) -> sqlx::Result<()> {
+        let mut tx = self.db.begin().await?;
+        replace(&mut tx, old, new, ctx, &clock::fmt(now)).await?;
+        tx.commit().await
     }
 }
 

@@ -135,7 +135,7 @@ pub struct Stats {
     pub problems: usize,
     pub batches: usize,
     pub duration_ms: u64,
-    /// What the run planned with (see [`settings::fingerprint`]): an
+    /// What the run planned with (see `settings::fingerprint`): an
     /// incremental run is only right when nothing of it changed since.
     pub settings_fingerprint: String,
 }

@@ -22,7 +22,7 @@
 //!    in each, group sync on `groups` with a regex filter (even-numbered
 //!    groups only) and auto-create, role sync (`group-0007` -> organization
 //!    admin, `group-0042` -> auditor).
-//! 4. First full sync: wall time from `ldapsync::start` to the run's end (the
+//! 4. First full sync: wall time from `DirectorySync::start` to the run's end (the
 //!    phases are sampled from the run's progress), peak RSS of this process
 //!    (VmHWM, reset through `/proc/self/clear_refs` just before the run; the
 //!    sync runs in-process), and the counts it must give.
@@ -411,29 +411,31 @@ async fn setup(db: &BenchDb, slapd: &Slapd) -> AppState {
 /// and the phases as sampled from its progress.
 async fn full_run(app: &AppState) -> (Duration, Value, String) {
     let t = Instant::now();
-    let run = ldapsync::start(
-        app,
-        RunRequest {
-            trigger: Trigger::Manual,
-            dry_run: false,
-            force: false,
-            full: Some(true),
-            started_by: None,
-            tick: None,
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("cannot start a run: {e:?}"));
+    let sync = app.directory_sync();
+    let run = sync
+        .start(
+            RunRequest {
+                trigger: Trigger::Manual,
+                dry_run: false,
+                force: false,
+                full: Some(true),
+                started_by: None,
+                tick: None,
+            },
+            orgsync::clock::now(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot start a run: {e:?}"));
     let mut phases: Vec<(String, Duration, u64)> = Vec::new();
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let mut conn = app.db.pool().acquire().await.unwrap();
-        let r = ldapsync::get_run(&mut conn, &run.id)
+        let r = sync
+            .get_run(&run.id, orgsync::clock::now())
             .await
             .unwrap()
             .unwrap();
         let phase = r.progress["phase"].as_str().unwrap_or("").to_owned();
-        if r.status != "running" {
+        if r.status != ldapsync::RunStatus::Running {
             let wall = t.elapsed();
             phases.push(("done".into(), wall, 0));
             let mut s = String::new();

@@ -17,7 +17,7 @@ use crate::store;
 /// Everything a request handler can reach.
 pub struct App {
     pub db: Db,
-    pub authz: Authz,
+    pub authz: Arc<Authz>,
     pub config: ServerConfig,
     pub jobs: crate::jobs::JobsHub,
     /// This process's identity among replicas (run leases, claimed ticks).
@@ -66,14 +66,14 @@ impl App {
             .await
             .context("cannot create the default organization")?;
         if let Some(ldap) = &config.ldapsync {
-            crate::ldapsync::apply_file_settings(&db, ldap)
+            crate::ldapsync::apply_file_settings(&db, ldap, clock::now())
                 .await
                 .context("cannot store the config file's LDAP sync settings")?;
         }
         let shutdown = tokio_util::sync::CancellationToken::new();
         let app = Arc::new(App {
             db,
-            authz,
+            authz: Arc::new(authz),
             config,
             jobs: crate::jobs::JobsHub::default(),
             node_id: store::new_id(),
@@ -81,6 +81,21 @@ impl App {
         });
         app.start_background().await?;
         Ok(app)
+    }
+
+    /// The directory sync service over this app's database and authorizer.
+    pub fn directory_sync(&self) -> crate::ldapsync::DirectorySync {
+        crate::ldapsync::DirectorySync::new(
+            self.db.clone(),
+            self.authz.clone(),
+            self.node_id.clone(),
+            self.shutdown.clone(),
+            crate::ldapsync::RunLimits {
+                lease_seconds: self.config.ldapsync_lease_seconds,
+                batch_size: self.config.ldapsync_batch_size,
+                apply_concurrency: self.config.ldapsync_apply_concurrency,
+            },
+        )
     }
 
     /// The job reaper, cross-replica job notifications, the built-in daemons.
@@ -112,8 +127,10 @@ impl App {
         let weak = Arc::downgrade(self);
         let stop = self.shutdown.clone();
         tokio::spawn(async move {
+            // Ends when the app is dropped, or when the server stops.
+            let sync = move || weak.upgrade().map(|app| app.directory_sync());
             tokio::select! {
-                () = crate::ldapsync::scheduler(weak) => {}
+                () = crate::ldapsync::scheduler(sync) => {}
                 () = stop.cancelled() => {}
             }
         });

@@ -126,6 +126,15 @@ impl Db {
         self.dialect
     }
 
+    /// How many write transactions may usefully run side by side, up to
+    /// `wanted`: SQLite has one writer at a time.
+    pub fn write_concurrency(&self, wanted: usize) -> usize {
+        match self.dialect {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres => wanted,
+        }
+    }
+
     /// Opens the one transaction of a use case that writes.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         self.pool.begin_with(self.dialect.begin_write()).await

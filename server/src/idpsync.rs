@@ -7,10 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use orgsync_policy::{ORG_ROLES, SITE_ROLES};
 use orgsync_sync::{GroupInfo, OrgInfo, Plan, Settings, UserState, World};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
-use sqlx::Row;
 
 use crate::audit::{self, AuditCtx, Change};
 use crate::authz::Grant;
@@ -70,22 +68,9 @@ pub async fn load_settings<T: DeserializeOwned + Default>(
     org: Option<&str>,
     key: SettingsKey,
 ) -> sqlx::Result<T> {
-    let raw: Option<String> = match org {
-        None => sqlx::query("SELECT value FROM deployment_settings WHERE key = $1")
-            .bind(key.name())
-            .fetch_optional(conn)
-            .await?
-            .map(|r| r.try_get("value"))
-            .transpose()?,
-        Some(org) => sqlx::query(
-            "SELECT value FROM organization_settings WHERE organization_id = $1 AND key = $2",
-        )
-        .bind(org)
-        .bind(key.name())
-        .fetch_optional(conn)
-        .await?
-        .map(|r| r.try_get("value"))
-        .transpose()?,
+    let raw = match org {
+        None => store::settings::get_deployment(conn, key.name()).await?,
+        Some(org) => store::settings::get_org(conn, org, key.name()).await?,
     };
     Ok(raw
         .and_then(|r| serde_json::from_str(&r).ok())
@@ -95,32 +80,14 @@ pub async fn load_settings<T: DeserializeOwned + Default>(
 /// Locks the settings row of `key` for the rest of the transaction (creating
 /// an empty one, read as the defaults, when there is none), so concurrent
 /// writers of the same settings take turns instead of losing an update.
-/// Plain SQL on both databases: an upsert takes the row lock on PostgreSQL;
-/// SQLite's write transaction already holds the database lock.
 pub async fn lock_settings(
     conn: &mut Conn,
     org: Option<&str>,
     key: SettingsKey,
 ) -> sqlx::Result<()> {
     match org {
-        None => sqlx::query(
-            "INSERT INTO deployment_settings (key, value, updated_at) VALUES ($1, '', '') \
-             ON CONFLICT (key) DO UPDATE SET key = excluded.key",
-        )
-        .bind(key.name())
-        .execute(conn)
-        .await
-        .map(|_| ()),
-        Some(org) => sqlx::query(
-            "INSERT INTO organization_settings (organization_id, key, value, updated_at) \
-             VALUES ($1, $2, '', '') \
-             ON CONFLICT (organization_id, key) DO UPDATE SET key = excluded.key",
-        )
-        .bind(org)
-        .bind(key.name())
-        .execute(conn)
-        .await
-        .map(|_| ()),
+        None => store::settings::lock_deployment(conn, key.name()).await,
+        Some(org) => store::settings::lock_org(conn, org, key.name()).await,
     }
 }
 
@@ -131,28 +98,10 @@ pub async fn store_settings(
     value: &Value,
     now: &str,
 ) -> sqlx::Result<()> {
+    let value = value.to_string();
     match org {
-        None => sqlx::query(
-            "INSERT INTO deployment_settings (key, value, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .bind(key.name())
-        .bind(value.to_string())
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|_| ()),
-        Some(org) => sqlx::query(
-            "INSERT INTO organization_settings (organization_id, key, value, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (organization_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .bind(org)
-        .bind(key.name())
-        .bind(value.to_string())
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|_| ()),
+        None => store::settings::put_deployment(conn, key.name(), &value, now).await,
+        Some(org) => store::settings::put_org(conn, org, key.name(), &value, now).await,
     }
 }
 
@@ -278,17 +227,7 @@ pub async fn guard_manual_site_role_change(
     Ok(())
 }
 
-/// A problem as served.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct StoredProblem {
-    pub id: String,
-    pub organization_id: Option<String>,
-    pub user_id: Option<String>,
-    pub source: String,
-    pub kind: String,
-    pub detail: String,
-    pub time: String,
-}
+pub use crate::store::problems::StoredProblem;
 
 /// Problems of the given orgs (and deployment-wide ones when asked), newest first.
 pub async fn list_problems(
@@ -297,29 +236,15 @@ pub async fn list_problems(
     deployment: bool,
     limit: i64,
 ) -> sqlx::Result<Vec<StoredProblem>> {
-    let rows = sqlx::query(
-        "SELECT id, organization_id, user_id, source, kind, detail, time FROM idpsync_problems ORDER BY time DESC, id DESC LIMIT $1",
-    )
-    .bind(limit.saturating_mul(20))
-    .fetch_all(conn)
-    .await?;
+    let rows = store::problems::newest(conn, limit.saturating_mul(20)).await?;
     let mut out = Vec::new();
-    for r in rows {
-        let org: Option<String> = r.try_get("organization_id")?;
-        let visible = match &org {
+    for p in rows {
+        let visible = match &p.organization_id {
             Some(o) => org_ids.contains(o),
             None => deployment,
         };
         if visible {
-            out.push(StoredProblem {
-                id: r.try_get("id")?,
-                organization_id: org,
-                user_id: r.try_get("user_id")?,
-                source: r.try_get("source")?,
-                kind: r.try_get("kind")?,
-                detail: r.try_get("detail")?,
-                time: r.try_get("time")?,
-            });
+            out.push(p);
         }
         if out.len() as i64 >= limit {
             break;
@@ -331,13 +256,8 @@ pub async fn list_problems(
 /// Claim names seen in stored claims (sorted).
 pub async fn claim_fields(conn: &mut Conn) -> sqlx::Result<Vec<String>> {
     let mut out = BTreeSet::new();
-    for r in sqlx::query("SELECT claims FROM user_links")
-        .fetch_all(conn)
-        .await?
-    {
-        if let Ok(Value::Object(m)) =
-            serde_json::from_str::<Value>(&r.try_get::<String, _>("claims")?)
-        {
+    for claims in store::directory::all_link_claims(conn).await? {
+        if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&claims) {
             out.extend(m.keys().cloned());
         }
     }
@@ -347,12 +267,8 @@ pub async fn claim_fields(conn: &mut Conn) -> sqlx::Result<Vec<String>> {
 /// Values seen for one claim in stored claims (sorted; unparsable ones skipped).
 pub async fn claim_values(conn: &mut Conn, field: &str) -> sqlx::Result<Vec<String>> {
     let mut out = BTreeSet::new();
-    for r in sqlx::query("SELECT claims FROM user_links")
-        .fetch_all(conn)
-        .await?
-    {
-        if let Ok(Value::Object(m)) =
-            serde_json::from_str::<Value>(&r.try_get::<String, _>("claims")?)
+    for claims in store::directory::all_link_claims(conn).await? {
+        if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&claims)
             && let Ok(values) = orgsync_sync::claim_values(&m, field)
         {
             out.extend(values);
@@ -401,13 +317,12 @@ pub async fn inputs(
         groups: BTreeMap::new(),
         roles: BTreeMap::new(),
     };
-    for r in sqlx::query("SELECT organization_id, key, value FROM organization_settings")
-        .fetch_all(&mut *conn)
-        .await?
+    for store::settings::OrgSetting {
+        organization_id: org,
+        key,
+        value,
+    } in store::settings::list_org(conn).await?
     {
-        let org: String = r.try_get("organization_id")?;
-        let key: String = r.try_get("key")?;
-        let value: String = r.try_get("value")?;
         if key == SettingsKey::Groups.name() {
             settings
                 .groups
@@ -427,19 +342,15 @@ pub async fn inputs(
             is_default: o.is_default,
         })
         .collect();
-    let groups =
-        sqlx::query("SELECT id, organization_id, name FROM groups WHERE id <> organization_id")
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(GroupInfo {
-                    id: r.try_get("id")?,
-                    organization_id: r.try_get("organization_id")?,
-                    name: r.try_get("name")?,
-                })
-            })
-            .collect::<sqlx::Result<Vec<_>>>()?;
+    let groups = store::groups::list_all_named(conn)
+        .await?
+        .into_iter()
+        .map(|(id, organization_id, name)| GroupInfo {
+            id,
+            organization_id,
+            name,
+        })
+        .collect();
     let world = World {
         orgs,
         groups,
@@ -702,17 +613,7 @@ async fn record_plan_problems(
     if plan.problems.is_empty() {
         return Ok(());
     }
-    let mut seen: BTreeSet<(String, String, String)> = sqlx::query(
-        "SELECT COALESCE(organization_id, '') AS org, kind, detail FROM idpsync_problems \
-         WHERE user_id = $1 AND source = $2",
-    )
-    .bind(user_id)
-    .bind(source)
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("org")?, r.try_get("kind")?, r.try_get("detail")?)))
-    .collect::<sqlx::Result<_>>()?;
+    let mut seen = store::problems::keys_of_user(tx, user_id, source).await?;
     for p in &plan.problems {
         let key = (
             p.organization_id.clone().unwrap_or_default(),
@@ -720,18 +621,15 @@ async fn record_plan_problems(
             p.detail.clone(),
         );
         if seen.insert(key) {
-            sqlx::query(
-                "INSERT INTO idpsync_problems (id, organization_id, user_id, source, kind, detail, time) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            store::problems::insert(
+                tx,
+                p.organization_id.as_deref(),
+                Some(user_id),
+                source,
+                p.kind.as_str(),
+                &p.detail,
+                now,
             )
-            .bind(store::new_id())
-            .bind(p.organization_id.as_deref())
-            .bind(user_id)
-            .bind(source)
-            .bind(p.kind.as_str())
-            .bind(&p.detail)
-            .bind(now)
-            .execute(&mut *tx)
             .await?;
         }
     }

@@ -21,10 +21,7 @@ use std::path::{Path, PathBuf};
 const SQL_NOT_YET_IN_STORE: &[&str] = &[
     "api/provisionerd.rs",
     "api/workspaces.rs",
-    "idpsync.rs",
     "jobs.rs",
-    "ldapsync/apply.rs",
-    "ldapsync/mod.rs",
     "oidc.rs",
 ];
 
@@ -39,8 +36,10 @@ const HANDLERS_NOT_YET_ON_USE_CASES: &[&str] = &[
 ];
 
 /// Domain modules that still take the whole application state.
-const DOMAIN_MODULES_ON_APP_STATE: &[&str] =
-    &["jobs.rs", "ldapsync/mod.rs", "provisioner/builtin.rs"];
+const DOMAIN_MODULES_ON_APP_STATE: &[&str] = &[
+    "jobs.rs",
+    "provisioner/builtin.rs",
+];
 
 /// Files that still bind a permit without using it (`_permit`).
 const UNUSED_PERMITS: &[&str] = &[

@@ -11,10 +11,9 @@ use serde_json::{Value, json};
 use super::extract::{Actor, ApiJson, ApiQuery, Path};
 use super::idpsync::invalid;
 use crate::app::AppState;
-use crate::audit::{self, Change};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
-use crate::ldapsync::{self, RunRequest, Trigger};
+use crate::ldapsync::{self, RunRequest, StartError, Trigger};
 use orgsync_sync::FieldError;
 
 fn require(app: &AppState, actor: &Actor, action: Action) -> ApiResult<()> {
@@ -27,11 +26,28 @@ fn require(app: &AppState, actor: &Actor, action: Action) -> ApiResult<()> {
     Ok(())
 }
 
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Disabled => ApiError::bad_request(
+                "LDAP sync is not enabled: set `enabled: true` with `PUT /api/v2/settings/ldapsync` first",
+            ),
+            StartError::Busy(id) => ApiError::new(
+                StatusCode::CONFLICT,
+                match id {
+                    Some(id) => format!("an LDAP sync run is already in progress (run {id})"),
+                    None => "an LDAP sync run is already in progress".to_owned(),
+                },
+            ),
+            StartError::Db(e) => ApiError::from(e),
+        }
+    }
+}
+
 /// `GET /settings/ldapsync`: the settings without the bind password.
 pub async fn get_settings(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Value>> {
     require(&app, &actor, Action::DEPLOYMENT_SYNC_READ)?;
-    let mut conn = app.db.pool().acquire().await?;
-    let s = ldapsync::load_settings(&mut conn).await?;
+    let s = app.directory_sync().settings().await?;
     Ok(Json(ldapsync::public_settings(&s)))
 }
 
@@ -49,9 +65,7 @@ pub async fn put_settings(
     };
     // Served back, so tolerated on the way in.
     body.remove("bind_password_set");
-    let mut conn = app.db.pool().acquire().await?;
-    let old = ldapsync::load_settings(&mut conn).await?;
-    drop(conn);
+    let old = app.directory_sync().settings().await?;
     let keep_password = body.get("bind_password").is_none_or(Value::is_null);
     if keep_password {
         body.insert(
@@ -89,40 +103,10 @@ pub async fn put_settings(
         "the directory sync settings (the directory feeds the claims every sync setting reads, \
          and links, renames and suspends the accounts without a password it shows)",
     )?;
-    let now_s = clock::fmt(clock::now());
-    let old_v = ldapsync::public_settings(&old);
-    let new_v = ldapsync::public_settings(&new);
-    let mut tx = app.db.begin().await?;
-    ldapsync::store_settings(&mut tx, &new, &now_s).await?;
-    let mut diff = audit::diff(&old_v, &new_v);
-    if old.bind_password != new.bind_password
-        && let Value::Object(d) = &mut diff
-    {
-        // The secret itself never reaches the audit log.
-        d.insert(
-            "bind_password".to_owned(),
-            json!({"old": "(redacted)", "new": "(changed)"}),
-        );
-    }
-    if diff.as_object().is_some_and(|d| !d.is_empty()) {
-        audit::record(
-            &mut tx,
-            &actor.audit(),
-            &now_s,
-            Change {
-                organization_id: None,
-                action: "update",
-                resource_type: "ldapsync_settings",
-                resource_id: "deployment",
-                resource_target: ldapsync::SETTINGS_KEY,
-                diff,
-                status_code: 200,
-            },
-        )
+    app.directory_sync()
+        .replace_settings(&old, &new, &actor.audit(), clock::now())
         .await?;
-    }
-    tx.commit().await?;
-    Ok(Json(new_v))
+    Ok(Json(ldapsync::public_settings(&new)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,12 +128,10 @@ pub async fn list_runs(
         offset: q.offset,
     }
     .resolve(25, 500)?;
-    let mut conn = app.db.pool().acquire().await?;
-    let (mut runs, count) = ldapsync::list_runs(&mut conn, limit, offset).await?;
-    let now = clock::now();
-    for r in &mut runs {
-        r.settle(now, app.config.ldapsync_lease_seconds);
-    }
+    let (runs, count) = app
+        .directory_sync()
+        .list_runs(limit, offset, clock::now())
+        .await?;
     Ok(Json(json!({"runs": runs, "count": count})))
 }
 
@@ -161,11 +143,11 @@ pub async fn get_run(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ldapsync::Run>> {
     require(&app, &actor, Action::DEPLOYMENT_SYNC_READ)?;
-    let mut conn = app.db.pool().acquire().await?;
-    let mut run = ldapsync::get_run(&mut conn, &id)
+    let run = app
+        .directory_sync()
+        .get_run(&id, clock::now())
         .await?
         .ok_or_else(|| ApiError::not_found("LDAP sync run"))?;
-    run.settle(clock::now(), app.config.ldapsync_lease_seconds);
     Ok(Json(run))
 }
 
@@ -187,17 +169,19 @@ pub async fn start_run(
     ApiJson(body): ApiJson<StartRun>,
 ) -> ApiResult<(StatusCode, Json<ldapsync::Run>)> {
     require(&app, &actor, Action::LDAPSYNC_RUN)?;
-    let run = ldapsync::start(
-        &app,
-        RunRequest {
-            trigger: Trigger::Manual,
-            dry_run: body.dry_run,
-            force: body.force,
-            full: body.full,
-            started_by: Some(actor.user.username.clone()),
-            tick: None,
-        },
-    )
-    .await?;
+    let run = app
+        .directory_sync()
+        .start(
+            RunRequest {
+                trigger: Trigger::Manual,
+                dry_run: body.dry_run,
+                force: body.force,
+                full: body.full,
+                started_by: Some(actor.user.username.clone()),
+                tick: None,
+            },
+            clock::now(),
+        )
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
 }

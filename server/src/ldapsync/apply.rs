@@ -7,123 +7,22 @@
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use super::{LINK_SOURCE, UserChange};
 use crate::audit::AuditCtx;
 use crate::error::ApiError;
 use crate::model::UserStatus;
+use crate::store::directory::{self, Arg, ArgRow};
 use crate::store::{self, Conn};
-
-/// One bound value of a multi-row insert.
-enum Arg {
-    Text(String),
-    Opt(Option<String>),
-    Int(i64),
-}
-
-/// Most bound values per statement (SQLite allows 32766, PostgreSQL 65535).
-const MAX_PARAMS: usize = 16_000;
-/// Most bytes of a statement's messages (bound values, SQL text). sqlx 0.9.0
-/// does not set TCP_NODELAY, and over TLS (`sslmode=prefer` with a server
-/// that has `ssl = on`) each 16 KiB record is its own write: with a larger
-/// message, the records after the first wait under Nagle's algorithm for the
-/// server's delayed ACK, about 40 ms per statement. Smaller statements go out
-/// at once.
-const MAX_STATEMENT_BYTES: usize = 15 * 1024;
-/// Most ids in one `IN (...)` list: 300 ids of 36 bytes (plus length
-/// prefixes) stay well under [`MAX_STATEMENT_BYTES`].
-pub(super) const IDS_PER_STATEMENT: usize = 300;
-
-/// `$1,$2,...,$n`: the placeholders of an `IN (...)` list.
-pub(super) fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-impl Arg {
-    /// Bytes on the wire in a bind message (length prefix included).
-    fn size(&self) -> usize {
-        // Length prefix and format code.
-        6 + match self {
-            Arg::Text(s) | Arg::Opt(Some(s)) => s.len(),
-            Arg::Opt(None) => 0,
-            Arg::Int(_) => 8,
-        }
-    }
-}
-
-/// `INSERT INTO {head} VALUES (...), (...) {tail}` in as few statements as the
-/// parameter and size limits allow.
-async fn insert_rows(
-    tx: &mut Conn,
-    head: &str,
-    tail: &str,
-    width: usize,
-    rows: Vec<Vec<Arg>>,
-) -> sqlx::Result<()> {
-    // Each placeholder takes up to 8 bytes of SQL (`$16000,` and parentheses).
-    let text = MAX_STATEMENT_BYTES.saturating_sub(head.len() + tail.len() + 32) / 8;
-    let per = (MAX_PARAMS.min(text) / width).max(1);
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let mut chunk: Vec<Vec<Arg>> = Vec::new();
-        let mut bytes = 0;
-        while chunk.len() < per {
-            let Some(next) = rows.peek() else {
-                break;
-            };
-            let size: usize = next.iter().map(Arg::size).sum();
-            if !chunk.is_empty() && bytes + size > MAX_STATEMENT_BYTES {
-                break;
-            }
-            bytes += size;
-            chunk.extend(rows.next());
-        }
-        let mut sql = format!("INSERT INTO {head} VALUES ");
-        let mut n = 0;
-        for (i, _) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for c in 0..width {
-                if c > 0 {
-                    sql.push(',');
-                }
-                n += 1;
-                sql.push_str(&format!("${n}"));
-            }
-            sql.push(')');
-        }
-        sql.push(' ');
-        sql.push_str(tail);
-        // Only placeholders and the constant table/column names reach the SQL.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            for arg in row {
-                q = match arg {
-                    Arg::Text(s) => q.bind(s),
-                    Arg::Opt(s) => q.bind(s),
-                    Arg::Int(i) => q.bind(i),
-                };
-            }
-        }
-        q.execute(&mut *tx).await?;
-    }
-    Ok(())
-}
 
 /// Rows gathered for the batch's multi-row inserts.
 #[derive(Default)]
 struct Rows {
-    users: Vec<Vec<Arg>>,
-    org_members: Vec<Vec<Arg>>,
-    group_members: Vec<Vec<Arg>>,
-    links: Vec<Vec<Arg>>,
-    audit: Vec<Vec<Arg>>,
+    users: Vec<ArgRow>,
+    org_members: Vec<ArgRow>,
+    group_members: Vec<ArgRow>,
+    links: Vec<ArgRow>,
+    audit: Vec<ArgRow>,
     touched: BTreeSet<String>,
 }
 
@@ -170,62 +69,13 @@ impl Rows {
     }
 
     async fn flush(self, tx: &mut Conn) -> sqlx::Result<()> {
-        insert_rows(
-            tx,
-            "users (id, username, username_lower, email, email_lower, name, avatar_url, status, \
-             login_type, password_hash, roles, created_at, updated_at, authz_version)",
-            "",
-            14,
-            self.users,
-        )
-        .await?;
-        insert_rows(
-            tx,
-            "organization_members (organization_id, user_id, roles, created_at, updated_at)",
-            "ON CONFLICT (organization_id, user_id) DO NOTHING",
-            5,
-            self.org_members,
-        )
-        .await?;
-        insert_rows(
-            tx,
-            "group_members (group_id, user_id, organization_id, created_at)",
-            "ON CONFLICT (group_id, user_id) DO NOTHING",
-            4,
-            self.group_members,
-        )
-        .await?;
-        insert_rows(
-            tx,
-            "user_links (user_id, source, external_id, claims, created_at, updated_at)",
-            "ON CONFLICT (source, external_id) DO UPDATE SET claims = excluded.claims, \
-             updated_at = excluded.updated_at, user_id = excluded.user_id",
-            6,
-            self.links,
-        )
-        .await?;
-        insert_rows(
-            tx,
-            "audit_logs (id, time, user_id, organization_id, action, resource_type, resource_id, \
-             resource_target, diff, status_code, ip, user_agent, request_id, source)",
-            "",
-            14,
-            self.audit,
-        )
-        .await?;
+        directory::insert_users(tx, self.users).await?;
+        directory::insert_org_members(tx, self.org_members).await?;
+        directory::insert_group_members(tx, self.group_members).await?;
+        directory::upsert_links(tx, self.links).await?;
+        directory::insert_audit_rows(tx, self.audit).await?;
         let touched: Vec<String> = self.touched.into_iter().collect();
-        for chunk in touched.chunks(IDS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE users SET authz_version = authz_version + 1 WHERE id IN ({})",
-                placeholders(chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(id.clone());
-            }
-            q.execute(&mut *tx).await?;
-        }
-        Ok(())
+        directory::bump_authz_versions(tx, &touched).await
     }
 }
 
@@ -577,11 +427,7 @@ async fn suspend(
         return Ok(());
     };
     store::users::set_status(tx, &c.user_id, UserStatus::Suspended, now).await?;
-    sqlx::query("UPDATE user_links SET suspended_by_sync = 1 WHERE user_id = $1 AND source = $2")
-        .bind(&c.user_id)
-        .bind(LINK_SOURCE)
-        .execute(&mut *tx)
-        .await?;
+    directory::set_suspended_by_sync(tx, &c.user_id, LINK_SOURCE, true).await?;
     rows.audit(
         ctx,
         now,
@@ -610,19 +456,8 @@ async fn existing_user_updates(
     if c.link {
         // Linked to an entry that is gone (deleted and re-created in the
         // directory): the link moves to the new entry.
-        let old: Option<String> =
-            sqlx::query("SELECT external_id FROM user_links WHERE user_id = $1 AND source = $2")
-                .bind(&c.user_id)
-                .bind(LINK_SOURCE)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("external_id"))
-                .transpose()?;
-        sqlx::query("DELETE FROM user_links WHERE user_id = $1 AND source = $2")
-            .bind(&c.user_id)
-            .bind(LINK_SOURCE)
-            .execute(&mut *tx)
-            .await?;
+        let old = directory::link_external_id(tx, &c.user_id, LINK_SOURCE).await?;
+        directory::delete_link(tx, &c.user_id, LINK_SOURCE).await?;
         rows.audit(
             ctx,
             now,
@@ -638,19 +473,11 @@ async fn existing_user_updates(
     if c.update_profile
         && let Some(user) = store::users::find_by_id(tx, &c.user_id).await?
     {
-        sqlx::query(
-            "UPDATE users SET email = $2, email_lower = $3, name = $4, updated_at = $5 WHERE id = $1",
-        )
-        .bind(&c.user_id)
-        .bind(&entry.email)
-        .bind(entry.email.to_lowercase())
-        .bind(&entry.name)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(ApiError::on_unique(
-            "another account has this email address",
-        ))?;
+        directory::update_profile(tx, &c.user_id, &entry.email, &entry.name, now)
+            .await
+            .map_err(ApiError::on_unique(
+                "another account has this email address",
+            ))?;
         rows.audit(
             ctx,
             now,
@@ -665,13 +492,7 @@ async fn existing_user_updates(
     }
     if c.reactivate {
         store::users::set_status(tx, &c.user_id, UserStatus::Active, now).await?;
-        sqlx::query(
-            "UPDATE user_links SET suspended_by_sync = 0 WHERE user_id = $1 AND source = $2",
-        )
-        .bind(&c.user_id)
-        .bind(LINK_SOURCE)
-        .execute(&mut *tx)
-        .await?;
+        directory::set_suspended_by_sync(tx, &c.user_id, LINK_SOURCE, false).await?;
         rows.audit(
             ctx,
             now,

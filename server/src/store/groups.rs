@@ -204,3 +204,19 @@ pub async fn delete(conn: &mut Conn, group_id: &str) -> sqlx::Result<()> {
     let ids: Vec<&str> = members.iter().map(String::as_str).collect();
     super::users::bump_authz(conn, &ids).await
 }
+
+/// Every group but the Everyone groups, as (id, organization_id, name).
+pub async fn list_all_named(conn: &mut Conn) -> sqlx::Result<Vec<(String, String, String)>> {
+    sqlx::query("SELECT id, organization_id, name FROM groups WHERE id <> organization_id")
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                r.try_get("organization_id")?,
+                r.try_get("name")?,
+            ))
+        })
+        .collect()
+}

@@ -3,6 +3,8 @@
 //! their decision; HTTP handlers never do (checked by `layering.rs`).
 
 pub mod audit;
+pub mod directory;
+pub mod directory_runs;
 pub mod groups;
 pub mod jobs;
 pub mod links;
@@ -10,7 +12,9 @@ pub mod login_throttle;
 pub mod members;
 pub mod orgs;
 pub mod principals;
+pub mod problems;
 pub mod provisioners;
+pub mod settings;
 pub mod templates;
 pub mod tokens;
 pub mod users;

@@ -1,0 +1,169 @@
+//! The directory sync settings: stored as one deployment setting, served
+//! without the bind password, applied from the config file at start, and
+//! the fingerprint of everything a plan depends on besides the directory
+//! (which decides whether a run may be incremental).
+
+use chrono::{DateTime, Utc};
+use orgsync_sync::ldap::LdapSettings;
+use serde_json::{Value, json};
+
+use super::{DirectorySync, SETTINGS_KEY, Stats};
+use crate::audit::AuditCtx;
+use crate::clock;
+use crate::db::Db;
+use crate::store::{self, Conn, directory_runs};
+
+/// The stored settings (the defaults when absent or unreadable).
+pub async fn load_settings(conn: &mut Conn) -> sqlx::Result<LdapSettings> {
+    Ok(store::settings::get_deployment(conn, SETTINGS_KEY)
+        .await?
+        .and_then(|r| serde_json::from_str(&r).ok())
+        .unwrap_or_default())
+}
+
+pub async fn store_settings(conn: &mut Conn, s: &LdapSettings, now: &str) -> sqlx::Result<()> {
+    let value = serde_json::to_string(s).unwrap_or_else(|_| "{}".to_owned());
+    store::settings::put_deployment(conn, SETTINGS_KEY, &value, now).await
+}
+
+/// Applies the config file's `[ldapsync]` settings at start when they differ
+/// from the stored ones (audited with source `config`).
+pub async fn apply_file_settings(
+    db: &Db,
+    file: &LdapSettings,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    let old = load_settings(&mut tx).await?;
+    if old == *file {
+        return tx.rollback().await;
+    }
+    let ctx = AuditCtx {
+        source: "config",
+        ..AuditCtx::default()
+    };
+    replace(&mut tx, &old, file, &ctx, &clock::fmt(now)).await?;
+    tx.commit().await
+}
+
+/// Stores `new` in place of `old` with its audit row (none when nothing
+/// changed), in the caller's transaction.
+async fn replace(
+    tx: &mut Conn,
+    old: &LdapSettings,
+    new: &LdapSettings,
+    ctx: &AuditCtx,
+    now: &str,
+) -> sqlx::Result<()> {
+    store_settings(tx, new, now).await?;
+    let mut diff = crate::audit::diff(&public_settings(old), &public_settings(new));
+    if old.bind_password != new.bind_password
+        && let Value::Object(d) = &mut diff
+    {
+        // The secret itself never reaches the audit log.
+        d.insert(
+            "bind_password".to_owned(),
+            json!({"old": "(redacted)", "new": "(changed)"}),
+        );
+    }
+    if diff.as_object().is_some_and(|d| !d.is_empty()) {
+        crate::audit::record(
+            tx,
+            ctx,
+            now,
+            crate::audit::Change {
+                organization_id: None,
+                action: "update",
+                resource_type: "ldapsync_settings",
+                resource_id: "deployment",
+                resource_target: SETTINGS_KEY,
+                diff,
+                status_code: 200,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The settings as served: everything but the bind password, which is
+/// write-only (`bind_password_set` tells whether one is stored).
+pub fn public_settings(s: &LdapSettings) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or_else(|_| json!({}));
+    if let Value::Object(m) = &mut v {
+        m.remove("bind_password");
+        m.insert(
+            "bind_password_set".to_owned(),
+            Value::Bool(!s.bind_password.is_empty()),
+        );
+    }
+    v
+}
+
+impl DirectorySync {
+    /// The stored settings.
+    pub async fn settings(&self) -> sqlx::Result<LdapSettings> {
+        let mut conn = self.db.pool().acquire().await?;
+        load_settings(&mut conn).await
+    }
+
+    /// Replaces the settings (`old`, as the caller read and checked them)
+    /// with `new`, audited with `ctx`, in one transaction.
+    pub async fn replace_settings(
+        &self,
+        old: &LdapSettings,
+        new: &LdapSettings,
+        ctx: &AuditCtx,
+        now: DateTime<Utc>,
+    ) -> sqlx::Result<()> {
+        let mut tx = self.db.begin().await?;
+        replace(&mut tx, old, new, ctx, &clock::fmt(now)).await?;
+        tx.commit().await
+    }
+}
+
+/// Full when no full run succeeded within `full_sync_interval`, or when no
+/// run succeeded at all.
+pub(super) async fn full_run_due(
+    conn: &mut Conn,
+    settings: &LdapSettings,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let last_full = directory_runs::last_success_start(conn, true).await?;
+    let Some(last) = last_full.as_deref().and_then(clock::parse) else {
+        return Ok(true);
+    };
+    let interval = settings
+        .full_sync_interval()
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .unwrap_or_else(|| chrono::Duration::hours(24));
+    Ok(now - last >= interval)
+}
+
+/// A digest of everything a plan depends on besides the directory: the LDAP
+/// settings that shape claims, the IdP sync settings, and the organizations
+/// and groups. When it differs from the last successful run's, the next run
+/// is full (an incremental one would miss users the change affects).
+pub(super) async fn fingerprint(conn: &mut Conn, ldap: &LdapSettings) -> sqlx::Result<String> {
+    use sha2::Digest as _;
+    let (sync, mut world, _) = crate::idpsync::inputs(conn, None).await?;
+    world.orgs.sort_by(|a, b| a.id.cmp(&b.id));
+    world.groups.sort_by(|a, b| a.id.cmp(&b.id));
+    let shaping = json!({
+        "user_base_dn": ldap.user_base_dn, "user_filter": ldap.user_filter,
+        "user_attributes": ldap.user_attributes, "group_base_dn": ldap.group_base_dn,
+        "group_filter": ldap.group_filter, "group_name_attribute": ldap.group_name_attribute,
+        "membership": ldap.membership, "nested_groups": ldap.nested_groups, "claims": ldap.claims,
+        "url": ldap.url,
+    });
+    let text = json!([shaping, sync, world]).to_string();
+    Ok(hex::encode(sha2::Sha256::digest(text.as_bytes())))
+}
+
+/// The fingerprint the last successful run planned with.
+pub(super) async fn last_fingerprint(conn: &mut Conn) -> sqlx::Result<Option<String>> {
+    Ok(directory_runs::last_success_stats(conn)
+        .await?
+        .and_then(|s| serde_json::from_str::<Stats>(&s).ok())
+        .map(|s| s.settings_fingerprint))
+}

@@ -18,12 +18,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Files outside `store/` and `db.rs` that still hold SQL.
-const SQL_NOT_YET_IN_STORE: &[&str] = &[
-    "api/provisionerd.rs",
-    "api/workspaces.rs",
-    "jobs.rs",
-    "oidc.rs",
-];
+const SQL_NOT_YET_IN_STORE: &[&str] = &["api/provisionerd.rs", "api/workspaces.rs", "jobs.rs"];
 
 /// HTTP adapters that still call `store` instead of a use case.
 const HANDLERS_NOT_YET_ON_USE_CASES: &[&str] = &[
@@ -36,10 +31,7 @@ const HANDLERS_NOT_YET_ON_USE_CASES: &[&str] = &[
 ];
 
 /// Domain modules that still take the whole application state.
-const DOMAIN_MODULES_ON_APP_STATE: &[&str] = &[
-    "jobs.rs",
-    "provisioner/builtin.rs",
-];
+const DOMAIN_MODULES_ON_APP_STATE: &[&str] = &["jobs.rs", "provisioner/builtin.rs"];
 
 /// Files that still bind a permit without using it (`_permit`).
 const UNUSED_PERMITS: &[&str] = &[

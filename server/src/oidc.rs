@@ -28,10 +28,9 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::Row;
 
 use crate::config::OidcConfig;
-use crate::store::Conn;
+use crate::store::{self, Conn};
 
 /// Claims as JSON: what the provider says about a user.
 pub type Claims = Map<String, Value>;
@@ -531,14 +530,7 @@ pub fn username_candidate(base: &str, n: u32) -> String {
     format!("{}{suffix}", trim_edges(base, 64 - suffix.len()))
 }
 
-/// The login state between `/login` and the callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredState {
-    pub nonce: String,
-    pub pkce_verifier: String,
-    pub redirect: String,
-    pub created_at: String,
-}
+pub use crate::store::oidc_states::StoredState;
 
 /// Stores a login state (by the SHA-256 of `state`) and drops states older
 /// than `cutoff`.
@@ -548,65 +540,23 @@ pub async fn insert_state(
     s: &StoredState,
     cutoff: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM oidc_states WHERE created_at < $1")
-        .bind(cutoff)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO oidc_states (state_hash, nonce, pkce_verifier, redirect, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(crate::secrets::sha256_hex(state))
-    .bind(&s.nonce)
-    .bind(&s.pkce_verifier)
-    .bind(&s.redirect)
-    .bind(&s.created_at)
-    .execute(conn)
-    .await
-    .map(|_| ())
+    store::oidc_states::insert(conn, &crate::secrets::sha256_hex(state), s, cutoff).await
 }
 
 /// Takes a login state: deletes it and returns it, once. A second take of the
 /// same state (a replay, or a racing request) finds nothing.
 pub async fn take_state(conn: &mut Conn, state: &str) -> sqlx::Result<Option<StoredState>> {
-    let row = sqlx::query(
-        "DELETE FROM oidc_states WHERE state_hash = $1 \
-         RETURNING nonce, pkce_verifier, redirect, created_at",
-    )
-    .bind(crate::secrets::sha256_hex(state))
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| {
-        Ok(StoredState {
-            nonce: r.try_get("nonce")?,
-            pkce_verifier: r.try_get("pkce_verifier")?,
-            redirect: r.try_get("redirect")?,
-            created_at: r.try_get("created_at")?,
-        })
-    })
-    .transpose()
+    store::oidc_states::take(conn, &crate::secrets::sha256_hex(state)).await
 }
 
 /// The user linked to an OIDC subject.
 pub async fn linked_user(conn: &mut Conn, subject: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query("SELECT user_id FROM user_links WHERE source = $1 AND external_id = $2")
-        .bind(LINK_SOURCE)
-        .bind(subject)
-        .fetch_optional(conn)
-        .await?
-        .map(|r| r.try_get("user_id"))
-        .transpose()
+    store::links::user_of(conn, LINK_SOURCE, subject).await
 }
 
 /// The OIDC subject a user is linked to, if any.
 pub async fn subject_of(conn: &mut Conn, user_id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query("SELECT external_id FROM user_links WHERE source = $1 AND user_id = $2")
-        .bind(LINK_SOURCE)
-        .bind(user_id)
-        .fetch_optional(conn)
-        .await?
-        .map(|r| r.try_get("external_id"))
-        .transpose()
+    store::links::external_id_of(conn, LINK_SOURCE, user_id).await
 }
 
 /// Creates the link of `subject` to `user_id`, or updates its stored claims.
@@ -617,20 +567,8 @@ pub async fn upsert_link(
     claims: &Claims,
     now: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO user_links (user_id, source, external_id, claims, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5) \
-         ON CONFLICT (source, external_id) DO UPDATE SET claims = excluded.claims, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(user_id)
-    .bind(LINK_SOURCE)
-    .bind(subject)
-    .bind(Value::Object(claims.clone()).to_string())
-    .bind(now)
-    .execute(conn)
-    .await
-    .map(|_| ())
+    let claims = Value::Object(claims.clone()).to_string();
+    store::links::upsert_with_claims(conn, user_id, LINK_SOURCE, subject, &claims, now).await
 }
 
 #[cfg(test)]

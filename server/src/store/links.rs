@@ -106,3 +106,59 @@ pub async fn clear_sync_suspension(conn: &mut Conn, user_id: &str) -> sqlx::Resu
         .await?;
     Ok(())
 }
+
+/// The user linked to `external_id` at `source`.
+pub async fn user_of(
+    conn: &mut Conn,
+    source: &str,
+    external_id: &str,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query("SELECT user_id FROM user_links WHERE source = $1 AND external_id = $2")
+        .bind(source)
+        .bind(external_id)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| r.try_get("user_id"))
+        .transpose()
+}
+
+/// The identity at `source` a user is linked to, if any.
+pub async fn external_id_of(
+    conn: &mut Conn,
+    source: &str,
+    user_id: &str,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query("SELECT external_id FROM user_links WHERE source = $1 AND user_id = $2")
+        .bind(source)
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| r.try_get("external_id"))
+        .transpose()
+}
+
+/// Creates the link of `external_id` to `user_id`, or updates its stored
+/// claims (JSON text).
+pub async fn upsert_with_claims(
+    conn: &mut Conn,
+    user_id: &str,
+    source: &str,
+    external_id: &str,
+    claims: &str,
+    now: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO user_links (user_id, source, external_id, claims, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) \
+         ON CONFLICT (source, external_id) DO UPDATE SET claims = excluded.claims, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(user_id)
+    .bind(source)
+    .bind(external_id)
+    .bind(claims)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod links;
 pub mod login_throttle;
 pub mod members;
+pub mod oidc_states;
 pub mod orgs;
 pub mod principals;
 pub mod problems;

@@ -382,3 +382,83 @@ impl Page {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+    use orgsync_policy::Principal;
+
+    use super::*;
+
+    fn authz() -> Authz {
+        Authz::load(None).expect("the built-in policies load")
+    }
+
+    fn user(site_roles: &[&str]) -> Caller {
+        let data = Principal {
+            id: "u1".to_owned(),
+            status: "active".to_owned(),
+            site_roles: site_roles.iter().map(|r| (*r).to_owned()).collect(),
+            memberships: Vec::new(),
+            groups: Vec::new(),
+        };
+        Caller::User {
+            principal: Arc::new(CachedPrincipal {
+                version: 1,
+                entity: data.prepare(),
+                data,
+            }),
+            audit: AuditCtx::default(),
+        }
+    }
+
+    #[test]
+    fn a_system_actor_acts_only_within_its_named_authority() {
+        let authz = authz();
+        let site = Resource::site();
+        let login = Caller::system(System::OidcLogin);
+        let permit = login
+            .require(&authz, Action::USER_CREATE, &site, "users")
+            .unwrap();
+        assert_eq!(permit.authority(), Authority::System(System::OidcLogin));
+        // Nothing beyond its list, whatever the policies say of anyone.
+        for action in [
+            Action::ORGANIZATION_DELETE,
+            Action::SITE_ROLE_ASSIGN,
+            Action::POLICY_RELOAD,
+            Action::DEPLOYMENT_SYNC_UPDATE,
+        ] {
+            let e = login.require(&authz, action, &site, "x").unwrap_err();
+            assert_eq!(e.status.as_u16(), 403, "{}", action.name());
+        }
+        assert!(Permit::system(System::Reaper, Action::USER_CREATE).is_none());
+        assert!(Permit::system(System::PasswordLogin, Action::USER_UPDATE_ROLES).is_none());
+        assert!(!Caller::system(System::Config).allowed(&authz, Action::USER_CREATE, &site));
+    }
+
+    #[test]
+    fn a_user_gets_a_permit_only_from_a_decision() {
+        let authz = authz();
+        let site = Resource::site();
+        let owner = user(&["owner"]);
+        let member = user(&[]);
+        let permit = owner
+            .require(&authz, Action::ORGANIZATION_CREATE, &site, "organization")
+            .unwrap();
+        assert_eq!(permit.authority(), Authority::Decision);
+        let e = member
+            .require(&authz, Action::USER_CREATE, &site, "users")
+            .unwrap_err();
+        assert_eq!(e.status.as_u16(), 403);
+        // The grant rule holds for users, not for system actors (whose grants
+        // come from settings that passed it).
+        let owner_role = [Grant::Site("owner".to_owned())];
+        assert!(
+            member
+                .require_grants(&authz, &owner_role, "a test")
+                .is_err()
+        );
+        assert!(owner.require_grants(&authz, &owner_role, "a test").is_ok());
+    }
+}

@@ -298,7 +298,7 @@ async fn login(app: &AppState, a: bool) -> (orgsync::model::User, String) {
     let ctx = AuditCtx::default();
     complete_login(app, &identity(a), &ctx, orgsync::clock::now())
         .await
-        .unwrap_or_else(|e| panic!("login refused: {} {:?}", e.status, e.body.message))
+        .unwrap_or_else(|e| panic!("login refused: {} {:?}", e.status_code(), e.body.message))
 }
 
 /// Counts rows written by one login of each kind, to check the scenario.

@@ -13,7 +13,7 @@ use orgsync_policy::{
 };
 
 use crate::db::Db;
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::store;
 
 /// Proof that an action may be taken. Only this module makes one: from an Allow
@@ -297,7 +297,7 @@ impl Authz {
         db: &Db,
         user_id: &str,
         known_version: Option<i64>,
-    ) -> Result<Option<Arc<CachedPrincipal>>, ApiError> {
+    ) -> Result<Option<Arc<CachedPrincipal>>, Error> {
         let mut conn = db.pool().acquire().await?;
         let version = match known_version {
             Some(v) => v,
@@ -399,7 +399,7 @@ impl Authz {
         resource: &Resource,
         context: &RequestContext,
         what: &str,
-    ) -> Result<Permit, ApiError> {
+    ) -> Result<Permit, Error> {
         let d = self.decide(principal, action, resource, context);
         if d.allowed {
             return Ok(Permit {
@@ -410,8 +410,9 @@ impl Authz {
         // A principal denied by the suspension guardrail is told so: it learns
         // nothing about the resource either way.
         if d.reasons.iter().any(|r| r == "guardrail.suspended") {
-            return Err(ApiError::forbidden()
-                .with_detail("your account is suspended (guardrail.suspended)"));
+            return Err(
+                Error::forbidden().with_detail("your account is suspended (guardrail.suspended)")
+            );
         }
         let visible = match (
             read_action(resource.kind()),
@@ -422,13 +423,13 @@ impl Authz {
             _ => true,
         };
         if visible {
-            let mut e = ApiError::forbidden();
+            let mut e = Error::forbidden();
             if !d.reasons.is_empty() {
                 e = e.with_detail(format!("denied by {}", d.reasons.join(", ")));
             }
             Err(e)
         } else {
-            Err(ApiError::not_found(what))
+            Err(Error::not_found(what))
         }
     }
 
@@ -438,7 +439,7 @@ impl Authz {
         action: Action,
         resource: &Resource,
         what: &str,
-    ) -> Result<Permit, ApiError> {
+    ) -> Result<Permit, Error> {
         self.require_with(principal, action, resource, &RequestContext::new(), what)
     }
 
@@ -450,7 +451,7 @@ impl Authz {
         principal: &PrincipalEntity,
         grants: impl IntoIterator<Item = &'a Grant>,
         through: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         for grant in grants {
             let (action, resource) = grant.decision();
             let d = self.decide(principal, action, &resource, &RequestContext::new());
@@ -458,13 +459,13 @@ impl Authz {
                 continue;
             }
             if d.reasons.iter().any(|r| r == "guardrail.suspended") {
-                return Err(ApiError::forbidden()
+                return Err(Error::forbidden()
                     .with_detail("your account is suspended (guardrail.suspended)"));
             }
-            return Err(ApiError::new(
-                axum::http::StatusCode::FORBIDDEN,
-                format!("you may not assign {}", grant.describe()),
-            )
+            return Err(Error::refused(format!(
+                "you may not assign {}",
+                grant.describe()
+            ))
             .with_detail(format!(
                 "{through} would grant it, and only those allowed `{}` on it may (the grant rule)",
                 action.name()
@@ -484,7 +485,7 @@ impl Authz {
         target: &Principal,
         orgs: &[crate::model::Organization],
         what: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let mut grants: Vec<Grant> = target
             .site_roles
             .iter()

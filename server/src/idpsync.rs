@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::audit::{self, AuditCtx, Change};
 use crate::authz::Grant;
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::model::LoginType;
 use crate::store::{self, Conn};
 
@@ -171,14 +171,14 @@ pub async fn guard_manual_member_add(
     conn: &mut Conn,
     login_type: LoginType,
     username: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if !matches!(login_type, LoginType::Oidc | LoginType::Ldap) {
         return Ok(());
     }
     let s: orgsync_sync::OrganizationSyncSettings =
         load_settings(conn, None, SettingsKey::Organization).await?;
     if s.enabled_field().is_some() {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::bad_request(format!(
             "organization memberships of `{username}` are managed by the identity provider (organization sync is on); \
              change the IdP's claims or the organization sync mapping instead"
         )));
@@ -192,14 +192,14 @@ pub async fn guard_manual_role_change(
     login_type: LoginType,
     org_id: &str,
     username: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if !matches!(login_type, LoginType::Oidc | LoginType::Ldap) {
         return Ok(());
     }
     let s: orgsync_sync::RoleSyncSettings =
         load_settings(conn, Some(org_id), SettingsKey::Roles).await?;
     if s.enabled_field().is_some() {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::bad_request(format!(
             "the organization roles of `{username}` are managed by the identity provider (role sync is on in this \
              organization); change the IdP's claims or the role sync mapping instead"
         )));
@@ -212,14 +212,14 @@ pub async fn guard_manual_site_role_change(
     conn: &mut Conn,
     login_type: LoginType,
     username: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if !matches!(login_type, LoginType::Oidc | LoginType::Ldap) {
         return Ok(());
     }
     let s: orgsync_sync::SiteRoleSyncSettings =
         load_settings(conn, None, SettingsKey::SiteRoles).await?;
     if s.enabled_field().is_some() {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::bad_request(format!(
             "the site roles of `{username}` are managed by the identity provider (site role sync is on); \
              change the IdP's claims or the site role sync mapping instead"
         )));
@@ -287,7 +287,7 @@ pub async fn sync_at_login(
     now: &str,
     ctx: &AuditCtx,
 ) -> Result<SyncOutcome, LoginRefused> {
-    let internal = |e: ApiError| LoginRefused {
+    let internal = |e: Error| LoginRefused {
         status: 500,
         message: e.internal.unwrap_or(e.body.message),
     };
@@ -378,7 +378,7 @@ pub async fn plan_for(
     conn: &mut Conn,
     user_id: Option<&str>,
     claims: &Map<String, Value>,
-) -> Result<Plan, ApiError> {
+) -> Result<Plan, Error> {
     let (settings, world, state) = inputs(conn, user_id).await?;
     Ok(orgsync_sync::plan(&settings, claims, &world, &state))
 }
@@ -401,7 +401,7 @@ pub async fn apply_plan(
     plan: &Plan,
     now: &str,
     ctx: &AuditCtx,
-) -> Result<SyncOutcome, ApiError> {
+) -> Result<SyncOutcome, Error> {
     apply_plan_with(tx, user_id, plan, now, ctx, true).await
 }
 
@@ -414,7 +414,7 @@ pub async fn apply_plan_with(
     now: &str,
     ctx: &AuditCtx,
     record_problems: bool,
-) -> Result<SyncOutcome, ApiError> {
+) -> Result<SyncOutcome, Error> {
     if !plan.has_changes() {
         // The common login: nothing to write but new problems.
         if record_problems {

@@ -142,6 +142,20 @@ fn use_cases_know_nothing_of_http_or_the_app() {
 }
 
 #[test]
+fn the_domain_error_knows_nothing_of_http() {
+    // The error, the model and the policy layer name no HTTP status; the use
+    // cases use the domain's names for it (the HTTP aliases are the adapters').
+    let found = files_where(|path, code| {
+        let domain = path == "error.rs" || path == "model.rs" || path == "authz.rs";
+        let http = code.contains("StatusCode") || code.contains("axum");
+        (domain && http)
+            || (path.starts_with("usecase/")
+                && (code.contains("ApiError") || code.contains("ApiResult")))
+    });
+    assert_exactly(&found, &[], "domain code speaking HTTP errors");
+}
+
+#[test]
 fn domain_modules_do_not_take_the_app_state() {
     let found = files_where(|path, code| {
         !path.starts_with("api/")

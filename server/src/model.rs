@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// A name: lowercase slug `^[a-z0-9](-?[a-z0-9])*$`, 1-64 characters, and not a
 /// UUID (route segments accept an id or a name, so a name may not look like an id).
@@ -11,12 +11,12 @@ use crate::error::ApiError;
 pub struct Name(String);
 
 impl Name {
-    pub fn parse(field: &str, raw: &str) -> Result<Name, ApiError> {
+    pub fn parse(field: &str, raw: &str) -> Result<Name, Error> {
         if raw.is_empty() {
-            return Err(ApiError::validation(field, "must not be empty"));
+            return Err(Error::validation(field, "must not be empty"));
         }
         if raw.chars().count() > 64 {
-            return Err(ApiError::validation(field, "must be at most 64 characters"));
+            return Err(Error::validation(field, "must be at most 64 characters"));
         }
         let bytes = raw.as_bytes();
         let ok = bytes
@@ -26,13 +26,13 @@ impl Name {
             && bytes.last().is_some_and(|b| *b != b'-')
             && !raw.contains("--");
         if !ok {
-            return Err(ApiError::validation(
+            return Err(Error::validation(
                 field,
                 format!("`{raw}` is not a lowercase slug (a-z, 0-9, single hyphens inside)"),
             ));
         }
         if uuid::Uuid::parse_str(raw).is_ok() {
-            return Err(ApiError::validation(field, "must not be a UUID"));
+            return Err(Error::validation(field, "must not be a UUID"));
         }
         Ok(Name(raw.to_owned()))
     }
@@ -49,12 +49,12 @@ impl Name {
 pub struct Username(String);
 
 impl Username {
-    pub fn parse(field: &str, raw: &str) -> Result<Username, ApiError> {
+    pub fn parse(field: &str, raw: &str) -> Result<Username, Error> {
         if raw.is_empty() {
-            return Err(ApiError::validation(field, "must not be empty"));
+            return Err(Error::validation(field, "must not be empty"));
         }
         if raw.chars().count() > 64 {
-            return Err(ApiError::validation(field, "must be at most 64 characters"));
+            return Err(Error::validation(field, "must be at most 64 characters"));
         }
         let bytes = raw.as_bytes();
         let edge = |b: &u8| b.is_ascii_alphanumeric();
@@ -64,7 +64,7 @@ impl Username {
             && bytes.first().is_some_and(edge)
             && bytes.last().is_some_and(edge);
         if !ok {
-            return Err(ApiError::validation(
+            return Err(Error::validation(
                 field,
                 format!(
                     "`{raw}` may hold letters, digits, `-`, `_` and `.`, and must start and end with a letter or digit"
@@ -72,10 +72,10 @@ impl Username {
             ));
         }
         if raw.eq_ignore_ascii_case("me") {
-            return Err(ApiError::validation(field, "`me` is reserved"));
+            return Err(Error::validation(field, "`me` is reserved"));
         }
         if uuid::Uuid::parse_str(raw).is_ok() {
-            return Err(ApiError::validation(field, "must not be a UUID"));
+            return Err(Error::validation(field, "must not be a UUID"));
         }
         Ok(Username(raw.to_owned()))
     }
@@ -86,7 +86,7 @@ impl Username {
 }
 
 /// Checks an email address: one `@`, non-empty local part and domain, no spaces.
-pub fn parse_email(field: &str, raw: &str) -> Result<String, ApiError> {
+pub fn parse_email(field: &str, raw: &str) -> Result<String, Error> {
     let raw = raw.trim();
     let valid = raw.len() <= 254
         && !raw.chars().any(char::is_whitespace)
@@ -97,7 +97,7 @@ pub fn parse_email(field: &str, raw: &str) -> Result<String, ApiError> {
     if valid {
         Ok(raw.to_owned())
     } else {
-        Err(ApiError::validation(
+        Err(Error::validation(
             field,
             format!("`{raw}` is not an email address"),
         ))
@@ -105,9 +105,9 @@ pub fn parse_email(field: &str, raw: &str) -> Result<String, ApiError> {
 }
 
 /// Free text with a length limit.
-pub fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
+pub fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, Error> {
     if raw.chars().count() > max {
-        return Err(ApiError::validation(
+        return Err(Error::validation(
             field,
             format!("must be at most {max} characters"),
         ));
@@ -116,7 +116,7 @@ pub fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, ApiError
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
-        return Err(ApiError::validation(
+        return Err(Error::validation(
             field,
             "must not contain control characters",
         ));
@@ -124,16 +124,13 @@ pub fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, ApiError
     Ok(raw.to_owned())
 }
 
-pub fn parse_password(field: &str, raw: &str) -> Result<(), ApiError> {
+pub fn parse_password(field: &str, raw: &str) -> Result<(), Error> {
     let n = raw.chars().count();
     if n < 8 {
-        return Err(ApiError::validation(field, "must be at least 8 characters"));
+        return Err(Error::validation(field, "must be at least 8 characters"));
     }
     if n > 256 {
-        return Err(ApiError::validation(
-            field,
-            "must be at most 256 characters",
-        ));
+        return Err(Error::validation(field, "must be at most 256 characters"));
     }
     Ok(())
 }

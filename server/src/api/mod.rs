@@ -286,3 +286,28 @@ async fn method_not_allowed() -> ApiError {
         "method not allowed on this route",
     )
 }
+
+/// The HTTP side of [`crate::error::Error`]: its kind as a status code, and the
+/// response `{message, detail?, validations?}`. 5xx bodies say nothing
+/// internal; the real error is logged in the request's span.
+impl ApiError {
+    /// An error answered with a status of the adapter's choosing.
+    pub fn new(status: axum::http::StatusCode, message: impl Into<String>) -> Self {
+        Self::of(crate::error::Kind::from_code(status.as_u16()), message)
+    }
+
+    pub fn http_status(&self) -> axum::http::StatusCode {
+        axum::http::StatusCode::from_u16(self.kind.code())
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.http_status();
+        if status.is_server_error() {
+            tracing::error!(%status, error = self.internal.as_deref().unwrap_or(""), "request failed");
+        }
+        (status, axum::Json(self.body)).into_response()
+    }
+}

@@ -302,9 +302,9 @@ fn wants_html(headers: &HeaderMap) -> bool {
 /// An error as the browser sees it: an HTML page when it asks for HTML, else
 /// the API error shape. 5xx causes are logged, never shown.
 fn error_page(err: ApiError, html: bool) -> Response {
-    if !err.status.is_server_error() {
+    if !err.http_status().is_server_error() {
         tracing::info!(
-            status = %err.status,
+            status = %err.http_status(),
             message = %err.body.message,
             detail = err.body.detail.as_deref().unwrap_or(""),
             "oidc login refused"
@@ -317,10 +317,10 @@ fn error_page(err: ApiError, html: bool) -> Response {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return resp;
     }
-    if err.status.is_server_error() {
-        tracing::error!(status = %err.status, error = err.internal.as_deref().unwrap_or(""), "request failed");
+    if err.http_status().is_server_error() {
+        tracing::error!(status = %err.http_status(), error = err.internal.as_deref().unwrap_or(""), "request failed");
     }
-    let title = if err.status == StatusCode::FORBIDDEN {
+    let title = if err.http_status() == StatusCode::FORBIDDEN {
         "Login refused"
     } else {
         "Login failed"
@@ -336,14 +336,14 @@ fn error_page(err: ApiError, html: bool) -> Response {
          <body>\n<h1>{title}</h1>\n<p class=\"message\">{}</p>\n{detail}\
          <p>HTTP {}</p>\n<p><a href=\"{LOGIN_PATH}\">Log in again</a></p>\n</body>\n</html>\n",
         escape(&err.body.message),
-        err.status.as_u16(),
+        err.status_code(),
     );
     let mut headers = no_store();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    (err.status, headers, body).into_response()
+    (err.http_status(), headers, body).into_response()
 }
 
 fn escape(s: &str) -> String {

@@ -50,7 +50,7 @@ pub async fn upload(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let body = body
         .map_err(|e| {
-            if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+            if e.http_status() == StatusCode::PAYLOAD_TOO_LARGE {
                 e.with_detail(format!(
                     "a template archive is at most {} MiB",
                     archive::MAX_ARCHIVE_BYTES >> 20

@@ -21,9 +21,10 @@ struct InProcess {
 }
 
 fn source_error(e: ApiError) -> SourceError {
-    if e.status == axum::http::StatusCode::UNAUTHORIZED
-        || e.status == axum::http::StatusCode::FORBIDDEN
-    {
+    if matches!(
+        e.kind,
+        crate::error::Kind::Unauthenticated | crate::error::Kind::Forbidden
+    ) {
         SourceError::Unauthorized(e.body.message)
     } else {
         SourceError::Transient(e.internal.unwrap_or(e.body.message))

@@ -11,7 +11,7 @@ use super::members::org_member_by_key;
 use super::{Caller, Ctx, Page, Work, orgs};
 use crate::audit::{self, Change, to_value};
 use crate::authz::Permit;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 use crate::model::{EVERYONE, Group, Name, Organization, parse_text};
 use crate::store::{self, Conn};
 
@@ -20,12 +20,7 @@ async fn with_members(conn: &mut Conn, mut g: Group) -> sqlx::Result<Group> {
     Ok(g)
 }
 
-pub async fn list(
-    ctx: Ctx<'_>,
-    caller: &Caller,
-    org_key: &str,
-    page: Page,
-) -> ApiResult<Vec<Group>> {
+pub async fn list(ctx: Ctx<'_>, caller: &Caller, org_key: &str, page: Page) -> Result<Vec<Group>> {
     let mut conn = ctx.conn().await?;
     let (org, _) = orgs::load(&mut conn, ctx.authz, caller, org_key, Action::GROUP_READ).await?;
     let mut out = Vec::new();
@@ -48,9 +43,9 @@ pub struct NewGroup {
     pub quota_allowance: i64,
 }
 
-fn parse_group_name(raw: &str) -> ApiResult<String> {
+fn parse_group_name(raw: &str) -> Result<String> {
     if raw.eq_ignore_ascii_case(EVERYONE) {
-        return Err(ApiError::validation(
+        return Err(Error::validation(
             "name",
             "`Everyone` is reserved for the implicit group",
         ));
@@ -58,22 +53,14 @@ fn parse_group_name(raw: &str) -> ApiResult<String> {
     Ok(Name::parse("name", raw)?.as_str().to_owned())
 }
 
-fn parse_quota(q: i64) -> ApiResult<i64> {
+fn parse_quota(q: i64) -> Result<i64> {
     if q < 0 {
-        return Err(ApiError::validation(
-            "quota_allowance",
-            "must not be negative",
-        ));
+        return Err(Error::validation("quota_allowance", "must not be negative"));
     }
     Ok(q)
 }
 
-pub async fn create(
-    ctx: Ctx<'_>,
-    caller: &Caller,
-    org_key: &str,
-    req: NewGroup,
-) -> ApiResult<Group> {
+pub async fn create(ctx: Ctx<'_>, caller: &Caller, org_key: &str, req: NewGroup) -> Result<Group> {
     let mut work = Work::begin(ctx, caller).await?;
     let (org, permit) = orgs::load_in(&mut work, org_key, Action::GROUP_CREATE).await?;
     let name = parse_group_name(&req.name)?;
@@ -96,13 +83,13 @@ pub async fn create(
         },
     )
     .await
-    .map_err(ApiError::on_unique(format!(
+    .map_err(Error::on_unique(format!(
         "a group named `{name}` already exists in `{}`",
         org.name
     )))?;
     let group = store::groups::find(work.conn(), &id)
         .await?
-        .ok_or_else(|| ApiError::internal("group vanished"))?;
+        .ok_or_else(|| Error::internal("group vanished"))?;
     work.audit(
         &permit,
         Change::in_org(
@@ -127,13 +114,13 @@ async fn load(
     caller: &Caller,
     id: &str,
     action: Action,
-) -> ApiResult<(Group, Organization, Permit)> {
+) -> Result<(Group, Organization, Permit)> {
     let group = store::groups::find(conn, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("group"))?;
+        .ok_or_else(|| Error::not_found("group"))?;
     let org = store::orgs::find(conn, &group.organization_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("group"))?;
+        .ok_or_else(|| Error::not_found("group"))?;
     let permit = caller.require(
         ctx.authz,
         action,
@@ -143,7 +130,7 @@ async fn load(
     Ok((group, org, permit))
 }
 
-pub async fn get(ctx: Ctx<'_>, caller: &Caller, id: &str) -> ApiResult<Group> {
+pub async fn get(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<Group> {
     let mut conn = ctx.conn().await?;
     let (group, _, _) = load(&mut conn, ctx, caller, id, Action::GROUP_READ).await?;
     Ok(with_members(&mut conn, group).await?)
@@ -163,16 +150,11 @@ pub struct GroupChanges {
     pub remove_users: Vec<String>,
 }
 
-pub async fn update(
-    ctx: Ctx<'_>,
-    caller: &Caller,
-    id: &str,
-    req: GroupChanges,
-) -> ApiResult<Group> {
+pub async fn update(ctx: Ctx<'_>, caller: &Caller, id: &str, req: GroupChanges) -> Result<Group> {
     let mut work = Work::begin(ctx, caller).await?;
     let (group, org, permit) = load(work.conn(), ctx, caller, id, Action::GROUP_UPDATE).await?;
     if group.is_everyone {
-        return Err(ApiError::bad_request(
+        return Err(Error::bad_request(
             "the Everyone group cannot be edited: it always holds every member",
         ));
     }
@@ -211,7 +193,7 @@ pub async fn update(
         .collect();
     store::groups::update(work.conn(), &updated)
         .await
-        .map_err(ApiError::on_unique(format!(
+        .map_err(Error::on_unique(format!(
             "a group named `{}` already exists in `{}`",
             updated.name, org.name
         )))?;
@@ -248,20 +230,18 @@ pub async fn update(
     }
     let result = store::groups::find(work.conn(), &group.id)
         .await?
-        .ok_or_else(|| ApiError::not_found("group"))?;
+        .ok_or_else(|| Error::not_found("group"))?;
     let result = with_members(work.conn(), result).await?;
     work.touch_all(before.symmetric_difference(&after).cloned());
     work.commit().await?;
     Ok(result)
 }
 
-pub async fn delete(ctx: Ctx<'_>, caller: &Caller, id: &str) -> ApiResult<()> {
+pub async fn delete(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<()> {
     let mut work = Work::begin(ctx, caller).await?;
     let (group, org, permit) = load(work.conn(), ctx, caller, id, Action::GROUP_DELETE).await?;
     if group.is_everyone {
-        return Err(ApiError::bad_request(
-            "the Everyone group cannot be deleted",
-        ));
+        return Err(Error::bad_request("the Everyone group cannot be deleted"));
     }
     let members = store::groups::member_ids(work.conn(), &group.id).await?;
     store::groups::delete(work.conn(), &group.id).await?;

@@ -17,15 +17,15 @@ use serde_json::{Map, Value, json};
 use super::{Caller, Ctx, Work, orgs};
 use crate::audit::{self, Change};
 use crate::authz::{Grant, Permit};
-use crate::error::{ApiError, ApiResult, Validation};
+use crate::error::{Error, Result, Validation};
 use crate::idpsync::{self, SettingsKey};
 use crate::model::Organization;
 use crate::store;
 use crate::store::Conn;
 
 /// A 400 naming every invalid field (`validations`), the first in the message.
-pub fn invalid(errors: Vec<FieldError>) -> ApiError {
-    let mut e = ApiError::bad_request(match errors.first() {
+pub fn invalid(errors: Vec<FieldError>) -> Error {
+    let mut e = Error::bad_request(match errors.first() {
         Some(f) => format!("invalid `{}`: {}", f.field, f.detail),
         None => "invalid settings".to_owned(),
     });
@@ -39,7 +39,7 @@ pub fn invalid(errors: Vec<FieldError>) -> ApiError {
     e
 }
 
-fn check(errors: Vec<FieldError>) -> ApiResult<()> {
+fn check(errors: Vec<FieldError>) -> Result<()> {
     if errors.is_empty() {
         Ok(())
     } else {
@@ -195,7 +195,7 @@ async fn authorize(
     caller: &Caller,
     scope: Scope<'_>,
     update: bool,
-) -> ApiResult<(Option<Organization>, Permit)> {
+) -> Result<(Option<Organization>, Permit)> {
     match scope {
         Scope::Deployment => {
             let action = if update {
@@ -227,7 +227,7 @@ async fn authorize(
     }
 }
 
-pub async fn get<T: SyncSettings>(ctx: Ctx<'_>, caller: &Caller, scope: Scope<'_>) -> ApiResult<T> {
+pub async fn get<T: SyncSettings>(ctx: Ctx<'_>, caller: &Caller, scope: Scope<'_>) -> Result<T> {
     let mut conn = ctx.conn().await?;
     let (org, _) = authorize(&mut conn, ctx, caller, scope, false).await?;
     Ok(idpsync::load_settings(&mut conn, org.as_ref().map(|o| o.id.as_str()), T::KEY).await?)
@@ -235,11 +235,11 @@ pub async fn get<T: SyncSettings>(ctx: Ctx<'_>, caller: &Caller, scope: Scope<'_
 
 /// Merges a JSON patch object into the current settings (top-level keys
 /// replace), then parses the result.
-fn merged<T: Serialize + DeserializeOwned>(current: &T, patch: &Value) -> ApiResult<T> {
+fn merged<T: Serialize + DeserializeOwned>(current: &T, patch: &Value) -> Result<T> {
     let Value::Object(patch) = patch else {
-        return Err(ApiError::bad_request("the body must be a JSON object"));
+        return Err(Error::bad_request("the body must be a JSON object"));
     };
-    let mut value = serde_json::to_value(current).map_err(ApiError::internal)?;
+    let mut value = serde_json::to_value(current).map_err(Error::internal)?;
     if let Value::Object(obj) = &mut value {
         for (k, v) in patch {
             obj.insert(k.clone(), v.clone());
@@ -259,7 +259,7 @@ pub async fn update<T: SyncSettings>(
     caller: &Caller,
     scope: Scope<'_>,
     change: SettingsChange,
-) -> ApiResult<T> {
+) -> Result<T> {
     let mut work = Work::begin(ctx, caller).await?;
     let (org, permit) = authorize(work.conn(), ctx, caller, scope, true).await?;
     let org_id = org.as_ref().map(|o| o.id.clone());
@@ -276,8 +276,8 @@ pub async fn update<T: SyncSettings>(
     check(new.problems())?;
     let (grants, through) = new.grants(work.conn(), org.as_ref()).await?;
     work.require_grants(&grants, &through)?;
-    let old_v = serde_json::to_value(&old).map_err(ApiError::internal)?;
-    let new_v = serde_json::to_value(&new).map_err(ApiError::internal)?;
+    let old_v = serde_json::to_value(&old).map_err(Error::internal)?;
+    let new_v = serde_json::to_value(&new).map_err(Error::internal)?;
     let now_s = work.now_s.clone();
     idpsync::store_settings(work.conn(), org_id.as_deref(), T::KEY, &new_v, &now_s).await?;
     if old_v != new_v {
@@ -310,7 +310,7 @@ pub struct PreviewRequest {
 
 /// The plan a login with these claims would apply, with reasons and problems.
 /// Writes nothing.
-pub async fn preview(ctx: Ctx<'_>, caller: &Caller, req: &PreviewRequest) -> ApiResult<Value> {
+pub async fn preview(ctx: Ctx<'_>, caller: &Caller, req: &PreviewRequest) -> Result<Value> {
     caller.require(
         ctx.authz,
         Action::DEPLOYMENT_SYNC_READ,
@@ -320,7 +320,7 @@ pub async fn preview(ctx: Ctx<'_>, caller: &Caller, req: &PreviewRequest) -> Api
     let mut conn = ctx.conn().await?;
     let user_id = match &req.user {
         Some(key) => {
-            let no_user = || ApiError::validation("user", format!("no user `{key}`"));
+            let no_user = || Error::validation("user", format!("no user `{key}`"));
             let user = store::users::find(&mut conn, caller.resolve_user_key(key))
                 .await?
                 .ok_or_else(no_user)?;
@@ -337,7 +337,7 @@ pub async fn preview(ctx: Ctx<'_>, caller: &Caller, req: &PreviewRequest) -> Api
         None => None,
     };
     let plan = idpsync::plan_for(&mut conn, user_id.as_deref(), &req.claims).await?;
-    let mut plan = serde_json::to_value(&plan).map_err(ApiError::internal)?;
+    let mut plan = serde_json::to_value(&plan).map_err(Error::internal)?;
     // The plan shows each org's group and role sync settings at work: only for
     // the orgs whose sync settings the caller may read.
     let hidden: Vec<String> = store::orgs::list(&mut conn)
@@ -385,7 +385,7 @@ pub struct ProblemsQuery {
 
 /// Problems of the orgs whose sync settings the caller may read
 /// (deployment-wide ones for deployment sync readers).
-pub async fn problems(ctx: Ctx<'_>, caller: &Caller, q: &ProblemsQuery) -> ApiResult<Value> {
+pub async fn problems(ctx: Ctx<'_>, caller: &Caller, q: &ProblemsQuery) -> Result<Value> {
     let (limit, _) = super::Page {
         limit: q.limit,
         offset: None,
@@ -410,7 +410,7 @@ pub async fn problems(ctx: Ctx<'_>, caller: &Caller, q: &ProblemsQuery) -> ApiRe
         }
     }
     if !deployment && orgs.is_empty() {
-        return Err(ApiError::forbidden().with_detail("you may not read IdP sync problems"));
+        return Err(Error::forbidden().with_detail("you may not read IdP sync problems"));
     }
     let ids: Vec<String> = orgs.iter().map(|o| o.id.clone()).collect();
     let problems = idpsync::list_problems(
@@ -428,7 +428,7 @@ pub async fn claims_seen(
     ctx: Ctx<'_>,
     caller: &Caller,
     field: Option<&str>,
-) -> ApiResult<Vec<String>> {
+) -> Result<Vec<String>> {
     caller.require(
         ctx.authz,
         Action::DEPLOYMENT_SYNC_READ,

@@ -11,7 +11,7 @@ use super::users::{load, load_in, require_authority_over};
 use super::{Caller, Ctx, Work};
 use crate::audit::Change;
 use crate::authz::Permit;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 use crate::model::{User, parse_text};
 use crate::store;
 pub use crate::store::links::Link;
@@ -19,7 +19,7 @@ pub use crate::store::links::Link;
 /// The only source linked by hand: directory links are the directory sync's.
 const SOURCE: &str = crate::oidc::LINK_SOURCE;
 
-pub async fn list(ctx: Ctx<'_>, caller: &Caller, key: &str) -> ApiResult<Vec<Link>> {
+pub async fn list(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<Vec<Link>> {
     let mut conn = ctx.conn().await?;
     let (user, _) = load(&mut conn, ctx, caller, key, Action::USER_READ).await?;
     Ok(store::links::of_user(&mut conn, &user.id).await?)
@@ -36,11 +36,11 @@ pub struct NewLink {
     pub external_id: String,
 }
 
-fn source_of(source: Option<&str>) -> ApiResult<&'static str> {
+fn source_of(source: Option<&str>) -> Result<&'static str> {
     match source {
         None => Ok(SOURCE),
         Some(s) if s == SOURCE => Ok(SOURCE),
-        Some(other) => Err(ApiError::validation(
+        Some(other) => Err(Error::validation(
             "source",
             format!(
                 "`{other}` identities are not linked by hand; only `{SOURCE}` (directory \
@@ -52,7 +52,7 @@ fn source_of(source: Option<&str>) -> ApiResult<&'static str> {
 
 /// `user:link` on the account, and authority over all of it: whoever controls
 /// how an account signs in holds all its roles.
-async fn authorize(work: &mut Work<'_>, key: &str, what: &str) -> ApiResult<(User, Permit)> {
+async fn authorize(work: &mut Work<'_>, key: &str, what: &str) -> Result<(User, Permit)> {
     let (user, permit) = load_in(work, key, Action::USER_LINK).await?;
     require_authority_over(work, &user, &format!("{what} `{}`", user.username)).await?;
     Ok((user, permit))
@@ -60,11 +60,11 @@ async fn authorize(work: &mut Work<'_>, key: &str, what: &str) -> ApiResult<(Use
 
 /// Links an identity to the account. 409 when the identity is linked to
 /// another account, or the account already has an identity of that source.
-pub async fn create(ctx: Ctx<'_>, caller: &Caller, key: &str, req: &NewLink) -> ApiResult<Link> {
+pub async fn create(ctx: Ctx<'_>, caller: &Caller, key: &str, req: &NewLink) -> Result<Link> {
     let source = source_of(req.source.as_deref())?;
     let external_id = parse_text("external_id", &req.external_id, 255)?;
     if external_id.trim().is_empty() {
-        return Err(ApiError::validation("external_id", "must not be empty"));
+        return Err(Error::validation("external_id", "must not be empty"));
     }
     let mut work = Work::begin(ctx, caller).await?;
     let (user, permit) = authorize(&mut work, key, "linking an identity to").await?;
@@ -72,7 +72,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, key: &str, req: &NewLink) -> 
         let who = store::users::find_by_id(work.conn(), &owner)
             .await?
             .map_or(owner, |u| u.username);
-        return Err(ApiError::conflict(format!(
+        return Err(Error::conflict(format!(
             "this {source} identity is already linked to `{who}`; unlink it there first"
         )));
     }
@@ -81,7 +81,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, key: &str, req: &NewLink) -> 
         .iter()
         .any(|l| l.source == source)
     {
-        return Err(ApiError::conflict(format!(
+        return Err(Error::conflict(format!(
             "`{}` is already linked to another {source} identity; unlink it first",
             user.username
         )));
@@ -89,7 +89,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, key: &str, req: &NewLink) -> 
     let now_s = work.now_s.clone();
     store::links::insert(work.conn(), &user.id, source, &external_id, &now_s)
         .await
-        .map_err(ApiError::on_unique("this identity is already linked"))?;
+        .map_err(Error::on_unique("this identity is already linked"))?;
     work.audit(
         &permit,
         Change::user(
@@ -105,7 +105,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, key: &str, req: &NewLink) -> 
         .await?
         .into_iter()
         .find(|l| l.source == source)
-        .ok_or_else(|| ApiError::internal("link vanished"))?;
+        .ok_or_else(|| Error::internal("link vanished"))?;
     work.commit().await?;
     Ok(link)
 }
@@ -119,14 +119,14 @@ pub struct Unlink {
 }
 
 /// Unlinks the account's identities of a source (or the one named).
-pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str, q: &Unlink) -> ApiResult<()> {
+pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str, q: &Unlink) -> Result<()> {
     let source = source_of(q.source.as_deref())?;
     let mut work = Work::begin(ctx, caller).await?;
     let (user, permit) = authorize(&mut work, key, "unlinking an identity from").await?;
     let removed =
         store::links::delete(work.conn(), &user.id, source, q.external_id.as_deref()).await?;
     if removed.is_empty() {
-        return Err(ApiError::not_found("link"));
+        return Err(Error::not_found("link"));
     }
     work.audit(
         &permit,

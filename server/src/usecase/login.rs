@@ -17,7 +17,7 @@ use super::{Caller, Ctx, Work};
 use crate::audit::{AuditCtx, Change};
 use crate::authz::System;
 use crate::config::OidcConfig;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 use crate::model::{LoginType, User, UserStatus, parse_email};
 use crate::oidc::{self, Identity};
 use crate::store::{self, Conn};
@@ -30,7 +30,7 @@ pub async fn oidc(
     identity: &Identity,
     audit: &AuditCtx,
     now: DateTime<Utc>,
-) -> ApiResult<LoggedIn> {
+) -> Result<LoggedIn> {
     let caller = Caller::System {
         actor: System::OidcLogin,
         audit: AuditCtx {
@@ -39,7 +39,7 @@ pub async fn oidc(
         },
     };
     if let Err(message) = oidc::check_allowed_groups(cfg, &identity.claims) {
-        let refusal = Refusal::new(ApiError::refused(message), None);
+        let refusal = Refusal::new(Error::refused(message), None);
         return Err(refuse(ctx, &caller, cfg, identity, refusal, now).await);
     }
     let mut work = Work::begin_at(ctx, &caller, now).await?;
@@ -69,13 +69,13 @@ pub struct LoggedIn {
 /// A refused login: the answer, and whether it is worth a `login_failed`
 /// audit entry (a refusal of a verified identity; not a database failure).
 struct Refusal {
-    error: ApiError,
+    error: Error,
     user_id: Option<String>,
     audit: bool,
 }
 
 impl Refusal {
-    fn new(error: ApiError, user_id: Option<&str>) -> Self {
+    fn new(error: Error, user_id: Option<&str>) -> Self {
         Self {
             error,
             user_id: user_id.map(str::to_owned),
@@ -84,8 +84,8 @@ impl Refusal {
     }
 }
 
-impl From<ApiError> for Refusal {
-    fn from(error: ApiError) -> Self {
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Self {
         Self {
             error,
             user_id: None,
@@ -96,7 +96,7 @@ impl From<ApiError> for Refusal {
 
 impl From<sqlx::Error> for Refusal {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::from(e).into()
+        Error::from(e).into()
     }
 }
 
@@ -114,7 +114,7 @@ async fn login_tx(
     // Before setup, a login would make a user and leave the deployment
     // without an owner for good (`POST /users/first` needs no users).
     if !store::users::any(work.conn()).await? {
-        return Err(ApiError::refused(
+        return Err(Error::refused(
             "this deployment is not set up yet: create the first user (`POST /api/v2/users/first`) \
              before logging in with OIDC",
         )
@@ -124,7 +124,7 @@ async fn login_tx(
         Some(id) => {
             let user = store::users::find_by_id(work.conn(), &id)
                 .await?
-                .ok_or_else(|| ApiError::internal("linked user vanished"))?;
+                .ok_or_else(|| Error::internal("linked user vanished"))?;
             (user, false, false)
         }
         None => match find_by_email(work.conn(), cfg, claims).await? {
@@ -134,7 +134,7 @@ async fn login_tx(
     };
     if user.status == UserStatus::Suspended {
         return Err(Refusal::new(
-            ApiError::refused("your account is suspended; ask an administrator to reactivate it"),
+            Error::refused("your account is suspended; ask an administrator to reactivate it"),
             Some(&user.id),
         ));
     }
@@ -163,9 +163,9 @@ async fn login_tx(
         crate::idpsync::sync_at_login(work.conn(), &user.id, claims, &now_s, &audit).await
     {
         let error = if r.status >= 500 {
-            ApiError::internal(r.message)
+            Error::internal(r.message)
         } else {
-            ApiError::with_status(r.status, r.message)
+            Error::with_status(r.status, r.message)
         };
         return Err(Refusal::new(error, (!created).then_some(user.id.as_str())));
     }
@@ -195,7 +195,7 @@ async fn find_by_email(
     let verified = oidc::email_verified(claims);
     if !cfg.ignore_email_verified && verified == Some(false) {
         return Err(Refusal::new(
-            ApiError::refused(format!(
+            Error::refused(format!(
                 "your email address `{email}` is not verified at the identity provider; \
                  verify it there, then log in again"
             )),
@@ -209,7 +209,7 @@ async fn find_by_email(
     // shows its email at the identity provider: an owner links it explicitly.
     if user.login_type == LoginType::Password || password_hash.is_some() {
         return Err(Refusal::new(
-            ApiError::refused(format!(
+            Error::refused(format!(
                 "an account with the email `{email}` already exists and signs in with a \
                  password; an administrator must link your identity to that account \
                  before you can sign in with it here"
@@ -219,7 +219,7 @@ async fn find_by_email(
     }
     if !(cfg.ignore_email_verified || verified == Some(true)) {
         return Err(Refusal::new(
-            ApiError::conflict(format!(
+            Error::conflict(format!(
                 "an account with the email `{email}` exists; it can be linked only when the \
                  identity provider marks the email as verified (`email_verified`)"
             )),
@@ -228,7 +228,7 @@ async fn find_by_email(
     }
     if oidc::subject_of(conn, &user.id).await?.is_some() {
         return Err(Refusal::new(
-            ApiError::conflict(format!(
+            Error::conflict(format!(
                 "the account with the email `{email}` is linked to another identity at the \
                  identity provider"
             )),
@@ -248,7 +248,7 @@ async fn create_user(
 ) -> Result<User, Refusal> {
     let raw_email = oidc::email(cfg, claims).ok_or_else(|| {
         Refusal::new(
-            ApiError::refused(format!(
+            Error::refused(format!(
                 "the identity provider sent no email address (claim `{}`); an account needs one",
                 cfg.email_claim
             )),
@@ -257,7 +257,7 @@ async fn create_user(
     })?;
     let email = parse_email("email", &raw_email).map_err(|_| {
         Refusal::new(
-            ApiError::refused(format!(
+            Error::refused(format!(
                 "the identity provider sent `{raw_email}`, which is not an email address"
             )),
             None,
@@ -320,7 +320,7 @@ async fn refuse(
     identity: &Identity,
     refusal: Refusal,
     now: DateTime<Utc>,
-) -> ApiError {
+) -> Error {
     if !refusal.audit {
         return refusal.error;
     }
@@ -334,7 +334,7 @@ async fn refuse(
                 refusal.user_id.as_deref().unwrap_or(""),
                 &target,
                 json!({}),
-                refusal.error.status.as_u16(),
+                refusal.error.status_code(),
             ),
         )
         .await?;

@@ -11,16 +11,11 @@ use serde_json::json;
 use super::{Caller, Ctx, Page, Work, orgs, roles_changed};
 use crate::audit::Change;
 use crate::authz::Grant;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 use crate::model::{Member, Organization, User};
 use crate::store::{self, Conn};
 
-pub async fn list(
-    ctx: Ctx<'_>,
-    caller: &Caller,
-    org_key: &str,
-    page: Page,
-) -> ApiResult<Vec<Member>> {
+pub async fn list(ctx: Ctx<'_>, caller: &Caller, org_key: &str, page: Page) -> Result<Vec<Member>> {
     let mut conn = ctx.conn().await?;
     let (org, _) = orgs::load(&mut conn, ctx.authz, caller, org_key, Action::MEMBER_READ).await?;
     page.apply(store::members::list(&mut conn, &org.id).await?)
@@ -32,22 +27,17 @@ async fn org_and_user(
     work: &mut Work<'_>,
     org_key: &str,
     user_key: &str,
-) -> ApiResult<(Organization, User)> {
+) -> Result<(Organization, User)> {
     let (org, _) = orgs::load_in(work, org_key, Action::ORGANIZATION_READ).await?;
     let key = work.caller().resolve_user_key(user_key).to_owned();
     let user = store::users::find(work.conn(), &key)
         .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+        .ok_or_else(|| Error::not_found("user"))?;
     Ok((org, user))
 }
 
 /// Adds `user_key` to the org with no role beyond `organization-member`.
-pub async fn add(
-    ctx: Ctx<'_>,
-    caller: &Caller,
-    org_key: &str,
-    user_key: &str,
-) -> ApiResult<Member> {
+pub async fn add(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str) -> Result<Member> {
     let mut work = Work::begin(ctx, caller).await?;
     let (org, user) = org_and_user(&mut work, org_key, user_key).await?;
     let permit = work.require(
@@ -64,7 +54,7 @@ pub async fn add(
         .await?
         .is_some()
     {
-        return Err(ApiError::conflict(format!(
+        return Err(Error::conflict(format!(
             "`{}` is already a member of `{}`",
             user.username, org.name
         )));
@@ -73,7 +63,7 @@ pub async fn add(
     store::members::insert(work.conn(), &org.id, &user.id, &[], &now_s).await?;
     let member = store::members::get(work.conn(), &org.id, &user.id)
         .await?
-        .ok_or_else(|| ApiError::internal("member vanished"))?;
+        .ok_or_else(|| Error::internal("member vanished"))?;
     work.audit(
         &permit,
         Change::in_org(
@@ -95,7 +85,7 @@ pub async fn add(
 /// Removes a member and, atomically, its memberships of the org's groups.
 /// Removing takes every role the member holds in the org: the caller needs the
 /// authority to grant each of them.
-pub async fn remove(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str) -> ApiResult<()> {
+pub async fn remove(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str) -> Result<()> {
     let mut work = Work::begin(ctx, caller).await?;
     let (org, user) = org_and_user(&mut work, org_key, user_key).await?;
     let permit = work.require(
@@ -105,7 +95,7 @@ pub async fn remove(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str
     )?;
     let member = store::members::get(work.conn(), &org.id, &user.id)
         .await?
-        .ok_or_else(|| ApiError::not_found("member"))?;
+        .ok_or_else(|| Error::not_found("member"))?;
     let grants: Vec<Grant> = std::iter::once("organization-member")
         .chain(member.roles.iter().map(String::as_str))
         .map(|r| Grant::org(&org, r))
@@ -125,11 +115,11 @@ pub async fn remove(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str
 }
 
 /// Validates requested org roles; `organization-member` is implicit and dropped.
-fn parse_org_roles(roles: &[String]) -> ApiResult<BTreeSet<String>> {
+fn parse_org_roles(roles: &[String]) -> Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
     for (i, r) in roles.iter().enumerate() {
         if !is_org_role(r) {
-            return Err(ApiError::validation(
+            return Err(Error::validation(
                 &format!("roles[{i}]"),
                 format!("`{r}` is not an organization role"),
             ));
@@ -149,7 +139,7 @@ pub async fn set_roles(
     org_key: &str,
     user_key: &str,
     roles: &[String],
-) -> ApiResult<Member> {
+) -> Result<Member> {
     let wanted = parse_org_roles(roles)?;
     let mut work = Work::begin(ctx, caller).await?;
     let (org, user) = org_and_user(&mut work, org_key, user_key).await?;
@@ -172,7 +162,7 @@ pub async fn set_roles(
             user.username, org.name
         ),
     )?;
-    let member = member.ok_or_else(|| ApiError::not_found("member"))?;
+    let member = member.ok_or_else(|| Error::not_found("member"))?;
     if changed.is_empty() {
         return Ok(member);
     }
@@ -183,7 +173,7 @@ pub async fn set_roles(
     store::members::set_roles(work.conn(), &org.id, &user.id, &list, &now_s).await?;
     let updated = store::members::get(work.conn(), &org.id, &user.id)
         .await?
-        .ok_or_else(|| ApiError::not_found("member"))?;
+        .ok_or_else(|| Error::not_found("member"))?;
     work.audit(
         &permit,
         Change::in_org(
@@ -217,7 +207,7 @@ pub async fn assignable_roles(
     ctx: Ctx<'_>,
     caller: &Caller,
     org_key: &str,
-) -> ApiResult<Vec<AssignableRole>> {
+) -> Result<Vec<AssignableRole>> {
     let mut conn = ctx.conn().await?;
     let (org, _) = orgs::load(&mut conn, ctx.authz, caller, org_key, Action::MEMBER_READ).await?;
     Ok(ORG_ROLES
@@ -244,9 +234,9 @@ pub async fn org_member_by_key(
     org: &Organization,
     key: &str,
     field: &str,
-) -> ApiResult<User> {
+) -> Result<User> {
     let not_member =
-        || ApiError::validation(field, format!("`{key}` is not a member of `{}`", org.name));
+        || Error::validation(field, format!("`{key}` is not a member of `{}`", org.name));
     let user = store::users::find(conn, caller.resolve_user_key(key))
         .await?
         .ok_or_else(not_member)?;

@@ -28,7 +28,7 @@ use crate::audit::{self, AuditCtx, Change};
 use crate::authz::{Authority, Authz, CachedPrincipal, Grant, Permit, System};
 use crate::clock;
 use crate::db::{Db, Tx};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 use crate::model::Organization;
 use crate::store::Conn;
 
@@ -45,7 +45,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// A connection for an operation that only reads.
-    pub async fn conn(&self) -> ApiResult<sqlx::pool::PoolConnection<sqlx::Any>> {
+    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
         Ok(self.db.pool().acquire().await?)
     }
 }
@@ -106,7 +106,7 @@ impl Caller {
         action: Action,
         resource: &Resource,
         what: &str,
-    ) -> ApiResult<Permit> {
+    ) -> Result<Permit> {
         self.require_with(authz, action, resource, &RequestContext::new(), what)
     }
 
@@ -117,13 +117,13 @@ impl Caller {
         resource: &Resource,
         context: &RequestContext,
         what: &str,
-    ) -> ApiResult<Permit> {
+    ) -> Result<Permit> {
         match self {
             Caller::User { principal, .. } => {
                 authz.require_with(&principal.entity, action, resource, context, what)
             }
             Caller::System { actor, .. } => Permit::system(*actor, action).ok_or_else(|| {
-                ApiError::forbidden().with_detail(format!(
+                Error::forbidden().with_detail(format!(
                     "{actor:?} may not take `{}` on its own authority",
                     action.name()
                 ))
@@ -146,7 +146,7 @@ impl Caller {
         authz: &Authz,
         grants: impl IntoIterator<Item = &'g Grant>,
         through: &str,
-    ) -> ApiResult<()> {
+    ) -> Result<()> {
         match self {
             Caller::User { principal, .. } => {
                 authz.require_grants(&principal.entity, grants, through)
@@ -162,7 +162,7 @@ impl Caller {
         target: &Principal,
         orgs: &[Organization],
         what: &str,
-    ) -> ApiResult<()> {
+    ) -> Result<()> {
         match self {
             Caller::User { principal, .. } => {
                 authz.require_authority_over(&principal.entity, target, orgs, what)
@@ -187,12 +187,12 @@ impl<'a> Work<'a> {
     /// Opens the operation's transaction (a write transaction: on SQLite it
     /// holds the write lock from the first read, so what is loaded and decided
     /// on is what is replaced).
-    pub async fn begin(ctx: Ctx<'a>, caller: &'a Caller) -> ApiResult<Self> {
+    pub async fn begin(ctx: Ctx<'a>, caller: &'a Caller) -> Result<Self> {
         Self::begin_at(ctx, caller, clock::now()).await
     }
 
     /// [`Work::begin`] for an operation whose time was read by its entry point.
-    pub async fn begin_at(ctx: Ctx<'a>, caller: &'a Caller, now: DateTime<Utc>) -> ApiResult<Self> {
+    pub async fn begin_at(ctx: Ctx<'a>, caller: &'a Caller, now: DateTime<Utc>) -> Result<Self> {
         let tx = ctx.db.begin().await?;
         Ok(Self {
             authz: ctx.authz,
@@ -213,7 +213,7 @@ impl<'a> Work<'a> {
         &mut self.tx
     }
 
-    pub fn require(&self, action: Action, resource: &Resource, what: &str) -> ApiResult<Permit> {
+    pub fn require(&self, action: Action, resource: &Resource, what: &str) -> Result<Permit> {
         self.caller.require(self.authz, action, resource, what)
     }
 
@@ -223,7 +223,7 @@ impl<'a> Work<'a> {
         resource: &Resource,
         context: &RequestContext,
         what: &str,
-    ) -> ApiResult<Permit> {
+    ) -> Result<Permit> {
         self.caller
             .require_with(self.authz, action, resource, context, what)
     }
@@ -236,7 +236,7 @@ impl<'a> Work<'a> {
         &self,
         grants: impl IntoIterator<Item = &'g Grant>,
         through: &str,
-    ) -> ApiResult<()> {
+    ) -> Result<()> {
         self.caller.require_grants(self.authz, grants, through)
     }
 
@@ -245,14 +245,14 @@ impl<'a> Work<'a> {
         target: &Principal,
         orgs: &[Organization],
         what: &str,
-    ) -> ApiResult<()> {
+    ) -> Result<()> {
         self.caller
             .require_authority_over(self.authz, target, orgs, what)
     }
 
     /// A permit is this caller's: a decision for a user, the actor's own
     /// authority for a system actor. Anything else is a bug, refused.
-    fn check(&self, permit: &Permit) -> ApiResult<()> {
+    fn check(&self, permit: &Permit) -> Result<()> {
         let ours = match (self.caller, permit.authority()) {
             (Caller::User { .. }, Authority::Decision) => true,
             (Caller::System { actor, .. }, Authority::System(by)) => *actor == by,
@@ -261,7 +261,7 @@ impl<'a> Work<'a> {
         if ours {
             Ok(())
         } else {
-            Err(ApiError::internal(format!(
+            Err(Error::internal(format!(
                 "a permit for `{}` given to another caller was used",
                 permit.action().name()
             )))
@@ -269,7 +269,7 @@ impl<'a> Work<'a> {
     }
 
     /// Writes the audit entry of a change made under `permit`.
-    pub async fn audit(&mut self, permit: &Permit, change: Change<'_>) -> ApiResult<()> {
+    pub async fn audit(&mut self, permit: &Permit, change: Change<'_>) -> Result<()> {
         self.check(permit)?;
         audit::record(&mut self.tx, self.caller.audit_ctx(), &self.now_s, change).await?;
         Ok(())
@@ -282,7 +282,7 @@ impl<'a> Work<'a> {
         permit: &Permit,
         user_id: &str,
         change: Change<'_>,
-    ) -> ApiResult<()> {
+    ) -> Result<()> {
         self.check(permit)?;
         let ctx = AuditCtx {
             user_id: Some(user_id.to_owned()),
@@ -295,11 +295,7 @@ impl<'a> Work<'a> {
     /// Audits an event that gives no one any authority and so needs no
     /// permit: a refused login, the end of one's own session. `as_user` names
     /// the account concerned when the caller is not a user.
-    pub async fn record_event(
-        &mut self,
-        as_user: Option<&str>,
-        change: Change<'_>,
-    ) -> ApiResult<()> {
+    pub async fn record_event(&mut self, as_user: Option<&str>, change: Change<'_>) -> Result<()> {
         let mut ctx = self.caller.audit_ctx().clone();
         if let Some(user_id) = as_user {
             ctx.user_id = Some(user_id.to_owned());
@@ -324,7 +320,7 @@ impl<'a> Work<'a> {
     }
 
     /// Commits, then drops the touched principals from the cache.
-    pub async fn commit(self) -> ApiResult<()> {
+    pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
         if self.touched_all {
             self.authz.invalidate_all();
@@ -353,24 +349,24 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn resolve(self, default: i64, max: i64) -> Result<(i64, i64), ApiError> {
+    pub fn resolve(self, default: i64, max: i64) -> Result<(i64, i64), Error> {
         let limit = self.limit.unwrap_or(default);
         let offset = self.offset.unwrap_or(0);
         if !(1..=max).contains(&limit) {
-            return Err(ApiError::validation(
+            return Err(Error::validation(
                 "limit",
                 format!("must be between 1 and {max}"),
             ));
         }
         if offset < 0 {
-            return Err(ApiError::validation("offset", "must not be negative"));
+            return Err(Error::validation("offset", "must not be negative"));
         }
         Ok((limit, offset))
     }
 
     /// Pages a list already filtered by the policies: everything when no
     /// `limit` is given, else `limit` (1..=1000) items after `offset`.
-    pub fn apply<T>(self, items: Vec<T>) -> Result<Vec<T>, ApiError> {
+    pub fn apply<T>(self, items: Vec<T>) -> Result<Vec<T>, Error> {
         if self.limit.is_none() && self.offset.is_none() {
             return Ok(items);
         }
@@ -430,7 +426,7 @@ mod tests {
             Action::DEPLOYMENT_SYNC_UPDATE,
         ] {
             let e = login.require(&authz, action, &site, "x").unwrap_err();
-            assert_eq!(e.status.as_u16(), 403, "{}", action.name());
+            assert_eq!(e.status_code(), 403, "{}", action.name());
         }
         assert!(Permit::system(System::Reaper, Action::USER_CREATE).is_none());
         assert!(Permit::system(System::PasswordLogin, Action::USER_UPDATE_ROLES).is_none());
@@ -450,7 +446,7 @@ mod tests {
         let e = member
             .require(&authz, Action::USER_CREATE, &site, "users")
             .unwrap_err();
-        assert_eq!(e.status.as_u16(), 403);
+        assert_eq!(e.status_code(), 403);
         // The grant rule holds for users, not for system actors (whose grants
         // come from settings that passed it).
         let owner_role = [Grant::Site("owner".to_owned())];

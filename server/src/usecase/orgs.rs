@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{Caller, Ctx, Page, Work};
 use crate::audit::{self, Change, to_value};
 use crate::authz::{Authz, Permit};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 use crate::model::{Name, Organization, parse_text};
 use crate::store::{self, Conn};
 
@@ -19,10 +19,10 @@ pub async fn load(
     caller: &Caller,
     key: &str,
     action: Action,
-) -> ApiResult<(Organization, Permit)> {
+) -> Result<(Organization, Permit)> {
     let org = store::orgs::find(conn, key)
         .await?
-        .ok_or_else(|| ApiError::not_found("organization"))?;
+        .ok_or_else(|| Error::not_found("organization"))?;
     let permit = caller.require(
         authz,
         action,
@@ -37,10 +37,10 @@ pub async fn load_in(
     work: &mut Work<'_>,
     key: &str,
     action: Action,
-) -> ApiResult<(Organization, Permit)> {
+) -> Result<(Organization, Permit)> {
     let org = store::orgs::find(work.conn(), key)
         .await?
-        .ok_or_else(|| ApiError::not_found("organization"))?;
+        .ok_or_else(|| Error::not_found("organization"))?;
     let permit = work.require(
         action,
         &Resource::organization(&org.org_ref()),
@@ -50,7 +50,7 @@ pub async fn load_in(
 }
 
 /// The organizations the caller may read.
-pub async fn list(ctx: Ctx<'_>, caller: &Caller, page: Page) -> ApiResult<Vec<Organization>> {
+pub async fn list(ctx: Ctx<'_>, caller: &Caller, page: Page) -> Result<Vec<Organization>> {
     let mut conn = ctx.conn().await?;
     let orgs = store::orgs::list(&mut conn).await?;
     page.apply(
@@ -66,7 +66,7 @@ pub async fn list(ctx: Ctx<'_>, caller: &Caller, page: Page) -> ApiResult<Vec<Or
     )
 }
 
-pub async fn get(ctx: Ctx<'_>, caller: &Caller, key: &str) -> ApiResult<Organization> {
+pub async fn get(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<Organization> {
     let mut conn = ctx.conn().await?;
     Ok(
         load(&mut conn, ctx.authz, caller, key, Action::ORGANIZATION_READ)
@@ -88,7 +88,7 @@ pub struct NewOrg {
 }
 
 /// Creates the org, its Everyone group, and makes the creator a member.
-pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewOrg) -> ApiResult<Organization> {
+pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewOrg) -> Result<Organization> {
     let mut work = Work::begin(ctx, caller).await?;
     let permit = work.require(
         Action::ORGANIZATION_CREATE,
@@ -116,7 +116,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewOrg) -> ApiResult<Org
     let now_s = work.now_s.clone();
     store::orgs::insert(work.conn(), &org)
         .await
-        .map_err(ApiError::on_unique(name_taken(&org.name)))?;
+        .map_err(Error::on_unique(name_taken(&org.name)))?;
     store::groups::insert_everyone(work.conn(), &org.id, &now_s).await?;
     if let Some(creator) = caller.user_id() {
         store::members::insert(work.conn(), &org.id, creator, &[], &now_s).await?;
@@ -158,7 +158,7 @@ pub async fn update(
     caller: &Caller,
     key: &str,
     req: OrgChanges,
-) -> ApiResult<Organization> {
+) -> Result<Organization> {
     let mut work = Work::begin(ctx, caller).await?;
     let (org, permit) = load_in(&mut work, key, Action::ORGANIZATION_UPDATE).await?;
     let mut updated = org.clone();
@@ -180,7 +180,7 @@ pub async fn update(
     updated.updated_at = work.now_s.clone();
     store::orgs::update(work.conn(), &updated)
         .await
-        .map_err(ApiError::on_unique(name_taken(&updated.name)))?;
+        .map_err(Error::on_unique(name_taken(&updated.name)))?;
     work.audit(
         &permit,
         Change::in_org(
@@ -200,13 +200,13 @@ pub async fn update(
 
 /// Deletes the org; refused (409, naming what remains) while it holds anything
 /// but its Everyone group and the caller.
-pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str) -> ApiResult<()> {
+pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<()> {
     let mut work = Work::begin(ctx, caller).await?;
     let (org, permit) = load_in(&mut work, key, Action::ORGANIZATION_DELETE).await?;
     let remaining =
         store::orgs::remaining(work.conn(), &org.id, caller.user_id().unwrap_or("")).await?;
     if !remaining.is_empty() {
-        return Err(ApiError::conflict(format!(
+        return Err(Error::conflict(format!(
             "organization `{}` still has {}; remove them first",
             org.name,
             remaining.join(", ")

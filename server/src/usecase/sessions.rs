@@ -13,7 +13,7 @@ use super::{Caller, Ctx, Work};
 use crate::audit::{AuditCtx, Change};
 use crate::authz::System;
 use crate::clock;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 use crate::model::{LoginType, User, UserStatus, parse_email, parse_text};
 use crate::secrets::{self, sha256_hex};
 use crate::store;
@@ -36,7 +36,7 @@ pub async fn issue(
     kind: &str,
     token_name: &str,
     lifetime_seconds: i64,
-) -> ApiResult<Session> {
+) -> Result<Session> {
     let secret = secrets::new_token();
     let id = store::new_id();
     let expires = clock::fmt(work.now + chrono::Duration::seconds(lifetime_seconds));
@@ -70,7 +70,7 @@ pub async fn open(
     user: &User,
     lifetime_seconds: i64,
     status_code: u16,
-) -> ApiResult<Session> {
+) -> Result<Session> {
     let permit = work.require(Action::USER_CREATE_TOKEN, &user_resource(user), "user")?;
     if user.status == UserStatus::Dormant {
         let now_s = work.now_s.clone();
@@ -130,7 +130,7 @@ pub async fn password_login(
     limits: throttle::Limits,
     req: &PasswordLogin,
     lifetime_seconds: i64,
-) -> ApiResult<LoginOutcome> {
+) -> Result<LoginOutcome> {
     let now = clock::now();
     let attempt = match throttle::attempt(ctx.db, limits, &req.email, addr, now).await? {
         throttle::Verdict::Proceed(attempt) => attempt,
@@ -162,10 +162,10 @@ pub async fn password_login(
     };
     if let Some(failure) = failure {
         let error = match failure {
-            throttle::Failure::Credentials => ApiError::unauthorized("incorrect email or password"),
-            throttle::Failure::Suspended => ApiError::refused(
-                "your account is suspended; ask an administrator to reactivate it",
-            ),
+            throttle::Failure::Credentials => Error::unauthorized("incorrect email or password"),
+            throttle::Failure::Suspended => {
+                Error::refused("your account is suspended; ask an administrator to reactivate it")
+            }
         };
         if attempt.failed(ctx.db, failure).await? {
             let mut work = Work::begin(ctx, &caller).await?;
@@ -176,7 +176,7 @@ pub async fn password_login(
                     user.map_or("", |u| u.id.as_str()),
                     &login_target(&req.email),
                     json!({}),
-                    error.status.as_u16(),
+                    error.status_code(),
                 ),
             )
             .await?;
@@ -185,7 +185,7 @@ pub async fn password_login(
         return Err(error);
     }
     let Some(user) = user else {
-        return Err(ApiError::unauthorized("incorrect email or password"));
+        return Err(Error::unauthorized("incorrect email or password"));
     };
     let mut work = Work::begin(ctx, &caller).await?;
     let session = open(&mut work, user, lifetime_seconds, 201).await?;
@@ -198,7 +198,7 @@ pub async fn password_login(
 }
 
 /// Ends the caller's session `key_id`.
-pub async fn logout(ctx: Ctx<'_>, caller: &Caller, key_id: &str, username: &str) -> ApiResult<()> {
+pub async fn logout(ctx: Ctx<'_>, caller: &Caller, key_id: &str, username: &str) -> Result<()> {
     let mut work = Work::begin(ctx, caller).await?;
     store::tokens::delete(work.conn(), key_id).await?;
     work.record_event(
@@ -225,12 +225,12 @@ pub async fn create_token(
     caller: &Caller,
     key: &str,
     req: &NewToken,
-) -> ApiResult<Session> {
+) -> Result<Session> {
     let mut work = Work::begin(ctx, caller).await?;
     let (user, permit) = load_in(&mut work, key, Action::USER_CREATE_TOKEN).await?;
     let lifetime = req.lifetime_seconds.unwrap_or(30 * 86_400);
     if !(60..=365 * 86_400).contains(&lifetime) {
-        return Err(ApiError::validation(
+        return Err(Error::validation(
             "lifetime_seconds",
             "must be between 60 and 31536000",
         ));
@@ -263,8 +263,8 @@ pub struct SignedIn {
 /// Who a session or API token belongs to: 401 unless it is known and not
 /// expired. Bookkeeping at most once a minute per key: last use, and the
 /// sliding expiry of sessions.
-pub async fn authenticate(ctx: Ctx<'_>, token: &str) -> ApiResult<SignedIn> {
-    let invalid = || ApiError::unauthorized("the session token is invalid or expired");
+pub async fn authenticate(ctx: Ctx<'_>, token: &str) -> Result<SignedIn> {
+    let invalid = || Error::unauthorized("the session token is invalid or expired");
     let now = clock::now();
     let now_s = clock::fmt(now);
     let mut conn = ctx.conn().await?;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::{Caller, Ctx, Page, Work, roles_changed};
 use crate::audit::{self, AuditCtx, Change, to_value};
 use crate::authz::{Grant, Permit, System};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 use crate::model::{
     LoginType, Organization, User, UserStatus, Username, parse_email, parse_password, parse_text,
 };
@@ -57,7 +57,7 @@ pub async fn insert(
     new: &NewAccount,
     created_by: CreatedBy,
     status_code: u16,
-) -> ApiResult<User> {
+) -> Result<User> {
     let id = new.id.clone();
     let now_s = work.now_s.clone();
     store::users::insert(
@@ -74,16 +74,16 @@ pub async fn insert(
         },
     )
     .await
-    .map_err(ApiError::on_unique(
+    .map_err(Error::on_unique(
         "a user with this username or email already exists",
     ))?;
     let org = store::orgs::default_org(work.conn())
         .await?
-        .ok_or_else(|| ApiError::internal("default organization missing"))?;
+        .ok_or_else(|| Error::internal("default organization missing"))?;
     store::members::insert(work.conn(), &org.id, &id, &[], &now_s).await?;
     let user = store::users::find_by_id(work.conn(), &id)
         .await?
-        .ok_or_else(|| ApiError::internal("user vanished"))?;
+        .ok_or_else(|| Error::internal("user vanished"))?;
     let change = Change::user(
         "create",
         &id,
@@ -100,7 +100,7 @@ pub async fn insert(
 }
 
 /// Whether the first user exists yet.
-pub async fn first_exists(ctx: Ctx<'_>) -> ApiResult<bool> {
+pub async fn first_exists(ctx: Ctx<'_>) -> Result<bool> {
     let mut conn = ctx.conn().await?;
     Ok(store::users::count(&mut conn).await? > 0)
 }
@@ -132,12 +132,12 @@ pub async fn create_first(
     audit: AuditCtx,
     req: FirstUser,
     session_lifetime_seconds: i64,
-) -> ApiResult<FirstUserCreated> {
+) -> Result<FirstUserCreated> {
     let username = Username::parse("username", &req.username)?;
     let email = parse_email("email", &req.email)?;
     parse_password("password", &req.password)?;
     let name = parse_text("name", &req.name, 128)?;
-    let hash = secrets::hash_password(&req.password).map_err(ApiError::internal)?;
+    let hash = secrets::hash_password(&req.password).map_err(Error::internal)?;
     let caller = Caller::System {
         actor: System::Setup,
         audit,
@@ -145,17 +145,13 @@ pub async fn create_first(
     let mut work = Work::begin(ctx, &caller).await?;
     let permit = work.require(Action::USER_CREATE, &Resource::site(), "users")?;
     if store::users::count(work.conn()).await? > 0 {
-        return Err(ApiError::conflict(
-            "the first user has already been created",
-        ));
+        return Err(Error::conflict("the first user has already been created"));
     }
     let id = NewAccount::id();
     let now_s = work.now_s.clone();
     store::users::mark_first_user(work.conn(), &id, &now_s)
         .await
-        .map_err(ApiError::on_unique(
-            "the first user has already been created",
-        ))?;
+        .map_err(Error::on_unique("the first user has already been created"))?;
     let user = insert(
         &mut work,
         &permit,
@@ -174,7 +170,7 @@ pub async fn create_first(
     .await?;
     let org = store::orgs::default_org(work.conn())
         .await?
-        .ok_or_else(|| ApiError::internal("default organization missing"))?;
+        .ok_or_else(|| Error::internal("default organization missing"))?;
     let session =
         super::sessions::issue(&mut work, &user.id, "session", "", session_lifetime_seconds)
             .await?;
@@ -198,35 +194,35 @@ pub async fn load(
     caller: &Caller,
     key: &str,
     action: Action,
-) -> ApiResult<(User, Permit)> {
+) -> Result<(User, Permit)> {
     let user = store::users::find(conn, caller.resolve_user_key(key))
         .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+        .ok_or_else(|| Error::not_found("user"))?;
     let permit = caller.require(ctx.authz, action, &user_resource(&user), "user")?;
     Ok((user, permit))
 }
 
 /// [`load`] inside an operation's transaction.
-pub async fn load_in(work: &mut Work<'_>, key: &str, action: Action) -> ApiResult<(User, Permit)> {
+pub async fn load_in(work: &mut Work<'_>, key: &str, action: Action) -> Result<(User, Permit)> {
     let key = work.caller().resolve_user_key(key).to_owned();
     let user = store::users::find(work.conn(), &key)
         .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+        .ok_or_else(|| Error::not_found("user"))?;
     let permit = work.require(action, &user_resource(&user), "user")?;
     Ok((user, permit))
 }
 
 /// Authority over the whole account of `user` (see
 /// [`crate::authz::Authz::require_authority_over`]), read in the operation.
-pub async fn require_authority_over(work: &mut Work<'_>, user: &User, what: &str) -> ApiResult<()> {
+pub async fn require_authority_over(work: &mut Work<'_>, user: &User, what: &str) -> Result<()> {
     let (target, _) = store::principals::load(work.conn(), &user.id)
         .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+        .ok_or_else(|| Error::not_found("user"))?;
     let orgs = store::orgs::list(work.conn()).await?;
     work.require_authority_over(&target, &orgs, what)
 }
 
-pub async fn get(ctx: Ctx<'_>, caller: &Caller, key: &str) -> ApiResult<User> {
+pub async fn get(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<User> {
     let mut conn = ctx.conn().await?;
     Ok(load(&mut conn, ctx, caller, key, Action::USER_READ)
         .await?
@@ -244,7 +240,7 @@ pub struct UserQuery {
 }
 
 /// A page of users and how many match in all.
-pub async fn list(ctx: Ctx<'_>, caller: &Caller, q: &UserQuery) -> ApiResult<(Vec<User>, i64)> {
+pub async fn list(ctx: Ctx<'_>, caller: &Caller, q: &UserQuery) -> Result<(Vec<User>, i64)> {
     caller.require(ctx.authz, Action::USER_LIST, &Resource::site(), "users")?;
     let (limit, offset) = Page {
         limit: q.limit,
@@ -279,7 +275,7 @@ pub struct NewUser {
 }
 
 /// The sign-in of a user created by an administrator: a password, or none.
-fn new_login(req: &NewUser) -> ApiResult<(LoginType, Option<String>)> {
+fn new_login(req: &NewUser) -> Result<(LoginType, Option<String>)> {
     let login_type = req.login_type.unwrap_or(if req.password.is_some() {
         LoginType::Password
     } else {
@@ -288,19 +284,19 @@ fn new_login(req: &NewUser) -> ApiResult<(LoginType, Option<String>)> {
     match (login_type, &req.password) {
         (LoginType::Password, Some(p)) => {
             parse_password("password", p)?;
-            let hash = secrets::hash_password(p).map_err(ApiError::internal)?;
+            let hash = secrets::hash_password(p).map_err(Error::internal)?;
             Ok((LoginType::Password, Some(hash)))
         }
-        (LoginType::Password, None) => Err(ApiError::validation(
+        (LoginType::Password, None) => Err(Error::validation(
             "password",
             "is required for login_type `password`",
         )),
         (LoginType::None, None) => Ok((LoginType::None, None)),
-        (LoginType::None, Some(_)) => Err(ApiError::validation(
+        (LoginType::None, Some(_)) => Err(Error::validation(
             "password",
             "must be absent for login_type `none`",
         )),
-        (other, _) => Err(ApiError::validation(
+        (other, _) => Err(Error::validation(
             "login_type",
             format!(
                 "`{}` users are created by their identity provider",
@@ -312,7 +308,7 @@ fn new_login(req: &NewUser) -> ApiResult<(LoginType, Option<String>)> {
 
 /// Creates a user; it joins the default org and any orgs listed (each needs
 /// `member:create` there and passes the grant rule).
-pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewUser) -> ApiResult<User> {
+pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewUser) -> Result<User> {
     // Decided before the password is hashed: a refused caller costs no hash.
     caller.require(ctx.authz, Action::USER_CREATE, &Resource::site(), "users")?;
     let username = Username::parse("username", &req.username)?;
@@ -340,7 +336,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewUser) -> ApiResult<Us
     let mut orgs: Vec<Organization> = Vec::new();
     for (i, key) in req.organization_ids.iter().enumerate() {
         let org = store::orgs::find(work.conn(), key).await?.ok_or_else(|| {
-            ApiError::validation(
+            Error::validation(
                 &format!("organization_ids[{i}]"),
                 format!("organization `{key}` not found"),
             )
@@ -395,7 +391,7 @@ pub struct UserChanges {
 
 /// Changes a user's profile and sign-in. Changing what identifies the account
 /// (username, email, login type, password) needs authority over all of it.
-pub async fn update(ctx: Ctx<'_>, caller: &Caller, key: &str, req: UserChanges) -> ApiResult<User> {
+pub async fn update(ctx: Ctx<'_>, caller: &Caller, key: &str, req: UserChanges) -> Result<User> {
     // The password is hashed before the transaction opens (it is slow on
     // purpose); whether it may be set is decided inside.
     let mut conn = ctx.conn().await?;
@@ -405,7 +401,7 @@ pub async fn update(ctx: Ctx<'_>, caller: &Caller, key: &str, req: UserChanges) 
     let mut work = Work::begin(ctx, caller).await?;
     let (user, permit) = load_in(&mut work, key, Action::USER_UPDATE).await?;
     if user.login_type != before.login_type {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "the user's login type changed meanwhile; try again",
         ));
     }
@@ -458,7 +454,7 @@ pub async fn update(ctx: Ctx<'_>, caller: &Caller, key: &str, req: UserChanges) 
         &now_s,
     )
     .await
-    .map_err(ApiError::on_unique(
+    .map_err(Error::on_unique(
         "a user with this username or email already exists",
     ))?;
     if let Some((login_type, hash)) = &login {
@@ -467,7 +463,7 @@ pub async fn update(ctx: Ctx<'_>, caller: &Caller, key: &str, req: UserChanges) 
     }
     let updated = store::users::find_by_id(work.conn(), &user.id)
         .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+        .ok_or_else(|| Error::not_found("user"))?;
     let mut diff = audit::diff(&to_value(&user), &to_value(&updated));
     if login.as_ref().is_some_and(|(_, h)| h.is_some()) {
         // Never the password itself: only that it changed.
@@ -500,11 +496,11 @@ fn login_change(
     user: &User,
     login_type: Option<LoginType>,
     password: Option<&str>,
-) -> ApiResult<Option<(LoginType, Option<String>)>> {
+) -> Result<Option<(LoginType, Option<String>)>> {
     let target = login_type.unwrap_or(user.login_type);
     let changes_type = target != user.login_type;
     if changes_type && !matches!(target, LoginType::Password | LoginType::None) {
-        return Err(ApiError::validation(
+        return Err(Error::validation(
             "login_type",
             format!(
                 "`{}` is set by the identity provider or the directory, not by hand",
@@ -515,20 +511,20 @@ fn login_change(
     match (target, password) {
         (LoginType::Password, Some(p)) => {
             parse_password("password", p)?;
-            let hash = secrets::hash_password(p).map_err(ApiError::internal)?;
+            let hash = secrets::hash_password(p).map_err(Error::internal)?;
             Ok(Some((LoginType::Password, Some(hash))))
         }
-        (LoginType::Password, None) if changes_type => Err(ApiError::validation(
+        (LoginType::Password, None) if changes_type => Err(Error::validation(
             "password",
             "is required to change the login type to `password`",
         )),
-        (LoginType::None, Some(_)) => Err(ApiError::validation(
+        (LoginType::None, Some(_)) => Err(Error::validation(
             "password",
             "must be absent for login_type `none`",
         )),
         (LoginType::None, None) if changes_type => Ok(Some((LoginType::None, None))),
         (_, None) => Ok(None),
-        (other, Some(_)) => Err(ApiError::validation(
+        (other, Some(_)) => Err(Error::validation(
             "password",
             format!("`{}` users have no password here", other.as_str()),
         )),
@@ -536,12 +532,12 @@ fn login_change(
 }
 
 /// Deletes a user; refused (409) while it owns workspaces.
-pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str) -> ApiResult<()> {
+pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<()> {
     let mut work = Work::begin(ctx, caller).await?;
     let (user, permit) = load_in(&mut work, key, Action::USER_DELETE).await?;
     let owned = store::workspaces::count_for_owner(work.conn(), &user.id).await?;
     if owned > 0 {
-        return Err(ApiError::conflict(format!(
+        return Err(Error::conflict(format!(
             "user `{}` still owns {owned} workspace(s); delete them first",
             user.username
         )));
@@ -570,7 +566,7 @@ pub async fn set_status(
     caller: &Caller,
     key: &str,
     status: UserStatus,
-) -> ApiResult<User> {
+) -> Result<User> {
     let mut work = Work::begin(ctx, caller).await?;
     let (user, permit) = load_in(&mut work, key, Action::USER_SUSPEND).await?;
     if user.status == status {
@@ -589,7 +585,7 @@ pub async fn set_status(
     store::links::clear_sync_suspension(work.conn(), &user.id).await?;
     let updated = store::users::find_by_id(work.conn(), &user.id)
         .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+        .ok_or_else(|| Error::not_found("user"))?;
     work.audit(
         &permit,
         Change::user(
@@ -607,12 +603,12 @@ pub async fn set_status(
 }
 
 /// A user's site roles and its roles per organization (by org id).
-pub async fn roles(ctx: Ctx<'_>, caller: &Caller, key: &str) -> ApiResult<Value> {
+pub async fn roles(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<Value> {
     let mut conn = ctx.conn().await?;
     let (user, _) = load(&mut conn, ctx, caller, key, Action::USER_READ).await?;
     let (principal, _) = store::principals::load(&mut conn, &user.id)
         .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+        .ok_or_else(|| Error::not_found("user"))?;
     let org_roles: serde_json::Map<String, Value> = principal
         .memberships
         .iter()
@@ -622,11 +618,11 @@ pub async fn roles(ctx: Ctx<'_>, caller: &Caller, key: &str) -> ApiResult<Value>
 }
 
 /// Validates requested site roles; `member` is implicit and dropped.
-fn parse_site_roles(roles: &[String]) -> ApiResult<BTreeSet<String>> {
+fn parse_site_roles(roles: &[String]) -> Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
     for (i, r) in roles.iter().enumerate() {
         if !is_site_role(r) {
-            return Err(ApiError::validation(
+            return Err(Error::validation(
                 &format!("roles[{i}]"),
                 format!("`{r}` is not a site role"),
             ));
@@ -640,18 +636,13 @@ fn parse_site_roles(roles: &[String]) -> ApiResult<BTreeSet<String>> {
 
 /// Sets a user's site roles to exactly `roles`; every role granted or revoked
 /// passes the grant rule.
-pub async fn set_roles(
-    ctx: Ctx<'_>,
-    caller: &Caller,
-    key: &str,
-    roles: &[String],
-) -> ApiResult<User> {
+pub async fn set_roles(ctx: Ctx<'_>, caller: &Caller, key: &str, roles: &[String]) -> Result<User> {
     let wanted = parse_site_roles(roles)?;
     let mut work = Work::begin(ctx, caller).await?;
     let key = work.caller().resolve_user_key(key).to_owned();
     let user = store::users::find(work.conn(), &key)
         .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+        .ok_or_else(|| Error::not_found("user"))?;
     let current: BTreeSet<String> = store::users::explicit_roles(&user).into_iter().collect();
     let changed = roles_changed(&current, &wanted);
     let permit = work.require(Action::USER_UPDATE_ROLES, &user_resource(&user), "user")?;
@@ -670,7 +661,7 @@ pub async fn set_roles(
     store::users::set_roles(work.conn(), &user.id, &list, &now_s).await?;
     let updated = store::users::find_by_id(work.conn(), &user.id)
         .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+        .ok_or_else(|| Error::not_found("user"))?;
     work.audit(
         &permit,
         Change::user(
@@ -691,11 +682,7 @@ pub async fn set_roles(
 }
 
 /// The organizations of a user that the caller may see.
-pub async fn organizations(
-    ctx: Ctx<'_>,
-    caller: &Caller,
-    key: &str,
-) -> ApiResult<Vec<Organization>> {
+pub async fn organizations(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<Vec<Organization>> {
     let mut conn = ctx.conn().await?;
     let (user, _) = load(&mut conn, ctx, caller, key, Action::USER_READ).await?;
     let orgs = store::users::organizations(&mut conn, &user.id).await?;

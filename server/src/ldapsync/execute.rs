@@ -23,6 +23,7 @@ use super::state::{self, Known, Link, States};
 use super::{AUDIT_SOURCE, DirectorySync, LINK_SOURCE, apply, plan, settings};
 use crate::audit::AuditCtx;
 use crate::clock;
+use crate::idpsync::apply as idpsync_apply;
 use crate::store::{self, directory_runs};
 
 /// Incremental runs look this far behind the previous run's start (clock skew
@@ -376,7 +377,7 @@ async fn create_groups(
         .map(|((org, _), (name, reason))| (org, name, reason))
         .collect();
     let mut tx = sync.db.begin().await?;
-    let ids = apply::create_groups(&mut tx, &wanted, &clock::fmt(now), audit_ctx)
+    let ids = idpsync_apply::create_groups(&mut tx, &wanted, &clock::fmt(now), audit_ctx, "ldap")
         .await
         .map_err(RunError::Apply)?;
     sync.still_ours(&mut tx, ctx, now).await?;
@@ -497,9 +498,10 @@ impl Applier<'_> {
             }
         }
         let now_s = clock::fmt(clock::now());
-        let mut groups = apply::GroupIds {
+        let mut groups = idpsync_apply::GroupIds {
             created: self.created,
             local: HashMap::new(),
+            source: "ldap",
         };
         apply::apply_batch(
             &mut tx,

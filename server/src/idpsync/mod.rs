@@ -3,14 +3,16 @@
 //! guards that refuse manual changes to what sync manages. (The planner itself
 //! is the pure `orgsync-sync` crate.)
 
+pub mod apply;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use orgsync_policy::{ORG_ROLES, SITE_ROLES};
 use orgsync_sync::{GroupInfo, OrgInfo, Plan, Settings, UserState, World};
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use crate::audit::{self, AuditCtx, Change};
+use crate::audit::AuditCtx;
 use crate::authz::Grant;
 use crate::error::Error;
 use crate::model::LoginType;
@@ -415,182 +417,34 @@ pub async fn apply_plan_with(
     ctx: &AuditCtx,
     record_problems: bool,
 ) -> Result<SyncOutcome, Error> {
-    if !plan.has_changes() {
-        // The common login: nothing to write but new problems.
-        if record_problems {
-            record_plan_problems(tx, user_id, plan, now, ctx.source).await?;
-        }
-        return Ok(SyncOutcome {
-            changed: false,
-            problems: plan.problems.len(),
-        });
-    }
-    let username = store::users::find_by_id(tx, user_id)
-        .await?
-        .map(|u| u.username)
-        .unwrap_or_default();
-    let record = |org: Option<String>,
-                  action: &'static str,
-                  rtype: &'static str,
-                  rid: String,
-                  diff: Value,
-                  status: u16| { (org, action, rtype, rid, diff, status) };
-    let mut entries = Vec::new();
-    for o in &plan.organizations.remove {
-        let groups = store::members::remove(tx, &o.id, user_id).await?;
-        entries.push(record(Some(o.id.clone()), "delete", "organization_member", user_id.to_owned(),
-            json!({"organization": {"old": o.name, "new": null}, "groups": {"old": groups, "new": []}, "reason": o.reason}), 204));
-    }
-    for o in &plan.organizations.add {
-        store::members::insert(tx, &o.id, user_id, &[], now).await?;
-        entries.push(record(
-            Some(o.id.clone()),
-            "create",
-            "organization_member",
-            user_id.to_owned(),
-            json!({"organization": {"old": null, "new": o.name}, "reason": o.reason}),
-            201,
-        ));
-    }
-    let joined: BTreeSet<&str> = plan
-        .organizations
-        .result_ids
-        .iter()
-        .map(String::as_str)
-        .collect();
-    for gp in plan.groups.values() {
-        if !gp.managed {
-            continue;
-        }
-        let org = gp.organization_id.as_str();
-        for g in &gp.remove {
-            if let Some(id) = &g.id
-                && store::groups::remove_member(tx, id, user_id).await?
-            {
-                entries.push(record(
-                    Some(org.to_owned()),
-                    "update",
-                    "group",
-                    id.clone(),
-                    json!({"members": {"old": [user_id], "new": []}, "reason": g.reason}),
-                    200,
-                ));
-            }
-        }
-        if plan.organizations.managed && !joined.contains(org) {
-            continue;
-        }
-        for g in &gp.add {
-            let group = match (&g.id, g.create) {
-                (Some(id), _) => store::groups::find(tx, id).await?,
-                (None, true) => match store::groups::find_by_name(tx, org, &g.name).await? {
-                    Some(existing) => Some(existing),
-                    None => {
-                        let id = store::new_id();
-                        store::groups::insert(
-                            tx,
-                            &store::groups::NewGroup {
-                                id: &id,
-                                organization_id: org,
-                                name: &g.name,
-                                display_name: "",
-                                avatar_url: "",
-                                quota_allowance: 0,
-                                source: group_source(ctx),
-                                now,
-                            },
-                        )
-                        .await?;
-                        entries.push(record(Some(org.to_owned()), "create", "group", id.clone(),
-                            json!({"name": {"old": null, "new": g.name}, "source": {"old": null, "new": group_source(ctx)}, "reason": g.reason}), 201));
-                        store::groups::find(tx, &id).await?
-                    }
-                },
-                (None, false) => None,
-            };
-            if let Some(group) = group
-                && store::groups::add_member(tx, &group, user_id, now).await?
-            {
-                entries.push(record(
-                    Some(org.to_owned()),
-                    "update",
-                    "group",
-                    group.id.clone(),
-                    json!({"members": {"old": [], "new": [user_id]}, "reason": g.reason}),
-                    200,
-                ));
-            }
-        }
-    }
-    for rp in plan.roles.values() {
-        let Some(org) = &rp.organization_id else {
-            continue;
+    let mut changed = false;
+    if plan.has_changes() {
+        let username = store::users::find_by_id(tx, user_id)
+            .await?
+            .map(|u| u.username)
+            .unwrap_or_default();
+        let none = std::collections::HashMap::new();
+        let mut groups = apply::GroupIds {
+            created: &none,
+            local: std::collections::HashMap::new(),
+            source: group_source(ctx),
         };
-        if !rp.managed || (rp.add.is_empty() && rp.remove.is_empty()) {
-            continue;
-        }
-        if store::members::get(tx, org, user_id).await?.is_none() {
-            continue;
-        }
-        let roles: Vec<String> = rp
-            .result
-            .iter()
-            .filter(|r| r.as_str() != "organization-member")
-            .cloned()
-            .collect();
-        let old: Vec<String> = store::members::get(tx, org, user_id)
-            .await?
-            .map(|m| m.roles)
-            .unwrap_or_default();
-        store::members::set_roles(tx, org, user_id, &roles, now).await?;
-        entries.push(record(
-            Some(org.clone()),
-            "update",
-            "organization_member",
-            user_id.to_owned(),
-            json!({"roles": {"old": old, "new": roles}}),
-            200,
-        ));
-    }
-    let sr = &plan.site_roles;
-    if sr.managed && !(sr.add.is_empty() && sr.remove.is_empty()) {
-        let roles: Vec<String> = sr
-            .result
-            .iter()
-            .filter(|r| r.as_str() != "member")
-            .cloned()
-            .collect();
-        let old = store::users::find_by_id(tx, user_id)
-            .await?
-            .map(|u| u.roles)
-            .unwrap_or_default();
-        store::users::set_roles(tx, user_id, &roles, now).await?;
-        entries.push(record(
-            None,
-            "update",
-            "user",
-            user_id.to_owned(),
-            json!({"roles": {"old": old, "new": sr.result}}),
-            200,
-        ));
-    }
-    let changed = !entries.is_empty();
-    for (org, action, rtype, rid, diff, status) in entries {
-        audit::record(
+        let mut rows = apply::Rows::default();
+        let audited = apply::apply_plan(
             tx,
-            ctx,
+            &mut rows,
+            &mut groups,
+            user_id,
+            &username,
+            plan,
+            false,
+            &mut BTreeSet::new(),
             now,
-            Change {
-                organization_id: org.as_deref(),
-                action,
-                resource_type: rtype,
-                resource_id: &rid,
-                resource_target: &username,
-                diff,
-                status_code: status,
-            },
+            ctx,
         )
         .await?;
+        rows.flush(tx).await?;
+        changed = audited > 0;
     }
     if record_problems {
         record_plan_problems(tx, user_id, plan, now, ctx.source).await?;

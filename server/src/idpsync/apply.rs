@@ -70,11 +70,11 @@ impl Rows {
     }
 
     pub async fn flush(self, tx: &mut Conn) -> sqlx::Result<()> {
-        directory::insert_users(tx, self.users).await?;
-        directory::insert_org_members(tx, self.org_members).await?;
-        directory::insert_group_members(tx, self.group_members).await?;
-        directory::upsert_links(tx, self.links).await?;
-        directory::insert_audit_rows(tx, self.audit).await?;
+        store::users::insert_many(tx, self.users).await?;
+        store::members::insert_many(tx, self.org_members).await?;
+        store::groups::insert_members_many(tx, self.group_members).await?;
+        store::links::upsert_many(tx, self.links).await?;
+        store::audit::insert_many(tx, self.audit).await?;
         let touched: Vec<String> = self.touched.into_iter().collect();
         directory::bump_authz_versions(tx, &touched).await
     }

@@ -136,3 +136,18 @@ pub async fn list(conn: &mut Conn, f: &AuditFilter) -> sqlx::Result<(Vec<AuditEn
     }
     Ok((entries, total))
 }
+
+/// Audit rows: (id, time, user_id, organization_id, action, resource_type,
+/// resource_id, resource_target, diff, status_code, ip, user_agent,
+/// request_id, source) each.
+pub async fn insert_many(tx: &mut Conn, rows: Vec<super::bulk::ArgRow>) -> sqlx::Result<()> {
+    super::bulk::insert_rows(
+        tx,
+        "audit_logs (id, time, user_id, organization_id, action, resource_type, resource_id, \
+         resource_target, diff, status_code, ip, user_agent, request_id, source)",
+        "",
+        14,
+        rows,
+    )
+    .await
+}

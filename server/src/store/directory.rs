@@ -1,132 +1,15 @@
-//! What a directory sync run reads and writes in bulk: the directory links
-//! (`user_links` of source `ldap`), the known users, everyone's memberships,
-//! and the multi-row inserts a batch is applied with, next to the few
-//! single-row writes of the same tables a batch makes.
+//! What a directory sync run reads in bulk (the directory links, the known
+//! users, everyone's memberships) and its few writes of its own (profiles,
+//! suspension by the sync). The multi-row inserts a batch is applied with sit
+//! in the modules of their tables, next to the single-row writes.
 
 use sqlx::Row;
 
 use super::Conn;
-
-/// Most bound values per statement (SQLite allows 32766, PostgreSQL 65535).
-const MAX_PARAMS: usize = 16_000;
-/// Most bytes of a statement's messages (bound values, SQL text). sqlx 0.9.0
-/// does not set TCP_NODELAY, and over TLS (`sslmode=prefer` with a server
-/// that has `ssl = on`) each 16 KiB record is its own write: with a larger
-/// message, the records after the first wait under Nagle's algorithm for the
-/// server's delayed ACK, about 40 ms per statement. Smaller statements go out
-/// at once.
-const MAX_STATEMENT_BYTES: usize = 15 * 1024;
-/// Most ids in one `IN (...)` list: 300 ids of 36 bytes (plus length
-/// prefixes) stay well under [`MAX_STATEMENT_BYTES`].
-pub const IDS_PER_STATEMENT: usize = 300;
-
-/// `$1,$2,...,$n`: the placeholders of an `IN (...)` list.
-pub(crate) fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// One bound value of a multi-row insert.
-pub enum Arg {
-    Text(String),
-    Opt(Option<String>),
-    Int(i64),
-}
-
-impl Arg {
-    /// Bytes on the wire in a bind message (length prefix included).
-    fn size(&self) -> usize {
-        // Length prefix and format code.
-        6 + match self {
-            Arg::Text(s) | Arg::Opt(Some(s)) => s.len(),
-            Arg::Opt(None) => 0,
-            Arg::Int(_) => 8,
-        }
-    }
-}
-
-/// A row of a multi-row insert: its values in column order.
-pub type ArgRow = Vec<Arg>;
-
-/// `INSERT INTO {head} VALUES (...), (...) {tail}` in as few statements as the
-/// parameter and size limits allow.
-async fn insert_rows(
-    tx: &mut Conn,
-    head: &str,
-    tail: &str,
-    width: usize,
-    rows: Vec<ArgRow>,
-) -> sqlx::Result<()> {
-    // Each placeholder takes up to 8 bytes of SQL (`$16000,` and parentheses).
-    let text = MAX_STATEMENT_BYTES.saturating_sub(head.len() + tail.len() + 32) / 8;
-    let per = (MAX_PARAMS.min(text) / width).max(1);
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let mut chunk: Vec<ArgRow> = Vec::new();
-        let mut bytes = 0;
-        while chunk.len() < per {
-            let Some(next) = rows.peek() else {
-                break;
-            };
-            let size: usize = next.iter().map(Arg::size).sum();
-            if !chunk.is_empty() && bytes + size > MAX_STATEMENT_BYTES {
-                break;
-            }
-            bytes += size;
-            chunk.extend(rows.next());
-        }
-        let mut sql = format!("INSERT INTO {head} VALUES ");
-        let mut n = 0;
-        for (i, _) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for c in 0..width {
-                if c > 0 {
-                    sql.push(',');
-                }
-                n += 1;
-                sql.push_str(&format!("${n}"));
-            }
-            sql.push(')');
-        }
-        sql.push(' ');
-        sql.push_str(tail);
-        // Only placeholders and the constant table/column names reach the SQL.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            for arg in row {
-                q = match arg {
-                    Arg::Text(s) => q.bind(s),
-                    Arg::Opt(s) => q.bind(s),
-                    Arg::Int(i) => q.bind(i),
-                };
-            }
-        }
-        q.execute(&mut *tx).await?;
-    }
-    Ok(())
-}
+pub(crate) use super::bulk::placeholders;
+pub use super::bulk::{Arg, ArgRow, IDS_PER_STATEMENT};
 
 // ---- Users ----
-
-/// New users: (id, username, username_lower, email, email_lower, name,
-/// avatar_url, status, login_type, password_hash, roles, created_at,
-/// updated_at, authz_version) each.
-pub async fn insert_users(tx: &mut Conn, rows: Vec<ArgRow>) -> sqlx::Result<()> {
-    insert_rows(
-        tx,
-        "users (id, username, username_lower, email, email_lower, name, avatar_url, status, \
-         login_type, password_hash, roles, created_at, updated_at, authz_version)",
-        "",
-        14,
-        rows,
-    )
-    .await
-}
 
 /// A directory user's email and name, as the directory says.
 pub async fn update_profile(
@@ -195,32 +78,6 @@ pub async fn for_each_user(conn: &mut Conn, mut f: impl FnMut(UserProfile)) -> s
 }
 
 // ---- Memberships ----
-
-/// New organization memberships: (organization_id, user_id, roles,
-/// created_at, updated_at) each; existing ones are kept.
-pub async fn insert_org_members(tx: &mut Conn, rows: Vec<ArgRow>) -> sqlx::Result<()> {
-    insert_rows(
-        tx,
-        "organization_members (organization_id, user_id, roles, created_at, updated_at)",
-        "ON CONFLICT (organization_id, user_id) DO NOTHING",
-        5,
-        rows,
-    )
-    .await
-}
-
-/// New group memberships: (group_id, user_id, organization_id, created_at)
-/// each; existing ones are kept.
-pub async fn insert_group_members(tx: &mut Conn, rows: Vec<ArgRow>) -> sqlx::Result<()> {
-    insert_rows(
-        tx,
-        "group_members (group_id, user_id, organization_id, created_at)",
-        "ON CONFLICT (group_id, user_id) DO NOTHING",
-        4,
-        rows,
-    )
-    .await
-}
 
 /// Every organization membership, streamed to `f(user, organization, roles
 /// as JSON text)`.
@@ -361,21 +218,6 @@ async fn count_linked(conn: &mut Conn, source: &str, join: &'static str) -> sqlx
 
 // ---- Links ----
 
-/// New or updated links: (user_id, source, external_id, claims, created_at,
-/// updated_at) each; an existing link of the external id takes the new
-/// claims and user.
-pub async fn upsert_links(tx: &mut Conn, rows: Vec<ArgRow>) -> sqlx::Result<()> {
-    insert_rows(
-        tx,
-        "user_links (user_id, source, external_id, claims, created_at, updated_at)",
-        "ON CONFLICT (source, external_id) DO UPDATE SET claims = excluded.claims, \
-         updated_at = excluded.updated_at, user_id = excluded.user_id",
-        6,
-        rows,
-    )
-    .await
-}
-
 /// One link of a source.
 pub struct LinkRow {
     pub user_id: String,
@@ -466,18 +308,3 @@ pub async fn all_link_claims(conn: &mut Conn) -> sqlx::Result<Vec<String>> {
 }
 
 // ---- Audit ----
-
-/// Audit rows: (id, time, user_id, organization_id, action, resource_type,
-/// resource_id, resource_target, diff, status_code, ip, user_agent,
-/// request_id, source) each.
-pub async fn insert_audit_rows(tx: &mut Conn, rows: Vec<ArgRow>) -> sqlx::Result<()> {
-    insert_rows(
-        tx,
-        "audit_logs (id, time, user_id, organization_id, action, resource_type, resource_id, \
-         resource_target, diff, status_code, ip, user_agent, request_id, source)",
-        "",
-        14,
-        rows,
-    )
-    .await
-}

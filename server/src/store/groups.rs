@@ -220,3 +220,19 @@ pub async fn list_all_named(conn: &mut Conn) -> sqlx::Result<Vec<(String, String
         })
         .collect()
 }
+
+/// New group memberships: (group_id, user_id, organization_id, created_at)
+/// each; existing ones are kept.
+pub async fn insert_members_many(
+    tx: &mut Conn,
+    rows: Vec<super::bulk::ArgRow>,
+) -> sqlx::Result<()> {
+    super::bulk::insert_rows(
+        tx,
+        "group_members (group_id, user_id, organization_id, created_at)",
+        "ON CONFLICT (group_id, user_id) DO NOTHING",
+        4,
+        rows,
+    )
+    .await
+}

@@ -162,3 +162,18 @@ pub async fn upsert_with_claims(
     .await
     .map(|_| ())
 }
+
+/// New or updated links: (user_id, source, external_id, claims, created_at,
+/// updated_at) each; an existing link of the external id takes the new
+/// claims and user.
+pub async fn upsert_many(tx: &mut Conn, rows: Vec<super::bulk::ArgRow>) -> sqlx::Result<()> {
+    super::bulk::insert_rows(
+        tx,
+        "user_links (user_id, source, external_id, claims, created_at, updated_at)",
+        "ON CONFLICT (source, external_id) DO UPDATE SET claims = excluded.claims, \
+         updated_at = excluded.updated_at, user_id = excluded.user_id",
+        6,
+        rows,
+    )
+    .await
+}

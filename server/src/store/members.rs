@@ -117,3 +117,16 @@ pub async fn user_ids(conn: &mut Conn, org_id: &str) -> sqlx::Result<Vec<String>
         .map(|r| r.try_get("user_id"))
         .collect()
 }
+
+/// New organization memberships: (organization_id, user_id, roles,
+/// created_at, updated_at) each; existing ones are kept.
+pub async fn insert_many(tx: &mut Conn, rows: Vec<super::bulk::ArgRow>) -> sqlx::Result<()> {
+    super::bulk::insert_rows(
+        tx,
+        "organization_members (organization_id, user_id, roles, created_at, updated_at)",
+        "ON CONFLICT (organization_id, user_id) DO NOTHING",
+        5,
+        rows,
+    )
+    .await
+}

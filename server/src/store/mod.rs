@@ -3,6 +3,7 @@
 //! their decision; HTTP handlers never do (checked by `layering.rs`).
 
 pub mod audit;
+pub mod bulk;
 pub mod directory;
 pub mod directory_runs;
 pub mod groups;

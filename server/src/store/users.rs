@@ -325,6 +325,21 @@ pub async fn mark_first_user(conn: &mut Conn, user_id: &str, now: &str) -> sqlx:
     Ok(())
 }
 
+/// New users: (id, username, username_lower, email, email_lower, name,
+/// avatar_url, status, login_type, password_hash, roles, created_at,
+/// updated_at, authz_version) each.
+pub async fn insert_many(tx: &mut Conn, rows: Vec<super::bulk::ArgRow>) -> sqlx::Result<()> {
+    super::bulk::insert_rows(
+        tx,
+        "users (id, username, username_lower, email, email_lower, name, avatar_url, status, \
+         login_type, password_hash, roles, created_at, updated_at, authz_version)",
+        "",
+        14,
+        rows,
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::like_literal;

@@ -19,30 +19,17 @@ use std::path::{Path, PathBuf};
 
 /// Files outside `store/` and `db.rs` that still hold SQL.
 const SQL_NOT_YET_IN_STORE: &[&str] = &[
-    "api/provisionerd.rs",
-    "api/workspaces.rs",
     "idpsync.rs",
-    "jobs.rs",
     "ldapsync/apply.rs",
     "ldapsync/mod.rs",
     "oidc.rs",
 ];
 
 /// HTTP adapters that still call `store` instead of a use case.
-const HANDLERS_NOT_YET_ON_USE_CASES: &[&str] = &[
-    "api/audit.rs",
-    "api/authz.rs",
-    "api/extract.rs",
-    "api/idpsync.rs",
-    "api/provisionerd.rs",
-    "api/provisioners.rs",
-    "api/templates.rs",
-    "api/workspaces.rs",
-];
+const HANDLERS_NOT_YET_ON_USE_CASES: &[&str] = &["api/extract.rs", "api/idpsync.rs"];
 
 /// Domain modules that still take the whole application state.
-const DOMAIN_MODULES_ON_APP_STATE: &[&str] =
-    &["jobs.rs", "ldapsync/mod.rs", "provisioner/builtin.rs"];
+const DOMAIN_MODULES_ON_APP_STATE: &[&str] = &["ldapsync/mod.rs", "provisioner/builtin.rs"];
 
 const SQL_MARKERS: &[&str] = &[
     "sqlx::query",

@@ -36,32 +36,36 @@ impl JobSource for InProcess {
         // built-in daemon looks at the queue when notified, else only every
         // `--job-poll-interval-ms` (at least every 25 s).
         let poll = Duration::from_millis(self.app.config.job_poll_interval_ms);
-        jobs::acquire(&self.app, &self.daemon, poll.max(Duration::from_secs(25)))
-            .await
-            .map_err(source_error)
+        jobs::acquire(
+            self.app.queue(),
+            &self.daemon,
+            poll.max(Duration::from_secs(25)),
+        )
+        .await
+        .map_err(source_error)
     }
 
     async fn heartbeat(&self, job_id: &str) -> Result<bool, SourceError> {
-        jobs::heartbeat(&self.app, &self.daemon, job_id)
+        jobs::heartbeat(self.app.queue(), &self.daemon, job_id)
             .await
             .map(|r| r.cancel)
             .map_err(source_error)
     }
 
     async fn logs(&self, job_id: &str, lines: Vec<LogLine>) -> Result<(), SourceError> {
-        jobs::append_logs(&self.app, &self.daemon, job_id, &lines)
+        jobs::append_logs(self.app.queue(), &self.daemon, job_id, &lines)
             .await
             .map_err(source_error)
     }
 
     async fn complete(&self, job_id: &str, result: JobResult) -> Result<(), SourceError> {
-        jobs::complete(&self.app, &self.daemon, job_id, &result)
+        jobs::complete(self.app.queue(), &self.daemon, job_id, &result)
             .await
             .map_err(source_error)
     }
 
     async fn fail(&self, job_id: &str, error: &str, canceled: bool) -> Result<(), SourceError> {
-        jobs::fail(&self.app, &self.daemon, job_id, error, canceled)
+        jobs::fail(self.app.queue(), &self.daemon, job_id, error, canceled)
             .await
             .map_err(source_error)
     }

@@ -387,6 +387,12 @@ async fn watch_policies(state: AppState, dir: std::path::PathBuf) {
     }
 }
 
+impl crate::jobs::QueueHandle for App {
+    fn queue(&self) -> crate::jobs::Queue<'_> {
+        App::queue(self)
+    }
+}
+
 /// The job reaper: every quarter of `timeout` (between 200 ms and 10 s) fails
 /// the jobs whose daemon stopped heartbeating for `timeout`; runs until the app
 /// is dropped.

@@ -62,6 +62,12 @@ impl DaemonIdentity {
     }
 }
 
+/// Hands out the queue service to tasks that outlive one call (the built-in
+/// daemons); the server's app is one.
+pub trait QueueHandle: Send + Sync + 'static {
+    fn queue(&self) -> Queue<'_>;
+}
+
 /// Enqueues a job in the caller's transaction; daemons are woken at commit
 /// (`after_commit`). On PostgreSQL other replicas are notified too.
 pub async fn enqueue(db: &Db, conn: &mut Conn, job: &store::jobs::NewJob<'_>) -> sqlx::Result<()> {

@@ -29,7 +29,7 @@ const SQL_NOT_YET_IN_STORE: &[&str] = &[
 const HANDLERS_NOT_YET_ON_USE_CASES: &[&str] = &["api/extract.rs", "api/idpsync.rs"];
 
 /// Domain modules that still take the whole application state.
-const DOMAIN_MODULES_ON_APP_STATE: &[&str] = &["ldapsync/mod.rs", "provisioner/builtin.rs"];
+const DOMAIN_MODULES_ON_APP_STATE: &[&str] = &["ldapsync/mod.rs"];
 
 const SQL_MARKERS: &[&str] = &[
     "sqlx::query",

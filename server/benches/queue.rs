@@ -84,7 +84,7 @@ async fn enqueue(app: &AppState, org_id: &str, n: usize) {
     }
     app.db.notify_jobs(&mut tx, org_id).await.unwrap();
     tx.commit().await.unwrap();
-    jobs::after_commit(app);
+    jobs::after_commit(&app.jobs);
 }
 
 fn daemon(i: usize, org_id: &str) -> DaemonIdentity {
@@ -107,11 +107,11 @@ async fn drain(app: &AppState, org_id: &str, total: usize) -> Duration {
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             while done.load(std::sync::atomic::Ordering::SeqCst) < total {
-                if let Some(job) = jobs::acquire(&app, &d, Duration::from_millis(50))
+                if let Some(job) = jobs::acquire(app.queue(), &d, Duration::from_millis(50))
                     .await
                     .unwrap()
                 {
-                    jobs::complete(&app, &d, &job.id, &JobResult::default())
+                    jobs::complete(app.queue(), &d, &job.id, &JobResult::default())
                         .await
                         .unwrap();
                     done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -164,12 +164,12 @@ fn benches(c: &mut Criterion) {
                     let app2 = app.clone();
                     // The daemon is idle in its long-poll before the job exists.
                     let waiter = tokio::spawn(async move {
-                        let job = jobs::acquire(&app2, &d, Duration::from_secs(30))
+                        let job = jobs::acquire(app2.queue(), &d, Duration::from_secs(30))
                             .await
                             .unwrap()
                             .unwrap();
                         let at = Instant::now();
-                        jobs::complete(&app2, &d, &job.id, &JobResult::default())
+                        jobs::complete(app2.queue(), &d, &job.id, &JobResult::default())
                             .await
                             .unwrap();
                         at

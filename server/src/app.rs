@@ -34,6 +34,15 @@ impl App {
         crate::usecase::Ctx::new(&self.db, &self.authz)
     }
 
+    /// What the job queue service runs against.
+    pub fn queue(&self) -> crate::jobs::Queue<'_> {
+        crate::jobs::Queue {
+            ctx: self.ctx(),
+            hub: &self.jobs,
+            poll_interval: std::time::Duration::from_millis(self.config.job_poll_interval_ms),
+        }
+    }
+
     /// Loads policies first (refusing to start on invalid ones), then opens and
     /// migrates the database and creates the default organization if missing.
     pub async fn init(config: ServerConfig) -> anyhow::Result<AppState> {
@@ -105,7 +114,7 @@ impl App {
         let stop = self.shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = crate::jobs::reaper(weak, timeout) => {}
+                () = reaper(weak, timeout) => {}
                 () = stop.cancelled() => {}
             }
         });
@@ -391,6 +400,32 @@ async fn watch_policies(state: AppState, dir: std::path::PathBuf) {
                     "policy files changed but are invalid; keeping the running policies:\n{e}"
                 ),
             }
+        }
+    }
+}
+
+impl crate::jobs::QueueHandle for App {
+    fn queue(&self) -> crate::jobs::Queue<'_> {
+        App::queue(self)
+    }
+}
+
+/// The job reaper: every quarter of `timeout` (between 200 ms and 10 s) fails
+/// the jobs whose daemon stopped heartbeating for `timeout`; runs until the app
+/// is dropped.
+async fn reaper(app: std::sync::Weak<App>, timeout: std::time::Duration) {
+    let period = (timeout / 4).clamp(
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(10),
+    );
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(app) = app.upgrade() else { return };
+        if let Err(e) = crate::jobs::reap(app.ctx(), timeout, clock::now()).await {
+            tracing::error!(
+                "job reaper: {}",
+                e.internal.as_deref().unwrap_or(&e.body.message)
+            );
         }
     }
 }

@@ -9,11 +9,13 @@ use std::time::Duration;
 use orgsync_policy::{Action, OrgRef, PrincipalEntity, Resource};
 use tokio::sync::Notify;
 
-use crate::app::AppState;
+use crate::authz::System;
 use crate::clock;
+use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::provisioner::{AcquiredJob, JobResult, JobStatus, JobType, LogLine, Tags, Transition};
 use crate::store::{self, Conn, jobs::Job};
+use crate::usecase::{Caller, Ctx, Work};
 
 /// Wakes idle daemons when jobs are queued.
 #[derive(Debug, Default)]
@@ -25,6 +27,16 @@ impl JobsHub {
     pub fn wake(&self) {
         self.notify.notify_waiters();
     }
+}
+
+/// What the queue service runs against: the database and policies, the hub
+/// that wakes idle daemons, and how often an idle long-poll re-checks
+/// (`--job-poll-interval-ms`).
+#[derive(Clone, Copy)]
+pub struct Queue<'a> {
+    pub ctx: Ctx<'a>,
+    pub hub: &'a JobsHub,
+    pub poll_interval: Duration,
 }
 
 /// A daemon as the queue sees it.
@@ -50,29 +62,31 @@ impl DaemonIdentity {
     }
 }
 
+/// Hands out the queue service to tasks that outlive one call (the built-in
+/// daemons); the server's app is one.
+pub trait QueueHandle: Send + Sync + 'static {
+    fn queue(&self) -> Queue<'_>;
+}
+
 /// Enqueues a job in the caller's transaction; daemons are woken at commit
 /// (`after_commit`). On PostgreSQL other replicas are notified too.
-pub async fn enqueue(
-    app: &AppState,
-    conn: &mut Conn,
-    job: &store::jobs::NewJob<'_>,
-) -> sqlx::Result<()> {
+pub async fn enqueue(db: &Db, conn: &mut Conn, job: &store::jobs::NewJob<'_>) -> sqlx::Result<()> {
     store::jobs::insert(conn, job).await?;
-    app.db.notify_jobs(conn, job.organization_id).await
+    db.notify_jobs(conn, job.organization_id).await
 }
 
 /// Call after the transaction that enqueued jobs committed.
-pub fn after_commit(app: &AppState) {
-    app.jobs.wake();
+pub fn after_commit(hub: &JobsHub) {
+    hub.wake();
 }
 
 /// Takes the oldest job this daemon may run, waiting up to `wait` for one.
 pub async fn acquire(
-    app: &AppState,
+    q: Queue<'_>,
     daemon: &DaemonIdentity,
     wait: Duration,
 ) -> ApiResult<Option<AcquiredJob>> {
-    app.authz.require(
+    q.ctx.authz.require(
         &daemon.principal,
         Action::PROVISIONER_JOB_ACQUIRE,
         &Resource::organization(&daemon.org),
@@ -80,15 +94,15 @@ pub async fn acquire(
     )?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let notified = app.jobs.notify.notified();
+        let notified = q.hub.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let now = clock::fmt(clock::now());
-        let mut tx = app.db.begin().await?;
+        let mut tx = q.ctx.db.begin().await?;
         store::provisioners::touch_daemon(&mut tx, &daemon.id, &now).await?;
         let claimed = store::jobs::claim(
             &mut tx,
-            app.db.dialect(),
+            q.ctx.db.dialect(),
             &daemon.org.id,
             &daemon.provisioners,
             &daemon.tags,
@@ -128,7 +142,7 @@ pub async fn acquire(
         // Woken by a notification; the periodic re-check
         // (`--job-poll-interval-ms`) only guards against a lost notification
         // (e.g. a replica's listener reconnecting).
-        let recheck = Duration::from_millis(app.config.job_poll_interval_ms);
+        let recheck = q.poll_interval;
         tokio::select! {
             () = &mut notified => {}
             () = tokio::time::sleep(left.min(recheck)) => {}
@@ -174,13 +188,9 @@ async fn payload(conn: &mut Conn, job: &Job, org_id: &str) -> ApiResult<Option<A
             let build = store::workspaces::build_by_job(conn, &job.id)
                 .await?
                 .ok_or_else(missing)?;
-            let ws = sqlx::query_as::<_, (String, String)>(
-                "SELECT w.name, u.username FROM workspaces w JOIN users u ON u.id = w.owner_id WHERE w.id = $1",
-            )
-            .bind(&build.workspace_id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(missing)?;
+            let ws = store::workspaces::name_and_owner(conn, &build.workspace_id)
+                .await?
+                .ok_or_else(missing)?;
             out.state_base64 =
                 store::workspaces::last_state(conn, &build.workspace_id, build.build_number)
                     .await?;
@@ -209,14 +219,19 @@ async fn payload(conn: &mut Conn, job: &Job, org_id: &str) -> ApiResult<Option<A
     Ok(Some(out))
 }
 
-/// Loads a job and requires that this daemon may act on it.
-async fn daemon_job(app: &AppState, daemon: &DaemonIdentity, job_id: &str) -> ApiResult<Job> {
-    let mut conn = app.db.pool().acquire().await?;
-    let job = store::jobs::get(&mut conn, job_id)
+/// Loads a job in the operation's transaction and requires that this daemon
+/// may act on it.
+async fn daemon_job(
+    conn: &mut Conn,
+    q: Queue<'_>,
+    daemon: &DaemonIdentity,
+    job_id: &str,
+) -> ApiResult<Job> {
+    let job = store::jobs::get(conn, job_id)
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
     let resource = Resource::provisioner_job(&daemon.org_for(&job), &job.id, &job.initiator_id);
-    app.authz.require(
+    q.ctx.authz.require(
         &daemon.principal,
         Action::PROVISIONER_JOB_UPDATE,
         &resource,
@@ -247,13 +262,13 @@ pub struct HeartbeatReply {
 }
 
 pub async fn heartbeat(
-    app: &AppState,
+    q: Queue<'_>,
     daemon: &DaemonIdentity,
     job_id: &str,
 ) -> ApiResult<HeartbeatReply> {
-    daemon_job(app, daemon, job_id).await?;
     let now = clock::fmt(clock::now());
-    let mut tx = app.db.begin().await?;
+    let mut tx = q.ctx.db.begin().await?;
+    daemon_job(&mut tx, q, daemon, job_id).await?;
     store::provisioners::touch_daemon(&mut tx, &daemon.id, &now).await?;
     let status = store::jobs::heartbeat(&mut tx, job_id, &daemon.id, &now).await?;
     tx.commit().await?;
@@ -306,7 +321,7 @@ pub fn clean_log_line(line: &LogLine) -> LogLine {
 }
 
 pub async fn append_logs(
-    app: &AppState,
+    q: Queue<'_>,
     daemon: &DaemonIdentity,
     job_id: &str,
     lines: &[LogLine],
@@ -317,13 +332,13 @@ pub async fn append_logs(
             format!("at most {MAX_LOG_LINES_PER_CALL} lines per call"),
         ));
     }
-    let job = daemon_job(app, daemon, job_id).await?;
+    let mut tx = q.ctx.db.begin().await?;
+    let job = daemon_job(&mut tx, q, daemon, job_id).await?;
     if job.status.is_terminal() {
         return Err(ApiError::conflict("the job has finished"));
     }
     let lines: Vec<LogLine> = lines.iter().map(clean_log_line).collect();
     let now = clock::fmt(clock::now());
-    let mut tx = app.db.begin().await?;
     store::jobs::append_logs(&mut tx, job_id, &lines, &now).await?;
     tx.commit().await?;
     Ok(())
@@ -350,15 +365,15 @@ pub fn check_state(result: &JobResult) -> ApiResult<()> {
 /// A job succeeded: record it and its effects (a build's state; a delete build
 /// soft-deletes its workspace) in one transaction.
 pub async fn complete(
-    app: &AppState,
+    q: Queue<'_>,
     daemon: &DaemonIdentity,
     job_id: &str,
     result: &JobResult,
 ) -> ApiResult<()> {
     check_state(result)?;
-    let job = daemon_job(app, daemon, job_id).await?;
+    let mut tx = q.ctx.db.begin().await?;
+    let job = daemon_job(&mut tx, q, daemon, job_id).await?;
     let now = clock::fmt(clock::now());
-    let mut tx = app.db.begin().await?;
     if !store::jobs::finish(
         &mut tx,
         job_id,
@@ -389,13 +404,14 @@ pub async fn complete(
 
 /// A job failed (or was canceled on request).
 pub async fn fail(
-    app: &AppState,
+    q: Queue<'_>,
     daemon: &DaemonIdentity,
     job_id: &str,
     error: &str,
     canceled: bool,
 ) -> ApiResult<()> {
-    let job = daemon_job(app, daemon, job_id).await?;
+    let mut tx = q.ctx.db.begin().await?;
+    let job = daemon_job(&mut tx, q, daemon, job_id).await?;
     let now = clock::fmt(clock::now());
     let status = if canceled && job.status == JobStatus::Canceling {
         JobStatus::Canceled
@@ -403,7 +419,6 @@ pub async fn fail(
         JobStatus::Failed
     };
     let error: String = error.chars().filter(|&c| c != '\0').take(4000).collect();
-    let mut tx = app.db.begin().await?;
     if !store::jobs::finish(&mut tx, job_id, &daemon.id, status, Some(&error), &now).await? {
         return Err(ApiError::conflict(
             "the job is not running on this daemon any more",
@@ -414,31 +429,29 @@ pub async fn fail(
     Ok(())
 }
 
-/// Fails jobs whose daemon stopped heartbeating for `timeout`; runs until the
-/// app is dropped.
-pub async fn reaper(app: std::sync::Weak<crate::app::App>, timeout: Duration) {
-    let period = (timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
-    loop {
-        tokio::time::sleep(period).await;
-        let Some(app) = app.upgrade() else { return };
-        let now = clock::now();
-        let cutoff = clock::fmt(now - chrono::Duration::from_std(timeout).unwrap_or_default());
-        let result: Result<Vec<String>, sqlx::Error> = async {
-            let mut tx = app.db.begin().await?;
-            let ids =
-                store::jobs::reap(&mut tx, &cutoff, timeout.as_secs(), &clock::fmt(now)).await?;
-            tx.commit().await?;
-            Ok(ids)
-        }
-        .await;
-        match result {
-            Ok(ids) if !ids.is_empty() => {
-                tracing::warn!(?ids, "failed jobs whose daemon stopped heartbeating")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!("job reaper: {e}"),
-        }
+/// Fails the jobs whose daemon stopped heartbeating for `timeout` (one pass
+/// of the reaper), on the reaper's own authority, in one transaction. Returns
+/// the ids failed.
+pub async fn reap(
+    ctx: Ctx<'_>,
+    timeout: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ApiResult<Vec<String>> {
+    let caller = Caller::system(System::Reaper);
+    let mut work = Work::begin_at(ctx, &caller, now).await?;
+    let permit = work.require(Action::PROVISIONER_JOB_UPDATE, &Resource::site(), "job")?;
+    let cutoff = clock::fmt(now - chrono::Duration::from_std(timeout).unwrap_or_default());
+    let now_s = work.now_s.clone();
+    let ids = store::jobs::reap(work.conn(), &cutoff, timeout.as_secs(), &now_s).await?;
+    work.commit().await?;
+    if !ids.is_empty() {
+        tracing::warn!(
+            ?ids,
+            authority = ?permit.authority(),
+            "failed jobs whose daemon stopped heartbeating"
+        );
     }
+    Ok(ids)
 }
 
 /// Why a pending job waits, for people reading it.

@@ -89,7 +89,7 @@ async fn eight_daemons_2000_jobs_no_double_take_no_loss() {
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 // A short long-poll: the queue's own wait (woken by new jobs).
-                match jobs::acquire(&app, &daemon, Duration::from_millis(100))
+                match jobs::acquire(app.queue(), &daemon, Duration::from_millis(100))
                     .await
                     .unwrap()
                 {
@@ -97,7 +97,7 @@ async fn eight_daemons_2000_jobs_no_double_take_no_loss() {
                         if taken.lock().unwrap().insert(job.id.clone(), d).is_some() {
                             doubles.lock().unwrap().push(job.id.clone());
                         }
-                        jobs::complete(&app, &daemon, &job.id, &JobResult::default())
+                        jobs::complete(app.queue(), &daemon, &job.id, &JobResult::default())
                             .await
                             .unwrap();
                     }

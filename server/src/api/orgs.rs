@@ -2,27 +2,11 @@
 
 use axum::Json;
 use axum::http::StatusCode;
-use orgsync_policy::Action;
 
-use super::extract::{Actor, ApiJson, ApiQuery, Call, Path};
-use crate::app::AppState;
-use crate::authz::Permit;
+use super::extract::{ApiJson, ApiQuery, Call, Path};
 use crate::error::ApiResult;
 use crate::model::Organization;
 use crate::usecase::orgs::{self, NewOrg, OrgChanges};
-
-/// Loads the organization of a `{organization}` segment (id or name) and requires
-/// `action` on it; 404 when the caller may not read it. For the handlers not yet
-/// moved onto a use case.
-pub(crate) async fn load_org(
-    app: &AppState,
-    actor: &Actor,
-    key: &str,
-    action: Action,
-) -> ApiResult<(Organization, Permit)> {
-    let mut conn = app.db.pool().acquire().await?;
-    orgs::load(&mut conn, &app.authz, &actor.caller(), key, action).await
-}
 
 /// The organizations the caller may read.
 pub async fn list(

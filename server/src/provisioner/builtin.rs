@@ -2,6 +2,7 @@
 //! through the same queue service (and the same Cedar decisions) as external
 //! daemons.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -9,14 +10,13 @@ use tokio_util::sync::CancellationToken;
 use super::daemon::{DaemonTiming, JobSource, SourceError, serve};
 use super::executor::Executor;
 use super::{AcquiredJob, JobResult, LogLine, default_tags};
-use crate::app::AppState;
 use crate::clock;
 use crate::error::ApiError;
-use crate::jobs::{self, DaemonIdentity};
+use crate::jobs::{self, DaemonIdentity, QueueHandle};
 use crate::store;
 
-struct InProcess {
-    app: AppState,
+struct InProcess<H> {
+    handle: Arc<H>,
     daemon: DaemonIdentity,
 }
 
@@ -31,38 +31,39 @@ fn source_error(e: ApiError) -> SourceError {
     }
 }
 
-impl JobSource for InProcess {
+impl<H: QueueHandle> JobSource for InProcess<H> {
     async fn acquire(&self) -> Result<Option<AcquiredJob>, SourceError> {
         // A long-poll never ends sooner than the re-check interval: an idle
         // built-in daemon looks at the queue when notified, else only every
         // `--job-poll-interval-ms` (at least every 25 s).
-        let poll = Duration::from_millis(self.app.config.job_poll_interval_ms);
-        jobs::acquire(&self.app, &self.daemon, poll.max(Duration::from_secs(25)))
+        let queue = self.handle.queue();
+        let poll = queue.poll_interval;
+        jobs::acquire(queue, &self.daemon, poll.max(Duration::from_secs(25)))
             .await
             .map_err(source_error)
     }
 
     async fn heartbeat(&self, job_id: &str) -> Result<bool, SourceError> {
-        jobs::heartbeat(&self.app, &self.daemon, job_id)
+        jobs::heartbeat(self.handle.queue(), &self.daemon, job_id)
             .await
             .map(|r| r.cancel)
             .map_err(source_error)
     }
 
     async fn logs(&self, job_id: &str, lines: Vec<LogLine>) -> Result<(), SourceError> {
-        jobs::append_logs(&self.app, &self.daemon, job_id, &lines)
+        jobs::append_logs(self.handle.queue(), &self.daemon, job_id, &lines)
             .await
             .map_err(source_error)
     }
 
     async fn complete(&self, job_id: &str, result: JobResult) -> Result<(), SourceError> {
-        jobs::complete(&self.app, &self.daemon, job_id, &result)
+        jobs::complete(self.handle.queue(), &self.daemon, job_id, &result)
             .await
             .map_err(source_error)
     }
 
     async fn fail(&self, job_id: &str, error: &str, canceled: bool) -> Result<(), SourceError> {
-        jobs::fail(&self.app, &self.daemon, job_id, error, canceled)
+        jobs::fail(self.handle.queue(), &self.daemon, job_id, error, canceled)
             .await
             .map_err(source_error)
     }
@@ -70,11 +71,15 @@ impl JobSource for InProcess {
 
 /// Starts `n` built-in daemons for the default org, running both executors'
 /// provisioner types (echo and terraform). Stops with `shutdown`.
-pub async fn start(app: &AppState, n: u32, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn start<H: QueueHandle>(
+    handle: &Arc<H>,
+    n: u32,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     if n == 0 {
         return Ok(());
     }
-    let mut tx = app.db.begin().await?;
+    let mut tx = handle.queue().ctx.db.begin().await?;
     let org = store::orgs::default_org(&mut tx)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no default organization"))?;
@@ -109,10 +114,10 @@ pub async fn start(app: &AppState, n: u32, shutdown: CancellationToken) -> anyho
     }
     tx.commit().await?;
     for daemon in identities {
-        let app = app.clone();
+        let handle = handle.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let source = InProcess { app, daemon };
+            let source = InProcess { handle, daemon };
             let executors = [
                 Executor::Echo,
                 Executor::parse("terraform").unwrap_or(Executor::Echo),

@@ -304,3 +304,14 @@ pub async fn count_key_daemons(conn: &mut Conn, key_id: &str) -> sqlx::Result<i6
     .await?
     .try_get("n")
 }
+
+/// The stored secret hash of a key.
+pub async fn hashed_secret(conn: &mut Conn, key_id: &str) -> sqlx::Result<Option<String>> {
+    Ok(
+        sqlx::query_as::<_, (String,)>("SELECT hashed_secret FROM provisioner_keys WHERE id = $1")
+            .bind(key_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.0),
+    )
+}

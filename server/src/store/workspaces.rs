@@ -309,3 +309,27 @@ pub async fn count_for_template(conn: &mut Conn, template_id: &str) -> sqlx::Res
         .await?
         .try_get("n")
 }
+
+/// The number of the next build of a workspace.
+pub async fn next_build_number(conn: &mut Conn, workspace_id: &str) -> sqlx::Result<i64> {
+    let (n,) = sqlx::query_as::<_, (i64,)>(
+        "SELECT COALESCE(MAX(build_number), 0) FROM workspace_builds WHERE workspace_id = $1",
+    )
+    .bind(workspace_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n + 1)
+}
+
+/// A workspace's name and its owner's username.
+pub async fn name_and_owner(
+    conn: &mut Conn,
+    workspace_id: &str,
+) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as::<_, (String, String)>(
+        "SELECT w.name, u.username FROM workspaces w JOIN users u ON u.id = w.owner_id WHERE w.id = $1",
+    )
+    .bind(workspace_id)
+    .fetch_optional(&mut *conn)
+    .await
+}

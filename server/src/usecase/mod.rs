@@ -9,22 +9,28 @@
 //! operation, and the users whose authorization data it touched (their cached
 //! principals are dropped after the commit).
 
+pub mod audit;
+pub mod authz;
 pub mod groups;
 pub mod idpsync;
 pub mod links;
 pub mod login;
 pub mod members;
 pub mod orgs;
+pub mod provisionerd;
+pub mod provisioners;
 pub mod sessions;
+pub mod templates;
 pub mod users;
+pub mod workspaces;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use orgsync_policy::{Action, Principal, RequestContext, Resource};
+use orgsync_policy::{Action, Principal, PrincipalEntity, RequestContext, Resource};
 use serde::Deserialize;
 
-use crate::audit::{self, AuditCtx, Change};
+use crate::audit::{AuditCtx, Change};
 use crate::authz::{Authority, Authz, CachedPrincipal, Grant, Permit, System};
 use crate::clock;
 use crate::db::{Db, Tx};
@@ -62,6 +68,12 @@ pub enum Caller {
         actor: System,
         audit: AuditCtx,
     },
+    /// A provisioner daemon, authenticated by its key: the policies decide its
+    /// every action like a user's; it grants nothing.
+    Daemon {
+        principal: Box<PrincipalEntity>,
+        audit: AuditCtx,
+    },
 }
 
 impl Caller {
@@ -80,13 +92,15 @@ impl Caller {
     pub fn user_id(&self) -> Option<&str> {
         match self {
             Caller::User { principal, .. } => Some(&principal.data.id),
-            Caller::System { .. } => None,
+            Caller::System { .. } | Caller::Daemon { .. } => None,
         }
     }
 
     pub fn audit_ctx(&self) -> &AuditCtx {
         match self {
-            Caller::User { audit, .. } | Caller::System { audit, .. } => audit,
+            Caller::User { audit, .. }
+            | Caller::System { audit, .. }
+            | Caller::Daemon { audit, .. } => audit,
         }
     }
 
@@ -128,6 +142,9 @@ impl Caller {
                     action.name()
                 ))
             }),
+            Caller::Daemon { principal, .. } => {
+                authz.require_with(principal, action, resource, context, what)
+            }
         }
     }
 
@@ -136,6 +153,7 @@ impl Caller {
         match self {
             Caller::User { principal, .. } => authz.allowed(&principal.entity, action, resource),
             Caller::System { actor, .. } => actor.may(action),
+            Caller::Daemon { principal, .. } => authz.allowed(principal, action, resource),
         }
     }
 
@@ -152,6 +170,7 @@ impl Caller {
                 authz.require_grants(&principal.entity, grants, through)
             }
             Caller::System { .. } => Ok(()),
+            Caller::Daemon { .. } => Err(Error::forbidden()),
         }
     }
 
@@ -168,6 +187,7 @@ impl Caller {
                 authz.require_authority_over(&principal.entity, target, orgs, what)
             }
             Caller::System { .. } => Ok(()),
+            Caller::Daemon { .. } => Err(Error::forbidden()),
         }
     }
 }
@@ -254,7 +274,7 @@ impl<'a> Work<'a> {
     /// authority for a system actor. Anything else is a bug, refused.
     fn check(&self, permit: &Permit) -> Result<()> {
         let ours = match (self.caller, permit.authority()) {
-            (Caller::User { .. }, Authority::Decision) => true,
+            (Caller::User { .. } | Caller::Daemon { .. }, Authority::Decision) => true,
             (Caller::System { actor, .. }, Authority::System(by)) => *actor == by,
             _ => false,
         };
@@ -271,7 +291,7 @@ impl<'a> Work<'a> {
     /// Writes the audit entry of a change made under `permit`.
     pub async fn audit(&mut self, permit: &Permit, change: Change<'_>) -> Result<()> {
         self.check(permit)?;
-        audit::record(&mut self.tx, self.caller.audit_ctx(), &self.now_s, change).await?;
+        crate::audit::record(&mut self.tx, self.caller.audit_ctx(), &self.now_s, change).await?;
         Ok(())
     }
 
@@ -288,7 +308,7 @@ impl<'a> Work<'a> {
             user_id: Some(user_id.to_owned()),
             ..self.caller.audit_ctx().clone()
         };
-        audit::record(&mut self.tx, &ctx, &self.now_s, change).await?;
+        crate::audit::record(&mut self.tx, &ctx, &self.now_s, change).await?;
         Ok(())
     }
 
@@ -300,7 +320,7 @@ impl<'a> Work<'a> {
         if let Some(user_id) = as_user {
             ctx.user_id = Some(user_id.to_owned());
         }
-        audit::record(&mut self.tx, &ctx, &self.now_s, change).await?;
+        crate::audit::record(&mut self.tx, &ctx, &self.now_s, change).await?;
         Ok(())
     }
 

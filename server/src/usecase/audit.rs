@@ -1,0 +1,127 @@
+//! The audit log, filtered and paginated. Site auditors and owners read
+//! everything; org admins and org auditors read their orgs' entries.
+
+use orgsync_policy::{Action, Resource};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Caller, Ctx, Page};
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::store::{self, audit::AuditFilter};
+
+/// The filters of an audit query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Space-separated `key:value` terms: organization, user, resource_type,
+    /// resource_id, action, source, from, to.
+    pub q: Option<String>,
+    pub organization: Option<String>,
+    pub user: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub action: Option<String>,
+    pub source: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+fn apply_terms(q: &mut AuditQuery) -> Result<()> {
+    let Some(text) = q.q.take() else {
+        return Ok(());
+    };
+    for term in text.split_whitespace() {
+        let (k, v) = term
+            .split_once(':')
+            .ok_or_else(|| Error::validation("q", format!("`{term}` is not `key:value`")))?;
+        let v = Some(v.to_owned());
+        match k {
+            "organization" => q.organization = v,
+            "user" | "username" => q.user = v,
+            "resource_type" => q.resource_type = v,
+            "resource_id" => q.resource_id = v,
+            "action" => q.action = v,
+            "source" => q.source = v,
+            "from" | "since" => q.from = v,
+            "to" | "until" => q.to = v,
+            other => {
+                return Err(Error::validation("q", format!("unknown filter `{other}`")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn time_bound(field: &str, v: Option<&String>) -> Result<Option<String>> {
+    v.map(|s| {
+        clock::parse(s)
+            .map(clock::fmt)
+            .ok_or_else(|| Error::validation(field, format!("`{s}` is not an RFC 3339 time")))
+    })
+    .transpose()
+}
+
+/// The entries the caller may read that match `q`: `{audit_logs, count}`.
+pub async fn list(ctx: Ctx<'_>, caller: &Caller, mut q: AuditQuery) -> Result<Value> {
+    apply_terms(&mut q)?;
+    let (limit, offset) = Page {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .resolve(50, 1000)?;
+    let mut conn = ctx.conn().await?;
+    let organizations = if caller.allowed(ctx.authz, Action::AUDIT_READ_ALL, &Resource::site()) {
+        None
+    } else {
+        let mut allowed = Vec::new();
+        for org in store::orgs::list(&mut conn).await? {
+            if caller.allowed(
+                ctx.authz,
+                Action::AUDIT_READ,
+                &Resource::audit_log(&org.org_ref()),
+            ) {
+                allowed.push(org.id);
+            }
+        }
+        if allowed.is_empty() {
+            return Err(Error::forbidden().with_detail("you may not read any audit log"));
+        }
+        Some(allowed)
+    };
+    let organization_id = match &q.organization {
+        Some(key) => Some(
+            store::orgs::find(&mut conn, key)
+                .await?
+                .map(|o| o.id)
+                .unwrap_or_else(|| key.clone()),
+        ),
+        None => None,
+    };
+    let user_id = match &q.user {
+        Some(key) => Some(
+            store::users::find(&mut conn, caller.resolve_user_key(key))
+                .await?
+                .map(|u| u.id)
+                .unwrap_or_else(|| key.clone()),
+        ),
+        None => None,
+    };
+    let filter = AuditFilter {
+        organization_id,
+        user_id,
+        resource_type: q.resource_type.clone(),
+        resource_id: q.resource_id.clone(),
+        action: q.action.clone(),
+        source: q.source.clone(),
+        from: time_bound("from", q.from.as_ref())?,
+        to: time_bound("to", q.to.as_ref())?,
+        organizations,
+        limit,
+        offset,
+    };
+    let (entries, count) = store::audit::list(&mut conn, &filter).await?;
+    Ok(json!({"audit_logs": entries, "count": count}))
+}

@@ -12,9 +12,10 @@ use super::{LINK_SOURCE, UserChange};
 use crate::audit::AuditCtx;
 use crate::error::ApiError;
 use crate::idpsync::apply::{GroupIds, Rows, apply_plan, org_roles, without};
-use crate::model::UserStatus;
+use crate::model::{LoginType, UserStatus};
 use crate::store::directory::{self, Arg};
 use crate::store::{self, Conn};
+use crate::usecase::users::{self, NewAccount};
 
 /// Applies a batch of users' changes in the caller's transaction.
 pub(super) async fn apply_batch(
@@ -45,54 +46,32 @@ pub(super) async fn apply_batch(
             } else {
                 Vec::new()
             };
-            let roles_json = serde_json::to_string(&site_roles).unwrap_or_else(|_| "[]".to_owned());
-            rows.users.push(vec![
-                Arg::Text(c.user_id.clone()),
-                Arg::Text(entry.username.clone()),
-                Arg::Text(entry.username.to_lowercase()),
-                Arg::Text(entry.email.clone()),
-                Arg::Text(entry.email.to_lowercase()),
-                Arg::Text(entry.name.clone()),
-                Arg::Text(String::new()),
-                Arg::Text("active".to_owned()),
-                Arg::Text("ldap".to_owned()),
-                Arg::Opt(None),
-                Arg::Text(roles_json),
-                Arg::Text(now.to_owned()),
-                Arg::Text(now.to_owned()),
-                Arg::Int(1),
-            ]);
-            let mut everything = site_roles.clone();
-            everything.insert(0, "member".to_owned());
-            rows.audit(
-                ctx,
-                now,
-                None,
-                "create",
-                "user",
-                user_id,
-                username,
-                json!({
-                    "id": {"old": null, "new": user_id},
-                    "username": {"old": null, "new": username},
-                    "email": {"old": null, "new": entry.email},
-                    "name": {"old": null, "new": entry.name},
-                    "status": {"old": null, "new": "active"},
-                    "login_type": {"old": null, "new": "ldap"},
-                    "roles": {"old": null, "new": everything},
-                    "ldap_dn": {"old": null, "new": entry.dn},
-                }),
-                201,
-            );
             // Every new user joins the default organization, unless the plan
             // (organization sync without assign_default) takes it out again.
-            if !plan
+            let stays = !plan
                 .organizations
                 .remove
                 .iter()
-                .any(|o| o.id == default_org)
-            {
-                rows.org_member(default_org, user_id, &org_roles(plan, default_org), now);
+                .any(|o| o.id == default_org);
+            let default_roles = org_roles(plan, default_org);
+            users::add_to_batch(
+                &mut rows,
+                &NewAccount {
+                    id: c.user_id.clone(),
+                    username: entry.username.clone(),
+                    email: entry.email.clone(),
+                    name: entry.name.clone(),
+                    login_type: LoginType::Ldap,
+                    password_hash: None,
+                    roles: site_roles,
+                },
+                stays.then_some((default_org, default_roles.as_slice())),
+                &[("ldap_dn", json!(entry.dn))],
+                ctx,
+                now,
+                201,
+            );
+            if stays {
                 joined_now.insert(default_org.to_owned());
             }
         } else {

@@ -295,6 +295,17 @@ impl<'a> Work<'a> {
         Ok(())
     }
 
+    /// The audit metadata of a change made under `permit` (in the name of
+    /// `as_user` when given), for entries written in bulk.
+    pub fn audit_ctx(&self, permit: &Permit, as_user: Option<&str>) -> Result<AuditCtx> {
+        self.check(permit)?;
+        let mut ctx = self.caller.audit_ctx().clone();
+        if let Some(user_id) = as_user {
+            ctx.user_id = Some(user_id.to_owned());
+        }
+        Ok(ctx)
+    }
+
     /// Writes the audit entry of a change made under `permit` in the name of
     /// `user_id` (an account acting for the first time: created, or signing in).
     pub async fn audit_as(

@@ -12,10 +12,12 @@ use super::{Caller, Ctx, Page, Work, roles_changed};
 use crate::audit::{self, AuditCtx, Change, to_value};
 use crate::authz::{Grant, Permit, System};
 use crate::error::{Error, Result};
+use crate::idpsync::apply::Rows;
 use crate::model::{
     LoginType, Organization, User, UserStatus, Username, parse_email, parse_password, parse_text,
 };
 use crate::secrets;
+use crate::store::bulk::Arg;
 use crate::store::{self, Conn};
 
 /// A new account, its fields already validated.
@@ -50,7 +52,8 @@ pub enum CreatedBy {
 /// The one user-creation operation: inserts the account, makes it a member of
 /// the default organization (every user is), and writes the audit entry with
 /// `status_code` (the answer the entry point gives). Inside the caller's
-/// operation, under a `user:create` permit.
+/// operation, under a `user:create` permit. A directory run creates its users
+/// in bulk with the same rows ([`add_to_batch`]).
 pub async fn insert(
     work: &mut Work<'_>,
     permit: &Permit,
@@ -58,45 +61,92 @@ pub async fn insert(
     created_by: CreatedBy,
     status_code: u16,
 ) -> Result<User> {
-    let id = new.id.clone();
-    let now_s = work.now_s.clone();
-    store::users::insert(
-        work.conn(),
-        &store::users::NewUser {
-            id: &id,
-            username: &new.username,
-            email: &new.email,
-            name: &new.name,
-            login_type: new.login_type,
-            password_hash: new.password_hash.as_deref(),
-            roles: &new.roles,
-            now: &now_s,
-        },
-    )
-    .await
-    .map_err(Error::on_unique(
-        "a user with this username or email already exists",
-    ))?;
+    let as_user = (created_by == CreatedBy::Itself).then_some(new.id.as_str());
+    let audit = work.audit_ctx(permit, as_user)?;
     let org = store::orgs::default_org(work.conn())
         .await?
         .ok_or_else(|| Error::internal("default organization missing"))?;
-    store::members::insert(work.conn(), &org.id, &id, &[], &now_s).await?;
-    let user = store::users::find_by_id(work.conn(), &id)
-        .await?
-        .ok_or_else(|| Error::internal("user vanished"))?;
-    let change = Change::user(
-        "create",
-        &id,
-        &user.username,
-        audit::created(&to_value(&user)),
+    let now_s = work.now_s.clone();
+    let mut rows = Rows::default();
+    add_to_batch(
+        &mut rows,
+        new,
+        Some((&org.id, &[])),
+        &[],
+        &audit,
+        &now_s,
         status_code,
     );
-    match created_by {
-        CreatedBy::Caller => work.audit(permit, change).await?,
-        CreatedBy::Itself => work.audit_as(permit, &id, change).await?,
-    }
-    work.touch(id);
+    rows.flush(work.conn()).await.map_err(Error::on_unique(
+        "a user with this username or email already exists",
+    ))?;
+    let user = store::users::find_by_id(work.conn(), &new.id)
+        .await?
+        .ok_or_else(|| Error::internal("user vanished"))?;
+    work.touch(new.id.clone());
     Ok(user)
+}
+
+/// Gathers a new account into a batch's rows: the account, its membership of
+/// the default organization with `default_roles` (none when `default_org` is
+/// `None`: the batch's sync takes the user out of it at once), and its audit
+/// entry (`extra` fields added to the diff, e.g. the directory entry's DN),
+/// written by [`Rows::flush`].
+pub fn add_to_batch(
+    rows: &mut Rows,
+    new: &NewAccount,
+    default_org: Option<(&str, &[String])>,
+    extra: &[(&str, Value)],
+    audit: &AuditCtx,
+    now: &str,
+    status_code: u16,
+) {
+    rows.users.push(vec![
+        Arg::Text(new.id.clone()),
+        Arg::Text(new.username.clone()),
+        Arg::Text(new.username.to_lowercase()),
+        Arg::Text(new.email.clone()),
+        Arg::Text(new.email.to_lowercase()),
+        Arg::Text(new.name.clone()),
+        Arg::Text(String::new()),
+        Arg::Text(UserStatus::Active.as_str().to_owned()),
+        Arg::Text(new.login_type.as_str().to_owned()),
+        Arg::Opt(new.password_hash.clone()),
+        Arg::Text(store::to_json_list(&new.roles)),
+        Arg::Text(now.to_owned()),
+        Arg::Text(now.to_owned()),
+        Arg::Int(1),
+    ]);
+    let mut roles = new.roles.clone();
+    roles.insert(0, "member".to_owned());
+    let mut diff = json!({
+        "id": {"old": null, "new": new.id},
+        "username": {"old": null, "new": new.username},
+        "email": {"old": null, "new": new.email},
+        "name": {"old": null, "new": new.name},
+        "status": {"old": null, "new": UserStatus::Active.as_str()},
+        "login_type": {"old": null, "new": new.login_type.as_str()},
+        "roles": {"old": null, "new": roles},
+    });
+    if let Value::Object(d) = &mut diff {
+        for (field, value) in extra {
+            d.insert((*field).to_owned(), json!({"old": null, "new": value}));
+        }
+    }
+    rows.audit(
+        audit,
+        now,
+        None,
+        "create",
+        "user",
+        &new.id,
+        &new.username,
+        diff,
+        i64::from(status_code),
+    );
+    if let Some((org, default_roles)) = default_org {
+        rows.org_member(org, &new.id, default_roles, now);
+    }
 }
 
 /// Whether the first user exists yet.

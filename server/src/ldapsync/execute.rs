@@ -22,9 +22,12 @@ use super::run::{Outcome, RunCtx, RunError, RunStatus, Stats};
 use super::state::{self, Known, Link, States};
 use super::{AUDIT_SOURCE, DirectorySync, LINK_SOURCE, apply, plan, settings};
 use crate::audit::AuditCtx;
+use crate::authz::System;
 use crate::clock;
 use crate::idpsync::apply as idpsync_apply;
 use crate::store::{self, directory_runs};
+use crate::usecase::{Caller, Work};
+use orgsync_policy::{Action, Resource};
 
 /// Incremental runs look this far behind the previous run's start (clock skew
 /// between orgsync and the directory, one-second timestamps).
@@ -359,6 +362,29 @@ async fn removal_problem(
     Ok(removal_check(settings, stats, ldap_users, ldap_memberships))
 }
 
+/// What a batch may do, each on the directory sync's own authority
+/// ([`System::DirectorySync`]).
+const BATCH_ACTIONS: &[Action] = &[
+    Action::USER_UPDATE,
+    Action::USER_CREATE,
+    Action::USER_LINK,
+    Action::USER_SUSPEND,
+    Action::USER_UPDATE_ROLES,
+    Action::MEMBER_CREATE,
+    Action::MEMBER_DELETE,
+    Action::MEMBER_UPDATE_ROLES,
+    Action::GROUP_CREATE,
+    Action::GROUP_UPDATE,
+];
+
+/// The caller of a run's writes: the directory sync, audited as `ldap_sync`.
+fn run_caller(audit: &AuditCtx) -> Caller {
+    Caller::System {
+        actor: System::DirectorySync,
+        audit: audit.clone(),
+    }
+}
+
 /// Step 4a: the groups the plan creates come first, in one transaction, so
 /// that batches applied side by side never race to create one. Returns their
 /// ids by (organization, folded name).
@@ -376,12 +402,20 @@ async fn create_groups(
         .into_iter()
         .map(|((org, _), (name, reason))| (org, name, reason))
         .collect();
-    let mut tx = sync.db.begin().await?;
-    let ids = idpsync_apply::create_groups(&mut tx, &wanted, &clock::fmt(now), audit_ctx, "ldap")
+    let caller = run_caller(audit_ctx);
+    let mut work = Work::begin_at(sync.ctx(), &caller, now)
         .await
         .map_err(RunError::Apply)?;
-    sync.still_ours(&mut tx, ctx, now).await?;
-    tx.commit().await?;
+    let permit = work
+        .require(Action::GROUP_CREATE, &Resource::site(), "groups")
+        .map_err(RunError::Apply)?;
+    let audit = work.audit_ctx(&permit, None).map_err(RunError::Apply)?;
+    let now_s = work.now_s.clone();
+    let ids = idpsync_apply::create_groups(&mut work.tx, &wanted, &now_s, &audit, "ldap")
+        .await
+        .map_err(RunError::Apply)?;
+    sync.still_ours(&mut work.tx, ctx, now).await?;
+    work.commit().await.map_err(RunError::Apply)?;
     Ok(ids)
 }
 
@@ -482,12 +516,25 @@ impl Applier<'_> {
     /// Plans (again) and applies one batch in one transaction.
     async fn run(&self, job: Job<'_>, problem_rows: Vec<ProblemKey>) -> Result<(), RunError> {
         let sync = self.sync;
-        let mut tx = sync.db.begin().await?;
+        let caller = run_caller(&self.audit_ctx);
+        let mut work = Work::begin(sync.ctx(), &caller)
+            .await
+            .map_err(RunError::Apply)?;
+        // Every write of a batch is on the run's own authority.
+        let mut permits = Vec::with_capacity(BATCH_ACTIONS.len());
+        for action in BATCH_ACTIONS {
+            permits.push(
+                work.require(*action, &Resource::site(), "directory sync")
+                    .map_err(RunError::Apply)?,
+            );
+        }
+        let audit = work.audit_ctx(&permits[0], None).map_err(RunError::Apply)?;
+        let tx = &mut work.tx;
         let planned;
         let (batch, users) = match job {
             Job::Suspend(changes) => (changes, changes.len()),
             Job::Decided(chunk) => {
-                planned = self.plan_again(&mut tx, chunk).await?;
+                planned = self.plan_again(&mut *tx, chunk).await?;
                 (planned.as_slice(), chunk.len())
             }
         };
@@ -504,22 +551,21 @@ impl Applier<'_> {
             source: "ldap",
         };
         apply::apply_batch(
-            &mut tx,
+            &mut *tx,
             batch,
             self.default_org,
             &now_s,
-            &self.audit_ctx,
+            &audit,
             &mut groups,
         )
         .await
         .map_err(RunError::Apply)?;
-        problems::insert_rows(&mut tx, &problem_rows, &now_s).await?;
+        problems::insert_rows(&mut *tx, &problem_rows, &now_s).await?;
         let mut committed = self.committed.lock().await;
-        sync.still_ours(&mut tx, self.ctx, clock::now()).await?;
-        tx.commit().await?;
+        sync.still_ours(&mut *tx, self.ctx, clock::now()).await?;
+        work.touch_all(batch.iter().map(|c| c.user_id.clone()));
+        work.commit().await.map_err(RunError::Apply)?;
         committed.batches += 1;
-        sync.authz
-            .invalidate(batch.iter().map(|c| c.user_id.as_str()));
         self.ctx.set_progress(|p| p.users_applied += users);
         Ok(())
     }

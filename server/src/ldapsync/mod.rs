@@ -100,6 +100,11 @@ pub struct DirectorySync {
 }
 
 impl DirectorySync {
+    /// What the run's use-case writes run against.
+    pub(crate) fn ctx(&self) -> crate::usecase::Ctx<'_> {
+        crate::usecase::Ctx::new(&self.db, &self.authz)
+    }
+
     pub fn new(
         db: Db,
         authz: Arc<Authz>,

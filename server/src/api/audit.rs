@@ -2,18 +2,12 @@
 //! [`crate::usecase::audit`].
 
 use axum::Json;
-use axum::extract::State;
 use serde_json::Value;
 
-use super::extract::{Actor, ApiQuery};
-use crate::app::AppState;
+use super::extract::{ApiQuery, Call};
 use crate::error::ApiResult;
 use crate::usecase::audit::{self, AuditQuery};
 
-pub async fn list(
-    State(app): State<AppState>,
-    actor: Actor,
-    ApiQuery(q): ApiQuery<AuditQuery>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(audit::list(app.ctx(), &actor.caller(), q).await?))
+pub async fn list(c: Call, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResult<Json<Value>> {
+    Ok(Json(audit::list(c.ctx(), &c.caller, q).await?))
 }

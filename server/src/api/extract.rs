@@ -524,21 +524,28 @@ impl FromRequestParts<AppState> for Actor {
     }
 }
 
-/// A use case called by this request: the application to run it against and
-/// the signed-in caller. The extractor of every handler that calls one.
-pub struct Call {
+/// A use case called by this request: the application to run it against, the
+/// signed-in caller and the route parameters (`P`, parsed as [`Path`] parses
+/// them: `String` for one, a tuple for several; `()` when the handler reads
+/// none). The extractor of every handler that calls one. The caller is
+/// authenticated before the route parameters are read.
+pub struct Call<P = ()> {
     pub app: AppState,
     pub caller: crate::usecase::Caller,
     pub actor: Actor,
+    pub path: P,
 }
 
-impl Call {
+impl<P> Call<P> {
     pub fn ctx(&self) -> crate::usecase::Ctx<'_> {
         self.app.ctx()
     }
 }
 
-impl FromRequestParts<AppState> for Call {
+impl<P> FromRequestParts<AppState> for Call<P>
+where
+    P: DeserializeOwned + Send,
+{
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -546,10 +553,12 @@ impl FromRequestParts<AppState> for Call {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let actor = Actor::from_request_parts(parts, state).await?;
+        let Path(path) = Path::<P>::from_request_parts(parts, state).await?;
         Ok(Call {
             app: state.clone(),
             caller: actor.caller(),
             actor,
+            path,
         })
     }
 }

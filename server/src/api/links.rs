@@ -3,31 +3,25 @@
 use axum::Json;
 use axum::http::StatusCode;
 
-use super::extract::{ApiJson, ApiQuery, Call, Path};
+use super::extract::{ApiJson, ApiQuery, Call};
+use super::reply::{Created, created};
 use crate::error::ApiResult;
 use crate::usecase::links::{self, Link, NewLink, Unlink};
 
 /// `GET /users/{user}/links`.
-pub async fn list(c: Call, Path(key): Path<String>) -> ApiResult<Json<Vec<Link>>> {
-    Ok(Json(links::list(c.ctx(), &c.caller, &key).await?))
+pub async fn list(c: Call<String>) -> ApiResult<Json<Vec<Link>>> {
+    Ok(Json(links::list(c.ctx(), &c.caller, &c.path).await?))
 }
 
 /// `POST /users/{user}/links {source?, external_id}`.
-pub async fn create(
-    c: Call,
-    Path(key): Path<String>,
-    ApiJson(req): ApiJson<NewLink>,
-) -> ApiResult<(StatusCode, Json<Link>)> {
-    let link = links::create(c.ctx(), &c.caller, &key, &req).await?;
-    Ok((StatusCode::CREATED, Json(link)))
+pub async fn create(c: Call<String>, ApiJson(req): ApiJson<NewLink>) -> ApiResult<Created<Link>> {
+    Ok(created(
+        links::create(c.ctx(), &c.caller, &c.path, &req).await?,
+    ))
 }
 
 /// `DELETE /users/{user}/links?source=oidc[&external_id=..]`.
-pub async fn delete(
-    c: Call,
-    Path(key): Path<String>,
-    ApiQuery(q): ApiQuery<Unlink>,
-) -> ApiResult<StatusCode> {
-    links::delete(c.ctx(), &c.caller, &key, &q).await?;
+pub async fn delete(c: Call<String>, ApiQuery(q): ApiQuery<Unlink>) -> ApiResult<StatusCode> {
+    links::delete(c.ctx(), &c.caller, &c.path, &q).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,6 +15,7 @@ pub mod oidc;
 pub mod orgs;
 pub mod provisionerd;
 pub mod provisioners;
+pub mod reply;
 pub mod templates;
 pub mod users;
 pub mod workspaces;

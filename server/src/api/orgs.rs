@@ -3,42 +3,36 @@
 use axum::Json;
 use axum::http::StatusCode;
 
-use super::extract::{ApiJson, ApiQuery, Call, Path};
+use super::Page;
+use super::extract::{ApiJson, ApiQuery, Call};
+use super::reply::{Created, created};
 use crate::error::ApiResult;
 use crate::model::Organization;
 use crate::usecase::orgs::{self, NewOrg, OrgChanges};
 
 /// The organizations the caller may read.
-pub async fn list(
-    c: Call,
-    ApiQuery(page): ApiQuery<super::Page>,
-) -> ApiResult<Json<Vec<Organization>>> {
+pub async fn list(c: Call, ApiQuery(page): ApiQuery<Page>) -> ApiResult<Json<Vec<Organization>>> {
     Ok(Json(orgs::list(c.ctx(), &c.caller, page).await?))
 }
 
 /// `POST /organizations`: the org, its Everyone group and the creator as member.
-pub async fn create(
-    c: Call,
-    ApiJson(req): ApiJson<NewOrg>,
-) -> ApiResult<(StatusCode, Json<Organization>)> {
-    let org = orgs::create(c.ctx(), &c.caller, req).await?;
-    Ok((StatusCode::CREATED, Json(org)))
+pub async fn create(c: Call, ApiJson(req): ApiJson<NewOrg>) -> ApiResult<Created<Organization>> {
+    Ok(created(orgs::create(c.ctx(), &c.caller, req).await?))
 }
 
-pub async fn get(c: Call, Path(key): Path<String>) -> ApiResult<Json<Organization>> {
-    Ok(Json(orgs::get(c.ctx(), &c.caller, &key).await?))
+pub async fn get(c: Call<String>) -> ApiResult<Json<Organization>> {
+    Ok(Json(orgs::get(c.ctx(), &c.caller, &c.path).await?))
 }
 
 pub async fn update(
-    c: Call,
-    Path(key): Path<String>,
+    c: Call<String>,
     ApiJson(req): ApiJson<OrgChanges>,
 ) -> ApiResult<Json<Organization>> {
-    Ok(Json(orgs::update(c.ctx(), &c.caller, &key, req).await?))
+    Ok(Json(orgs::update(c.ctx(), &c.caller, &c.path, req).await?))
 }
 
 /// `DELETE /organizations/{organization}`: 409 while the org holds anything.
-pub async fn delete(c: Call, Path(key): Path<String>) -> ApiResult<StatusCode> {
-    orgs::delete(c.ctx(), &c.caller, &key).await?;
+pub async fn delete(c: Call<String>) -> ApiResult<StatusCode> {
+    orgs::delete(c.ctx(), &c.caller, &c.path).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,12 +2,12 @@
 //! [`crate::usecase::templates`].
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::extract::{Actor, ApiBytes, ApiJson, ApiQuery, Path};
-use crate::app::AppState;
+use super::Page;
+use super::extract::{ApiBytes, ApiJson, ApiQuery, Call};
+use super::reply::{Created, created};
 use crate::error::{ApiError, ApiResult};
 use crate::provisioner::archive;
 use crate::usecase::templates::{
@@ -21,12 +21,11 @@ use crate::usecase::templates::{
 /// same whether or not someone uploaded the content before, so an upload
 /// reveals nothing about other users' files.
 pub async fn upload(
-    State(app): State<AppState>,
-    actor: Actor,
+    c: Call,
     ApiQuery(q): ApiQuery<FileQuery>,
     headers: HeaderMap,
     body: Result<ApiBytes, ApiError>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Created<Value>> {
     let body = body
         .map_err(|e| {
             if e.http_status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -49,122 +48,87 @@ pub async fn upload(
             "expected `Content-Type: application/x-tar`",
         ));
     }
-    let hash = templates::upload(app.ctx(), &actor.caller(), &q, &body).await?;
-    Ok((StatusCode::CREATED, Json(json!({"hash": hash}))))
+    let hash = templates::upload(c.ctx(), &c.caller, &q, &body).await?;
+    Ok(created(json!({"hash": hash})))
 }
 
 /// `POST /organizations/{organization}/templateversions`: creates a version and
 /// enqueues its import job on that org's provisioners.
 pub async fn create_version(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(org): Path<String>,
+    c: Call<String>,
     ApiJson(req): ApiJson<NewVersion>,
-) -> ApiResult<(StatusCode, Json<TemplateVersion>)> {
-    let version =
-        templates::create_version(app.ctx(), &app.jobs, &actor.caller(), &org, req).await?;
-    Ok((StatusCode::CREATED, Json(version)))
-}
-
-pub async fn list_versions(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(org): Path<String>,
-) -> ApiResult<Json<Vec<TemplateVersion>>> {
-    Ok(Json(
-        templates::list_versions(app.ctx(), &actor.caller(), &org).await?,
+) -> ApiResult<Created<TemplateVersion>> {
+    Ok(created(
+        templates::create_version(c.ctx(), &c.app.jobs, &c.caller, &c.path, req).await?,
     ))
 }
 
-pub async fn get_version(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<TemplateVersion>> {
+pub async fn list_versions(c: Call<String>) -> ApiResult<Json<Vec<TemplateVersion>>> {
     Ok(Json(
-        templates::get_version(app.ctx(), &actor.caller(), &id).await?,
+        templates::list_versions(c.ctx(), &c.caller, &c.path).await?,
+    ))
+}
+
+pub async fn get_version(c: Call<String>) -> ApiResult<Json<TemplateVersion>> {
+    Ok(Json(
+        templates::get_version(c.ctx(), &c.caller, &c.path).await?,
     ))
 }
 
 pub async fn create_template(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(org): Path<String>,
+    c: Call<String>,
     ApiJson(req): ApiJson<NewTemplate>,
-) -> ApiResult<(StatusCode, Json<Template>)> {
-    let template = templates::create_template(app.ctx(), &actor.caller(), &org, req).await?;
-    Ok((StatusCode::CREATED, Json(template)))
+) -> ApiResult<Created<Template>> {
+    Ok(created(
+        templates::create_template(c.ctx(), &c.caller, &c.path, req).await?,
+    ))
 }
 
 pub async fn list_org_templates(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(org): Path<String>,
-    ApiQuery(page): ApiQuery<super::Page>,
+    c: Call<String>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<Vec<Template>>> {
     Ok(Json(
-        templates::list_org_templates(app.ctx(), &actor.caller(), &org, page).await?,
+        templates::list_org_templates(c.ctx(), &c.caller, &c.path, page).await?,
     ))
 }
 
 /// `GET /templates`: every template the caller may see, across its orgs.
 pub async fn list_all_templates(
-    State(app): State<AppState>,
-    actor: Actor,
-    ApiQuery(page): ApiQuery<super::Page>,
+    c: Call,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<Vec<Template>>> {
     Ok(Json(
-        templates::list_all_templates(app.ctx(), &actor.caller(), page).await?,
+        templates::list_all_templates(c.ctx(), &c.caller, page).await?,
     ))
 }
 
-pub async fn get_template(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Template>> {
+pub async fn get_template(c: Call<String>) -> ApiResult<Json<Template>> {
     Ok(Json(
-        templates::get_template(app.ctx(), &actor.caller(), &id).await?,
+        templates::get_template(c.ctx(), &c.caller, &c.path).await?,
     ))
 }
 
 pub async fn update_template(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    c: Call<String>,
     ApiJson(req): ApiJson<TemplateChanges>,
 ) -> ApiResult<Json<Template>> {
     Ok(Json(
-        templates::update_template(app.ctx(), &actor.caller(), &id, req).await?,
+        templates::update_template(c.ctx(), &c.caller, &c.path, req).await?,
     ))
 }
 
-pub async fn delete_template(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    templates::delete_template(app.ctx(), &actor.caller(), &id).await?;
+pub async fn delete_template(c: Call<String>) -> ApiResult<StatusCode> {
+    templates::delete_template(c.ctx(), &c.caller, &c.path).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn get_acl(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        templates::get_acl(app.ctx(), &actor.caller(), &id).await?,
-    ))
+pub async fn get_acl(c: Call<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(templates::get_acl(c.ctx(), &c.caller, &c.path).await?))
 }
 
-pub async fn patch_acl(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-    ApiJson(req): ApiJson<AclPatch>,
-) -> ApiResult<Json<Value>> {
+pub async fn patch_acl(c: Call<String>, ApiJson(req): ApiJson<AclPatch>) -> ApiResult<Json<Value>> {
     Ok(Json(
-        templates::patch_acl(app.ctx(), &actor.caller(), &id, req).await?,
+        templates::patch_acl(c.ctx(), &c.caller, &c.path, req).await?,
     ))
 }

@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::extract::{ApiJson, ApiQuery, Call, Path, RequestMeta};
+use super::extract::{ApiJson, ApiQuery, Call, RequestMeta};
+use super::reply::{Created, created};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Organization, User, UserStatus};
@@ -111,8 +112,8 @@ pub async fn logout(c: Call) -> ApiResult<Response> {
         .into_response())
 }
 
-pub async fn get(c: Call, Path(user): Path<String>) -> ApiResult<Json<User>> {
-    Ok(Json(users::get(c.ctx(), &c.caller, &user).await?))
+pub async fn get(c: Call<String>) -> ApiResult<Json<User>> {
+    Ok(Json(users::get(c.ctx(), &c.caller, &c.path).await?))
 }
 
 pub async fn list(c: Call, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult<Json<Value>> {
@@ -121,41 +122,33 @@ pub async fn list(c: Call, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult<Json<V
 }
 
 /// `POST /users`: the user joins the default org and any orgs listed.
-pub async fn create(
-    c: Call,
-    ApiJson(req): ApiJson<NewUser>,
-) -> ApiResult<(StatusCode, Json<User>)> {
-    let user = users::create(c.ctx(), &c.caller, req).await?;
-    Ok((StatusCode::CREATED, Json(user)))
+pub async fn create(c: Call, ApiJson(req): ApiJson<NewUser>) -> ApiResult<Created<User>> {
+    Ok(created(users::create(c.ctx(), &c.caller, req).await?))
 }
 
-pub async fn update(
-    c: Call,
-    Path(key): Path<String>,
-    ApiJson(req): ApiJson<UserChanges>,
-) -> ApiResult<Json<User>> {
-    Ok(Json(users::update(c.ctx(), &c.caller, &key, req).await?))
+pub async fn update(c: Call<String>, ApiJson(req): ApiJson<UserChanges>) -> ApiResult<Json<User>> {
+    Ok(Json(users::update(c.ctx(), &c.caller, &c.path, req).await?))
 }
 
-pub async fn delete(c: Call, Path(key): Path<String>) -> ApiResult<StatusCode> {
-    users::delete(c.ctx(), &c.caller, &key).await?;
+pub async fn delete(c: Call<String>) -> ApiResult<StatusCode> {
+    users::delete(c.ctx(), &c.caller, &c.path).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn suspend(c: Call, Path(key): Path<String>) -> ApiResult<Json<User>> {
+pub async fn suspend(c: Call<String>) -> ApiResult<Json<User>> {
     Ok(Json(
-        users::set_status(c.ctx(), &c.caller, &key, UserStatus::Suspended).await?,
+        users::set_status(c.ctx(), &c.caller, &c.path, UserStatus::Suspended).await?,
     ))
 }
 
-pub async fn activate(c: Call, Path(key): Path<String>) -> ApiResult<Json<User>> {
+pub async fn activate(c: Call<String>) -> ApiResult<Json<User>> {
     Ok(Json(
-        users::set_status(c.ctx(), &c.caller, &key, UserStatus::Active).await?,
+        users::set_status(c.ctx(), &c.caller, &c.path, UserStatus::Active).await?,
     ))
 }
 
-pub async fn get_roles(c: Call, Path(key): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(users::roles(c.ctx(), &c.caller, &key).await?))
+pub async fn get_roles(c: Call<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(users::roles(c.ctx(), &c.caller, &c.path).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,27 +158,26 @@ pub struct RolesRequest {
 }
 
 pub async fn set_roles(
-    c: Call,
-    Path(key): Path<String>,
+    c: Call<String>,
     ApiJson(req): ApiJson<RolesRequest>,
 ) -> ApiResult<Json<User>> {
     Ok(Json(
-        users::set_roles(c.ctx(), &c.caller, &key, &req.roles).await?,
+        users::set_roles(c.ctx(), &c.caller, &c.path, &req.roles).await?,
     ))
 }
 
-pub async fn organizations(c: Call, Path(key): Path<String>) -> ApiResult<Json<Vec<Organization>>> {
-    Ok(Json(users::organizations(c.ctx(), &c.caller, &key).await?))
+pub async fn organizations(c: Call<String>) -> ApiResult<Json<Vec<Organization>>> {
+    Ok(Json(
+        users::organizations(c.ctx(), &c.caller, &c.path).await?,
+    ))
 }
 
 pub async fn create_token(
-    c: Call,
-    Path(key): Path<String>,
+    c: Call<String>,
     ApiJson(req): ApiJson<NewToken>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let token = sessions::create_token(c.ctx(), &c.caller, &key, &req).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"id": token.key_id, "key": token.secret, "expires_at": token.expires_at})),
+) -> ApiResult<Created<Value>> {
+    let token = sessions::create_token(c.ctx(), &c.caller, &c.path, &req).await?;
+    Ok(created(
+        json!({"id": token.key_id, "key": token.secret, "expires_at": token.expires_at}),
     ))
 }

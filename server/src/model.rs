@@ -12,12 +12,7 @@ pub struct Name(String);
 
 impl Name {
     pub fn parse(field: &str, raw: &str) -> Result<Name, Error> {
-        if raw.is_empty() {
-            return Err(Error::validation(field, "must not be empty"));
-        }
-        if raw.chars().count() > 64 {
-            return Err(Error::validation(field, "must be at most 64 characters"));
-        }
+        check_identifier_length(field, raw)?;
         let bytes = raw.as_bytes();
         let ok = bytes
             .iter()
@@ -50,12 +45,7 @@ pub struct Username(String);
 
 impl Username {
     pub fn parse(field: &str, raw: &str) -> Result<Username, Error> {
-        if raw.is_empty() {
-            return Err(Error::validation(field, "must not be empty"));
-        }
-        if raw.chars().count() > 64 {
-            return Err(Error::validation(field, "must be at most 64 characters"));
-        }
+        check_identifier_length(field, raw)?;
         let bytes = raw.as_bytes();
         let edge = |b: &u8| b.is_ascii_alphanumeric();
         let ok = bytes
@@ -102,6 +92,17 @@ pub fn parse_email(field: &str, raw: &str) -> Result<String, Error> {
             format!("`{raw}` is not an email address"),
         ))
     }
+}
+
+/// A name or username: 1 to 64 characters.
+fn check_identifier_length(field: &str, raw: &str) -> Result<(), Error> {
+    if raw.is_empty() {
+        return Err(Error::validation(field, "must not be empty"));
+    }
+    if raw.chars().count() > 64 {
+        return Err(Error::validation(field, "must be at most 64 characters"));
+    }
+    Ok(())
 }
 
 /// Free text with a length limit.

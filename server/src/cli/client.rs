@@ -79,6 +79,12 @@ pub fn run(command: impl Future<Output = Result<()>>) -> ExitCode {
     }
 }
 
+/// Runs a client command against the logged-in deployment (see [`run`] and
+/// [`ApiClient::from_session`]).
+pub fn run_with_session(command: impl AsyncFnOnce(ApiClient) -> Result<()>) -> ExitCode {
+    run(async move { command(ApiClient::from_session()?).await })
+}
+
 /// The exit code an error means (see the codes above).
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
@@ -333,11 +339,19 @@ impl ApiClient {
                 .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
         let mut req = self.http.request(method.clone(), url.clone());
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
         if let Some(body) = body {
             req = req.json(body);
+        }
+        self.exchange(req, &format!("{method} {}", url.path()))
+            .await
+    }
+
+    /// Sends a request with the token and reads its answer: the JSON body
+    /// (`null` when empty), or an [`ApiFailure`] for an error status. `what`
+    /// names the request in errors (`GET /api/v2/...`).
+    async fn exchange(&self, mut req: reqwest::RequestBuilder, what: &str) -> Result<Value> {
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
         }
         let resp = req.send().await.with_context(|| {
             format!(
@@ -349,15 +363,14 @@ impl ApiClient {
         let text = resp
             .text()
             .await
-            .with_context(|| format!("cannot read the answer to {method} {}", url.path()))?;
+            .with_context(|| format!("cannot read the answer to {what}"))?;
         if status.is_success() {
             if text.trim().is_empty() {
                 return Ok(Value::Null);
             }
             return serde_json::from_str(&text).with_context(|| {
                 format!(
-                    "the answer to {method} {} is not JSON; is {} an orgsync server?",
-                    url.path(),
+                    "the answer to {what} is not JSON; is {} an orgsync server?",
                     url_text(&self.base)
                 )
             });
@@ -369,7 +382,7 @@ impl ApiClient {
             },
             Err(_) => ApiFailure {
                 status: status.as_u16(),
-                message: format!("the server answered {status} to {method} {}", url.path()),
+                message: format!("the server answered {status} to {what}"),
                 detail: Some(text.chars().take(500).collect::<String>())
                     .filter(|t| !t.trim().is_empty()),
                 validations: Vec::new(),
@@ -402,40 +415,12 @@ impl ApiClient {
     pub async fn upload_tar(&self, org: &str, tar: Vec<u8>) -> Result<Value> {
         let mut url = self.endpoint(&["files"])?;
         url.query_pairs_mut().append_pair("organization", org);
-        let mut req = self
+        let req = self
             .http
-            .post(url.clone())
+            .post(url)
             .header("Content-Type", "application/x-tar")
             .body(tar);
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        let resp = req.send().await.with_context(|| {
-            format!(
-                "cannot reach the orgsync server at {}",
-                url_text(&self.base)
-            )
-        })?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .context("cannot read the upload's answer")?;
-        if status.is_success() {
-            return serde_json::from_str(&text).context("the upload's answer is not JSON");
-        }
-        let failure = serde_json::from_str::<ApiFailure>(&text)
-            .map(|f| ApiFailure {
-                status: status.as_u16(),
-                ..f
-            })
-            .unwrap_or_else(|_| ApiFailure {
-                status: status.as_u16(),
-                message: format!("the server answered {status} to the upload"),
-                detail: None,
-                validations: Vec::new(),
-            });
-        Err(failure.into())
+        self.exchange(req, "the upload").await
     }
 
     pub async fn delete(&self, segments: &[&str]) -> Result<Value> {
@@ -448,6 +433,17 @@ pub fn api_status(err: &anyhow::Error) -> Option<u16> {
     err.chain()
         .find_map(|c| c.downcast_ref::<ApiFailure>())
         .map(|f| f.status)
+}
+
+/// A request body of the fields given: a `None` field is left out, so the
+/// server applies its default.
+pub fn fields<const N: usize>(fields: [(&str, Option<Value>); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+            .collect(),
+    )
 }
 
 /// Fails when a required value is absent from a JSON answer.

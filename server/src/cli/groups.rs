@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::client::{self, ApiClient, str_of};
 use super::output::{self, OutputArgs, Table, cell, items};
@@ -61,29 +61,22 @@ pub struct MembershipArgs {
 }
 
 pub fn run(args: GroupsArgs) -> ExitCode {
-    client::run(async move {
-        let api = ApiClient::from_session()?;
-        match args.command {
-            GroupsCommand::Create(c) => create(&api, args.out, c).await,
-            GroupsCommand::List(a) => list(&api, args.out, &a.org).await,
-            GroupsCommand::Add(a) => change(&api, args.out, a, "add_users").await,
-            GroupsCommand::Remove(a) => change(&api, args.out, a, "remove_users").await,
-        }
+    client::run_with_session(async move |api| match args.command {
+        GroupsCommand::Create(c) => create(&api, args.out, c).await,
+        GroupsCommand::List(a) => list(&api, args.out, &a.org).await,
+        GroupsCommand::Add(a) => change(&api, args.out, a, "add_users").await,
+        GroupsCommand::Remove(a) => change(&api, args.out, a, "remove_users").await,
     })
 }
 
 async fn create(api: &ApiClient, out: OutputArgs, args: CreateArgs) -> Result<()> {
     let org = args.org.org.as_str();
-    let mut body = Map::new();
-    body.insert("name".into(), json!(args.name));
-    if let Some(d) = args.display_name {
-        body.insert("display_name".into(), json!(d));
-    }
+    let body = client::fields([
+        ("name", Some(json!(args.name))),
+        ("display_name", args.display_name.map(Value::from)),
+    ]);
     let group = api
-        .post(
-            &["organizations", org, "groups"],
-            Some(&Value::Object(body)),
-        )
+        .post(&["organizations", org, "groups"], Some(&body))
         .await
         .with_context(|| {
             format!(
@@ -91,33 +84,31 @@ async fn create(api: &ApiClient, out: OutputArgs, args: CreateArgs) -> Result<()
                 args.name
             )
         })?;
-    if out.json() {
-        return output::json(&group);
-    }
-    output::line(format!(
-        "created group `{}` in organization `{org}` (id {})",
-        cell(&group, "name"),
-        cell(&group, "id")
-    ))
+    out.show(&group, || {
+        output::line(format!(
+            "created group `{}` in organization `{org}` (id {})",
+            cell(&group, "name"),
+            cell(&group, "id")
+        ))
+    })
 }
 
 async fn list(api: &ApiClient, out: OutputArgs, org: &str) -> Result<()> {
     let groups = api.get(&["organizations", org, "groups"]).await?;
-    if out.json() {
-        return output::json(&groups);
-    }
-    let mut table = Table::new(&["NAME", "DISPLAY NAME", "SOURCE", "MEMBERS", "ID"]);
-    for g in items(&groups) {
-        let members = g.get("members").map_or(0, |m| items(m).len());
-        table.row(vec![
-            cell(g, "name"),
-            cell(g, "display_name"),
-            cell(g, "source"),
-            members.to_string(),
-            cell(g, "id"),
-        ]);
-    }
-    table.print()
+    out.show(&groups, || {
+        let mut table = Table::new(&["NAME", "DISPLAY NAME", "SOURCE", "MEMBERS", "ID"]);
+        for g in items(&groups) {
+            let members = g.get("members").map_or(0, |m| items(m).len());
+            table.row(vec![
+                cell(g, "name"),
+                cell(g, "display_name"),
+                cell(g, "source"),
+                members.to_string(),
+                cell(g, "id"),
+            ]);
+        }
+        table.print()
+    })
 }
 
 /// The id of the org's group named (case-insensitively) or identified by `key`.
@@ -144,19 +135,18 @@ async fn change(api: &ApiClient, out: OutputArgs, args: MembershipArgs, field: &
         .patch(&["groups", &id], &json!({ field: args.users }))
         .await
         .with_context(|| format!("cannot change the members of group `{}`", args.group))?;
-    if out.json() {
-        return output::json(&group);
-    }
-    let (verb, prep) = if field == "add_users" {
-        ("added", "to")
-    } else {
-        ("removed", "from")
-    };
-    let members = group.get("members").map_or(0, |m| items(m).len());
-    output::line(format!(
-        "{verb} {} {prep} group `{}` in organization `{org}`; it has {members} member{}",
-        args.users.join(", "),
-        cell(&group, "name"),
-        if members == 1 { "" } else { "s" }
-    ))
+    out.show(&group, || {
+        let (verb, prep) = if field == "add_users" {
+            ("added", "to")
+        } else {
+            ("removed", "from")
+        };
+        let members = group.get("members").map_or(0, |m| items(m).len());
+        output::line(format!(
+            "{verb} {} {prep} group `{}` in organization `{org}`; it has {members} member{}",
+            args.users.join(", "),
+            cell(&group, "name"),
+            if members == 1 { "" } else { "s" }
+        ))
+    })
 }

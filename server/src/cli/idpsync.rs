@@ -42,10 +42,7 @@ pub fn run(args: IdpsyncArgs) -> ExitCode {
             body["user"] = json!(u);
         }
         let plan = api.post(&["idpsync", "preview"], Some(&body)).await?;
-        if args.out.json() {
-            return output::json(&plan);
-        }
-        print_plan(&plan)
+        args.out.show(&plan, || print_plan(&plan))
     })
 }
 

@@ -51,45 +51,41 @@ pub enum LdapsyncCommand {
 }
 
 pub fn run(args: LdapsyncArgs) -> ExitCode {
-    client::run(async move {
-        let api = ApiClient::from_session()?;
-        match args.command {
-            LdapsyncCommand::Run {
-                dry_run,
-                force,
-                full,
-                incremental,
-                no_wait,
-            } => {
-                let mut body = json!({"dry_run": dry_run, "force": force});
-                if full {
-                    body["full"] = json!(true);
-                } else if incremental {
-                    body["full"] = json!(false);
-                }
-                let started = api.post(&["ldapsync", "runs"], Some(&body)).await?;
-                if no_wait {
-                    return print_run(&started, args.out.json());
-                }
-                let id = cell(&started, "id");
-                let done = wait(&api, &id).await?;
-                print_run(&done, args.out.json())?;
-                match done.get("status").and_then(Value::as_str) {
-                    Some("succeeded") => Ok(()),
-                    Some(status) => Err(anyhow!(
-                        "the run {status}: {}",
-                        done.get("error").and_then(Value::as_str).unwrap_or("")
-                    )),
-                    None => Err(anyhow!("the run has no status")),
-                }
+    client::run_with_session(async move |api| match args.command {
+        LdapsyncCommand::Run {
+            dry_run,
+            force,
+            full,
+            incremental,
+            no_wait,
+        } => {
+            let mut body = json!({"dry_run": dry_run, "force": force});
+            if full {
+                body["full"] = json!(true);
+            } else if incremental {
+                body["full"] = json!(false);
             }
-            LdapsyncCommand::Runs { limit } => {
-                let list = api
-                    .get_query(&["ldapsync", "runs"], &[("limit", limit.to_string())])
-                    .await?;
-                if args.out.json() {
-                    return output::json(&list);
-                }
+            let started = api.post(&["ldapsync", "runs"], Some(&body)).await?;
+            if no_wait {
+                return print_run(&started, args.out.json());
+            }
+            let id = cell(&started, "id");
+            let done = wait(&api, &id).await?;
+            print_run(&done, args.out.json())?;
+            match done.get("status").and_then(Value::as_str) {
+                Some("succeeded") => Ok(()),
+                Some(status) => Err(anyhow!(
+                    "the run {status}: {}",
+                    done.get("error").and_then(Value::as_str).unwrap_or("")
+                )),
+                None => Err(anyhow!("the run has no status")),
+            }
+        }
+        LdapsyncCommand::Runs { limit } => {
+            let list = api
+                .get_query(&["ldapsync", "runs"], &[("limit", limit.to_string())])
+                .await?;
+            args.out.show(&list, || {
                 let mut t = Table::new(&[
                     "ID",
                     "STARTED",
@@ -115,11 +111,11 @@ pub fn run(args: LdapsyncArgs) -> ExitCode {
                     ]);
                 }
                 t.print()
-            }
-            LdapsyncCommand::Show { id } => {
-                let r = api.get(&["ldapsync", "runs", &id]).await?;
-                print_run(&r, args.out.json())
-            }
+            })
+        }
+        LdapsyncCommand::Show { id } => {
+            let r = api.get(&["ldapsync", "runs", &id]).await?;
+            print_run(&r, args.out.json())
         }
     })
 }

@@ -53,13 +53,12 @@ pub async fn run(api: &ApiClient, out: OutputArgs, cmd: MembersCommand) -> Resul
                 .post(&["organizations", org, "members", &a.user], None)
                 .await
                 .with_context(|| format!("cannot add `{}` to organization `{org}`", a.user))?;
-            if out.json() {
-                return output::json(&member);
-            }
-            output::line(format!(
-                "added `{}` to organization `{org}`",
-                cell(&member, "username")
-            ))
+            out.show(&member, || {
+                output::line(format!(
+                    "added `{}` to organization `{org}`",
+                    cell(&member, "username")
+                ))
+            })
         }
         MembersCommand::Remove(a) => {
             let org = a.org.org.as_str();
@@ -67,27 +66,25 @@ pub async fn run(api: &ApiClient, out: OutputArgs, cmd: MembersCommand) -> Resul
                 .delete(&["organizations", org, "members", &a.user])
                 .await
                 .with_context(|| format!("cannot remove `{}` from organization `{org}`", a.user))?;
-            if out.json() {
-                return output::json(&body);
-            }
-            output::line(format!("removed `{}` from organization `{org}`", a.user))
+            out.show(&body, || {
+                output::line(format!("removed `{}` from organization `{org}`", a.user))
+            })
         }
         MembersCommand::List(a) => {
             let members = api.get(&["organizations", &a.org, "members"]).await?;
-            if out.json() {
-                return output::json(&members);
-            }
-            let mut table = Table::new(&["USERNAME", "NAME", "EMAIL", "ROLES", "USER ID"]);
-            for m in items(&members) {
-                table.row(vec![
-                    cell(m, "username"),
-                    cell(m, "name"),
-                    cell(m, "email"),
-                    cell(m, "roles"),
-                    cell(m, "user_id"),
-                ]);
-            }
-            table.print()
+            out.show(&members, || {
+                let mut table = Table::new(&["USERNAME", "NAME", "EMAIL", "ROLES", "USER ID"]);
+                for m in items(&members) {
+                    table.row(vec![
+                        cell(m, "username"),
+                        cell(m, "name"),
+                        cell(m, "email"),
+                        cell(m, "roles"),
+                        cell(m, "user_id"),
+                    ]);
+                }
+                table.print()
+            })
         }
         MembersCommand::SetRoles(a) => {
             let org = a.org.org.as_str();
@@ -103,17 +100,16 @@ pub async fn run(api: &ApiClient, out: OutputArgs, cmd: MembersCommand) -> Resul
                         a.user
                     )
                 })?;
-            if out.json() {
-                return output::json(&member);
-            }
-            let roles = match cell(&member, "roles").as_str() {
-                "-" => "none besides organization-member".to_owned(),
-                r => r.to_owned(),
-            };
-            output::line(format!(
-                "roles of `{}` in organization `{org}`: {roles}",
-                cell(&member, "username")
-            ))
+            out.show(&member, || {
+                let roles = match cell(&member, "roles").as_str() {
+                    "-" => "none besides organization-member".to_owned(),
+                    r => r.to_owned(),
+                };
+                output::line(format!(
+                    "roles of `{}` in organization `{org}`: {roles}",
+                    cell(&member, "username")
+                ))
+            })
         }
     }
 }

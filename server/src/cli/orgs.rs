@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::client::{self, ApiClient};
 use super::members::{self, MembersCommand};
@@ -53,73 +53,64 @@ pub struct CreateArgs {
 }
 
 pub fn run(args: OrgsArgs) -> ExitCode {
-    client::run(async move {
-        let api = ApiClient::from_session()?;
-        match args.command {
-            OrgsCommand::Create(c) => create(&api, args.out, c).await,
-            OrgsCommand::List => list(&api, args.out).await,
-            OrgsCommand::Show { name } => show(&api, args.out, &name).await,
-            OrgsCommand::Delete { name } => delete(&api, args.out, &name).await,
-            OrgsCommand::Members(cmd) => members::run(&api, args.out, cmd).await,
-        }
+    client::run_with_session(async move |api| match args.command {
+        OrgsCommand::Create(c) => create(&api, args.out, c).await,
+        OrgsCommand::List => list(&api, args.out).await,
+        OrgsCommand::Show { name } => show(&api, args.out, &name).await,
+        OrgsCommand::Delete { name } => delete(&api, args.out, &name).await,
+        OrgsCommand::Members(cmd) => members::run(&api, args.out, cmd).await,
     })
 }
 
 async fn create(api: &ApiClient, out: OutputArgs, args: CreateArgs) -> Result<()> {
-    let mut body = Map::new();
-    body.insert("name".into(), json!(args.name));
-    if let Some(d) = args.display_name {
-        body.insert("display_name".into(), json!(d));
-    }
-    if let Some(d) = args.description {
-        body.insert("description".into(), json!(d));
-    }
+    let body = client::fields([
+        ("name", Some(json!(args.name))),
+        ("display_name", args.display_name.map(Value::from)),
+        ("description", args.description.map(Value::from)),
+    ]);
     let org = api
-        .post(&["organizations"], Some(&Value::Object(body)))
+        .post(&["organizations"], Some(&body))
         .await
         .with_context(|| format!("cannot create organization `{}`", args.name))?;
-    if out.json() {
-        return output::json(&org);
-    }
-    output::line(format!(
-        "created organization `{}` (id {})",
-        cell(&org, "name"),
-        cell(&org, "id")
-    ))
+    out.show(&org, || {
+        output::line(format!(
+            "created organization `{}` (id {})",
+            cell(&org, "name"),
+            cell(&org, "id")
+        ))
+    })
 }
 
 async fn list(api: &ApiClient, out: OutputArgs) -> Result<()> {
     let orgs = api.get(&["organizations"]).await?;
-    if out.json() {
-        return output::json(&orgs);
-    }
-    let mut table = Table::new(&["NAME", "DISPLAY NAME", "DEFAULT", "ID"]);
-    for o in items(&orgs) {
-        table.row(vec![
-            cell(o, "name"),
-            cell(o, "display_name"),
-            cell(o, "is_default"),
-            cell(o, "id"),
-        ]);
-    }
-    table.print()
+    out.show(&orgs, || {
+        let mut table = Table::new(&["NAME", "DISPLAY NAME", "DEFAULT", "ID"]);
+        for o in items(&orgs) {
+            table.row(vec![
+                cell(o, "name"),
+                cell(o, "display_name"),
+                cell(o, "is_default"),
+                cell(o, "id"),
+            ]);
+        }
+        table.print()
+    })
 }
 
 async fn show(api: &ApiClient, out: OutputArgs, name: &str) -> Result<()> {
     let org = api.get(&["organizations", name]).await?;
-    if out.json() {
-        return output::json(&org);
-    }
-    output::fields(&[
-        ("Name", cell(&org, "name")),
-        ("Display name", cell(&org, "display_name")),
-        ("Description", cell(&org, "description")),
-        ("Icon", cell(&org, "icon")),
-        ("Default", cell(&org, "is_default")),
-        ("ID", cell(&org, "id")),
-        ("Created", cell(&org, "created_at")),
-        ("Updated", cell(&org, "updated_at")),
-    ])
+    out.show(&org, || {
+        output::fields(&[
+            ("Name", cell(&org, "name")),
+            ("Display name", cell(&org, "display_name")),
+            ("Description", cell(&org, "description")),
+            ("Icon", cell(&org, "icon")),
+            ("Default", cell(&org, "is_default")),
+            ("ID", cell(&org, "id")),
+            ("Created", cell(&org, "created_at")),
+            ("Updated", cell(&org, "updated_at")),
+        ])
+    })
 }
 
 async fn delete(api: &ApiClient, out: OutputArgs, name: &str) -> Result<()> {
@@ -127,8 +118,7 @@ async fn delete(api: &ApiClient, out: OutputArgs, name: &str) -> Result<()> {
         .delete(&["organizations", name])
         .await
         .with_context(|| format!("cannot delete organization `{name}`"))?;
-    if out.json() {
-        return output::json(&body);
-    }
-    output::line(format!("deleted organization `{name}`"))
+    out.show(&body, || {
+        output::line(format!("deleted organization `{name}`"))
+    })
 }

@@ -33,6 +33,12 @@ impl OutputArgs {
     pub fn json(self) -> bool {
         self.output == OutputFormat::Json
     }
+
+    /// Prints the API's answer as is with `--output json`; else prints it for
+    /// people as `human` does (a line, a table, fields).
+    pub fn show(self, answer: &Value, human: impl FnOnce() -> Result<()>) -> Result<()> {
+        if self.json() { json(answer) } else { human() }
+    }
 }
 
 /// Writes to stdout; a closed pipe (`orgsync ... | head`) is not an error.

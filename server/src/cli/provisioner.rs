@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::client::{self, ApiClient, UsageError, env_nonempty};
+use super::client::{self, UsageError, env_nonempty};
 use super::output::{self, OutputArgs, Table, cell, items};
 use crate::provisioner::daemon::{DaemonTiming, SourceError, serve};
 use crate::provisioner::executor::Executor;
@@ -79,8 +79,7 @@ pub fn parse_pairs(flag: &str, raw: &[String]) -> Result<Map<String, Value>> {
 }
 
 pub fn run(args: ProvisionerArgs) -> ExitCode {
-    client::run(async move {
-        let api = ApiClient::from_session()?;
+    client::run_with_session(async move |api| {
         let ProvisionerCommand::Keys(cmd) = args.command;
         match cmd {
             KeysCommand::Create(a) => {
@@ -92,53 +91,50 @@ pub fn run(args: ProvisionerArgs) -> ExitCode {
                     )
                     .await
                     .with_context(|| format!("cannot create provisioner key `{}`", a.name))?;
-                if args.out.json() {
-                    return output::json(&key);
-                }
-                output::line(format!(
-                    "created provisioner key `{}` for organization `{}`; its secret is shown only now:",
-                    cell(&key, "name"),
-                    a.org.org
-                ))?;
-                output::line(cell(&key, "key"))
+                args.out.show(&key, || {
+                    output::line(format!(
+                        "created provisioner key `{}` for organization `{}`; its secret is shown only now:",
+                        cell(&key, "name"),
+                        a.org.org
+                    ))?;
+                    output::line(cell(&key, "key"))
+                })
             }
             KeysCommand::List(o) => {
                 let keys = api
                     .get(&["organizations", &o.org, "provisionerkeys"])
                     .await?;
-                if args.out.json() {
-                    return output::json(&keys);
-                }
-                let mut table = Table::new(&["NAME", "TAGS", "CREATED", "ID"]);
-                for k in items(&keys) {
-                    let tags = k
-                        .get("tags")
-                        .and_then(Value::as_object)
-                        .map(|m| {
-                            m.iter()
-                                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                                .collect::<Vec<_>>()
-                                .join(",")
-                        })
-                        .unwrap_or_default();
-                    table.row(vec![
-                        cell(k, "name"),
-                        tags,
-                        cell(k, "created_at"),
-                        cell(k, "id"),
-                    ]);
-                }
-                table.print()
+                args.out.show(&keys, || {
+                    let mut table = Table::new(&["NAME", "TAGS", "CREATED", "ID"]);
+                    for k in items(&keys) {
+                        let tags = k
+                            .get("tags")
+                            .and_then(Value::as_object)
+                            .map(|m| {
+                                m.iter()
+                                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                                    .collect::<Vec<_>>()
+                                    .join(",")
+                            })
+                            .unwrap_or_default();
+                        table.row(vec![
+                            cell(k, "name"),
+                            tags,
+                            cell(k, "created_at"),
+                            cell(k, "id"),
+                        ]);
+                    }
+                    table.print()
+                })
             }
             KeysCommand::Delete(a) => {
                 let body = api
                     .delete(&["organizations", &a.org.org, "provisionerkeys", &a.name])
                     .await
                     .with_context(|| format!("cannot delete provisioner key `{}`", a.name))?;
-                if args.out.json() {
-                    return output::json(&body);
-                }
-                output::line(format!("deleted provisioner key `{}`", a.name))
+                args.out.show(&body, || {
+                    output::line(format!("deleted provisioner key `{}`", a.name))
+                })
             }
         }
     })

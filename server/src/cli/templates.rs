@@ -57,13 +57,26 @@ pub struct PushArgs {
 }
 
 pub fn run(args: TemplatesArgs) -> ExitCode {
-    client::run(async move {
-        let api = ApiClient::from_session()?;
-        match args.command {
-            TemplatesCommand::Push(p) => push(&api, args.out, p).await,
-            TemplatesCommand::List { org } => list(&api, args.out, org.as_deref()).await,
-        }
+    client::run_with_session(async move |api| match args.command {
+        TemplatesCommand::Push(p) => push(&api, args.out, p).await,
+        TemplatesCommand::List { org } => list(&api, args.out, org.as_deref()).await,
     })
+}
+
+/// Prints a job's log lines after the line `after` to stderr; returns the
+/// last line's id.
+async fn print_logs(api: &ApiClient, job_id: &str, mut after: i64) -> Result<i64> {
+    let logs = api
+        .get_query(
+            &["provisionerjobs", job_id, "logs"],
+            &[("after", after.to_string())],
+        )
+        .await?;
+    for l in items(&logs) {
+        after = after.max(l.get("id").and_then(Value::as_i64).unwrap_or(after));
+        eprintln!("{:>9} | {}", cell(l, "stage"), cell(l, "output"));
+    }
+    Ok(after)
 }
 
 /// Streams a job's logs to stderr until it finishes; fails unless it succeeded.
@@ -71,30 +84,13 @@ pub async fn follow_job(api: &ApiClient, job_id: &str, what: &str) -> Result<Val
     let mut after = 0i64;
     let mut waited_msg = false;
     loop {
-        let logs = api
-            .get_query(
-                &["provisionerjobs", job_id, "logs"],
-                &[("after", after.to_string())],
-            )
-            .await?;
-        for l in items(&logs) {
-            after = after.max(l.get("id").and_then(Value::as_i64).unwrap_or(after));
-            eprintln!("{:>9} | {}", cell(l, "stage"), cell(l, "output"));
-        }
+        after = print_logs(api, job_id, after).await?;
         let job = api.get(&["provisionerjobs", job_id]).await?;
         let status = cell(&job, "status");
         match status.as_str() {
             "succeeded" => {
                 // Lines written between the last two reads.
-                let logs = api
-                    .get_query(
-                        &["provisionerjobs", job_id, "logs"],
-                        &[("after", after.to_string())],
-                    )
-                    .await?;
-                for l in items(&logs) {
-                    eprintln!("{:>9} | {}", cell(l, "stage"), cell(l, "output"));
-                }
+                print_logs(api, job_id, after).await?;
                 return Ok(job);
             }
             "failed" | "canceled" => bail!("{what} {status}: {}", cell(&job, "error")),
@@ -162,15 +158,14 @@ async fn push(api: &ApiClient, out: OutputArgs, args: PushArgs) -> Result<()> {
             .await
             .context("cannot create the template")?,
     };
-    if out.json() {
-        return output::json(&template);
-    }
-    output::line(format!(
-        "template `{}` in `{}` now runs version `{}`",
-        cell(&template, "name"),
-        args.org,
-        cell(&version, "name")
-    ))
+    out.show(&template, || {
+        output::line(format!(
+            "template `{}` in `{}` now runs version `{}`",
+            cell(&template, "name"),
+            args.org,
+            cell(&version, "name")
+        ))
+    })
 }
 
 async fn list(api: &ApiClient, out: OutputArgs, org: Option<&str>) -> Result<()> {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::client::{self, ApiClient, str_of};
 use super::output::{self, OutputArgs, Table, cell, items};
@@ -58,44 +58,37 @@ pub struct CreateArgs {
 }
 
 pub fn run(args: UsersArgs) -> ExitCode {
-    client::run(async move {
-        let api = ApiClient::from_session()?;
-        match args.command {
-            UsersCommand::Create(c) => create(&api, args.out, c).await,
-            UsersCommand::List => list(&api, args.out).await,
-            UsersCommand::Suspend { user } => status(&api, args.out, &user, "suspend").await,
-            UsersCommand::Activate { user } => status(&api, args.out, &user, "activate").await,
-        }
+    client::run_with_session(async move |api| match args.command {
+        UsersCommand::Create(c) => create(&api, args.out, c).await,
+        UsersCommand::List => list(&api, args.out).await,
+        UsersCommand::Suspend { user } => status(&api, args.out, &user, "suspend").await,
+        UsersCommand::Activate { user } => status(&api, args.out, &user, "activate").await,
     })
 }
 
 async fn create(api: &ApiClient, out: OutputArgs, args: CreateArgs) -> Result<()> {
-    let mut body = Map::new();
-    body.insert("username".into(), json!(args.username));
-    body.insert("email".into(), json!(args.email));
-    if let Some(p) = &args.password {
-        body.insert("password".into(), json!(p));
-    }
-    if let Some(t) = args.login_type {
-        let t = match t {
-            LoginType::Password => "password",
-            LoginType::None => "none",
-        };
-        body.insert("login_type".into(), json!(t));
-    }
+    let login_type = args.login_type.map(|t| match t {
+        LoginType::Password => json!("password"),
+        LoginType::None => json!("none"),
+    });
+    let body = client::fields([
+        ("username", Some(json!(args.username))),
+        ("email", Some(json!(args.email))),
+        ("password", args.password.map(Value::from)),
+        ("login_type", login_type),
+    ]);
     let user = api
-        .post(&["users"], Some(&Value::Object(body)))
+        .post(&["users"], Some(&body))
         .await
         .with_context(|| format!("cannot create user `{}`", args.username))?;
-    if out.json() {
-        return output::json(&user);
-    }
-    output::line(format!(
-        "created user `{}` (login type {}, id {})",
-        cell(&user, "username"),
-        cell(&user, "login_type"),
-        cell(&user, "id")
-    ))
+    out.show(&user, || {
+        output::line(format!(
+            "created user `{}` (login type {}, id {})",
+            cell(&user, "username"),
+            cell(&user, "login_type"),
+            cell(&user, "id")
+        ))
+    })
 }
 
 /// Every user, fetched page by page; printed as the API's `{users, count}`.
@@ -142,12 +135,11 @@ async fn status(api: &ApiClient, out: OutputArgs, user: &str, verb: &str) -> Res
         .put(&["users", user, "status", verb], None)
         .await
         .with_context(|| format!("cannot {verb} user `{user}`"))?;
-    if out.json() {
-        return output::json(&updated);
-    }
-    output::line(format!(
-        "user `{}` is {}",
-        str_of(&updated, "username")?,
-        str_of(&updated, "status")?
-    ))
+    out.show(&updated, || {
+        output::line(format!(
+            "user `{}` is {}",
+            str_of(&updated, "username")?,
+            str_of(&updated, "status")?
+        ))
+    })
 }

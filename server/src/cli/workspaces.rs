@@ -52,8 +52,7 @@ fn build_job(ws: &Value) -> String {
 }
 
 pub fn create(args: CreateArgs) -> ExitCode {
-    client::run(async move {
-        let api = ApiClient::from_session()?;
+    client::run_with_session(async move |api| {
         let templates = match &args.org {
             Some(o) => api.get(&["organizations", o, "templates"]).await?,
             None => api.get(&["templates"]).await?,
@@ -94,10 +93,9 @@ pub fn create(args: CreateArgs) -> ExitCode {
             .with_context(|| format!("cannot create workspace `{}`", args.name))?;
         follow_job(&api, &build_job(&ws), "the build").await?;
         let ws = api.get(&["workspaces", client::str_of(&ws, "id")?]).await?;
-        if args.out.json() {
-            return output::json(&ws);
-        }
-        output::line(format!("workspace `{}` is running", cell(&ws, "name")))
+        args.out.show(&ws, || {
+            output::line(format!("workspace `{}` is running", cell(&ws, "name")))
+        })
     })
 }
 
@@ -113,60 +111,51 @@ async fn mine(api: &ApiClient, name: &str) -> Result<Value> {
 }
 
 pub fn list(args: ListArgs) -> ExitCode {
-    client::run(async move {
-        let api = ApiClient::from_session()?;
+    client::run_with_session(async move |api| {
         let list = api
             .get_query(&["workspaces"], &[("owner", "me".to_owned())])
             .await?;
-        if args.out.json() {
-            return output::json(&list);
-        }
-        let mut table = Table::new(&["NAME", "TEMPLATE", "LAST BUILD", "STATUS", "ID"]);
-        for w in items(&list.get("workspaces").cloned().unwrap_or(Value::Null)) {
-            let b = w.get("latest_build").cloned().unwrap_or(Value::Null);
-            table.row(vec![
-                cell(w, "name"),
-                cell(w, "template_name"),
-                cell(&b, "transition"),
-                cell(&b, "status"),
-                cell(w, "id"),
-            ]);
-        }
-        table.print()
+        args.out.show(&list, || {
+            let mut table = Table::new(&["NAME", "TEMPLATE", "LAST BUILD", "STATUS", "ID"]);
+            for w in items(&list.get("workspaces").cloned().unwrap_or(Value::Null)) {
+                let b = w.get("latest_build").cloned().unwrap_or(Value::Null);
+                table.row(vec![
+                    cell(w, "name"),
+                    cell(w, "template_name"),
+                    cell(&b, "transition"),
+                    cell(&b, "status"),
+                    cell(w, "id"),
+                ]);
+            }
+            table.print()
+        })
     })
 }
 
 pub fn stop(args: NameArgs) -> ExitCode {
-    client::run(async move {
-        let api = ApiClient::from_session()?;
-        let ws = mine(&api, &args.name).await?;
-        let ws = api
-            .post(
-                &["workspaces", client::str_of(&ws, "id")?, "builds"],
-                Some(&json!({"transition": "stop"})),
-            )
-            .await
-            .with_context(|| format!("cannot stop workspace `{}`", args.name))?;
-        follow_job(&api, &build_job(&ws), "the stop build").await?;
-        if args.out.json() {
-            return output::json(&ws);
-        }
-        output::line(format!("workspace `{}` stopped", args.name))
-    })
+    end_build(args, "stop", "stopped")
 }
 
 pub fn delete(args: NameArgs) -> ExitCode {
-    client::run(async move {
-        let api = ApiClient::from_session()?;
+    end_build(args, "delete", "deleted")
+}
+
+/// `stop` or `delete` one of your workspaces: starts that build (a `stop`
+/// build, or `DELETE /workspaces/{id}`), follows its job, and says it is `done`.
+fn end_build(args: NameArgs, verb: &'static str, done: &'static str) -> ExitCode {
+    client::run_with_session(async move |api| {
         let ws = mine(&api, &args.name).await?;
-        let ws = api
-            .delete(&["workspaces", client::str_of(&ws, "id")?])
-            .await
-            .with_context(|| format!("cannot delete workspace `{}`", args.name))?;
-        follow_job(&api, &build_job(&ws), "the delete build").await?;
-        if args.out.json() {
-            return output::json(&ws);
-        }
-        output::line(format!("workspace `{}` deleted", args.name))
+        let id = client::str_of(&ws, "id")?;
+        let started = if verb == "delete" {
+            api.delete(&["workspaces", id]).await
+        } else {
+            let body = json!({ "transition": verb });
+            api.post(&["workspaces", id, "builds"], Some(&body)).await
+        };
+        let ws = started.with_context(|| format!("cannot {verb} workspace `{}`", args.name))?;
+        follow_job(&api, &build_job(&ws), &format!("the {verb} build")).await?;
+        args.out.show(&ws, || {
+            output::line(format!("workspace `{}` {done}", args.name))
+        })
     })
 }

@@ -8,6 +8,7 @@ pub mod authz;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod idpsync;

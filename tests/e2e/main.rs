@@ -13,6 +13,7 @@ mod audit;
 mod authz_api;
 mod bad_input;
 mod cli;
+mod console;
 mod crash;
 mod grants;
 mod harness;

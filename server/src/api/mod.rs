@@ -229,7 +229,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v2", api)
         .route("/healthz", get(health::healthz))
-        .fallback(not_found)
+        // The web console: pages beside the API, under the same layers.
+        .merge(crate::console::router())
+        .fallback(crate::console::fallback)
         .layer(axum::middleware::map_response(json_413))
         // Every route, the API and whatever is served beside it: a write
         // authenticated by the session cookie must be same-origin.

@@ -1,0 +1,68 @@
+// orgsync console: small enhancements only. Every page works without this
+// file: forms post normally, running jobs refresh the page by themselves.
+(function () {
+  "use strict";
+
+  // Copy buttons: <button data-copy="ID"> copies the value of #ID.
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest ? ev.target.closest("[data-copy]") : null;
+    if (!btn) return;
+    var input = document.getElementById(btn.getAttribute("data-copy"));
+    if (!input) return;
+    input.select();
+    var done = function () {
+      btn.textContent = "Copied";
+      setTimeout(function () { btn.textContent = "Copy"; }, 2000);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(input.value).then(done, function () {
+        document.execCommand("copy");
+        done();
+      });
+    } else {
+      document.execCommand("copy");
+      done();
+    }
+  });
+
+  // Move focus to a form's error summary, so it is read first.
+  var err = document.getElementById("form-error");
+  if (err) err.focus();
+
+  // Live job logs: <pre id="job-log" data-job data-after data-live> polls the
+  // JSON API (same origin, session cookie) and reloads the page at the end.
+  var log = document.getElementById("job-log");
+  if (!log || !log.getAttribute("data-live")) return;
+  var job = log.getAttribute("data-job");
+  var after = parseInt(log.getAttribute("data-after") || "0", 10);
+  var statusEl = document.getElementById("job-status");
+  var api = "/api/v2/provisionerjobs/" + encodeURIComponent(job);
+  function get(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); });
+  }
+  function tick() {
+    get(api + "/logs?after=" + after).then(function (lines) {
+      var empty = document.getElementById("log-empty");
+      lines.forEach(function (l) {
+        if (empty) { empty.remove(); empty = null; }
+        var stage = document.createElement("span");
+        stage.className = "stage";
+        stage.textContent = l.stage;
+        log.appendChild(stage);
+        log.appendChild(document.createTextNode(" " + l.output + "\n"));
+        after = Math.max(after, l.id);
+      });
+      if (lines.length) log.scrollTop = log.scrollHeight;
+      return get(api);
+    }).then(function (j) {
+      if (statusEl && j.status) statusEl.setAttribute("data-live-status", j.status);
+      if (["pending", "running", "canceling"].indexOf(j.status) < 0) {
+        window.location.reload();
+      } else {
+        setTimeout(tick, 1000);
+      }
+    }).catch(function () { setTimeout(tick, 3000); });
+  }
+  setTimeout(tick, 500);
+})();

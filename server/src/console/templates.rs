@@ -31,6 +31,8 @@ struct TemplateRow {
     org_display: String,
     provisioner: String,
     created: When,
+    /// Whether the viewer may use it (else only read it: no "Create workspace").
+    can_use: bool,
 }
 
 #[derive(Template)]
@@ -66,6 +68,9 @@ pub async fn list(viewer: Viewer) -> PageResult {
         .map(|t| {
             let org = by_id.get(t.organization_id.as_str());
             TemplateRow {
+                can_use: org.is_some_and(|o| {
+                    viewer.may(Action::TEMPLATE_USE, &templates::template_resource(o, &t))
+                }),
                 org_name: org.map(|o| o.name.clone()).unwrap_or_default(),
                 org_display: org.map(|o| o.display_name.clone()).unwrap_or_default(),
                 created: When::new(&t.created_at, now),

@@ -132,6 +132,45 @@ impl Permit {
     }
 }
 
+/// A connection that may write: every store function whose SQL writes takes
+/// one (checked by `layering.rs`). Its only constructor needs a [`Permit`], so
+/// a write cannot be reached without an Allow decision or a system actor's
+/// named authority; the use cases get one from [`crate::usecase::Work::write`],
+/// which also checks that the permit is its caller's.
+pub struct Write<'c> {
+    conn: &'c mut store::Conn,
+    action: Action,
+}
+
+impl<'c> Write<'c> {
+    /// A write handle on `conn` under `permit`. Made only by `Work::write`
+    /// (checked by `layering.rs`).
+    pub fn new(conn: &'c mut store::Conn, permit: &Permit) -> Self {
+        Self {
+            conn,
+            action: permit.action(),
+        }
+    }
+
+    /// The connection, for the statements of a store function.
+    pub fn conn(&mut self) -> &mut store::Conn {
+        self.conn
+    }
+
+    /// The action whose permit opened this handle.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+}
+
+impl std::fmt::Debug for Write<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Write")
+            .field("action", &self.action.name())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A role someone would come to hold: a site role, or an organization role in
 /// one organization. The grant rule: whatever path causes a grant (a role route,
 /// adding a member, sync settings, directory settings), the caller must be

@@ -31,7 +31,7 @@ use orgsync_policy::{Action, Principal, PrincipalEntity, RequestContext, Resourc
 use serde::Deserialize;
 
 use crate::audit::{AuditCtx, Change};
-use crate::authz::{Authority, Authz, CachedPrincipal, Grant, Permit, System};
+use crate::authz::{Authority, Authz, CachedPrincipal, Grant, Permit, System, Write};
 use crate::clock;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
@@ -229,8 +229,16 @@ impl<'a> Work<'a> {
         self.caller
     }
 
+    /// The transaction's connection, for reads.
     pub fn conn(&mut self) -> &mut Conn {
         &mut self.tx
+    }
+
+    /// The transaction's connection for writes under `permit`, which must be
+    /// this caller's (see [`Work::check`]).
+    pub fn write(&mut self, permit: &Permit) -> Result<Write<'_>> {
+        self.check(permit)?;
+        Ok(Write::new(&mut self.tx, permit))
     }
 
     pub fn require(&self, action: Action, resource: &Resource, what: &str) -> Result<Permit> {

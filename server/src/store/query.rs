@@ -1,0 +1,285 @@
+//! What every table's functions share: a statement is its SQL and a tuple of
+//! arguments (bound to `$1`, `$2`, ... in order), run in one call; rows come
+//! back as `#[derive(sqlx::FromRow)]` types, with the columns whose stored
+//! form differs from the served one (0/1 flags, JSON text, names of enum
+//! values) read through [`Flag`] and [`Text`].
+
+use std::collections::BTreeMap;
+
+use futures_util::TryStreamExt as _;
+use serde::de::DeserializeOwned;
+use sqlx::any::{AnyArguments, AnyRow, AnyTypeInfo};
+use sqlx::error::BoxDynError;
+use sqlx::{Any, Arguments as _, Decode, Encode, FromRow, SqlSafeStr, Type, ValueRef as _};
+
+use super::{Conn, Write};
+
+/// The arguments of one statement, in the order of their placeholders: a
+/// tuple of values, or a slice of one type (an `IN (...)` list).
+pub trait Args: Send {
+    fn into_args(self) -> Result<AnyArguments, BoxDynError>;
+}
+
+impl Args for () {
+    fn into_args(self) -> Result<AnyArguments, BoxDynError> {
+        Ok(AnyArguments::default())
+    }
+}
+
+macro_rules! tuple_args {
+    ($($v:ident),+) => {
+        impl<'q, $($v),+> Args for ($($v,)+)
+        where
+            $($v: Encode<'q, Any> + Type<Any> + Send,)+
+        {
+            #[allow(non_snake_case, reason = "the type names are the values")]
+            fn into_args(self) -> Result<AnyArguments, BoxDynError> {
+                let ($($v,)+) = self;
+                let mut args = AnyArguments::default();
+                $(args.add($v)?;)+
+                Ok(args)
+            }
+        }
+    };
+}
+
+tuple_args!(A);
+tuple_args!(A, B);
+tuple_args!(A, B, C);
+tuple_args!(A, B, C, D);
+tuple_args!(A, B, C, D, E);
+tuple_args!(A, B, C, D, E, F);
+tuple_args!(A, B, C, D, E, F, G);
+tuple_args!(A, B, C, D, E, F, G, H);
+tuple_args!(A, B, C, D, E, F, G, H, I);
+tuple_args!(A, B, C, D, E, F, G, H, I, J);
+tuple_args!(A, B, C, D, E, F, G, H, I, J, K);
+tuple_args!(A, B, C, D, E, F, G, H, I, J, K, L);
+tuple_args!(A, B, C, D, E, F, G, H, I, J, K, L, M);
+tuple_args!(A, B, C, D, E, F, G, H, I, J, K, L, M, N);
+
+impl<'q, T> Args for &'q [T]
+where
+    T: Sync,
+    &'q T: Encode<'q, Any> + Type<Any> + Send,
+{
+    fn into_args(self) -> Result<AnyArguments, BoxDynError> {
+        let mut args = AnyArguments::default();
+        for value in self {
+            args.add(value)?;
+        }
+        Ok(args)
+    }
+}
+
+fn bound(args: impl Args) -> sqlx::Result<AnyArguments> {
+    args.into_args().map_err(sqlx::Error::Encode)
+}
+
+/// Runs a statement that writes; returns how many rows it affected.
+pub async fn execute(
+    w: &mut Write<'_>,
+    sql: impl SqlSafeStr + Send,
+    args: impl Args,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query_with(sql, bound(args)?)
+        .execute(w.conn())
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The one row of a query.
+pub async fn one<T>(
+    conn: &mut Conn,
+    sql: impl SqlSafeStr + Send,
+    args: impl Args,
+) -> sqlx::Result<T>
+where
+    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
+    sqlx::query_as_with(sql, bound(args)?).fetch_one(conn).await
+}
+
+/// The row of a query, if any.
+pub async fn optional<T>(
+    conn: &mut Conn,
+    sql: impl SqlSafeStr + Send,
+    args: impl Args,
+) -> sqlx::Result<Option<T>>
+where
+    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
+    sqlx::query_as_with(sql, bound(args)?)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Every row of a query.
+pub async fn all<T>(
+    conn: &mut Conn,
+    sql: impl SqlSafeStr + Send,
+    args: impl Args,
+) -> sqlx::Result<Vec<T>>
+where
+    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
+    sqlx::query_as_with(sql, bound(args)?).fetch_all(conn).await
+}
+
+/// Every row of a query, streamed to `f` (nothing is collected).
+pub async fn for_each<T>(
+    conn: &mut Conn,
+    sql: impl SqlSafeStr + Send,
+    args: impl Args,
+    mut f: impl FnMut(T) + Send,
+) -> sqlx::Result<()>
+where
+    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
+    let mut rows = sqlx::query_as_with(sql, bound(args)?).fetch(conn);
+    while let Some(row) = rows.try_next().await? {
+        f(row);
+    }
+    Ok(())
+}
+
+/// The first column of the one row of a query (a count, an id).
+pub async fn scalar<T>(
+    conn: &mut Conn,
+    sql: impl SqlSafeStr + Send,
+    args: impl Args,
+) -> sqlx::Result<T>
+where
+    T: for<'r> Decode<'r, Any> + Type<Any> + Send + Unpin,
+{
+    sqlx::query_scalar_with(sql, bound(args)?)
+        .fetch_one(conn)
+        .await
+}
+
+/// The first column of the row of a query, if any.
+pub async fn scalar_optional<T>(
+    conn: &mut Conn,
+    sql: impl SqlSafeStr + Send,
+    args: impl Args,
+) -> sqlx::Result<Option<T>>
+where
+    T: for<'r> Decode<'r, Any> + Type<Any> + Send + Unpin,
+{
+    sqlx::query_scalar_with(sql, bound(args)?)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The first column of every row of a query.
+pub async fn scalars<T>(
+    conn: &mut Conn,
+    sql: impl SqlSafeStr + Send,
+    args: impl Args,
+) -> sqlx::Result<Vec<T>>
+where
+    T: for<'r> Decode<'r, Any> + Type<Any> + Send + Unpin,
+{
+    sqlx::query_scalar_with(sql, bound(args)?)
+        .fetch_all(conn)
+        .await
+}
+
+/// A flag column: BIGINT 0/1 (the `Any` driver has no SQLite boolean). Read
+/// into a `bool` field with `#[sqlx(try_from = "Flag")]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Flag(bool);
+
+impl Type<Any> for Flag {
+    fn type_info() -> AnyTypeInfo {
+        <i64 as Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        <i64 as Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Any> for Flag {
+    fn decode(value: <Any as sqlx::Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(Flag(<i64 as Decode<Any>>::decode(value)? != 0))
+    }
+}
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> bool {
+        flag.0
+    }
+}
+
+/// A text column read into another type with `#[sqlx(try_from = "Text")]`:
+/// JSON (a list, a map, a value) or the name of an enum value. Data that does
+/// not parse, or NULL, reads as the type's default.
+#[derive(Debug, Clone, Default)]
+pub struct Text(Option<String>);
+
+impl Text {
+    pub fn as_str(&self) -> &str {
+        self.0.as_deref().unwrap_or_default()
+    }
+
+    /// The JSON it holds, or `T`'s default.
+    pub fn json<T: DeserializeOwned + Default>(&self) -> T {
+        self.0
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Type<Any> for Text {
+    fn type_info() -> AnyTypeInfo {
+        <String as Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        <String as Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Any> for Text {
+    fn decode(value: <Any as sqlx::Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        if value.is_null() {
+            return Ok(Text(None));
+        }
+        Ok(Text(Some(<String as Decode<Any>>::decode(value)?)))
+    }
+}
+
+impl<T: DeserializeOwned> From<Text> for Vec<T> {
+    fn from(text: Text) -> Vec<T> {
+        text.json()
+    }
+}
+
+impl<V: DeserializeOwned> From<Text> for BTreeMap<String, V> {
+    fn from(text: Text) -> BTreeMap<String, V> {
+        text.json()
+    }
+}
+
+impl From<Text> for serde_json::Value {
+    fn from(text: Text) -> serde_json::Value {
+        text.json()
+    }
+}
+
+/// An optional JSON column: absent when NULL or unreadable.
+impl From<Text> for Option<serde_json::Value> {
+    fn from(text: Text) -> Option<serde_json::Value> {
+        text.0.as_deref().and_then(|s| serde_json::from_str(s).ok())
+    }
+}
+
+/// `$1,$2,...,$n`: the placeholders of an `IN (...)` list.
+pub fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -206,13 +206,14 @@ pub struct User {
     pub last_seen_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Organization {
     pub id: String,
     pub name: String,
     pub display_name: String,
     pub description: String,
     pub icon: String,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub is_default: bool,
     pub created_at: String,
     pub updated_at: String,

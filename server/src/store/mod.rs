@@ -23,7 +23,7 @@ pub mod orgs;
 pub mod principals;
 pub mod problems;
 pub mod provisioners;
-pub mod query;
+mod query;
 pub mod settings;
 pub mod templates;
 pub mod tokens;
@@ -33,6 +33,7 @@ pub mod workspaces;
 pub use sqlx::AnyConnection as Conn;
 
 pub use crate::authz::Write;
+pub(crate) use query::Flag;
 
 /// Decodes a JSON list of strings stored as text; bad data reads as empty.
 pub(crate) fn json_list(raw: &str) -> Vec<String> {

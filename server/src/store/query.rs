@@ -283,3 +283,12 @@ pub fn placeholders(n: usize) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// The text of a statement built from constant parts (column lists, joins):
+/// `format!` arguments, which must be constants of the store, never input.
+macro_rules! sql {
+    ($($fmt:tt)*) => {
+        sqlx::AssertSqlSafe(format!($($fmt)*))
+    };
+}
+pub(crate) use sql;

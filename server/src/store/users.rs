@@ -301,15 +301,16 @@ pub async fn delete(conn: &mut Conn, id: &str) -> sqlx::Result<()> {
 
 /// The organizations a user is a member of, by name.
 pub async fn organizations(conn: &mut Conn, user_id: &str) -> sqlx::Result<Vec<Organization>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM organizations o JOIN organization_members m ON m.organization_id = o.id \
-         WHERE m.user_id = $1 ORDER BY o.name",
-        super::orgs::ORG_COLUMNS_O
-    )))
-    .bind(user_id)
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(super::orgs::org_from_row).collect()
+    super::query::all(
+        conn,
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM organizations o JOIN organization_members m ON m.organization_id = o.id \
+             WHERE m.user_id = $1 ORDER BY o.name",
+            super::orgs::ORG_COLUMNS_O
+        )),
+        (user_id,),
+    )
+    .await
 }
 
 /// Marks `user_id` as the deployment's first user. A unique key: of two racing

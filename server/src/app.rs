@@ -74,9 +74,12 @@ impl App {
             .await
             .map_err(|e| startup_error("cannot create the default organization", e))?;
         if let Some(ldap) = &config.ldapsync {
-            crate::ldapsync::apply_file_settings(&db, ldap, clock::now())
+            let ctx = crate::usecase::Ctx::new(&db, &authz);
+            crate::ldapsync::apply_file_settings(ctx, ldap, clock::now())
                 .await
-                .context("cannot store the config file's LDAP sync settings")?;
+                .map_err(|e| {
+                    startup_error("cannot store the config file's LDAP sync settings", e)
+                })?;
         }
         let shutdown = tokio_util::sync::CancellationToken::new();
         let app = Arc::new(App {

@@ -52,6 +52,10 @@ pub enum System {
     /// A directory (LDAP) sync run: creates, links, suspends and reactivates
     /// accounts and applies IdP sync per user.
     DirectorySync,
+    /// A session key's own bookkeeping, for its holder: the last use and the
+    /// sliding expiry recorded as a request authenticates, and the end of a
+    /// session its holder asks for (logout). It gives no one any authority.
+    Sessions,
     /// Settings read from the config file at startup.
     Config,
     /// The job reaper: fails jobs whose daemon went silent.
@@ -94,6 +98,7 @@ impl System {
                 Action::GROUP_UPDATE,
                 Action::LDAPSYNC_RUN,
             ],
+            System::Sessions => &[Action::USER_UPDATE],
             System::Config => &[Action::DEPLOYMENT_SYNC_UPDATE],
             System::Reaper => &[Action::PROVISIONER_JOB_UPDATE],
         };
@@ -104,7 +109,7 @@ impl System {
     pub fn audit_source(self) -> &'static str {
         match self {
             System::Setup => "system",
-            System::PasswordLogin => "api",
+            System::PasswordLogin | System::Sessions => "api",
             System::Config => "config",
             System::OidcLogin => "oidc_login",
             System::DirectorySync => "ldap_sync",

@@ -256,31 +256,10 @@ fn store_writes_take_the_write_handle() {
         .collect();
     assert_exactly(
         &found,
-        PENDING_WRITE_HANDLE,
+        &[],
         "store function writing without the write handle",
     );
 }
-
-/// Store files not yet converted to the write handle.
-const PENDING_WRITE_HANDLE: &[&str] = &[
-    "store/audit.rs",
-    "store/bulk.rs",
-    "store/directory.rs",
-    "store/directory_runs.rs",
-    "store/groups.rs",
-    "store/jobs.rs",
-    "store/links.rs",
-    "store/login_throttle.rs",
-    "store/members.rs",
-    "store/oidc_states.rs",
-    "store/problems.rs",
-    "store/provisioners.rs",
-    "store/settings.rs",
-    "store/templates.rs",
-    "store/tokens.rs",
-    "store/users.rs",
-    "store/workspaces.rs",
-];
 
 #[test]
 fn the_write_rule_catches_a_write_without_the_handle() {
@@ -313,7 +292,14 @@ fn a_write_handle_is_opened_only_by_a_work() {
     let found = files_where(|path, code| {
         path != "authz.rs" && path != "usecase/mod.rs" && code.contains("Write::new(")
     });
-    assert_exactly(&found, &[], "write handle opened outside Work::write");
+    // `oidc.rs`: the login state rows, whose connection the HTTP adapter
+    // (`api/oidc.rs`) still holds, are written on the authority of
+    // `System::OidcLogin` without a `Work`.
+    assert_exactly(
+        &found,
+        &["oidc.rs"],
+        "write handle opened outside Work::write",
+    );
 }
 
 #[test]

@@ -25,7 +25,7 @@ use crate::audit::AuditCtx;
 use crate::authz::System;
 use crate::clock;
 use crate::idpsync::apply as idpsync_apply;
-use crate::store::{self, directory_runs};
+use crate::store::{self, Conn, directory_runs};
 use crate::usecase::{Caller, Work};
 use orgsync_policy::{Action, Resource};
 
@@ -411,10 +411,11 @@ async fn create_groups(
         .map_err(RunError::Apply)?;
     let audit = work.audit_ctx(&permit, None).map_err(RunError::Apply)?;
     let now_s = work.now_s.clone();
-    let ids = idpsync_apply::create_groups(&mut work.tx, &wanted, &now_s, &audit, "ldap")
+    let mut w = work.write(&permit).map_err(RunError::Apply)?;
+    let ids = idpsync_apply::create_groups(&mut w, &wanted, &now_s, &audit, "ldap")
         .await
         .map_err(RunError::Apply)?;
-    sync.still_ours(&mut work.tx, ctx, now).await?;
+    sync.still_ours(&mut w, ctx, now).await?;
     work.commit().await.map_err(RunError::Apply)?;
     Ok(ids)
 }
@@ -427,9 +428,10 @@ async fn forget_fixed_problems(
 ) -> Result<(), RunError> {
     let stale = problems.stale_ids();
     if !stale.is_empty() {
-        let mut tx = sync.db.begin().await?;
-        store::problems::delete(&mut tx, &stale).await?;
-        tx.commit().await?;
+        let (mut work, permit) = sync.records(clock::now()).await.map_err(RunError::Apply)?;
+        let stale: Vec<&str> = stale.iter().map(String::as_str).collect();
+        store::problems::delete(&mut work.write(&permit).map_err(RunError::Apply)?, &stale).await?;
+        work.commit().await.map_err(RunError::Apply)?;
     }
     Ok(())
 }
@@ -529,12 +531,11 @@ impl Applier<'_> {
             );
         }
         let audit = work.audit_ctx(&permits[0], None).map_err(RunError::Apply)?;
-        let tx = &mut work.tx;
         let planned;
         let (batch, users) = match job {
             Job::Suspend(changes) => (changes, changes.len()),
             Job::Decided(chunk) => {
-                planned = self.plan_again(&mut *tx, chunk).await?;
+                planned = self.plan_again(work.conn(), chunk).await?;
                 (planned.as_slice(), chunk.len())
             }
         };
@@ -550,19 +551,13 @@ impl Applier<'_> {
             local: HashMap::new(),
             source: "ldap",
         };
-        apply::apply_batch(
-            &mut *tx,
-            batch,
-            self.default_org,
-            &now_s,
-            &audit,
-            &mut groups,
-        )
-        .await
-        .map_err(RunError::Apply)?;
-        problems::insert_rows(&mut *tx, &problem_rows, &now_s).await?;
+        let mut w = work.write(&permits[0]).map_err(RunError::Apply)?;
+        apply::apply_batch(&mut w, batch, self.default_org, &now_s, &audit, &mut groups)
+            .await
+            .map_err(RunError::Apply)?;
+        problems::insert_rows(&mut w, &problem_rows, &now_s).await?;
         let mut committed = self.committed.lock().await;
-        sync.still_ours(&mut *tx, self.ctx, clock::now()).await?;
+        sync.still_ours(&mut w, self.ctx, clock::now()).await?;
         work.touch_all(batch.iter().map(|c| c.user_id.clone()));
         work.commit().await.map_err(RunError::Apply)?;
         committed.batches += 1;
@@ -574,11 +569,11 @@ impl Applier<'_> {
     /// `tx`, and counts the ones skipped or unchanged now.
     async fn plan_again(
         &self,
-        tx: &mut crate::db::Tx,
+        conn: &mut Conn,
         chunk: &[plan::Decision],
     ) -> Result<Vec<UserChange>, RunError> {
         let mut states = state::load_states(
-            tx,
+            conn,
             chunk
                 .iter()
                 .filter(|d| !d.create)
@@ -617,9 +612,10 @@ impl Applier<'_> {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut tx = self.sync.db.begin().await?;
-        problems::insert_rows(&mut tx, rows, &clock::fmt(now)).await?;
-        tx.commit().await?;
+        let (mut work, permit) = self.sync.records(now).await.map_err(RunError::Apply)?;
+        let mut w = work.write(&permit).map_err(RunError::Apply)?;
+        problems::insert_rows(&mut w, rows, &clock::fmt(now)).await?;
+        work.commit().await.map_err(RunError::Apply)?;
         Ok(())
     }
 }

@@ -33,12 +33,7 @@ pub mod workspaces;
 pub use sqlx::AnyConnection as Conn;
 
 pub use crate::authz::Write;
-pub(crate) use query::Flag;
-
-/// Decodes a JSON list of strings stored as text; bad data reads as empty.
-pub(crate) fn json_list(raw: &str) -> Vec<String> {
-    serde_json::from_str(raw).unwrap_or_default()
-}
+pub(crate) use query::{Flag, Text};
 
 pub(crate) fn to_json_list(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())

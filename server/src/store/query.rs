@@ -14,6 +14,15 @@ use sqlx::{Any, Arguments as _, Decode, Encode, FromRow, SqlSafeStr, Type, Value
 
 use super::{Conn, Write};
 
+/// The text of a statement built from constant parts (column lists, joins):
+/// `format!` arguments, which must be constants of the store, never input.
+macro_rules! sql {
+    ($($fmt:tt)*) => {
+        sqlx::AssertSqlSafe(format!($($fmt)*))
+    };
+}
+pub(crate) use sql;
+
 /// The arguments of one statement, in the order of their placeholders: a
 /// tuple of values, or a slice of one type (an `IN (...)` list).
 pub trait Args: Send {
@@ -284,11 +293,76 @@ pub fn placeholders(n: usize) -> String {
         .join(",")
 }
 
-/// The text of a statement built from constant parts (column lists, joins):
-/// `format!` arguments, which must be constants of the store, never input.
-macro_rules! sql {
-    ($($fmt:tt)*) => {
-        sqlx::AssertSqlSafe(format!($($fmt)*))
-    };
+/// Most ids in one `IN (...)` list: 300 ids of 36 bytes (plus length
+/// prefixes) keep a statement small (see `bulk.rs`).
+pub const IDS_PER_STATEMENT: usize = 300;
+
+/// Runs `template` for `ids`, [`IDS_PER_STATEMENT`] at a time, its `{ids}`
+/// replaced by the placeholders of each chunk. Returns the rows affected.
+pub async fn execute_in(
+    w: &mut Write<'_>,
+    template: &'static str,
+    ids: &[&str],
+) -> sqlx::Result<u64> {
+    let mut affected = 0;
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        // Only placeholders reach the SQL text.
+        let sql = sqlx::AssertSqlSafe(template.replace("{ids}", &placeholders(chunk.len())));
+        affected += execute(w, sql, chunk).await?;
+    }
+    Ok(affected)
 }
-pub(crate) use sql;
+
+/// The rows of `template` for `ids`, [`IDS_PER_STATEMENT`] at a time, its
+/// `{ids}` replaced by the placeholders of each chunk (each id is bound once,
+/// however often `{ids}` stands).
+pub async fn all_in<T>(
+    conn: &mut Conn,
+    template: &'static str,
+    ids: &[&str],
+) -> sqlx::Result<Vec<T>>
+where
+    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
+    let mut out = Vec::new();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        // Only placeholders reach the SQL text.
+        let sql = sqlx::AssertSqlSafe(template.replace("{ids}", &placeholders(chunk.len())));
+        out.extend(all(&mut *conn, sql, chunk).await?);
+    }
+    Ok(out)
+}
+
+/// One page of a listing (`limit` rows after `offset`, in `order`) and how
+/// many rows match in all: `SELECT {columns} FROM {from}` with `args` bound to
+/// the placeholders of `from` (its joins and conditions).
+pub async fn page<T>(
+    conn: &mut Conn,
+    columns: &str,
+    from: &str,
+    order: &str,
+    args: impl Args + Clone,
+    (limit, offset): (i64, i64),
+) -> sqlx::Result<(Vec<T>, i64)>
+where
+    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
+    // The parts are constants of the store: no input reaches the SQL text.
+    let total = scalar(
+        &mut *conn,
+        sql!("SELECT COUNT(*) FROM {from}"),
+        args.clone(),
+    )
+    .await?;
+    let mut list = bound(args)?;
+    let n = list.len();
+    list.add(limit).map_err(sqlx::Error::Encode)?;
+    list.add(offset).map_err(sqlx::Error::Encode)?;
+    let sql = sql!(
+        "SELECT {columns} FROM {from} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    let rows = sqlx::query_as_with(sql, list).fetch_all(conn).await?;
+    Ok((rows, total))
+}

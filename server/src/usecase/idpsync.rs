@@ -263,7 +263,7 @@ pub async fn update<T: SyncSettings>(
     let mut work = Work::begin(ctx, caller).await?;
     let (org, permit) = authorize(work.conn(), ctx, caller, scope, true).await?;
     let org_id = org.as_ref().map(|o| o.id.clone());
-    idpsync::lock_settings(work.conn(), org_id.as_deref(), T::KEY).await?;
+    idpsync::lock_settings(&mut work.write(&permit)?, org_id.as_deref(), T::KEY).await?;
     let old: T = idpsync::load_settings(work.conn(), org_id.as_deref(), T::KEY).await?;
     let new = match &change {
         SettingsChange::Merge(patch) => merged(&old, patch)?,
@@ -279,7 +279,8 @@ pub async fn update<T: SyncSettings>(
     let old_v = serde_json::to_value(&old).map_err(Error::internal)?;
     let new_v = serde_json::to_value(&new).map_err(Error::internal)?;
     let now_s = work.now_s.clone();
-    idpsync::store_settings(work.conn(), org_id.as_deref(), T::KEY, &new_v, &now_s).await?;
+    let mut w = work.write(&permit)?;
+    idpsync::store_settings(&mut w, org_id.as_deref(), T::KEY, &new_v, &now_s).await?;
     if old_v != new_v {
         work.audit(
             &permit,

@@ -119,9 +119,9 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewOrg) -> Result<Organi
     store::orgs::insert(&mut w, &org)
         .await
         .map_err(Error::on_unique(name_taken(&org.name)))?;
-    store::groups::insert_everyone(w.conn(), &org.id, &now_s).await?;
+    store::groups::insert_everyone(&mut w, &org.id, &now_s).await?;
     if let Some(creator) = caller.user_id() {
-        store::members::insert(w.conn(), &org.id, creator, &[], &now_s).await?;
+        store::members::insert(&mut w, &org.id, creator, &[], &now_s).await?;
         work.touch(creator);
     }
     work.audit(
@@ -176,7 +176,7 @@ async fn create_default(ctx: Ctx<'_>) -> Result<()> {
     let now_s = work.now_s.clone();
     let mut w = work.write(&permit)?;
     store::orgs::insert(&mut w, &org).await?;
-    store::groups::insert_everyone(w.conn(), &org.id, &now_s).await?;
+    store::groups::insert_everyone(&mut w, &org.id, &now_s).await?;
     work.commit().await
 }
 

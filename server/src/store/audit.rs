@@ -61,7 +61,7 @@ pub async fn insert(w: &mut Write<'_>, e: AuditEntry) -> Result<()> {
 pub async fn insert_many(w: &mut Write<'_>, rows: Vec<ArgRow>) -> Result<()> {
     let head = "audit_logs (id, time, user_id, organization_id, action, resource_type, \
         resource_id, resource_target, diff, status_code, ip, user_agent, request_id, source)";
-    super::bulk::insert_rows(w, head, "", 14, rows).await
+    super::bulk::insert_rows(w, head, "", rows).await
 }
 
 /// Filters of `GET /audit`. `organizations` restricts to entries of those orgs

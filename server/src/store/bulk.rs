@@ -37,14 +37,15 @@ impl Arg {
 pub type ArgRow = Vec<Arg>;
 
 /// `INSERT INTO {head} VALUES (...), (...) {tail}` in as few statements as the
-/// parameter and size limits allow.
+/// parameter and size limits allow; `head` is the table and its columns,
+/// `table (a, b, c)`, and each row holds a value per column.
 pub(crate) async fn insert_rows(
     w: &mut Write<'_>,
     head: &str,
     tail: &str,
-    width: usize,
     rows: Vec<ArgRow>,
 ) -> sqlx::Result<()> {
+    let width = head.matches(',').count() + 1;
     // Each placeholder takes up to 8 bytes of SQL (`$16000,` and parentheses).
     let text = MAX_STATEMENT_BYTES.saturating_sub(head.len() + tail.len() + 32) / 8;
     let per = (MAX_PARAMS.min(text) / width).max(1);

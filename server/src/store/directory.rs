@@ -22,7 +22,7 @@ pub async fn update_profile(
     let sql = "UPDATE users SET email = $2, email_lower = $3, name = $4, updated_at = $5 \
          WHERE id = $1";
     let args = (user_id, email, email.to_lowercase(), name, now);
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// One user as a run matches directory entries against it.
@@ -165,7 +165,7 @@ pub async fn for_each_link(
 /// Deletes `user_id`'s link of `source`.
 pub async fn delete_link(w: &mut Write<'_>, user_id: &str, source: &str) -> Result<()> {
     let sql = "DELETE FROM user_links WHERE user_id = $1 AND source = $2";
-    execute(w, sql, (user_id, source)).await.map(|_| ())
+    execute(w, sql, (user_id, source)).await
 }
 
 /// Marks whether the sync of `source` suspended `user_id` (so that it may
@@ -177,9 +177,7 @@ pub async fn set_suspended_by_sync(
     suspended: bool,
 ) -> Result<()> {
     let sql = "UPDATE user_links SET suspended_by_sync = $3 WHERE user_id = $1 AND source = $2";
-    execute(w, sql, (user_id, source, crate::db::flag(suspended)))
-        .await
-        .map(|_| ())
+    execute(w, sql, (user_id, source, crate::db::flag(suspended))).await
 }
 
 /// The stored claims (JSON text) of every link, of every source.

@@ -5,7 +5,7 @@
 
 use sqlx::Result;
 
-use super::query::{Text, execute, optional, page, scalar_optional, sql};
+use super::query::{Text, affected, execute, optional, page, scalar_optional, sql};
 use super::{Conn, Write};
 use crate::db::flag;
 use crate::ldapsync::{Run, RunStatus};
@@ -74,7 +74,7 @@ pub async fn insert(w: &mut Write<'_>, r: &NewRun<'_>) -> Result<()> {
         r.node,
         r.progress,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// Marks every run still `running` as failed with `error` (their replica
@@ -88,7 +88,7 @@ pub async fn fail_running(w: &mut Write<'_>, now: &str, error: &str) -> Result<(
         error,
         RunStatus::Running.as_str(),
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// Publishes a running run's progress (JSON text) and sign of life.
@@ -96,7 +96,7 @@ pub async fn heartbeat(w: &mut Write<'_>, id: &str, progress: &str, now: &str) -
     let sql = "UPDATE ldapsync_runs SET progress = $1, heartbeat_at = $2 \
          WHERE id = $3 AND status = $4";
     let args = (progress, now, id, RunStatus::Running.as_str());
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// The end of a run, as recorded.
@@ -127,7 +127,7 @@ pub async fn finish(w: &mut Write<'_>, id: &str, f: &Finished<'_>) -> Result<()>
         id,
         running,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// The start of the newest successful run that wrote (not a dry run); only a
@@ -159,7 +159,7 @@ pub async fn take_lease(
 ) -> Result<bool> {
     let sql = "UPDATE ldapsync_lease SET run_id = $1, node = $2, expires_at = $3 \
          WHERE id = 1 AND (run_id IS NULL OR expires_at < $4)";
-    Ok(execute(w, sql, (run_id, node, expires_at, now)).await? == 1)
+    Ok(affected(w, sql, (run_id, node, expires_at, now)).await? == 1)
 }
 
 /// The run holding the lease, if any.
@@ -173,14 +173,14 @@ pub async fn lease_holder(conn: &mut Conn) -> Result<Option<String>> {
 /// holds it.
 pub async fn renew_lease(w: &mut Write<'_>, run_id: &str, expires_at: &str) -> Result<bool> {
     let sql = "UPDATE ldapsync_lease SET expires_at = $1 WHERE id = 1 AND run_id = $2";
-    Ok(execute(w, sql, (expires_at, run_id)).await? == 1)
+    Ok(affected(w, sql, (expires_at, run_id)).await? == 1)
 }
 
 /// Frees the lease if `run_id` holds it.
 pub async fn release_lease(w: &mut Write<'_>, run_id: &str) -> Result<()> {
     let sql = "UPDATE ldapsync_lease SET run_id = NULL, node = NULL, expires_at = NULL \
          WHERE id = 1 AND run_id = $1";
-    execute(w, sql, (run_id,)).await.map(|_| ())
+    execute(w, sql, (run_id,)).await
 }
 
 // ---- Schedule ticks ----
@@ -189,11 +189,11 @@ pub async fn release_lease(w: &mut Write<'_>, run_id: &str) -> Result<()> {
 pub async fn claim_tick(w: &mut Write<'_>, tick: &str, node: &str, now: &str) -> Result<bool> {
     let sql = "INSERT INTO ldapsync_ticks (tick, node, claimed_at) VALUES ($1, $2, $3) \
          ON CONFLICT (tick) DO NOTHING";
-    Ok(execute(w, sql, (tick, node, now)).await? == 1)
+    Ok(affected(w, sql, (tick, node, now)).await? == 1)
 }
 
 /// Forgets the ticks before `before`.
 pub async fn delete_ticks_before(w: &mut Write<'_>, before: &str) -> Result<()> {
     let sql = "DELETE FROM ldapsync_ticks WHERE tick < $1";
-    execute(w, sql, (before,)).await.map(|_| ())
+    execute(w, sql, (before,)).await
 }

@@ -2,7 +2,7 @@
 
 use sqlx::Result;
 
-use super::query::{all, execute, optional, scalars, sql};
+use super::query::{affected, all, execute, optional, scalars, sql};
 use super::users::bump_authz;
 use super::{Conn, Write};
 use crate::model::{EVERYONE, Group, GroupMember};
@@ -37,7 +37,7 @@ pub async fn insert(w: &mut Write<'_>, g: &NewGroup<'_>) -> Result<()> {
         g.source,
         g.now,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// Creates an organization's Everyone group (id == organization id).
@@ -109,7 +109,7 @@ pub async fn update(w: &mut Write<'_>, g: &Group) -> Result<()> {
         &g.updated_at,
         &g.id,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 pub async fn add_member(
@@ -120,14 +120,14 @@ pub async fn add_member(
 ) -> Result<bool> {
     let sql = "INSERT INTO group_members (group_id, user_id, organization_id, created_at) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (group_id, user_id) DO NOTHING";
-    let added = execute(w, sql, (&group.id, user_id, &group.organization_id, now)).await?;
+    let added = affected(w, sql, (&group.id, user_id, &group.organization_id, now)).await?;
     bump_authz(w, &[user_id]).await?;
     Ok(added > 0)
 }
 
 pub async fn remove_member(w: &mut Write<'_>, group_id: &str, user_id: &str) -> Result<bool> {
     let sql = "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2";
-    let removed = execute(w, sql, (group_id, user_id)).await?;
+    let removed = affected(w, sql, (group_id, user_id)).await?;
     bump_authz(w, &[user_id]).await?;
     Ok(removed > 0)
 }
@@ -153,12 +153,6 @@ pub async fn list_all_named(conn: &mut Conn) -> Result<Vec<(String, String, Stri
 /// New group memberships: (group_id, user_id, organization_id, created_at)
 /// each; existing ones are kept.
 pub async fn insert_members_many(w: &mut Write<'_>, rows: Vec<super::bulk::ArgRow>) -> Result<()> {
-    super::bulk::insert_rows(
-        w,
-        "group_members (group_id, user_id, organization_id, created_at)",
-        "ON CONFLICT (group_id, user_id) DO NOTHING",
-        4,
-        rows,
-    )
-    .await
+    let head = "group_members (group_id, user_id, organization_id, created_at)";
+    super::bulk::insert_rows(w, head, "ON CONFLICT (group_id, user_id) DO NOTHING", rows).await
 }

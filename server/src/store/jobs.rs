@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::Result;
 
-use super::query::{Text, all, execute, optional, scalar, scalars, sql};
+use super::query::{Text, affected, all, execute, optional, scalar, scalars, sql};
 use super::{Conn, Write};
 use crate::db::Dialect;
 use crate::provisioner::{JobStatus, JobType, LogLine, Tags, tags_match};
@@ -12,12 +12,6 @@ use crate::provisioner::{JobStatus, JobType, LogLine, Tags, tags_match};
 impl From<Text> for JobStatus {
     fn from(status: Text) -> JobStatus {
         JobStatus::parse(status.as_str()).unwrap_or(JobStatus::Failed)
-    }
-}
-
-impl From<Text> for JobType {
-    fn from(job_type: Text) -> JobType {
-        JobType::parse(job_type.as_str())
     }
 }
 
@@ -77,7 +71,7 @@ pub async fn insert(w: &mut Write<'_>, j: &NewJob<'_>) -> Result<()> {
         j.initiator_id,
         j.now,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Job>> {
@@ -138,7 +132,7 @@ pub async fn claim(
             let sql = "UPDATE provisioner_jobs SET status = 'running', worker_id = $2, \
                  started_at = $3, heartbeat_at = $3, updated_at = $3 \
                  WHERE id = $1 AND status = 'pending'";
-            if execute(w, sql, (&id, worker_id, now)).await? == 1 {
+            if affected(w, sql, (&id, worker_id, now)).await? == 1 {
                 return get(w.conn(), &id).await;
             }
         }
@@ -179,7 +173,7 @@ pub async fn finish(
 ) -> Result<bool> {
     let sql = "UPDATE provisioner_jobs SET status = $3, error = $4, completed_at = $5, \
          updated_at = $5 WHERE id = $1 AND worker_id = $2 AND status IN ('running', 'canceling')";
-    Ok(execute(w, sql, (id, worker_id, status.as_str(), error, now)).await? == 1)
+    Ok(affected(w, sql, (id, worker_id, status.as_str(), error, now)).await? == 1)
 }
 
 /// Cancels a job: a pending one at once, a running one asks its daemon to stop
@@ -188,12 +182,12 @@ pub async fn cancel(w: &mut Write<'_>, id: &str, now: &str) -> Result<Option<Job
     let pending = "UPDATE provisioner_jobs SET status = 'canceled', \
          error = 'canceled by a user', completed_at = $2, updated_at = $2 \
          WHERE id = $1 AND status = 'pending'";
-    if execute(w, pending, (id, now)).await? == 1 {
+    if affected(w, pending, (id, now)).await? == 1 {
         return Ok(Some(JobStatus::Canceled));
     }
     let running = "UPDATE provisioner_jobs SET status = 'canceling', updated_at = $2 \
          WHERE id = $1 AND status = 'running'";
-    Ok((execute(w, running, (id, now)).await? == 1).then_some(JobStatus::Canceling))
+    Ok((affected(w, running, (id, now)).await? == 1).then_some(JobStatus::Canceling))
 }
 
 /// Fails the running jobs of `column` = `value` (a job, or a worker's jobs).
@@ -209,7 +203,7 @@ async fn fail_running(
         "UPDATE provisioner_jobs SET status = 'failed', error = $2, completed_at = $3, \
          updated_at = $3 WHERE {column} = $1 AND status IN ('running', 'canceling')"
     );
-    execute(w, sql, (value, error, now)).await.map(|_| ())
+    execute(w, sql, (value, error, now)).await
 }
 
 /// Fails running jobs whose daemon stopped heartbeating before `cutoff`.

@@ -29,13 +29,9 @@ pub async fn user_of(conn: &mut Conn, source: &str, external_id: &str) -> Result
 }
 
 /// The identity at `source` a user is linked to, if any.
-pub async fn external_id_of(
-    conn: &mut Conn,
-    source: &str,
-    user_id: &str,
-) -> Result<Option<String>> {
+pub async fn external_id_of(conn: &mut Conn, source: &str, user: &str) -> Result<Option<String>> {
     let sql = "SELECT external_id FROM user_links WHERE source = $1 AND user_id = $2";
-    scalar_optional(conn, sql, (source, user_id)).await
+    scalar_optional(conn, sql, (source, user)).await
 }
 
 pub async fn insert(
@@ -47,9 +43,7 @@ pub async fn insert(
 ) -> Result<()> {
     let sql = "INSERT INTO user_links (user_id, source, external_id, claims, created_at, \
          updated_at) VALUES ($1, $2, $3, '{}', $4, $4)";
-    execute(w, sql, (user_id, source, external_id, now))
-        .await
-        .map(|_| ())
+    execute(w, sql, (user_id, source, external_id, now)).await
 }
 
 /// Deletes the user's links of `source` (only `external_id` when given);
@@ -77,7 +71,7 @@ pub async fn delete(
 /// owns it (it reactivates only users it suspended itself).
 pub async fn clear_sync_suspension(w: &mut Write<'_>, user_id: &str) -> Result<()> {
     let sql = "UPDATE user_links SET suspended_by_sync = 0 WHERE user_id = $1";
-    execute(w, sql, (user_id,)).await.map(|_| ())
+    execute(w, sql, (user_id,)).await
 }
 
 /// Creates the link of `external_id` to `user_id`, or updates its stored
@@ -95,20 +89,15 @@ pub async fn upsert_with_claims(
          ON CONFLICT (source, external_id) DO UPDATE SET claims = excluded.claims, \
          updated_at = excluded.updated_at";
     let args = (user_id, source, external_id, claims, now);
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// New or updated links: (user_id, source, external_id, claims, created_at,
 /// updated_at) each; an existing link of the external id takes the new
 /// claims and user.
 pub async fn upsert_many(w: &mut Write<'_>, rows: Vec<super::bulk::ArgRow>) -> Result<()> {
-    super::bulk::insert_rows(
-        w,
-        "user_links (user_id, source, external_id, claims, created_at, updated_at)",
-        "ON CONFLICT (source, external_id) DO UPDATE SET claims = excluded.claims, \
-         updated_at = excluded.updated_at, user_id = excluded.user_id",
-        6,
-        rows,
-    )
-    .await
+    let head = "user_links (user_id, source, external_id, claims, created_at, updated_at)";
+    let tail = "ON CONFLICT (source, external_id) DO UPDATE SET claims = excluded.claims, \
+         updated_at = excluded.updated_at, user_id = excluded.user_id";
+    super::bulk::insert_rows(w, head, tail, rows).await
 }

@@ -6,7 +6,7 @@
 use sqlx::Result;
 
 use super::Write;
-use super::query::{execute, one};
+use super::query::{affected, execute, one};
 
 /// A key's counter right after [`hit`] counted an attempt.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -44,21 +44,16 @@ pub async fn unhit(w: &mut Write<'_>, key: &str, window_start: &str) -> Result<(
     // A window left with no failures never was one: closing it keeps its age
     // (which `Retry-After` would show) from telling of a successful login.
     let sql = super::query::sql!("DELETE FROM login_throttle WHERE {of_window} AND failures <= 0");
-    execute(w, sql, (key, window_start)).await.map(|_| ())
+    execute(w, sql, (key, window_start)).await
 }
 
 /// Sets the audit bit `bit` of the window opened at `window_start`. True for
 /// exactly one caller per key, window and bit: the one that must write the
 /// audit entry.
-pub async fn claim_audit(
-    w: &mut Write<'_>,
-    key: &str,
-    window_start: &str,
-    bit: i64,
-) -> Result<bool> {
+pub async fn claim_audit(w: &mut Write<'_>, key: &str, window: &str, bit: i64) -> Result<bool> {
     let sql = "UPDATE login_throttle SET audited = audited | $3 \
          WHERE key = $1 AND window_start = $2 AND (audited & $3) = 0";
-    Ok(execute(w, sql, (key, window_start, bit)).await? == 1)
+    Ok(affected(w, sql, (key, window, bit)).await? == 1)
 }
 
 /// Deletes at most `limit` rows whose window opened at or before
@@ -66,5 +61,5 @@ pub async fn claim_audit(
 pub async fn prune(w: &mut Write<'_>, expired_before: &str, limit: i64) -> Result<u64> {
     let sql = "DELETE FROM login_throttle WHERE key IN \
          (SELECT key FROM login_throttle WHERE window_start <= $1 LIMIT $2)";
-    execute(w, sql, (expired_before, limit)).await
+    affected(w, sql, (expired_before, limit)).await
 }

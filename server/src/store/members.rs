@@ -10,16 +10,11 @@ use crate::model::Member;
 const MEMBER_SELECT: &str = "SELECT m.organization_id, m.user_id, u.username, u.email, u.name, \
     m.roles, m.created_at, m.updated_at FROM organization_members m JOIN users u ON u.id = m.user_id";
 
-pub async fn insert(
-    w: &mut Write<'_>,
-    org_id: &str,
-    user_id: &str,
-    roles: &[String],
-    now: &str,
-) -> Result<()> {
+/// A new member, with no role but the implicit `organization-member`.
+pub async fn insert(w: &mut Write<'_>, org_id: &str, user_id: &str, now: &str) -> Result<()> {
     let sql = "INSERT INTO organization_members (organization_id, user_id, roles, created_at, \
-         updated_at) VALUES ($1, $2, $3, $4, $4)";
-    execute(w, sql, (org_id, user_id, to_json_list(roles), now)).await?;
+         updated_at) VALUES ($1, $2, '[]', $3, $3)";
+    execute(w, sql, (org_id, user_id, now)).await?;
     bump_authz(w, &[user_id]).await
 }
 
@@ -73,12 +68,7 @@ pub async fn user_ids(conn: &mut Conn, org_id: &str) -> Result<Vec<String>> {
 /// New organization memberships: (organization_id, user_id, roles,
 /// created_at, updated_at) each; existing ones are kept.
 pub async fn insert_many(w: &mut Write<'_>, rows: Vec<super::bulk::ArgRow>) -> Result<()> {
-    super::bulk::insert_rows(
-        w,
-        "organization_members (organization_id, user_id, roles, created_at, updated_at)",
-        "ON CONFLICT (organization_id, user_id) DO NOTHING",
-        5,
-        rows,
-    )
-    .await
+    let head = "organization_members (organization_id, user_id, roles, created_at, updated_at)";
+    let tail = "ON CONFLICT (organization_id, user_id) DO NOTHING";
+    super::bulk::insert_rows(w, head, tail, rows).await
 }

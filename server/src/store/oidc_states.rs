@@ -37,7 +37,7 @@ pub async fn insert(
         &s.redirect,
         &s.created_at,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// Deletes and returns a login state, once.

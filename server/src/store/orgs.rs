@@ -25,7 +25,7 @@ pub async fn insert(w: &mut Write<'_>, org: &Organization) -> Result<()> {
         &o.created_at,
         &o.updated_at,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// Finds an organization by id or name.
@@ -62,7 +62,7 @@ pub async fn update(w: &mut Write<'_>, org: &Organization) -> Result<()> {
         &o.updated_at,
         &o.id,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// What still lives in an organization, for the delete refusal: groups other
@@ -104,7 +104,5 @@ pub async fn delete(w: &mut Write<'_>, org_id: &str) -> Result<()> {
     let members = "UPDATE users SET authz_version = authz_version + 1 \
          WHERE id IN (SELECT user_id FROM organization_members WHERE organization_id = $1)";
     execute(w, members, (org_id,)).await?;
-    execute(w, "DELETE FROM organizations WHERE id = $1", (org_id,))
-        .await
-        .map(|_| ())
+    execute(w, "DELETE FROM organizations WHERE id = $1", (org_id,)).await
 }

@@ -73,7 +73,7 @@ pub async fn insert(
     let sql = "INSERT INTO idpsync_problems (id, organization_id, user_id, source, kind, detail, \
          time) VALUES ($1, $2, $3, $4, $5, $6, $7)";
     let args = (super::new_id(), org, user, source, kind, detail, now);
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// Deletes problems by id.

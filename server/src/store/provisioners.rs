@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::Result;
 
-use super::query::{Text, all, execute, optional, scalar, scalar_optional, scalars, sql};
+use super::query::{Text, affected, all, execute, optional, scalar, scalar_optional, scalars, sql};
 use super::{Conn, Flag, Write};
 use crate::provisioner::Tags;
 
@@ -38,7 +38,7 @@ pub async fn insert_key(w: &mut Write<'_>, k: &ProvisionerKey, hashed_secret: &s
         &k.created_by,
         &k.created_at,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 pub async fn list_keys(conn: &mut Conn, org_id: &str) -> Result<Vec<ProvisionerKey>> {
@@ -61,9 +61,7 @@ pub async fn find_key_by_hash(conn: &mut Conn, hashed: &str) -> Result<Option<Pr
 }
 
 pub async fn delete_key(w: &mut Write<'_>, id: &str) -> Result<()> {
-    execute(w, "DELETE FROM provisioner_keys WHERE id = $1", (id,))
-        .await
-        .map(|_| ())
+    execute(w, "DELETE FROM provisioner_keys WHERE id = $1", (id,)).await
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
@@ -103,7 +101,7 @@ pub async fn insert_daemon(w: &mut Write<'_>, d: &Daemon) -> Result<()> {
         &d.version,
         &d.created_at,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 pub async fn get_daemon(conn: &mut Conn, id: &str) -> Result<Option<Daemon>> {
@@ -113,24 +111,20 @@ pub async fn get_daemon(conn: &mut Conn, id: &str) -> Result<Option<Daemon>> {
 
 pub async fn touch_daemon(w: &mut Write<'_>, id: &str, now: &str) -> Result<()> {
     let sql = "UPDATE provisioner_daemons SET last_seen_at = $2 WHERE id = $1";
-    execute(w, sql, (id, now)).await.map(|_| ())
+    execute(w, sql, (id, now)).await
 }
 
 /// Daemons of an org, with their status computed against `online_after`
 /// (a daemon not seen since then is offline) and their running jobs.
-pub async fn list_daemons(
-    conn: &mut Conn,
-    org_id: &str,
-    online_after: &str,
-) -> Result<Vec<Daemon>> {
+pub async fn list_daemons(conn: &mut Conn, org: &str, online_after: &str) -> Result<Vec<Daemon>> {
     let sql = sql!(
         "SELECT {DAEMON_COLUMNS} FROM provisioner_daemons WHERE organization_id = $1 \
          ORDER BY name, id"
     );
-    let mut daemons: Vec<Daemon> = all(&mut *conn, sql, (org_id,)).await?;
+    let mut daemons: Vec<Daemon> = all(&mut *conn, sql, (org,)).await?;
     let sql = "SELECT DISTINCT worker_id FROM provisioner_jobs WHERE organization_id = $1 \
          AND status IN ('running', 'canceling') AND worker_id IS NOT NULL";
-    let busy: Vec<String> = scalars(conn, sql, (org_id,)).await?;
+    let busy: Vec<String> = scalars(conn, sql, (org,)).await?;
     for d in &mut daemons {
         d.status = if d.disconnected || d.last_seen_at.as_str() < online_after {
             "offline"
@@ -162,7 +156,7 @@ pub async fn disconnect_key_daemons(
 /// per-key cap and the replacement by name hold across replicas.
 pub async fn lock_key(w: &mut Write<'_>, key_id: &str) -> Result<()> {
     let sql = "UPDATE provisioner_keys SET name = name WHERE id = $1";
-    execute(w, sql, (key_id,)).await.map(|_| ())
+    execute(w, sql, (key_id,)).await
 }
 
 /// The connected daemons of a key named `name` (at most one unless data
@@ -176,9 +170,7 @@ pub async fn key_daemons_named(conn: &mut Conn, key_id: &str, name: &str) -> Res
 }
 
 pub async fn delete_daemon(w: &mut Write<'_>, id: &str) -> Result<()> {
-    execute(w, "DELETE FROM provisioner_daemons WHERE id = $1", (id,))
-        .await
-        .map(|_| ())
+    execute(w, "DELETE FROM provisioner_daemons WHERE id = $1", (id,)).await
 }
 
 /// Deletes the daemons of a key (or, with `key_id` None, the built-in daemons
@@ -195,7 +187,7 @@ pub async fn prune_offline(
          AND NOT EXISTS (SELECT 1 FROM provisioner_jobs j \
                          WHERE j.worker_id = provisioner_daemons.id \
                          AND j.status IN ('running', 'canceling'))";
-    execute(w, sql, (org_id, key_id, online_after)).await
+    affected(w, sql, (org_id, key_id, online_after)).await
 }
 
 /// How many connected daemons a key has.

@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 
 use futures_util::TryStreamExt as _;
 use serde::de::DeserializeOwned;
-use sqlx::any::{AnyArguments, AnyRow, AnyTypeInfo};
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::error::BoxDynError;
-use sqlx::{Any, Arguments as _, Decode, Encode, FromRow, SqlSafeStr, Type, ValueRef as _};
+use sqlx::{Any, Arguments as _, Encode, FromRow, Result, SqlSafeStr, Type};
 
 use super::{Conn, Write};
+use crate::model::{LoginType, UserStatus};
+use crate::provisioner::{JobType, Transition};
 
 /// The text of a statement built from constant parts (column lists, joins):
 /// `format!` arguments, which must be constants of the store, never input.
@@ -81,16 +83,26 @@ where
     }
 }
 
-fn bound(args: impl Args) -> sqlx::Result<AnyArguments> {
+fn bound(args: impl Args) -> Result<AnyArguments> {
     args.into_args().map_err(sqlx::Error::Encode)
 }
 
+/// The text of a statement: a constant, or [`sql!`] of constants.
+pub trait Sql: SqlSafeStr + Send {}
+impl<T: SqlSafeStr + Send> Sql for T {}
+
+/// What a row of a query is read as: a `#[derive(sqlx::FromRow)]` type, or
+/// a tuple of columns.
+pub trait Row: for<'r> FromRow<'r, AnyRow> + Send + Unpin {}
+impl<T: for<'r> FromRow<'r, AnyRow> + Send + Unpin> Row for T {}
+
+/// Runs a statement that writes.
+pub async fn execute(w: &mut Write<'_>, sql: impl Sql, args: impl Args) -> Result<()> {
+    affected(w, sql, args).await.map(|_| ())
+}
+
 /// Runs a statement that writes; returns how many rows it affected.
-pub async fn execute(
-    w: &mut Write<'_>,
-    sql: impl SqlSafeStr + Send,
-    args: impl Args,
-) -> sqlx::Result<u64> {
+pub async fn affected(w: &mut Write<'_>, sql: impl Sql, args: impl Args) -> Result<u64> {
     let done = sqlx::query_with(sql, bound(args)?)
         .execute(w.conn())
         .await?;
@@ -98,53 +110,33 @@ pub async fn execute(
 }
 
 /// The one row of a query.
-pub async fn one<T>(
-    conn: &mut Conn,
-    sql: impl SqlSafeStr + Send,
-    args: impl Args,
-) -> sqlx::Result<T>
-where
-    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
-{
+pub async fn one<T: Row>(conn: &mut Conn, sql: impl Sql, args: impl Args) -> Result<T> {
     sqlx::query_as_with(sql, bound(args)?).fetch_one(conn).await
 }
 
 /// The row of a query, if any.
-pub async fn optional<T>(
+pub async fn optional<T: Row>(
     conn: &mut Conn,
-    sql: impl SqlSafeStr + Send,
+    sql: impl Sql,
     args: impl Args,
-) -> sqlx::Result<Option<T>>
-where
-    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
-{
+) -> Result<Option<T>> {
     sqlx::query_as_with(sql, bound(args)?)
         .fetch_optional(conn)
         .await
 }
 
 /// Every row of a query.
-pub async fn all<T>(
-    conn: &mut Conn,
-    sql: impl SqlSafeStr + Send,
-    args: impl Args,
-) -> sqlx::Result<Vec<T>>
-where
-    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
-{
+pub async fn all<T: Row>(conn: &mut Conn, sql: impl Sql, args: impl Args) -> Result<Vec<T>> {
     sqlx::query_as_with(sql, bound(args)?).fetch_all(conn).await
 }
 
 /// Every row of a query, streamed to `f` (nothing is collected).
-pub async fn for_each<T>(
+pub async fn for_each<T: Row>(
     conn: &mut Conn,
-    sql: impl SqlSafeStr + Send,
+    sql: impl Sql,
     args: impl Args,
     mut f: impl FnMut(T) + Send,
-) -> sqlx::Result<()>
-where
-    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
-{
+) -> Result<()> {
     let mut rows = sqlx::query_as_with(sql, bound(args)?).fetch(conn);
     while let Some(row) = rows.try_next().await? {
         f(row);
@@ -153,67 +145,65 @@ where
 }
 
 /// The first column of the one row of a query (a count, an id).
-pub async fn scalar<T>(
-    conn: &mut Conn,
-    sql: impl SqlSafeStr + Send,
-    args: impl Args,
-) -> sqlx::Result<T>
+pub async fn scalar<T>(conn: &mut Conn, sql: impl Sql, args: impl Args) -> Result<T>
 where
-    T: for<'r> Decode<'r, Any> + Type<Any> + Send + Unpin,
+    (T,): Row,
 {
-    sqlx::query_scalar_with(sql, bound(args)?)
-        .fetch_one(conn)
-        .await
+    one(conn, sql, args).await.map(|(value,)| value)
 }
 
 /// The first column of the row of a query, if any.
 pub async fn scalar_optional<T>(
     conn: &mut Conn,
-    sql: impl SqlSafeStr + Send,
+    sql: impl Sql,
     args: impl Args,
-) -> sqlx::Result<Option<T>>
+) -> Result<Option<T>>
 where
-    T: for<'r> Decode<'r, Any> + Type<Any> + Send + Unpin,
+    (T,): Row,
 {
-    sqlx::query_scalar_with(sql, bound(args)?)
-        .fetch_optional(conn)
-        .await
+    Ok(optional(conn, sql, args).await?.map(|(value,)| value))
 }
 
 /// The first column of every row of a query.
-pub async fn scalars<T>(
-    conn: &mut Conn,
-    sql: impl SqlSafeStr + Send,
-    args: impl Args,
-) -> sqlx::Result<Vec<T>>
+pub async fn scalars<T>(conn: &mut Conn, sql: impl Sql, args: impl Args) -> Result<Vec<T>>
 where
-    T: for<'r> Decode<'r, Any> + Type<Any> + Send + Unpin,
+    (T,): Row,
 {
-    sqlx::query_scalar_with(sql, bound(args)?)
-        .fetch_all(conn)
-        .await
+    let rows: Vec<(T,)> = all(conn, sql, args).await?;
+    Ok(rows.into_iter().map(|(value,)| value).collect())
 }
+
+/// `Type` and `Decode` of a column wrapper: the column is read as `$stored`,
+/// then made into the wrapper by `$make`.
+macro_rules! read_as {
+    ($wrapper:ty, $stored:ty, $make:expr) => {
+        impl sqlx::Type<sqlx::Any> for $wrapper {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <$stored as sqlx::Type<sqlx::Any>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+                <$stored as sqlx::Type<sqlx::Any>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Any> for $wrapper {
+            fn decode(
+                value: <sqlx::Any as sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                <$stored as sqlx::Decode<sqlx::Any>>::decode(value).map($make)
+            }
+        }
+    };
+}
+pub(crate) use read_as;
 
 /// A flag column: BIGINT 0/1 (the `Any` driver has no SQLite boolean). Read
 /// into a `bool` field with `#[sqlx(try_from = "Flag")]`.
 #[derive(Debug, Clone, Copy)]
 pub struct Flag(bool);
 
-impl Type<Any> for Flag {
-    fn type_info() -> AnyTypeInfo {
-        <i64 as Type<Any>>::type_info()
-    }
-
-    fn compatible(ty: &AnyTypeInfo) -> bool {
-        <i64 as Type<Any>>::compatible(ty)
-    }
-}
-
-impl<'r> Decode<'r, Any> for Flag {
-    fn decode(value: <Any as sqlx::Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(Flag(<i64 as Decode<Any>>::decode(value)? != 0))
-    }
-}
+read_as!(Flag, i64, |n: i64| Flag(n != 0));
 
 impl From<Flag> for bool {
     fn from(flag: Flag) -> bool {
@@ -241,24 +231,7 @@ impl Text {
     }
 }
 
-impl Type<Any> for Text {
-    fn type_info() -> AnyTypeInfo {
-        <String as Type<Any>>::type_info()
-    }
-
-    fn compatible(ty: &AnyTypeInfo) -> bool {
-        <String as Type<Any>>::compatible(ty)
-    }
-}
-
-impl<'r> Decode<'r, Any> for Text {
-    fn decode(value: <Any as sqlx::Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        if value.is_null() {
-            return Ok(Text(None));
-        }
-        Ok(Text(Some(<String as Decode<Any>>::decode(value)?)))
-    }
-}
+read_as!(Text, Option<String>, Text);
 
 impl<T: DeserializeOwned> From<Text> for Vec<T> {
     fn from(text: Text) -> Vec<T> {
@@ -285,6 +258,20 @@ impl From<Text> for Option<serde_json::Value> {
     }
 }
 
+/// Enum values stored by their names, read with their `parse` (which gives
+/// an unknown name its fallback value).
+macro_rules! parsed {
+    ($($t:ty),+) => {
+        $(impl From<Text> for $t {
+            fn from(text: Text) -> $t {
+                <$t>::parse(text.as_str())
+            }
+        })+
+    };
+}
+
+parsed!(UserStatus, LoginType, JobType, Transition);
+
 /// `$1,$2,...,$n`: the placeholders of an `IN (...)` list.
 pub fn placeholders(n: usize) -> String {
     (1..=n)
@@ -298,29 +285,20 @@ pub fn placeholders(n: usize) -> String {
 pub const IDS_PER_STATEMENT: usize = 300;
 
 /// Runs `template` for `ids`, [`IDS_PER_STATEMENT`] at a time, its `{ids}`
-/// replaced by the placeholders of each chunk. Returns the rows affected.
-pub async fn execute_in(
-    w: &mut Write<'_>,
-    template: &'static str,
-    ids: &[&str],
-) -> sqlx::Result<u64> {
-    let mut affected = 0;
+/// replaced by the placeholders of each chunk.
+pub async fn execute_in(w: &mut Write<'_>, template: &'static str, ids: &[&str]) -> Result<()> {
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
         // Only placeholders reach the SQL text.
         let sql = sqlx::AssertSqlSafe(template.replace("{ids}", &placeholders(chunk.len())));
-        affected += execute(w, sql, chunk).await?;
+        execute(w, sql, chunk).await?;
     }
-    Ok(affected)
+    Ok(())
 }
 
 /// The rows of `template` for `ids`, [`IDS_PER_STATEMENT`] at a time, its
 /// `{ids}` replaced by the placeholders of each chunk (each id is bound once,
 /// however often `{ids}` stands).
-pub async fn all_in<T>(
-    conn: &mut Conn,
-    template: &'static str,
-    ids: &[&str],
-) -> sqlx::Result<Vec<T>>
+pub async fn all_in<T>(conn: &mut Conn, template: &'static str, ids: &[&str]) -> Result<Vec<T>>
 where
     T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
 {
@@ -343,7 +321,7 @@ pub async fn page<T>(
     order: &str,
     args: impl Args + Clone,
     (limit, offset): (i64, i64),
-) -> sqlx::Result<(Vec<T>, i64)>
+) -> Result<(Vec<T>, i64)>
 where
     T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
 {

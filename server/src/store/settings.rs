@@ -18,7 +18,7 @@ pub async fn get_deployment(conn: &mut Conn, key: &str) -> Result<Option<String>
 pub async fn put_deployment(w: &mut Write<'_>, key: &str, value: &str, now: &str) -> Result<()> {
     let sql = "INSERT INTO deployment_settings (key, value, updated_at) VALUES ($1, $2, $3) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
-    execute(w, sql, (key, value, now)).await.map(|_| ())
+    execute(w, sql, (key, value, now)).await
 }
 
 /// Locks a deployment setting's row for the rest of the transaction, creating
@@ -28,14 +28,14 @@ pub async fn put_deployment(w: &mut Write<'_>, key: &str, value: &str, now: &str
 pub async fn lock_deployment(w: &mut Write<'_>, key: &str) -> Result<()> {
     let sql = "INSERT INTO deployment_settings (key, value, updated_at) VALUES ($1, '', '') \
          ON CONFLICT (key) DO UPDATE SET key = excluded.key";
-    execute(w, sql, (key,)).await.map(|_| ())
+    execute(w, sql, (key,)).await
 }
 
 /// [`lock_deployment`] for an organization's setting.
 pub async fn lock_org(w: &mut Write<'_>, org: &str, key: &str) -> Result<()> {
     let sql = "INSERT INTO organization_settings (organization_id, key, value, updated_at) \
          VALUES ($1, $2, '', '') ON CONFLICT (organization_id, key) DO UPDATE SET key = excluded.key";
-    execute(w, sql, (org, key)).await.map(|_| ())
+    execute(w, sql, (org, key)).await
 }
 
 /// The stored value of an organization's setting, if any.
@@ -55,7 +55,7 @@ pub async fn put_org(
     let sql = "INSERT INTO organization_settings (organization_id, key, value, updated_at) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (organization_id, key) \
          DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
-    execute(w, sql, (org, key, value, now)).await.map(|_| ())
+    execute(w, sql, (org, key, value, now)).await
 }
 
 /// One organization setting row.

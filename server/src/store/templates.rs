@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sqlx::Result;
 
-use super::query::{Text, all, execute, optional, scalar_optional, sql};
+use super::query::{Args, Text, affected, all, execute, optional, scalar_optional, sql};
 use super::{Conn, Write};
 use crate::provisioner::{JobStatus, Tags};
 
@@ -21,7 +21,7 @@ pub async fn insert_file(
 ) -> Result<bool> {
     let sql = "INSERT INTO files (hash, content_base64, size, created_by, created_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING";
-    Ok(execute(w, sql, (hash, content_base64, size, by, now)).await? == 1)
+    Ok(affected(w, sql, (hash, content_base64, size, by, now)).await? == 1)
 }
 
 /// Records that `user_id` uploaded the content `hash` (a grant of their own).
@@ -29,7 +29,7 @@ pub async fn insert_file(
 pub async fn grant_upload(w: &mut Write<'_>, hash: &str, user_id: &str, now: &str) -> Result<bool> {
     let sql = "INSERT INTO file_uploads (hash, user_id, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (hash, user_id) DO NOTHING";
-    Ok(execute(w, sql, (hash, user_id, now)).await? == 1)
+    Ok(affected(w, sql, (hash, user_id, now)).await? == 1)
 }
 
 /// Whether a version of `org_id` created by `user_id` may name the file
@@ -61,7 +61,7 @@ pub async fn file_content_for_org(
 pub async fn attach_file(w: &mut Write<'_>, hash: &str, org_id: &str) -> Result<()> {
     let sql = "INSERT INTO file_organizations (hash, organization_id) VALUES ($1, $2) \
          ON CONFLICT (hash, organization_id) DO NOTHING";
-    execute(w, sql, (hash, org_id)).await.map(|_| ())
+    execute(w, sql, (hash, org_id)).await
 }
 
 /// A template's access list: `{users: {id: role}, groups: {id: role}}`, role
@@ -122,11 +122,15 @@ fn json_text(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
 }
 
-pub async fn insert_template(w: &mut Write<'_>, t: &Template) -> Result<()> {
-    let sql = "INSERT INTO templates (id, organization_id, name, name_lower, display_name, \
-         description, icon, active_version_id, provisioner, acl, created_by, created_at, \
-         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)";
-    let args = (
+/// A template's columns but its id (`$1`), `$2` to `$13`: what
+/// [`insert_template`] stores and [`update_template`] stores again (those of
+/// a template that never change are written as loaded).
+const TEMPLATE_ROW: &str = "organization_id = $2, name = $3, name_lower = $4, \
+    display_name = $5, description = $6, icon = $7, active_version_id = $8, provisioner = $9, \
+    acl = $10, created_by = $11, created_at = $12, updated_at = $13";
+
+fn template_args(t: &Template) -> impl Args + '_ {
+    (
         &t.id,
         &t.organization_id,
         &t.name,
@@ -139,26 +143,20 @@ pub async fn insert_template(w: &mut Write<'_>, t: &Template) -> Result<()> {
         json_text(&t.acl),
         &t.created_by,
         &t.created_at,
-    );
-    execute(w, sql, args).await.map(|_| ())
+        &t.updated_at,
+    )
+}
+
+pub async fn insert_template(w: &mut Write<'_>, t: &Template) -> Result<()> {
+    let sql = "INSERT INTO templates (id, organization_id, name, name_lower, display_name, \
+         description, icon, active_version_id, provisioner, acl, created_by, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+    execute(w, sql, template_args(t)).await
 }
 
 pub async fn update_template(w: &mut Write<'_>, t: &Template) -> Result<()> {
-    let sql = "UPDATE templates SET name = $1, name_lower = $2, display_name = $3, \
-         description = $4, icon = $5, active_version_id = $6, acl = $7, updated_at = $8 \
-         WHERE id = $9";
-    let args = (
-        &t.name,
-        t.name.to_lowercase(),
-        &t.display_name,
-        &t.description,
-        &t.icon,
-        &t.active_version_id,
-        json_text(&t.acl),
-        &t.updated_at,
-        &t.id,
-    );
-    execute(w, sql, args).await.map(|_| ())
+    let sql = sql!("UPDATE templates SET {TEMPLATE_ROW} WHERE id = $1");
+    execute(w, sql, template_args(t)).await
 }
 
 pub async fn get_template(conn: &mut Conn, id: &str) -> Result<Option<Template>> {
@@ -188,9 +186,7 @@ pub async fn list_templates(conn: &mut Conn, org_id: Option<&str>) -> Result<Vec
 }
 
 pub async fn delete_template(w: &mut Write<'_>, id: &str) -> Result<()> {
-    execute(w, "DELETE FROM templates WHERE id = $1", (id,))
-        .await
-        .map(|_| ())
+    execute(w, "DELETE FROM templates WHERE id = $1", (id,)).await
 }
 
 /// A job as the row of its template version or build shows it (the
@@ -242,7 +238,7 @@ pub async fn insert_version(w: &mut Write<'_>, v: &TemplateVersion) -> Result<()
         &v.created_by,
         &v.created_at,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 pub async fn get_version(conn: &mut Conn, id: &str) -> Result<Option<TemplateVersion>> {
@@ -276,5 +272,5 @@ pub async fn set_version_template(
     template_id: &str,
 ) -> Result<()> {
     let sql = "UPDATE template_versions SET template_id = $2 WHERE id = $1 AND template_id IS NULL";
-    execute(w, sql, (version_id, template_id)).await.map(|_| ())
+    execute(w, sql, (version_id, template_id)).await
 }

@@ -2,7 +2,7 @@
 
 use sqlx::Result;
 
-use super::query::{execute, optional};
+use super::query::{affected, execute, optional};
 use super::{Conn, Write};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -43,7 +43,7 @@ pub async fn insert(w: &mut Write<'_>, k: &NewKey<'_>) -> Result<()> {
         k.expires_at,
         k.now,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 pub async fn find_by_hash(conn: &mut Conn, hashed: &str) -> Result<Option<ApiKey>> {
@@ -56,15 +56,13 @@ pub async fn find_by_hash(conn: &mut Conn, hashed: &str) -> Result<Option<ApiKey
 /// Records a use; a session's expiry slides forward.
 pub async fn touch(w: &mut Write<'_>, id: &str, expires_at: &str, now: &str) -> Result<()> {
     let sql = "UPDATE api_keys SET last_used_at = $2, expires_at = $3 WHERE id = $1";
-    execute(w, sql, (id, now, expires_at)).await.map(|_| ())
+    execute(w, sql, (id, now, expires_at)).await
 }
 
 pub async fn delete(w: &mut Write<'_>, id: &str) -> Result<()> {
-    execute(w, "DELETE FROM api_keys WHERE id = $1", (id,))
-        .await
-        .map(|_| ())
+    execute(w, "DELETE FROM api_keys WHERE id = $1", (id,)).await
 }
 
 pub async fn delete_expired(w: &mut Write<'_>, now: &str) -> Result<u64> {
-    execute(w, "DELETE FROM api_keys WHERE expires_at < $1", (now,)).await
+    affected(w, "DELETE FROM api_keys WHERE expires_at < $1", (now,)).await
 }

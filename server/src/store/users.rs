@@ -1,51 +1,27 @@
 //! Users (accounts).
 
-use sqlx::any::AnyTypeInfo;
-use sqlx::error::BoxDynError;
-use sqlx::{Any, Decode, Result, Type};
+use sqlx::Result;
 
-use super::query::{Text, all, execute, execute_in, optional, page, scalar, scalar_optional, sql};
+use super::query::{
+    Text, all, execute, execute_in, optional, page, read_as, scalar, scalar_optional, sql,
+};
 use super::{Conn, Write, to_json_list};
 use crate::model::{LoginType, Organization, User, UserStatus};
 
 const USER_COLUMNS: &str = "id, username, email, name, avatar_url, status, login_type, roles, \
     created_at, updated_at, last_seen_at";
 
-impl From<Text> for UserStatus {
-    fn from(text: Text) -> UserStatus {
-        UserStatus::parse(text.as_str())
-    }
-}
-
-impl From<Text> for LoginType {
-    fn from(text: Text) -> LoginType {
-        LoginType::parse(text.as_str())
-    }
-}
-
 /// A user's `roles` column as read: its explicit site roles, and the implicit
 /// `member` first when not stored.
 pub struct SiteRoles(Vec<String>);
 
-impl Type<Any> for SiteRoles {
-    fn type_info() -> AnyTypeInfo {
-        <Text as Type<Any>>::type_info()
+read_as!(SiteRoles, Text, |text: Text| {
+    let mut roles: Vec<String> = text.json();
+    if !roles.iter().any(|r| r == "member") {
+        roles.insert(0, "member".to_owned());
     }
-
-    fn compatible(ty: &AnyTypeInfo) -> bool {
-        <Text as Type<Any>>::compatible(ty)
-    }
-}
-
-impl<'r> Decode<'r, Any> for SiteRoles {
-    fn decode(value: <Any as sqlx::Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        let mut roles: Vec<String> = <Text as Decode<Any>>::decode(value)?.json();
-        if !roles.iter().any(|r| r == "member") {
-            roles.insert(0, "member".to_owned());
-        }
-        Ok(SiteRoles(roles))
-    }
-}
+    SiteRoles(roles)
+});
 
 impl From<SiteRoles> for Vec<String> {
     fn from(roles: SiteRoles) -> Vec<String> {
@@ -89,7 +65,7 @@ pub async fn insert(w: &mut Write<'_>, u: &NewUser<'_>) -> Result<()> {
         to_json_list(u.roles),
         u.now,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// Whether any user exists (cheaper than a count on a large deployment).
@@ -189,7 +165,7 @@ pub async fn update_profile(
         now,
         id,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// Marks users' authorization data as changed (their cached slices are stale
@@ -207,22 +183,18 @@ pub async fn authz_version(conn: &mut Conn, id: &str) -> Result<Option<i64>> {
 pub async fn set_status(w: &mut Write<'_>, id: &str, status: UserStatus, now: &str) -> Result<()> {
     let sql = "UPDATE users SET status = $2, updated_at = $3, authz_version = authz_version + 1 \
          WHERE id = $1";
-    execute(w, sql, (id, status.as_str(), now))
-        .await
-        .map(|_| ())
+    execute(w, sql, (id, status.as_str(), now)).await
 }
 
 pub async fn set_roles(w: &mut Write<'_>, id: &str, roles: &[String], now: &str) -> Result<()> {
     let sql = "UPDATE users SET roles = $2, updated_at = $3, authz_version = authz_version + 1 \
          WHERE id = $1";
-    execute(w, sql, (id, to_json_list(roles), now))
-        .await
-        .map(|_| ())
+    execute(w, sql, (id, to_json_list(roles), now)).await
 }
 
 pub async fn set_password_hash(w: &mut Write<'_>, id: &str, hash: &str, now: &str) -> Result<()> {
     let sql = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
-    execute(w, sql, (id, hash, now)).await.map(|_| ())
+    execute(w, sql, (id, hash, now)).await
 }
 
 /// Sets how the user signs in; a `password` hash only for `password` users.
@@ -235,18 +207,16 @@ pub async fn set_login(
 ) -> Result<()> {
     let sql = "UPDATE users SET login_type = $2, password_hash = $3, updated_at = $4 WHERE id = $1";
     let args = (id, login_type.as_str(), password_hash, now);
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 pub async fn touch_last_seen(w: &mut Write<'_>, id: &str, now: &str) -> Result<()> {
     let sql = "UPDATE users SET last_seen_at = $2 WHERE id = $1";
-    execute(w, sql, (id, now)).await.map(|_| ())
+    execute(w, sql, (id, now)).await
 }
 
 pub async fn delete(w: &mut Write<'_>, id: &str) -> Result<()> {
-    execute(w, "DELETE FROM users WHERE id = $1", (id,))
-        .await
-        .map(|_| ())
+    execute(w, "DELETE FROM users WHERE id = $1", (id,)).await
 }
 
 /// The organizations a user is a member of, by name.
@@ -264,22 +234,16 @@ pub async fn organizations(conn: &mut Conn, user_id: &str) -> Result<Vec<Organiz
 pub async fn mark_first_user(w: &mut Write<'_>, user_id: &str, now: &str) -> Result<()> {
     let sql = "INSERT INTO deployment_settings (key, value, updated_at) \
          VALUES ('first_user_id', $1, $2)";
-    execute(w, sql, (user_id, now)).await.map(|_| ())
+    execute(w, sql, (user_id, now)).await
 }
 
 /// New users: (id, username, username_lower, email, email_lower, name,
 /// avatar_url, status, login_type, password_hash, roles, created_at,
 /// updated_at, authz_version) each.
 pub async fn insert_many(w: &mut Write<'_>, rows: Vec<super::bulk::ArgRow>) -> Result<()> {
-    super::bulk::insert_rows(
-        w,
-        "users (id, username, username_lower, email, email_lower, name, avatar_url, status, \
-         login_type, password_hash, roles, created_at, updated_at, authz_version)",
-        "",
-        14,
-        rows,
-    )
-    .await
+    let head = "users (id, username, username_lower, email, email_lower, name, avatar_url, \
+        status, login_type, password_hash, roles, created_at, updated_at, authz_version)";
+    super::bulk::insert_rows(w, head, "", rows).await
 }
 
 #[cfg(test)]

@@ -8,12 +8,6 @@ use super::{Conn, Flag, Write};
 use crate::db::flag;
 use crate::provisioner::{JobStatus, ParameterValue, Transition};
 
-impl From<Text> for Transition {
-    fn from(transition: Text) -> Transition {
-        Transition::parse(transition.as_str())
-    }
-}
-
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct BuildSummary {
     pub id: String,
@@ -90,7 +84,7 @@ pub async fn insert(w: &mut Write<'_>, ws: &NewWorkspace<'_>) -> Result<()> {
         ws.name.to_lowercase(),
         ws.now,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Workspace>> {
@@ -130,7 +124,7 @@ pub async fn list(conn: &mut Conn, owner_id: Option<&str>) -> Result<Vec<Workspa
 
 pub async fn mark_deleted(w: &mut Write<'_>, id: &str, now: &str) -> Result<()> {
     let sql = "UPDATE workspaces SET deleted = $2, updated_at = $3 WHERE id = $1";
-    execute(w, sql, (id, flag(true), now)).await.map(|_| ())
+    execute(w, sql, (id, flag(true), now)).await
 }
 
 pub async fn latest_build(conn: &mut Conn, workspace_id: &str) -> Result<Option<BuildSummary>> {
@@ -170,7 +164,7 @@ pub async fn insert_build(w: &mut Write<'_>, b: &NewBuild<'_>) -> Result<()> {
         serde_json::to_string(b.parameters).unwrap_or_else(|_| "[]".to_owned()),
         b.now,
     );
-    execute(w, sql, args).await.map(|_| ())
+    execute(w, sql, args).await
 }
 
 /// The build of a job, with its workspace id, parameters and number.
@@ -206,7 +200,7 @@ pub async fn last_state(
 
 pub async fn set_state(w: &mut Write<'_>, build_id: &str, state: Option<&str>) -> Result<()> {
     let sql = "UPDATE workspace_builds SET state_base64 = $2 WHERE id = $1";
-    execute(w, sql, (build_id, state)).await.map(|_| ())
+    execute(w, sql, (build_id, state)).await
 }
 
 /// Whether a workspace has a build whose job has not finished.

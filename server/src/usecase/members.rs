@@ -60,7 +60,7 @@ pub async fn add(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str) -
         )));
     }
     let now_s = work.now_s.clone();
-    store::members::insert(&mut work.write(&permit)?, &org.id, &user.id, &[], &now_s).await?;
+    store::members::insert(&mut work.write(&permit)?, &org.id, &user.id, &now_s).await?;
     let member = store::members::get(work.conn(), &org.id, &user.id)
         .await?
         .ok_or_else(|| Error::internal("member vanished"))?;

@@ -121,7 +121,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewOrg) -> Result<Organi
         .map_err(Error::on_unique(name_taken(&org.name)))?;
     store::groups::insert_everyone(&mut w, &org.id, &now_s).await?;
     if let Some(creator) = caller.user_id() {
-        store::members::insert(&mut w, &org.id, creator, &[], &now_s).await?;
+        store::members::insert(&mut w, &org.id, creator, &now_s).await?;
         work.touch(creator);
     }
     work.audit(

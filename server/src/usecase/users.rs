@@ -407,7 +407,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewUser) -> Result<User>
             "adding a member",
         )?;
         let now_s = work.now_s.clone();
-        store::members::insert(&mut work.write(&permit)?, &org.id, &user.id, &[], &now_s).await?;
+        store::members::insert(&mut work.write(&permit)?, &org.id, &user.id, &now_s).await?;
         work.audit(
             &member,
             Change::in_org(

@@ -62,47 +62,60 @@ pub enum System {
     Reaper,
 }
 
+/// What applying an IdP sync plan may do to memberships, groups and roles
+/// (at a login, in a directory run): each is required before a plan is
+/// applied.
+pub const PLAN_ACTIONS: &[Action] = &[
+    Action::MEMBER_CREATE,
+    Action::MEMBER_DELETE,
+    Action::MEMBER_UPDATE_ROLES,
+    Action::GROUP_CREATE,
+    Action::GROUP_UPDATE,
+    Action::USER_UPDATE_ROLES,
+];
+
+/// What a directory run does to accounts besides applying their plans.
+pub const DIRECTORY_ACCOUNT_ACTIONS: &[Action] = &[
+    Action::USER_CREATE,
+    Action::USER_UPDATE,
+    Action::USER_LINK,
+    Action::USER_SUSPEND,
+];
+
 impl System {
     /// The actions this actor may take on its own authority.
     pub fn may(self, action: Action) -> bool {
-        let allowed: &[Action] = match self {
-            System::Setup => &[
-                Action::ORGANIZATION_CREATE,
-                Action::GROUP_CREATE,
-                Action::USER_CREATE,
-                Action::USER_CREATE_TOKEN,
-            ],
-            System::PasswordLogin => &[Action::USER_UPDATE, Action::USER_CREATE_TOKEN],
-            System::OidcLogin => &[
-                Action::USER_CREATE,
-                Action::USER_CREATE_TOKEN,
-                Action::USER_UPDATE,
-                Action::USER_LINK,
-                Action::USER_UPDATE_ROLES,
-                Action::MEMBER_CREATE,
-                Action::MEMBER_DELETE,
-                Action::MEMBER_UPDATE_ROLES,
-                Action::GROUP_CREATE,
-                Action::GROUP_UPDATE,
-            ],
-            System::DirectorySync => &[
-                Action::USER_CREATE,
-                Action::USER_UPDATE,
-                Action::USER_LINK,
-                Action::USER_SUSPEND,
-                Action::USER_UPDATE_ROLES,
-                Action::MEMBER_CREATE,
-                Action::MEMBER_DELETE,
-                Action::MEMBER_UPDATE_ROLES,
-                Action::GROUP_CREATE,
-                Action::GROUP_UPDATE,
-                Action::LDAPSYNC_RUN,
-            ],
-            System::Sessions => &[Action::USER_UPDATE],
-            System::Config => &[Action::DEPLOYMENT_SYNC_UPDATE],
-            System::Reaper => &[Action::PROVISIONER_JOB_UPDATE],
+        let (own, applies_plans): (&[Action], bool) = match self {
+            System::Setup => (
+                &[
+                    Action::ORGANIZATION_CREATE,
+                    Action::GROUP_CREATE,
+                    Action::USER_CREATE,
+                    Action::USER_CREATE_TOKEN,
+                ],
+                false,
+            ),
+            System::PasswordLogin => (&[Action::USER_UPDATE, Action::USER_CREATE_TOKEN], false),
+            System::OidcLogin => (
+                &[
+                    Action::USER_CREATE,
+                    Action::USER_CREATE_TOKEN,
+                    Action::USER_UPDATE,
+                    Action::USER_LINK,
+                ],
+                true,
+            ),
+            System::DirectorySync => {
+                if action == Action::LDAPSYNC_RUN {
+                    return true;
+                }
+                (DIRECTORY_ACCOUNT_ACTIONS, true)
+            }
+            System::Sessions => (&[Action::USER_UPDATE], false),
+            System::Config => (&[Action::DEPLOYMENT_SYNC_UPDATE], false),
+            System::Reaper => (&[Action::PROVISIONER_JOB_UPDATE], false),
         };
-        allowed.contains(&action)
+        own.contains(&action) || (applies_plans && PLAN_ACTIONS.contains(&action))
     }
 
     /// The audit `source` of its writes.

@@ -54,6 +54,20 @@ impl Rows {
             .push(crate::audit::entry(ctx, now, change).into_row());
     }
 
+    /// The audit entry of a change to an account (site-wide, answered 200).
+    pub(crate) fn user_update(
+        &mut self,
+        ctx: &AuditCtx,
+        now: &str,
+        user_id: &str,
+        username: &str,
+        diff: Value,
+    ) {
+        self.audit(
+            ctx, now, None, "update", "user", user_id, username, diff, 200,
+        );
+    }
+
     pub(crate) fn org_member(&mut self, org: &str, user: &str, roles: &[String], now: &str) {
         self.org_members.push(vec![
             Arg::Text(org.to_owned()),
@@ -322,16 +336,12 @@ pub async fn apply_plan(
             .map(|u| u.roles)
             .unwrap_or_default();
         store::users::set_roles(w, user_id, &roles, now).await?;
-        rows.audit(
+        rows.user_update(
             ctx,
             now,
-            None,
-            "update",
-            "user",
             user_id,
             username,
             json!({"roles": {"old": old, "new": sr.result}}),
-            200,
         );
     }
     Ok(rows.audit.len() - audited)

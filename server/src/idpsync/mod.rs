@@ -7,7 +7,7 @@ pub mod apply;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use orgsync_policy::{Action, ORG_ROLES, SITE_ROLES};
+use orgsync_policy::{ORG_ROLES, SITE_ROLES};
 use orgsync_sync::{GroupInfo, OrgInfo, Plan, Settings, UserState, World};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -306,17 +306,6 @@ pub async fn sync_at_login(
         .await
         .map_err(internal)
 }
-
-/// What applying a plan may do: a caller requires each before it applies one
-/// (the login and the directory sync, on their own authority).
-pub const PLAN_ACTIONS: &[Action] = &[
-    Action::MEMBER_CREATE,
-    Action::MEMBER_DELETE,
-    Action::MEMBER_UPDATE_ROLES,
-    Action::GROUP_CREATE,
-    Action::GROUP_UPDATE,
-    Action::USER_UPDATE_ROLES,
-];
 
 /// Reads the planner's inputs: settings, the world (orgs, groups, roles) and
 /// the user's current state (a new user when `user_id` is None).

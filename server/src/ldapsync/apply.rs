@@ -118,17 +118,8 @@ async fn suspend(
     };
     store::users::set_status(w, &c.user_id, UserStatus::Suspended, now).await?;
     directory::set_suspended_by_sync(w, &c.user_id, LINK_SOURCE, true).await?;
-    rows.audit(
-        ctx,
-        now,
-        None,
-        "update",
-        "user",
-        &c.user_id,
-        &user.username,
-        json!({"status": {"old": user.status.as_str(), "new": "suspended"}, "reason": "gone from the directory"}),
-        200,
-    );
+    let diff = json!({"status": {"old": user.status.as_str(), "new": "suspended"}, "reason": "gone from the directory"});
+    rows.user_update(ctx, now, &c.user_id, &user.username, diff);
     Ok(())
 }
 
@@ -148,17 +139,8 @@ async fn existing_user_updates(
         // directory): the link moves to the new entry.
         let old = store::links::external_id_of(w.conn(), LINK_SOURCE, &c.user_id).await?;
         directory::delete_link(w, &c.user_id, LINK_SOURCE).await?;
-        rows.audit(
-            ctx,
-            now,
-            None,
-            "update",
-            "user",
-            &c.user_id,
-            &entry.username,
-            json!({"ldap_id": {"old": old, "new": entry.id}, "ldap_dn": {"old": null, "new": entry.dn}}),
-            200,
-        );
+        let diff = json!({"ldap_id": {"old": old, "new": entry.id}, "ldap_dn": {"old": null, "new": entry.dn}});
+        rows.user_update(ctx, now, &c.user_id, &entry.username, diff);
     }
     if c.update_profile
         && let Some(user) = store::users::find_by_id(w.conn(), &c.user_id).await?
@@ -168,32 +150,14 @@ async fn existing_user_updates(
             .map_err(ApiError::on_unique(
                 "another account has this email address",
             ))?;
-        rows.audit(
-            ctx,
-            now,
-            None,
-            "update",
-            "user",
-            &c.user_id,
-            &user.username,
-            json!({"email": {"old": user.email, "new": entry.email}, "name": {"old": user.name, "new": entry.name}}),
-            200,
-        );
+        let diff = json!({"email": {"old": user.email, "new": entry.email}, "name": {"old": user.name, "new": entry.name}});
+        rows.user_update(ctx, now, &c.user_id, &user.username, diff);
     }
     if c.reactivate {
         store::users::set_status(w, &c.user_id, UserStatus::Active, now).await?;
         directory::set_suspended_by_sync(w, &c.user_id, LINK_SOURCE, false).await?;
-        rows.audit(
-            ctx,
-            now,
-            None,
-            "update",
-            "user",
-            &c.user_id,
-            &entry.username,
-            json!({"status": {"old": "suspended", "new": "active"}, "reason": "back in the directory"}),
-            200,
-        );
+        let diff = json!({"status": {"old": "suspended", "new": "active"}, "reason": "back in the directory"});
+        rows.user_update(ctx, now, &c.user_id, &entry.username, diff);
     }
     Ok(())
 }

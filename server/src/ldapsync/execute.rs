@@ -22,7 +22,7 @@ use super::run::{Outcome, RunCtx, RunError, RunStatus, Stats};
 use super::state::{self, Known, Link, States};
 use super::{AUDIT_SOURCE, DirectorySync, LINK_SOURCE, apply, plan, settings};
 use crate::audit::AuditCtx;
-use crate::authz::System;
+use crate::authz::{DIRECTORY_ACCOUNT_ACTIONS, PLAN_ACTIONS, System};
 use crate::clock;
 use crate::idpsync::apply as idpsync_apply;
 use crate::store::{self, Conn, directory_runs};
@@ -362,21 +362,6 @@ async fn removal_problem(
     Ok(removal_check(settings, stats, ldap_users, ldap_memberships))
 }
 
-/// What a batch may do, each on the directory sync's own authority
-/// ([`System::DirectorySync`]).
-const BATCH_ACTIONS: &[Action] = &[
-    Action::USER_UPDATE,
-    Action::USER_CREATE,
-    Action::USER_LINK,
-    Action::USER_SUSPEND,
-    Action::USER_UPDATE_ROLES,
-    Action::MEMBER_CREATE,
-    Action::MEMBER_DELETE,
-    Action::MEMBER_UPDATE_ROLES,
-    Action::GROUP_CREATE,
-    Action::GROUP_UPDATE,
-];
-
 /// The caller of a run's writes: the directory sync, audited as `ldap_sync`.
 fn run_caller(audit: &AuditCtx) -> Caller {
     Caller::System {
@@ -523,8 +508,8 @@ impl Applier<'_> {
             .await
             .map_err(RunError::Apply)?;
         // Every write of a batch is on the run's own authority.
-        let mut permits = Vec::with_capacity(BATCH_ACTIONS.len());
-        for action in BATCH_ACTIONS {
+        let mut permits = Vec::new();
+        for action in DIRECTORY_ACCOUNT_ACTIONS.iter().chain(PLAN_ACTIONS) {
             permits.push(
                 work.require(*action, &Resource::site(), "directory sync")
                     .map_err(RunError::Apply)?,

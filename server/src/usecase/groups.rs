@@ -115,12 +115,8 @@ async fn load(
     id: &str,
     action: Action,
 ) -> Result<(Group, Organization, Permit)> {
-    let group = store::groups::find(conn, id)
-        .await?
-        .ok_or_else(|| Error::not_found("group"))?;
-    let org = store::orgs::find(conn, &group.organization_id)
-        .await?
-        .ok_or_else(|| Error::not_found("group"))?;
+    let group = store::groups::find(conn, id).await?;
+    let (group, org) = orgs::with_org(conn, group, |g| &g.organization_id, "group").await?;
     let permit = caller.require(
         ctx.authz,
         action,

@@ -47,6 +47,10 @@ fn check(errors: Vec<FieldError>) -> Result<()> {
     }
 }
 
+/// The roles some settings could make someone hold, and how to say so when
+/// one is refused.
+type Grants = sqlx::Result<(Vec<Grant>, String)>;
+
 /// One kind of sync settings.
 pub trait SyncSettings: Serialize + DeserializeOwned + Default + Clone + Send + Sync {
     const KEY: SettingsKey;
@@ -62,7 +66,7 @@ pub trait SyncSettings: Serialize + DeserializeOwned + Default + Clone + Send + 
         &self,
         conn: &mut Conn,
         org: Option<&Organization>,
-    ) -> impl Future<Output = sqlx::Result<(Vec<Grant>, String)>> + Send;
+    ) -> impl Future<Output = Grants> + Send;
 }
 
 impl SyncSettings for OrganizationSyncSettings {
@@ -76,11 +80,7 @@ impl SyncSettings for OrganizationSyncSettings {
         &mut self.mapping
     }
 
-    async fn grants(
-        &self,
-        conn: &mut Conn,
-        _org: Option<&Organization>,
-    ) -> sqlx::Result<(Vec<Grant>, String)> {
+    async fn grants(&self, conn: &mut Conn, _org: Option<&Organization>) -> Grants {
         Ok((
             idpsync::org_sync_grants(conn, self).await?,
             "the organization sync settings".to_owned(),
@@ -103,11 +103,7 @@ impl SyncSettings for SiteRoleSyncSettings {
         &mut self.mapping
     }
 
-    async fn grants(
-        &self,
-        _conn: &mut Conn,
-        _org: Option<&Organization>,
-    ) -> sqlx::Result<(Vec<Grant>, String)> {
+    async fn grants(&self, _conn: &mut Conn, _org: Option<&Organization>) -> Grants {
         Ok((
             idpsync::site_role_sync_grants(self),
             "the site role sync settings (a claim field passes unmapped values through as role \
@@ -128,11 +124,7 @@ impl SyncSettings for GroupSyncSettings {
         &mut self.mapping
     }
 
-    async fn grants(
-        &self,
-        _conn: &mut Conn,
-        _org: Option<&Organization>,
-    ) -> sqlx::Result<(Vec<Grant>, String)> {
+    async fn grants(&self, _conn: &mut Conn, _org: Option<&Organization>) -> Grants {
         // Group membership grants no role.
         Ok((Vec::new(), String::new()))
     }
@@ -153,11 +145,7 @@ impl SyncSettings for RoleSyncSettings {
         &mut self.mapping
     }
 
-    async fn grants(
-        &self,
-        _conn: &mut Conn,
-        org: Option<&Organization>,
-    ) -> sqlx::Result<(Vec<Grant>, String)> {
+    async fn grants(&self, _conn: &mut Conn, org: Option<&Organization>) -> Grants {
         let Some(org) = org else {
             return Ok((Vec::new(), String::new()));
         };

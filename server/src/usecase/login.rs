@@ -163,7 +163,7 @@ async fn login_tx(
     // IdP sync on the login's own authority: each action a plan may take
     // is required first.
     let mut permits = Vec::new();
-    for action in crate::idpsync::PLAN_ACTIONS {
+    for action in crate::authz::PLAN_ACTIONS {
         permits.push(work.require(*action, &Resource::site(), "IdP sync")?);
     }
     let mut w = work.write(&permits[0])?;

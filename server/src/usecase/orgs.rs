@@ -33,6 +33,20 @@ pub async fn load(
     Ok((org, permit))
 }
 
+/// An object of an organization (`found`, when it exists) with its
+/// organization (`org_id` of the object); 404 naming `what` when either is
+/// missing.
+pub(crate) async fn with_org<T>(
+    conn: &mut Conn,
+    found: Option<T>,
+    org_id: impl Fn(&T) -> &str,
+    what: &str,
+) -> Result<(T, Organization)> {
+    let found = found.ok_or_else(|| Error::not_found(what))?;
+    let org = store::orgs::find(conn, org_id(&found)).await?;
+    Ok((found, org.ok_or_else(|| Error::not_found(what))?))
+}
+
 /// [`load`] inside an operation's transaction.
 pub async fn load_in(
     work: &mut Work<'_>,

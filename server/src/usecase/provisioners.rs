@@ -244,12 +244,8 @@ async fn load_job(
     id: &str,
     action: Action,
 ) -> Result<(Job, Organization, Permit)> {
-    let job = store::jobs::get(conn, id)
-        .await?
-        .ok_or_else(|| Error::not_found("job"))?;
-    let org = store::orgs::find(conn, &job.organization_id)
-        .await?
-        .ok_or_else(|| Error::not_found("job"))?;
+    let job = store::jobs::get(conn, id).await?;
+    let (job, org) = orgs::with_org(conn, job, |j| &j.organization_id, "job").await?;
     let permit = caller.require(ctx.authz, action, &job_resource(&org, &job), "job")?;
     Ok((job, org, permit))
 }

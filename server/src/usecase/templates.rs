@@ -275,12 +275,8 @@ pub async fn list_versions(
 
 pub async fn get_version(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<TemplateVersion> {
     let mut conn = ctx.conn().await?;
-    let v = store::templates::get_version(&mut conn, id)
-        .await?
-        .ok_or_else(|| Error::not_found("template version"))?;
-    let org = store::orgs::find(&mut conn, &v.organization_id)
-        .await?
-        .ok_or_else(|| Error::not_found("template version"))?;
+    let v = store::templates::get_version(&mut conn, id).await?;
+    let (v, org) = orgs::with_org(&mut conn, v, |v| &v.organization_id, "template version").await?;
     let r = version_resource(&mut conn, &org, &v).await?;
     caller.require(
         ctx.authz,
@@ -462,12 +458,8 @@ async fn load_template(
     id: &str,
     action: Action,
 ) -> Result<(Template, Organization, Permit)> {
-    let t = store::templates::get_template(conn, id)
-        .await?
-        .ok_or_else(|| Error::not_found("template"))?;
-    let org = store::orgs::find(conn, &t.organization_id)
-        .await?
-        .ok_or_else(|| Error::not_found("template"))?;
+    let t = store::templates::get_template(conn, id).await?;
+    let (t, org) = orgs::with_org(conn, t, |t| &t.organization_id, "template").await?;
     let permit = caller.require(ctx.authz, action, &template_resource(&org, &t), "template")?;
     Ok((t, org, permit))
 }

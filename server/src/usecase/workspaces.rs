@@ -266,12 +266,8 @@ async fn load(
     id: &str,
     action: Action,
 ) -> Result<(Workspace, Organization, Permit)> {
-    let w = store::workspaces::get(conn, id)
-        .await?
-        .ok_or_else(|| Error::not_found("workspace"))?;
-    let org = store::orgs::find(conn, &w.organization_id)
-        .await?
-        .ok_or_else(|| Error::not_found("workspace"))?;
+    let w = store::workspaces::get(conn, id).await?;
+    let (w, org) = orgs::with_org(conn, w, |w| &w.organization_id, "workspace").await?;
     let permit = caller.require(ctx.authz, action, &ws_resource(&org, &w), "workspace")?;
     Ok((w, org, permit))
 }

@@ -161,8 +161,9 @@ pub struct Write<'c> {
 }
 
 impl<'c> Write<'c> {
-    /// A write handle on `conn` under `permit`. Made only by `Work::write`
-    /// (checked by `layering.rs`).
+    /// A write handle on `conn` under `permit`. Made by `Work::write`, and
+    /// nowhere else but for the OIDC login state rows whose connection the HTTP
+    /// adapter holds (`oidc.rs`; both checked by `layering.rs`).
     pub fn new(conn: &'c mut store::Conn, permit: &Permit) -> Self {
         Self {
             conn,

@@ -53,11 +53,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use orgsync::app::{App, AppState};
+use orgsync::authz::System;
 use orgsync::config::{ServerArgs, ServerConfig};
 use orgsync::idpsync::{SettingsKey, store_settings};
 use orgsync::ldapsync::{self, RunRequest, Trigger};
 use orgsync::model::{LoginType, Organization};
 use orgsync::store;
+use orgsync::usecase::{Caller, Work};
+use orgsync_policy::{Action, Resource};
 use orgsync_sync::ldap::LdapSettings;
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
@@ -309,9 +312,15 @@ async fn setup(db: &BenchDb, slapd: &Slapd) -> AppState {
         .await
         .unwrap();
     let now = orgsync::clock::fmt(orgsync::clock::now());
-    let mut tx = app.db.begin().await.unwrap();
+    // Seeded on the authority of the deployment's setup, in one transaction.
+    let setup = Caller::system(System::Setup);
+    let mut work = Work::begin(app.ctx(), &setup).await.unwrap();
+    let permit = work
+        .require(Action::ORGANIZATION_CREATE, &Resource::site(), "seed")
+        .unwrap();
+    let mut w = work.write(&permit).unwrap();
     store::users::insert(
-        &mut tx,
+        &mut w,
         &store::users::NewUser {
             id: &new_id(),
             username: "admin",
@@ -336,12 +345,12 @@ async fn setup(db: &BenchDb, slapd: &Slapd) -> AppState {
             created_at: now.clone(),
             updated_at: now.clone(),
         };
-        store::orgs::insert(&mut tx, &org).await.unwrap();
-        store::groups::insert_everyone(&mut tx, &org.id, &now)
+        store::orgs::insert(&mut w, &org).await.unwrap();
+        store::groups::insert_everyone(&mut w, &org.id, &now)
             .await
             .unwrap();
         store_settings(
-            &mut tx,
+            &mut w,
             Some(&org.id),
             SettingsKey::Groups,
             &json!({"field": "groups", "regex_filter": r"^group-\d*[02468]$",
@@ -351,7 +360,7 @@ async fn setup(db: &BenchDb, slapd: &Slapd) -> AppState {
         .await
         .unwrap();
         store_settings(
-            &mut tx,
+            &mut w,
             Some(&org.id),
             SettingsKey::Roles,
             &json!({"field": "groups", "mapping": {
@@ -364,7 +373,7 @@ async fn setup(db: &BenchDb, slapd: &Slapd) -> AppState {
         .unwrap();
     }
     store_settings(
-        &mut tx,
+        &mut w,
         None,
         SettingsKey::Organization,
         &json!({"field": "department", "organization_assign_default": true, "mapping": {
@@ -400,10 +409,9 @@ async fn setup(db: &BenchDb, slapd: &Slapd) -> AppState {
     if let Err(e) = ldap.validate() {
         panic!("invalid LDAP settings: {e:?}");
     }
-    ldapsync::store_settings(&mut tx, &ldap, &now)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    ldapsync::store_settings(&mut w, &ldap, &now).await.unwrap();
+
+    work.commit().await.unwrap();
     app
 }
 

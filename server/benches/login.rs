@@ -43,11 +43,14 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use orgsync::api::oidc::complete_login;
 use orgsync::app::{App, AppState};
 use orgsync::audit::AuditCtx;
+use orgsync::authz::System;
 use orgsync::config::{OidcArgs, ServerArgs, ServerConfig};
 use orgsync::idpsync::{SettingsKey, store_settings};
 use orgsync::model::{LoginType, Organization};
 use orgsync::oidc::Identity;
 use orgsync::store;
+use orgsync::usecase::{Caller, Work};
+use orgsync_policy::{Action, Resource};
 use serde_json::{Map, Value, json};
 use sqlx::Connection;
 
@@ -181,10 +184,16 @@ async fn setup(postgres: bool) -> (AppState, BenchDb) {
         .await
         .unwrap();
     let now = orgsync::clock::fmt(orgsync::clock::now());
-    let mut tx = app.db.begin().await.unwrap();
+    // Seeded on the authority of the deployment's setup, in one transaction.
+    let setup = Caller::system(System::Setup);
+    let mut work = Work::begin(app.ctx(), &setup).await.unwrap();
+    let permit = work
+        .require(Action::ORGANIZATION_CREATE, &Resource::site(), "seed")
+        .unwrap();
+    let mut w = work.write(&permit).unwrap();
     // An owner, so the deployment is set up.
     store::users::insert(
-        &mut tx,
+        &mut w,
         &store::users::NewUser {
             id: &new_id(),
             username: "admin",
@@ -201,7 +210,7 @@ async fn setup(postgres: bool) -> (AppState, BenchDb) {
     let mut org_mapping = Map::new();
     for o in 0..ORGS {
         let org = if o == 0 {
-            store::orgs::default_org(&mut tx).await.unwrap().unwrap()
+            store::orgs::default_org(w.conn()).await.unwrap().unwrap()
         } else {
             let org = Organization {
                 id: new_id(),
@@ -213,8 +222,8 @@ async fn setup(postgres: bool) -> (AppState, BenchDb) {
                 created_at: now.clone(),
                 updated_at: now.clone(),
             };
-            store::orgs::insert(&mut tx, &org).await.unwrap();
-            store::groups::insert_everyone(&mut tx, &org.id, &now)
+            store::orgs::insert(&mut w, &org).await.unwrap();
+            store::groups::insert_everyone(&mut w, &org.id, &now)
                 .await
                 .unwrap();
             org
@@ -225,7 +234,7 @@ async fn setup(postgres: bool) -> (AppState, BenchDb) {
         for g in 0..GROUPS_PER_ORG {
             let id = new_id();
             store::groups::insert(
-                &mut tx,
+                &mut w,
                 &store::groups::NewGroup {
                     id: &id,
                     organization_id: &org.id,
@@ -250,7 +259,7 @@ async fn setup(postgres: bool) -> (AppState, BenchDb) {
             );
         }
         store_settings(
-            &mut tx,
+            &mut w,
             Some(&org.id),
             SettingsKey::Groups,
             &json!({"field": "groups", "mapping": mapping,
@@ -260,7 +269,7 @@ async fn setup(postgres: bool) -> (AppState, BenchDb) {
         .await
         .unwrap();
         store_settings(
-            &mut tx,
+            &mut w,
             Some(&org.id),
             SettingsKey::Roles,
             &json!({"field": "roles", "mapping": {format!("lead-{o}"): ["organization-admin"]}}),
@@ -270,7 +279,7 @@ async fn setup(postgres: bool) -> (AppState, BenchDb) {
         .unwrap();
     }
     store_settings(
-        &mut tx,
+        &mut w,
         None,
         SettingsKey::Organization,
         &json!({"field": "groups", "mapping": org_mapping, "organization_assign_default": true}),
@@ -278,7 +287,8 @@ async fn setup(postgres: bool) -> (AppState, BenchDb) {
     )
     .await
     .unwrap();
-    tx.commit().await.unwrap();
+
+    work.commit().await.unwrap();
 
     // The first login creates and syncs the user (not measured); the second
     // brings it to the state of set `a`.

@@ -11,7 +11,6 @@ use crate::authz::Authz;
 use crate::clock;
 use crate::config::ServerConfig;
 use crate::db::Db;
-use crate::model::{DEFAULT_ORG_NAME, Organization};
 use crate::store;
 
 /// Everything a request handler can reach.
@@ -71,13 +70,16 @@ impl App {
         let db = Db::open(config.database_url.expose())
             .await
             .context("cannot open the database")?;
-        ensure_default_org(&db)
+        crate::usecase::orgs::ensure_default(crate::usecase::Ctx::new(&db, &authz))
             .await
-            .context("cannot create the default organization")?;
+            .map_err(|e| startup_error("cannot create the default organization", e))?;
         if let Some(ldap) = &config.ldapsync {
-            crate::ldapsync::apply_file_settings(&db, ldap, clock::now())
+            let ctx = crate::usecase::Ctx::new(&db, &authz);
+            crate::ldapsync::apply_file_settings(ctx, ldap, clock::now())
                 .await
-                .context("cannot store the config file's LDAP sync settings")?;
+                .map_err(|e| {
+                    startup_error("cannot store the config file's LDAP sync settings", e)
+                })?;
         }
         let shutdown = tokio_util::sync::CancellationToken::new();
         let app = Arc::new(App {
@@ -246,33 +248,13 @@ fn tighten(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Replicas starting at once on a fresh database race here: the loser's
-/// insert hits the unique name and finds the winner's org on its retry.
-async fn ensure_default_org(db: &Db) -> Result<(), sqlx::Error> {
-    match create_default_org(db).await {
-        Err(e) if crate::db::is_unique_violation(&e) => create_default_org(db).await,
-        other => other,
-    }
-}
-
-async fn create_default_org(db: &Db) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    if store::orgs::default_org(&mut tx).await?.is_none() {
-        let now = clock::fmt(clock::now());
-        let org = Organization {
-            id: store::new_id(),
-            name: DEFAULT_ORG_NAME.to_owned(),
-            display_name: "Coder".to_owned(),
-            description: "The default organization; every new user joins it.".to_owned(),
-            icon: String::new(),
-            is_default: true,
-            created_at: now.clone(),
-            updated_at: now.clone(),
-        };
-        store::orgs::insert(&mut tx, &org).await?;
-        store::groups::insert_everyone(&mut tx, &org.id, &now).await?;
-    }
-    tx.commit().await
+/// A use case's failure at startup, with its internal cause.
+fn startup_error(what: &str, e: crate::error::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what}: {}{}",
+        e.body.message,
+        e.internal.map(|c| format!(" ({c})")).unwrap_or_default()
+    )
 }
 
 /// A server bound to its port, serving until `shutdown` resolves.

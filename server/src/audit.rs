@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::store::{self, Conn, audit::AuditEntry};
+use crate::store::{self, Write, audit::AuditEntry};
 
 /// Who acts and from where.
 #[derive(Debug, Clone, Default)]
@@ -140,32 +140,34 @@ impl<'a> Change<'a> {
     }
 }
 
+/// The audit entry of `change`, made by `ctx` at `now`.
+pub fn entry(ctx: &AuditCtx, now: &str, change: Change<'_>) -> AuditEntry {
+    AuditEntry {
+        id: store::new_id(),
+        time: now.to_owned(),
+        user_id: ctx.user_id.clone(),
+        organization_id: change.organization_id.map(str::to_owned),
+        action: change.action.to_owned(),
+        resource_type: change.resource_type.to_owned(),
+        resource_id: change.resource_id.to_owned(),
+        resource_target: change.resource_target.to_owned(),
+        diff: change.diff,
+        status_code: i64::from(change.status_code),
+        ip: ctx.ip.clone(),
+        user_agent: ctx.user_agent.clone(),
+        request_id: ctx.request_id.clone(),
+        source: ctx.source.to_owned(),
+    }
+}
+
+/// Writes the audit entry of `change`, under the permit that opened `w`.
 pub async fn record(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     ctx: &AuditCtx,
     now: &str,
     change: Change<'_>,
 ) -> sqlx::Result<()> {
-    store::audit::insert(
-        conn,
-        &AuditEntry {
-            id: store::new_id(),
-            time: now.to_owned(),
-            user_id: ctx.user_id.clone(),
-            organization_id: change.organization_id.map(str::to_owned),
-            action: change.action.to_owned(),
-            resource_type: change.resource_type.to_owned(),
-            resource_id: change.resource_id.to_owned(),
-            resource_target: change.resource_target.to_owned(),
-            diff: change.diff,
-            status_code: i64::from(change.status_code),
-            ip: ctx.ip.clone(),
-            user_agent: ctx.user_agent.clone(),
-            request_id: ctx.request_id.clone(),
-            source: ctx.source.to_owned(),
-        },
-    )
-    .await
+    store::audit::insert(w, entry(ctx, now, change)).await
 }
 
 #[cfg(test)]

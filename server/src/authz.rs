@@ -52,59 +52,77 @@ pub enum System {
     /// A directory (LDAP) sync run: creates, links, suspends and reactivates
     /// accounts and applies IdP sync per user.
     DirectorySync,
+    /// A session key's own bookkeeping, for its holder: the last use and the
+    /// sliding expiry recorded as a request authenticates, and the end of a
+    /// session its holder asks for (logout). It gives no one any authority.
+    Sessions,
     /// Settings read from the config file at startup.
     Config,
     /// The job reaper: fails jobs whose daemon went silent.
     Reaper,
 }
 
+/// What applying an IdP sync plan may do to memberships, groups and roles
+/// (at a login, in a directory run): each is required before a plan is
+/// applied.
+pub const PLAN_ACTIONS: &[Action] = &[
+    Action::MEMBER_CREATE,
+    Action::MEMBER_DELETE,
+    Action::MEMBER_UPDATE_ROLES,
+    Action::GROUP_CREATE,
+    Action::GROUP_UPDATE,
+    Action::USER_UPDATE_ROLES,
+];
+
+/// What a directory run does to accounts besides applying their plans.
+pub const DIRECTORY_ACCOUNT_ACTIONS: &[Action] = &[
+    Action::USER_CREATE,
+    Action::USER_UPDATE,
+    Action::USER_LINK,
+    Action::USER_SUSPEND,
+];
+
 impl System {
     /// The actions this actor may take on its own authority.
     pub fn may(self, action: Action) -> bool {
-        let allowed: &[Action] = match self {
-            System::Setup => &[
-                Action::ORGANIZATION_CREATE,
-                Action::GROUP_CREATE,
-                Action::USER_CREATE,
-                Action::USER_CREATE_TOKEN,
-            ],
-            System::PasswordLogin => &[Action::USER_UPDATE, Action::USER_CREATE_TOKEN],
-            System::OidcLogin => &[
-                Action::USER_CREATE,
-                Action::USER_CREATE_TOKEN,
-                Action::USER_UPDATE,
-                Action::USER_LINK,
-                Action::USER_UPDATE_ROLES,
-                Action::MEMBER_CREATE,
-                Action::MEMBER_DELETE,
-                Action::MEMBER_UPDATE_ROLES,
-                Action::GROUP_CREATE,
-                Action::GROUP_UPDATE,
-            ],
-            System::DirectorySync => &[
-                Action::USER_CREATE,
-                Action::USER_UPDATE,
-                Action::USER_LINK,
-                Action::USER_SUSPEND,
-                Action::USER_UPDATE_ROLES,
-                Action::MEMBER_CREATE,
-                Action::MEMBER_DELETE,
-                Action::MEMBER_UPDATE_ROLES,
-                Action::GROUP_CREATE,
-                Action::GROUP_UPDATE,
-                Action::LDAPSYNC_RUN,
-            ],
-            System::Config => &[Action::DEPLOYMENT_SYNC_UPDATE],
-            System::Reaper => &[Action::PROVISIONER_JOB_UPDATE],
+        let (own, applies_plans): (&[Action], bool) = match self {
+            System::Setup => (
+                &[
+                    Action::ORGANIZATION_CREATE,
+                    Action::GROUP_CREATE,
+                    Action::USER_CREATE,
+                    Action::USER_CREATE_TOKEN,
+                ],
+                false,
+            ),
+            System::PasswordLogin => (&[Action::USER_UPDATE, Action::USER_CREATE_TOKEN], false),
+            System::OidcLogin => (
+                &[
+                    Action::USER_CREATE,
+                    Action::USER_CREATE_TOKEN,
+                    Action::USER_UPDATE,
+                    Action::USER_LINK,
+                ],
+                true,
+            ),
+            System::DirectorySync => {
+                if action == Action::LDAPSYNC_RUN {
+                    return true;
+                }
+                (DIRECTORY_ACCOUNT_ACTIONS, true)
+            }
+            System::Sessions => (&[Action::USER_UPDATE], false),
+            System::Config => (&[Action::DEPLOYMENT_SYNC_UPDATE], false),
+            System::Reaper => (&[Action::PROVISIONER_JOB_UPDATE], false),
         };
-        allowed.contains(&action)
+        own.contains(&action) || (applies_plans && PLAN_ACTIONS.contains(&action))
     }
 
     /// The audit `source` of its writes.
     pub fn audit_source(self) -> &'static str {
         match self {
             System::Setup => "system",
-            System::PasswordLogin => "api",
+            System::PasswordLogin | System::Sessions => "api",
             System::Config => "config",
             System::OidcLogin => "oidc_login",
             System::DirectorySync => "ldap_sync",
@@ -129,6 +147,46 @@ impl Permit {
             action,
             by: Authority::System(actor),
         })
+    }
+}
+
+/// A connection that may write: every store function whose SQL writes takes
+/// one (checked by `layering.rs`). Its only constructor needs a [`Permit`], so
+/// a write cannot be reached without an Allow decision or a system actor's
+/// named authority; the use cases get one from [`crate::usecase::Work::write`],
+/// which also checks that the permit is its caller's.
+pub struct Write<'c> {
+    conn: &'c mut store::Conn,
+    action: Action,
+}
+
+impl<'c> Write<'c> {
+    /// A write handle on `conn` under `permit`. Made by `Work::write`, and
+    /// nowhere else but for the OIDC login state rows whose connection the HTTP
+    /// adapter holds (`oidc.rs`; both checked by `layering.rs`).
+    pub fn new(conn: &'c mut store::Conn, permit: &Permit) -> Self {
+        Self {
+            conn,
+            action: permit.action(),
+        }
+    }
+
+    /// The connection, for the statements of a store function.
+    pub fn conn(&mut self) -> &mut store::Conn {
+        self.conn
+    }
+
+    /// The action whose permit opened this handle.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+}
+
+impl std::fmt::Debug for Write<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Write")
+            .field("action", &self.action.name())
+            .finish_non_exhaustive()
     }
 }
 

@@ -9,12 +9,13 @@ use std::time::Duration;
 use orgsync_policy::{Action, OrgRef, PrincipalEntity, Resource};
 use tokio::sync::Notify;
 
-use crate::authz::System;
+use crate::audit::AuditCtx;
+use crate::authz::{Permit, System};
 use crate::clock;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::provisioner::{AcquiredJob, JobResult, JobStatus, JobType, LogLine, Tags, Transition};
-use crate::store::{self, Conn, jobs::Job};
+use crate::store::{self, Conn, Write, jobs::Job};
 use crate::usecase::{Caller, Ctx, Work};
 
 /// Wakes idle daemons when jobs are queued.
@@ -50,6 +51,15 @@ pub struct DaemonIdentity {
 }
 
 impl DaemonIdentity {
+    /// The daemon as the caller of its operations: the policies decide its
+    /// every action.
+    pub fn caller(&self) -> Caller {
+        Caller::Daemon {
+            principal: Box::new(self.principal.clone()),
+            audit: AuditCtx::default(),
+        }
+    }
+
     pub fn new(id: String, org: OrgRef, provisioners: Vec<String>, tags: Tags) -> Self {
         let principal = PrincipalEntity::daemon(&id, &org);
         Self {
@@ -70,9 +80,13 @@ pub trait QueueHandle: Send + Sync + 'static {
 
 /// Enqueues a job in the caller's transaction; daemons are woken at commit
 /// (`after_commit`). On PostgreSQL other replicas are notified too.
-pub async fn enqueue(db: &Db, conn: &mut Conn, job: &store::jobs::NewJob<'_>) -> sqlx::Result<()> {
-    store::jobs::insert(conn, job).await?;
-    db.notify_jobs(conn, job.organization_id).await
+pub async fn enqueue(
+    db: &Db,
+    w: &mut Write<'_>,
+    job: &store::jobs::NewJob<'_>,
+) -> sqlx::Result<()> {
+    store::jobs::insert(w, job).await?;
+    db.notify_jobs(w.conn(), job.organization_id).await
 }
 
 /// Call after the transaction that enqueued jobs committed.
@@ -86,8 +100,9 @@ pub async fn acquire(
     daemon: &DaemonIdentity,
     wait: Duration,
 ) -> ApiResult<Option<AcquiredJob>> {
-    q.ctx.authz.require(
-        &daemon.principal,
+    let caller = daemon.caller();
+    let permit = caller.require(
+        q.ctx.authz,
         Action::PROVISIONER_JOB_ACQUIRE,
         &Resource::organization(&daemon.org),
         "organization",
@@ -97,11 +112,12 @@ pub async fn acquire(
         let notified = q.hub.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let now = clock::fmt(clock::now());
-        let mut tx = q.ctx.db.begin().await?;
-        store::provisioners::touch_daemon(&mut tx, &daemon.id, &now).await?;
+        let mut work = Work::begin(q.ctx, &caller).await?;
+        let now = work.now_s.clone();
+        let mut w = work.write(&permit)?;
+        store::provisioners::touch_daemon(&mut w, &daemon.id, &now).await?;
         let claimed = store::jobs::claim(
-            &mut tx,
+            &mut w,
             q.ctx.db.dialect(),
             &daemon.org.id,
             &daemon.provisioners,
@@ -111,14 +127,14 @@ pub async fn acquire(
         )
         .await?;
         let payload = match &claimed {
-            Some(job) => payload(&mut tx, job, &daemon.org.id).await?,
+            Some(job) => payload(work.conn(), job, &daemon.org.id).await?,
             None => None,
         };
         if let (Some(job), None) = (&claimed, &payload) {
             // Claimed but not servable to this org: failed, in the same
             // transaction; the daemon looks for another job at once.
             store::jobs::finish(
-                &mut tx,
+                &mut work.write(&permit)?,
                 &job.id,
                 &daemon.id,
                 JobStatus::Failed,
@@ -126,11 +142,11 @@ pub async fn acquire(
                 &now,
             )
             .await?;
-            tx.commit().await?;
+            work.commit().await?;
             tracing::warn!(job_id = %job.id, daemon = %daemon.id, "job failed: its template archive is not bound to its organization");
             continue;
         }
-        tx.commit().await?;
+        work.commit().await?;
         if let Some(p) = payload {
             tracing::info!(job_id = %p.id, daemon = %daemon.id, "job acquired");
             return Ok(Some(p));
@@ -220,27 +236,21 @@ async fn payload(conn: &mut Conn, job: &Job, org_id: &str) -> ApiResult<Option<A
 }
 
 /// Loads a job in the operation's transaction and requires that this daemon
-/// may act on it.
+/// (the caller of `work`) may act on it: the job and the permit to.
 async fn daemon_job(
-    conn: &mut Conn,
-    q: Queue<'_>,
+    work: &mut Work<'_>,
     daemon: &DaemonIdentity,
     job_id: &str,
-) -> ApiResult<Job> {
-    let job = store::jobs::get(conn, job_id)
+) -> ApiResult<(Job, Permit)> {
+    let job = store::jobs::get(work.conn(), job_id)
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
     let resource = Resource::provisioner_job(&daemon.org_for(&job), &job.id, &job.initiator_id);
-    q.ctx.authz.require(
-        &daemon.principal,
-        Action::PROVISIONER_JOB_UPDATE,
-        &resource,
-        "job",
-    )?;
+    let permit = work.require(Action::PROVISIONER_JOB_UPDATE, &resource, "job")?;
     if job.worker_id.as_deref() != Some(daemon.id.as_str()) {
         return Err(ApiError::conflict("this job is not held by this daemon"));
     }
-    Ok(job)
+    Ok((job, permit))
 }
 
 impl DaemonIdentity {
@@ -266,12 +276,14 @@ pub async fn heartbeat(
     daemon: &DaemonIdentity,
     job_id: &str,
 ) -> ApiResult<HeartbeatReply> {
-    let now = clock::fmt(clock::now());
-    let mut tx = q.ctx.db.begin().await?;
-    daemon_job(&mut tx, q, daemon, job_id).await?;
-    store::provisioners::touch_daemon(&mut tx, &daemon.id, &now).await?;
-    let status = store::jobs::heartbeat(&mut tx, job_id, &daemon.id, &now).await?;
-    tx.commit().await?;
+    let caller = daemon.caller();
+    let mut work = Work::begin(q.ctx, &caller).await?;
+    let (_, permit) = daemon_job(&mut work, daemon, job_id).await?;
+    let now = work.now_s.clone();
+    let mut w = work.write(&permit)?;
+    store::provisioners::touch_daemon(&mut w, &daemon.id, &now).await?;
+    let status = store::jobs::heartbeat(&mut w, job_id, &daemon.id, &now).await?;
+    work.commit().await?;
     match status {
         Some(JobStatus::Running) => Ok(HeartbeatReply { cancel: false }),
         Some(JobStatus::Canceling) => Ok(HeartbeatReply { cancel: true }),
@@ -332,15 +344,16 @@ pub async fn append_logs(
             format!("at most {MAX_LOG_LINES_PER_CALL} lines per call"),
         ));
     }
-    let mut tx = q.ctx.db.begin().await?;
-    let job = daemon_job(&mut tx, q, daemon, job_id).await?;
+    let caller = daemon.caller();
+    let mut work = Work::begin(q.ctx, &caller).await?;
+    let (job, permit) = daemon_job(&mut work, daemon, job_id).await?;
     if job.status.is_terminal() {
         return Err(ApiError::conflict("the job has finished"));
     }
     let lines: Vec<LogLine> = lines.iter().map(clean_log_line).collect();
-    let now = clock::fmt(clock::now());
-    store::jobs::append_logs(&mut tx, job_id, &lines, &now).await?;
-    tx.commit().await?;
+    let now = work.now_s.clone();
+    store::jobs::append_logs(&mut work.write(&permit)?, job_id, &lines, &now).await?;
+    work.commit().await?;
     Ok(())
 }
 
@@ -371,33 +384,26 @@ pub async fn complete(
     result: &JobResult,
 ) -> ApiResult<()> {
     check_state(result)?;
-    let mut tx = q.ctx.db.begin().await?;
-    let job = daemon_job(&mut tx, q, daemon, job_id).await?;
-    let now = clock::fmt(clock::now());
-    if !store::jobs::finish(
-        &mut tx,
-        job_id,
-        &daemon.id,
-        JobStatus::Succeeded,
-        None,
-        &now,
-    )
-    .await?
-    {
+    let caller = daemon.caller();
+    let mut work = Work::begin(q.ctx, &caller).await?;
+    let (job, permit) = daemon_job(&mut work, daemon, job_id).await?;
+    let now = work.now_s.clone();
+    let mut w = work.write(&permit)?;
+    if !store::jobs::finish(&mut w, job_id, &daemon.id, JobStatus::Succeeded, None, &now).await? {
         return Err(ApiError::conflict(
             "the job is not running on this daemon any more",
         ));
     }
     if job.job_type == JobType::WorkspaceBuild
-        && let Some(build) = store::workspaces::build_by_job(&mut tx, job_id).await?
+        && let Some(build) = store::workspaces::build_by_job(w.conn(), job_id).await?
     {
-        store::workspaces::set_state(&mut tx, &build.build_id, result.state_base64.as_deref())
-            .await?;
+        let state = result.state_base64.as_deref();
+        store::workspaces::set_state(&mut w, &build.build_id, state).await?;
         if build.transition == Transition::Delete {
-            store::workspaces::mark_deleted(&mut tx, &build.workspace_id, &now).await?;
+            store::workspaces::mark_deleted(&mut w, &build.workspace_id, &now).await?;
         }
     }
-    tx.commit().await?;
+    work.commit().await?;
     tracing::info!(job_id, daemon = %daemon.id, "job succeeded");
     Ok(())
 }
@@ -410,21 +416,23 @@ pub async fn fail(
     error: &str,
     canceled: bool,
 ) -> ApiResult<()> {
-    let mut tx = q.ctx.db.begin().await?;
-    let job = daemon_job(&mut tx, q, daemon, job_id).await?;
-    let now = clock::fmt(clock::now());
+    let caller = daemon.caller();
+    let mut work = Work::begin(q.ctx, &caller).await?;
+    let (job, permit) = daemon_job(&mut work, daemon, job_id).await?;
+    let now = work.now_s.clone();
     let status = if canceled && job.status == JobStatus::Canceling {
         JobStatus::Canceled
     } else {
         JobStatus::Failed
     };
     let error: String = error.chars().filter(|&c| c != '\0').take(4000).collect();
-    if !store::jobs::finish(&mut tx, job_id, &daemon.id, status, Some(&error), &now).await? {
+    let mut w = work.write(&permit)?;
+    if !store::jobs::finish(&mut w, job_id, &daemon.id, status, Some(&error), &now).await? {
         return Err(ApiError::conflict(
             "the job is not running on this daemon any more",
         ));
     }
-    tx.commit().await?;
+    work.commit().await?;
     tracing::info!(job_id, daemon = %daemon.id, status = status.as_str(), "job finished without success");
     Ok(())
 }
@@ -442,7 +450,8 @@ pub async fn reap(
     let permit = work.require(Action::PROVISIONER_JOB_UPDATE, &Resource::site(), "job")?;
     let cutoff = clock::fmt(now - chrono::Duration::from_std(timeout).unwrap_or_default());
     let now_s = work.now_s.clone();
-    let ids = store::jobs::reap(work.conn(), &cutoff, timeout.as_secs(), &now_s).await?;
+    let mut w = work.write(&permit)?;
+    let ids = store::jobs::reap(&mut w, &cutoff, timeout.as_secs(), &now_s).await?;
     work.commit().await?;
     if !ids.is_empty() {
         tracing::warn!(

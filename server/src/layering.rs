@@ -1,7 +1,9 @@
 //! The layering rules of `ARCHITECTURE.md`, checked on the source itself:
 //! SQL only in `store/` and `db.rs`; HTTP handlers reach the database only
 //! through the use cases; the use cases and domain modules know nothing of
-//! HTTP or of the application state.
+//! HTTP or of the application state; a store function whose SQL writes takes
+//! the write handle that only a `Permit` opens, and only `Work::write` opens
+//! one.
 //!
 //! Each rule names the files that break it, so a failure says where to look;
 //! none may.
@@ -21,6 +23,8 @@ const SQL_MARKERS: &[&str] = &[
     "query_scalar(",
     "QueryBuilder",
     "sqlx::raw_sql",
+    "AssertSqlSafe",
+    "sql!(",
 ];
 
 fn src() -> PathBuf {
@@ -158,6 +162,150 @@ fn use_cases_return_no_string_errors() {
     assert_exactly(&found, &[], "use case returning a string as its error");
 }
 
+/// The functions of a store file whose SQL writes (`INSERT`, `UPDATE`,
+/// `DELETE`, upserts included) but whose signature takes no [`Write`] handle.
+///
+/// [`Write`]: crate::authz::Write
+fn writes_without_handle(code: &str) -> Vec<String> {
+    // Where string literals are (their braces and words are SQL, not code).
+    let chars: Vec<char> = code.chars().collect();
+    let mut in_string = vec![false; chars.len()];
+    let mut i = 0;
+    let mut open = false;
+    while i < chars.len() {
+        if open && chars[i] == '\\' {
+            in_string[i] = true;
+            if i + 1 < chars.len() {
+                in_string[i + 1] = true;
+            }
+            i += 2;
+            continue;
+        }
+        if chars[i] == '"' {
+            open = !open;
+        }
+        in_string[i] = open || chars[i] == '"';
+        i += 1;
+    }
+    let code_at = |i: usize| !in_string[i];
+    let word_at = |i: usize, w: &str| {
+        let end = i + w.chars().count();
+        end <= chars.len()
+            && chars[i..end].iter().copied().eq(w.chars())
+            && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_'))
+            && chars
+                .get(end)
+                .is_none_or(|c| !(c.is_alphanumeric() || *c == '_'))
+    };
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !(code_at(i) && word_at(i, "fn")) {
+            i += 1;
+            continue;
+        }
+        let name: String = chars[i + 2..]
+            .iter()
+            .skip_while(|c| c.is_whitespace())
+            .take_while(|c| c.is_alphanumeric() || **c == '_')
+            .collect();
+        // The signature runs to the body's `{` (or a `;`: no body).
+        let Some(start) = (i..chars.len()).find(|&j| code_at(j) && matches!(chars[j], '{' | ';'))
+        else {
+            break;
+        };
+        if chars[start] == ';' {
+            i = start + 1;
+            continue;
+        }
+        let mut depth = 0;
+        let mut end = start;
+        for (j, c) in chars.iter().enumerate().skip(start) {
+            if !code_at(j) {
+                continue;
+            }
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 {
+                end = j;
+                break;
+            }
+        }
+        let signature: String = chars[i..start].iter().collect();
+        let writes =
+            (start..end).any(|j| ["INSERT", "UPDATE", "DELETE"].iter().any(|w| word_at(j, w)));
+        if writes && !signature.contains("Write<") {
+            found.push(name);
+        }
+        // Nested functions are checked on their own.
+        i = start + 1;
+    }
+    found
+}
+
+#[test]
+fn store_writes_take_the_write_handle() {
+    let found: BTreeSet<String> = sources()
+        .into_iter()
+        .filter(|(path, _)| path.starts_with("store/"))
+        .flat_map(|(path, code)| {
+            writes_without_handle(&code)
+                .into_iter()
+                .map(move |name| format!("{path}: {name}"))
+        })
+        .map(|f| f.split(':').next().unwrap_or_default().to_owned())
+        .collect();
+    assert_exactly(
+        &found,
+        &[],
+        "store function writing without the write handle",
+    );
+}
+
+#[test]
+fn the_write_rule_catches_a_write_without_the_handle() {
+    let snippet = r#"
+        pub async fn rename(conn: &mut Conn, id: &str, name: &str) -> sqlx::Result<()> {
+            let sql = "UPDATE orgs SET name = $2 WHERE id = $1";
+            execute(conn, sql, (id, name)).await.map(|_| ())
+        }
+        pub async fn find(conn: &mut Conn, id: &str) -> sqlx::Result<Option<Org>> {
+            optional(conn, "SELECT {COLUMNS} FROM orgs WHERE id = $1", (id,)).await
+        }
+        pub async fn forget(w: &mut Write<'_>, id: &str) -> sqlx::Result<u64> {
+            execute(w, "DELETE FROM orgs WHERE id = $1", (id,)).await
+        }
+        async fn upsert(
+            conn: &mut Conn,
+            key: &str,
+        ) -> sqlx::Result<()> {
+            if key.is_empty() { return Ok(()); }
+            let sql = format!("INSERT INTO t (k) VALUES ($1) ON CONFLICT (k) DO {}", "NOTHING");
+            Ok(())
+        }
+        fn updated_at(row: &Row) -> String { row.updated_at.clone() }
+    "#;
+    assert_eq!(writes_without_handle(snippet), ["rename", "upsert"]);
+}
+
+#[test]
+fn a_write_handle_is_opened_only_by_a_work() {
+    let found = files_where(|path, code| {
+        path != "authz.rs" && path != "usecase/mod.rs" && code.contains("Write::new(")
+    });
+    // `oidc.rs`: the login state rows, whose connection the HTTP adapter
+    // (`api/oidc.rs`) still holds, are written on the authority of
+    // `System::OidcLogin` without a `Work`.
+    assert_exactly(
+        &found,
+        &["oidc.rs"],
+        "write handle opened outside Work::write",
+    );
+}
+
 #[test]
 fn the_checks_see_what_they_claim_to() {
     // The scanner itself: a store file holds SQL, a converted handler calls a
@@ -171,7 +319,12 @@ fn the_checks_see_what_they_claim_to() {
             .unwrap_or_else(|| panic!("{p} not found"))
     };
     assert!(SQL_MARKERS.iter().any(|m| get("store/orgs.rs").contains(m)));
+    assert!(get("store/orgs.rs").contains("INSERT INTO organizations"));
     assert!(get("api/orgs.rs").contains("usecase::orgs"));
     assert!(get("console/orgs.rs").contains("usecase::orgs"));
     assert!(get("usecase/orgs.rs").contains("store::orgs::insert"));
+    // The write rule reads real store functions: without their handle, the
+    // writes of a store file are found.
+    let unguarded = get("store/orgs.rs").replace("Write<", "Conn<");
+    assert!(writes_without_handle(&unguarded).contains(&"insert".to_owned()));
 }

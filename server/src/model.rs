@@ -191,29 +191,33 @@ impl LoginType {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct User {
     pub id: String,
     pub username: String,
     pub email: String,
     pub name: String,
     pub avatar_url: String,
+    #[sqlx(try_from = "crate::store::Text")]
     pub status: UserStatus,
+    #[sqlx(try_from = "crate::store::Text")]
     pub login_type: LoginType,
     /// Site roles; `member` is implicit and always listed.
+    #[sqlx(try_from = "crate::store::users::SiteRoles")]
     pub roles: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
     pub last_seen_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Organization {
     pub id: String,
     pub name: String,
     pub display_name: String,
     pub description: String,
     pub icon: String,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub is_default: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -225,7 +229,7 @@ impl Organization {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Member {
     pub organization_id: String,
     pub user_id: String,
@@ -233,12 +237,13 @@ pub struct Member {
     pub email: String,
     pub name: String,
     /// Org roles; `organization-member` is implicit and not listed.
+    #[sqlx(try_from = "crate::store::Text")]
     pub roles: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct GroupMember {
     pub id: String,
     pub username: String,
@@ -246,7 +251,7 @@ pub struct GroupMember {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Group {
     pub id: String,
     pub organization_id: String,
@@ -255,7 +260,9 @@ pub struct Group {
     pub avatar_url: String,
     pub quota_allowance: i64,
     pub source: String,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub is_everyone: bool,
+    #[sqlx(skip)]
     pub members: Vec<GroupMember>,
     pub created_at: String,
     pub updated_at: String,

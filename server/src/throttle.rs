@@ -17,12 +17,15 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
+use orgsync_policy::{Action, Resource};
 
+use crate::authz::Permit;
 use crate::clock;
 use crate::config::ServerConfig;
-use crate::db::Db;
+use crate::error::Result;
 use crate::secrets::sha256_hex;
 use crate::store::login_throttle::{self as store, Count};
+use crate::usecase::{Caller, Ctx, Work};
 
 /// Expired rows deleted at most per pruning (one pruning per window opened).
 const PRUNE_BATCH: i64 = 100;
@@ -116,33 +119,52 @@ impl Failure {
     }
 }
 
+/// A short transaction of the counters' own, committed at once (so every
+/// replica sees a count before the password is checked), on the authority
+/// of the login (`caller`: [`System::PasswordLogin`]) for what it attempts:
+/// `user:create_token`.
+///
+/// [`System::PasswordLogin`]: crate::authz::System::PasswordLogin
+async fn counting<'a>(ctx: Ctx<'a>, caller: &'a Caller) -> Result<(Work<'a>, Permit)> {
+    let work = Work::begin(ctx, caller).await?;
+    let permit = work.require(Action::USER_CREATE_TOKEN, &Resource::site(), "login")?;
+    Ok((work, permit))
+}
+
 /// Counts a login attempt for `email` from `addr` and decides whether it may
 /// check the password.
 pub async fn attempt(
-    db: &Db,
+    ctx: Ctx<'_>,
+    caller: &Caller,
     limits: Limits,
     email: &str,
     addr: Option<IpAddr>,
     now: DateTime<Utc>,
-) -> sqlx::Result<Verdict> {
+) -> Result<Verdict> {
     let now_s = clock::fmt(now);
     let expired_before = clock::fmt(now - limits.window);
-    let mut conn = db.pool().acquire().await?;
     let account_key = account_key(email);
     let address_key = address_key(addr);
+    let (mut work, permit) = counting(ctx, caller).await?;
+    let mut w = work.write(&permit)?;
     // The address first: an address past its limit counts against no account
     // (it could otherwise lock out any account it names) and opens no rows.
-    let address = store::hit(&mut conn, &address_key, &now_s, &expired_before).await?;
+    let address = store::hit(&mut w, &address_key, &now_s, &expired_before).await?;
     if over(&address, limits.per_address) {
+        work.commit().await?;
         warn_once("address", &address, limits.per_address, addr);
         return Ok(Verdict::Throttled {
             retry_after: retry_after(&address.window_start, limits.window, now),
         });
     }
-    let account = store::hit(&mut conn, &account_key, &now_s, &expired_before).await?;
+    let account = store::hit(&mut w, &account_key, &now_s, &expired_before).await?;
+    work.commit().await?;
     if account.window_start == now_s || address.window_start == now_s {
-        // A window opened: a good moment to drop a bounded batch of old rows.
-        store::prune(&mut conn, &expired_before, PRUNE_BATCH).await?;
+        // A window opened: a good moment to drop a bounded batch of old rows
+        // (on its own, so it never waits for a row a counting holds).
+        let (mut work, permit) = counting(ctx, caller).await?;
+        store::prune(&mut work.write(&permit)?, &expired_before, PRUNE_BATCH).await?;
+        work.commit().await?;
     }
     let retry = over(&account, limits.per_account).then(|| {
         warn_once("account", &account, limits.per_account, addr);
@@ -171,20 +193,27 @@ fn warn_once(scope: &str, count: &Count, limit: u32, addr: Option<IpAddr>) {
 
 impl Attempt {
     /// The login succeeded: its attempt no longer counts.
-    pub async fn succeeded(self, db: &Db) -> sqlx::Result<()> {
-        let mut conn = db.pool().acquire().await?;
-        for (key, count) in [&self.account, &self.address] {
-            store::unhit(&mut conn, key, &count.window_start).await?;
+    pub async fn succeeded(self, ctx: Ctx<'_>, caller: &Caller) -> Result<()> {
+        let (mut work, permit) = counting(ctx, caller).await?;
+        let mut w = work.write(&permit)?;
+        // The address first, as counted: two transactions never wait for
+        // each other's rows.
+        for (key, count) in [&self.address, &self.account] {
+            store::unhit(&mut w, key, &count.window_start).await?;
         }
-        Ok(())
+        work.commit().await
     }
 
     /// The login failed (it stays counted): whether this failure is the one
     /// of its kind to audit in the account's window.
-    pub async fn failed(&self, db: &Db, failure: Failure) -> sqlx::Result<bool> {
-        let mut conn = db.pool().acquire().await?;
+    pub async fn failed(&self, ctx: Ctx<'_>, caller: &Caller, failure: Failure) -> Result<bool> {
+        let (mut work, permit) = counting(ctx, caller).await?;
         let (key, count) = &self.account;
-        store::claim_audit(&mut conn, key, &count.window_start, failure.audit_bit()).await
+        let bit = failure.audit_bit();
+        let first =
+            store::claim_audit(&mut work.write(&permit)?, key, &count.window_start, bit).await?;
+        work.commit().await?;
+        Ok(first)
     }
 }
 

@@ -2,6 +2,8 @@
 //! preview (writes nothing), applying a plan at login (only real differences,
 //! problems recorded), and the guards on manual changes.
 
+use orgsync::usecase::{Caller, Work};
+use orgsync_policy::{Action, Resource};
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 
@@ -243,6 +245,14 @@ async fn preview_plans_with_reasons_and_writes_nothing() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
 }
 
+/// The caller of a login's IdP sync (the OIDC login's own authority) and its
+/// audit metadata.
+fn login_caller() -> (Caller, orgsync::audit::AuditCtx) {
+    let caller = Caller::system(orgsync::authz::System::OidcLogin);
+    let ctx = caller.audit_ctx().clone();
+    (caller, ctx)
+}
+
 #[tokio::test]
 async fn login_sync_applies_only_differences_and_records_problems() {
     let s = TestServer::start().await;
@@ -255,15 +265,15 @@ async fn login_sync_applies_only_differences_and_records_problems() {
         let alice_id = alice_id.clone();
         async move {
             let claims: Map<String, Value> = serde_json::from_value(claims).unwrap();
-            let mut tx = app.db.begin().await.unwrap();
-            let ctx = orgsync::audit::AuditCtx {
-                source: "oidc_login",
-                ..Default::default()
-            };
+            let (caller, ctx) = login_caller();
+            let mut work = Work::begin(app.ctx(), &caller).await.unwrap();
+            let permit = work
+                .require(Action::MEMBER_CREATE, &Resource::site(), "sync")
+                .unwrap();
             let now = orgsync::clock::fmt(orgsync::clock::now());
-            let out =
-                orgsync::idpsync::sync_at_login(&mut tx, &alice_id, &claims, &now, &ctx).await;
-            tx.commit().await.unwrap();
+            let mut w = work.write(&permit).unwrap();
+            let out = orgsync::idpsync::sync_at_login(&mut w, &alice_id, &claims, &now, &ctx).await;
+            work.commit().await.unwrap();
             app.authz.invalidate([alice_id.as_str()]);
             out
         }
@@ -455,16 +465,17 @@ async fn problems_are_visible_per_org_to_its_admins_only() {
     let claims: Map<String, Value> =
         serde_json::from_value(json!({"groups": ["dp", "ops", "ghosts"]})).unwrap();
     let app = s.state.clone();
-    let mut tx = app.db.begin().await.unwrap();
-    let ctx = orgsync::audit::AuditCtx {
-        source: "oidc_login",
-        ..Default::default()
-    };
+    let (caller, ctx) = login_caller();
+    let mut work = Work::begin(app.ctx(), &caller).await.unwrap();
+    let permit = work
+        .require(Action::MEMBER_CREATE, &Resource::site(), "sync")
+        .unwrap();
     let now = orgsync::clock::fmt(orgsync::clock::now());
-    let out = orgsync::idpsync::sync_at_login(&mut tx, &carol_id, &claims, &now, &ctx)
+    let mut w = work.write(&permit).unwrap();
+    let out = orgsync::idpsync::sync_at_login(&mut w, &carol_id, &claims, &now, &ctx)
         .await
         .unwrap();
-    tx.commit().await.unwrap();
+    work.commit().await.unwrap();
     app.authz.invalidate([carol_id.as_str()]);
     assert!(out.problems >= 3, "{out:?}");
 

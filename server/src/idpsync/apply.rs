@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use crate::audit::AuditCtx;
 use crate::error::Error;
-use crate::store::directory::{self, Arg, ArgRow};
-use crate::store::{self, Conn};
+use crate::store::directory::{Arg, ArgRow};
+use crate::store::{self, Write};
 
 /// Rows gathered for a batch's multi-row inserts, written by [`Rows::flush`].
 #[derive(Default)]
@@ -39,24 +39,33 @@ impl Rows {
         resource_id: &str,
         target: &str,
         diff: Value,
-        status: i64,
+        status: u16,
     ) {
-        self.audit.push(vec![
-            Arg::Text(store::new_id()),
-            Arg::Text(now.to_owned()),
-            Arg::Opt(ctx.user_id.clone()),
-            Arg::Opt(org.map(str::to_owned)),
-            Arg::Text(action.to_owned()),
-            Arg::Text(resource_type.to_owned()),
-            Arg::Text(resource_id.to_owned()),
-            Arg::Text(target.to_owned()),
-            Arg::Text(diff.to_string()),
-            Arg::Int(status),
-            Arg::Text(ctx.ip.clone()),
-            Arg::Text(ctx.user_agent.clone()),
-            Arg::Text(ctx.request_id.clone()),
-            Arg::Text(ctx.source.to_owned()),
-        ]);
+        let change = crate::audit::Change {
+            organization_id: org,
+            action,
+            resource_type,
+            resource_id,
+            resource_target: target,
+            diff,
+            status_code: status,
+        };
+        self.audit
+            .push(crate::audit::entry(ctx, now, change).into_row());
+    }
+
+    /// The audit entry of a change to an account (site-wide, answered 200).
+    pub(crate) fn user_update(
+        &mut self,
+        ctx: &AuditCtx,
+        now: &str,
+        user_id: &str,
+        username: &str,
+        diff: Value,
+    ) {
+        self.audit(
+            ctx, now, None, "update", "user", user_id, username, diff, 200,
+        );
     }
 
     pub(crate) fn org_member(&mut self, org: &str, user: &str, roles: &[String], now: &str) {
@@ -69,14 +78,14 @@ impl Rows {
         ]);
     }
 
-    pub async fn flush(self, tx: &mut Conn) -> sqlx::Result<()> {
-        store::users::insert_many(tx, self.users).await?;
-        store::members::insert_many(tx, self.org_members).await?;
-        store::groups::insert_members_many(tx, self.group_members).await?;
-        store::links::upsert_many(tx, self.links).await?;
-        store::audit::insert_many(tx, self.audit).await?;
-        let touched: Vec<String> = self.touched.into_iter().collect();
-        directory::bump_authz_versions(tx, &touched).await
+    pub async fn flush(self, w: &mut Write<'_>) -> sqlx::Result<()> {
+        store::users::insert_many(w, self.users).await?;
+        store::members::insert_many(w, self.org_members).await?;
+        store::groups::insert_members_many(w, self.group_members).await?;
+        store::links::upsert_many(w, self.links).await?;
+        store::audit::insert_many(w, self.audit).await?;
+        let touched: Vec<&str> = self.touched.iter().map(String::as_str).collect();
+        store::users::bump_authz(w, &touched).await
     }
 }
 
@@ -90,11 +99,11 @@ pub struct GroupIds<'a> {
     pub source: &'static str,
 }
 
-/// Creates (or finds by name) the groups a run's plan creates, in `tx`,
+/// Creates (or finds by name) the groups a run's plan creates, through `w`,
 /// with their audit rows: `(organization, name, reason)` each. Returns their
 /// ids by (organization, folded name).
 pub async fn create_groups(
-    tx: &mut Conn,
+    w: &mut Write<'_>,
     wanted: &[(String, String, String)],
     now: &str,
     ctx: &AuditCtx,
@@ -108,9 +117,9 @@ pub async fn create_groups(
     };
     let mut rows = Rows::default();
     for (org, name, reason) in wanted {
-        group_id(tx, &mut rows, &mut ids, org, name, reason, now, ctx).await?;
+        group_id(w, &mut rows, &mut ids, org, name, reason, now, ctx).await?;
     }
-    rows.flush(tx).await?;
+    rows.flush(w).await?;
     Ok(ids.local)
 }
 
@@ -121,7 +130,7 @@ pub async fn create_groups(
     reason = "the batch's state and the group's names"
 )]
 pub(crate) async fn group_id(
-    tx: &mut Conn,
+    w: &mut Write<'_>,
     rows: &mut Rows,
     cache: &mut GroupIds<'_>,
     org: &str,
@@ -134,12 +143,12 @@ pub(crate) async fn group_id(
     if let Some(id) = cache.created.get(&key).or_else(|| cache.local.get(&key)) {
         return Ok(id.clone());
     }
-    let id = match store::groups::find_by_name(tx, org, name).await? {
+    let id = match store::groups::find_by_name(w.conn(), org, name).await? {
         Some(g) => g.id,
         None => {
             let id = store::new_id();
             store::groups::insert(
-                tx,
+                w,
                 &store::groups::NewGroup {
                     id: &id,
                     organization_id: org,
@@ -184,7 +193,7 @@ pub(crate) fn without(list: &[String], implicit: &str) -> Vec<String> {
     reason = "the batch's state, the user and the operation's context"
 )]
 pub async fn apply_plan(
-    tx: &mut Conn,
+    w: &mut Write<'_>,
     rows: &mut Rows,
     groups: &mut GroupIds<'_>,
     user_id: &str,
@@ -203,7 +212,7 @@ pub async fn apply_plan(
         if created {
             continue;
         }
-        let left = store::members::remove(tx, &o.id, user_id).await?;
+        let left = store::members::remove(w, &o.id, user_id).await?;
         rows.audit(
                 ctx,
                 now,
@@ -243,7 +252,7 @@ pub async fn apply_plan(
         let org = gp.organization_id.as_str();
         for g in &gp.remove {
             if let Some(id) = &g.id
-                && store::groups::remove_member(tx, id, user_id).await?
+                && store::groups::remove_member(w, id, user_id).await?
             {
                 rows.audit(
                     ctx,
@@ -265,7 +274,7 @@ pub async fn apply_plan(
             let gid = match &g.id {
                 Some(id) => id.clone(),
                 None if g.create => {
-                    group_id(tx, rows, groups, org, &g.name, &g.reason, now, ctx).await?
+                    group_id(w, rows, groups, org, &g.name, &g.reason, now, ctx).await?
                 }
                 None => continue,
             };
@@ -302,10 +311,10 @@ pub async fn apply_plan(
             continue;
         }
         let roles = without(&rp.result, "organization-member");
-        let Some(old) = store::members::get(tx, org, user_id).await? else {
+        let Some(old) = store::members::get(w.conn(), org, user_id).await? else {
             continue;
         };
-        store::members::set_roles(tx, org, user_id, &roles, now).await?;
+        store::members::set_roles(w, org, user_id, &roles, now).await?;
         rows.audit(
             ctx,
             now,
@@ -322,21 +331,17 @@ pub async fn apply_plan(
     let sr = &plan.site_roles;
     if !created && sr.managed && !(sr.add.is_empty() && sr.remove.is_empty()) {
         let roles = without(&sr.result, "member");
-        let old = store::users::find_by_id(tx, user_id)
+        let old = store::users::find_by_id(w.conn(), user_id)
             .await?
             .map(|u| u.roles)
             .unwrap_or_default();
-        store::users::set_roles(tx, user_id, &roles, now).await?;
-        rows.audit(
+        store::users::set_roles(w, user_id, &roles, now).await?;
+        rows.user_update(
             ctx,
             now,
-            None,
-            "update",
-            "user",
             user_id,
             username,
             json!({"roles": {"old": old, "new": sr.result}}),
-            200,
         );
     }
     Ok(rows.audit.len() - audited)

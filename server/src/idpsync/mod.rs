@@ -16,7 +16,7 @@ use crate::audit::AuditCtx;
 use crate::authz::Grant;
 use crate::error::Error;
 use crate::model::LoginType;
-use crate::store::{self, Conn};
+use crate::store::{self, Conn, Write};
 
 /// A login the IdP sync refuses (e.g. a claim that cannot be parsed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,18 +83,18 @@ pub async fn load_settings<T: DeserializeOwned + Default>(
 /// an empty one, read as the defaults, when there is none), so concurrent
 /// writers of the same settings take turns instead of losing an update.
 pub async fn lock_settings(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     org: Option<&str>,
     key: SettingsKey,
 ) -> sqlx::Result<()> {
     match org {
-        None => store::settings::lock_deployment(conn, key.name()).await,
-        Some(org) => store::settings::lock_org(conn, org, key.name()).await,
+        None => store::settings::lock_deployment(w, key.name()).await,
+        Some(org) => store::settings::lock_org(w, org, key.name()).await,
     }
 }
 
 pub async fn store_settings(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     org: Option<&str>,
     key: SettingsKey,
     value: &Value,
@@ -102,8 +102,8 @@ pub async fn store_settings(
 ) -> sqlx::Result<()> {
     let value = value.to_string();
     match org {
-        None => store::settings::put_deployment(conn, key.name(), &value, now).await,
-        Some(org) => store::settings::put_org(conn, org, key.name(), &value, now).await,
+        None => store::settings::put_deployment(w, key.name(), &value, now).await,
+        Some(org) => store::settings::put_org(w, org, key.name(), &value, now).await,
     }
 }
 
@@ -283,7 +283,7 @@ pub async fn claim_values(conn: &mut Conn, field: &str) -> sqlx::Result<Vec<Stri
 /// caller's (login's) transaction, and records problems. Call after the user
 /// row exists.
 pub async fn sync_at_login(
-    tx: &mut Conn,
+    w: &mut Write<'_>,
     user_id: &str,
     claims: &Map<String, Value>,
     now: &str,
@@ -293,7 +293,7 @@ pub async fn sync_at_login(
         status: 500,
         message: e.internal.unwrap_or(e.body.message),
     };
-    let plan = plan_for(tx, Some(user_id), claims)
+    let plan = plan_for(w.conn(), Some(user_id), claims)
         .await
         .map_err(internal)?;
     if let Some(r) = &plan.refused {
@@ -302,7 +302,7 @@ pub async fn sync_at_login(
             message: r.message.clone(),
         });
     }
-    apply_plan(tx, user_id, &plan, now, ctx)
+    apply_plan(w, user_id, &plan, now, ctx)
         .await
         .map_err(internal)
 }
@@ -398,19 +398,19 @@ fn group_source(ctx: &AuditCtx) -> &'static str {
 /// differences are in a plan, so an identical second login writes nothing but
 /// its problems.
 pub async fn apply_plan(
-    tx: &mut Conn,
+    w: &mut Write<'_>,
     user_id: &str,
     plan: &Plan,
     now: &str,
     ctx: &AuditCtx,
 ) -> Result<SyncOutcome, Error> {
-    apply_plan_with(tx, user_id, plan, now, ctx, true).await
+    apply_plan_with(w, user_id, plan, now, ctx, true).await
 }
 
 /// [`apply_plan`], recording the plan's problems or not (the directory sync
 /// records them in bulk).
 pub async fn apply_plan_with(
-    tx: &mut Conn,
+    w: &mut Write<'_>,
     user_id: &str,
     plan: &Plan,
     now: &str,
@@ -419,7 +419,7 @@ pub async fn apply_plan_with(
 ) -> Result<SyncOutcome, Error> {
     let mut changed = false;
     if plan.has_changes() {
-        let username = store::users::find_by_id(tx, user_id)
+        let username = store::users::find_by_id(w.conn(), user_id)
             .await?
             .map(|u| u.username)
             .unwrap_or_default();
@@ -431,7 +431,7 @@ pub async fn apply_plan_with(
         };
         let mut rows = apply::Rows::default();
         let audited = apply::apply_plan(
-            tx,
+            w,
             &mut rows,
             &mut groups,
             user_id,
@@ -443,11 +443,11 @@ pub async fn apply_plan_with(
             ctx,
         )
         .await?;
-        rows.flush(tx).await?;
+        rows.flush(w).await?;
         changed = audited > 0;
     }
     if record_problems {
-        record_plan_problems(tx, user_id, plan, now, ctx.source).await?;
+        record_plan_problems(w, user_id, plan, now, ctx.source).await?;
     }
     Ok(SyncOutcome {
         changed,
@@ -458,7 +458,7 @@ pub async fn apply_plan_with(
 /// Records the plan's problems that this user does not have on record yet:
 /// one read of the user's problems, then only the new ones inserted.
 async fn record_plan_problems(
-    tx: &mut Conn,
+    w: &mut Write<'_>,
     user_id: &str,
     plan: &Plan,
     now: &str,
@@ -467,7 +467,7 @@ async fn record_plan_problems(
     if plan.problems.is_empty() {
         return Ok(());
     }
-    let mut seen = store::problems::keys_of_user(tx, user_id, source).await?;
+    let mut seen = store::problems::keys_of_user(w.conn(), user_id, source).await?;
     for p in &plan.problems {
         let key = (
             p.organization_id.clone().unwrap_or_default(),
@@ -476,7 +476,7 @@ async fn record_plan_problems(
         );
         if seen.insert(key) {
             store::problems::insert(
-                tx,
+                w,
                 p.organization_id.as_deref(),
                 Some(user_id),
                 source,

@@ -14,12 +14,12 @@ use crate::error::ApiError;
 use crate::idpsync::apply::{GroupIds, Rows, apply_plan, org_roles, without};
 use crate::model::{LoginType, UserStatus};
 use crate::store::directory::{self, Arg};
-use crate::store::{self, Conn};
+use crate::store::{self, Write};
 use crate::usecase::users::{self, NewAccount};
 
 /// Applies a batch of users' changes in the caller's transaction.
 pub(super) async fn apply_batch(
-    tx: &mut Conn,
+    w: &mut Write<'_>,
     batch: &[UserChange],
     default_org: &str,
     now: &str,
@@ -31,7 +31,7 @@ pub(super) async fn apply_batch(
         let user_id = c.user_id.as_str();
         rows.touched.insert(c.user_id.clone());
         if c.suspend {
-            suspend(tx, &mut rows, c, now, ctx).await?;
+            suspend(w, &mut rows, c, now, ctx).await?;
             continue;
         }
         let Some(entry) = &c.entry else {
@@ -75,7 +75,7 @@ pub(super) async fn apply_batch(
                 joined_now.insert(default_org.to_owned());
             }
         } else {
-            existing_user_updates(tx, &mut rows, c, now, ctx).await?;
+            existing_user_updates(w, &mut rows, c, now, ctx).await?;
         }
         if c.create || c.link || c.store_claims {
             rows.links.push(vec![
@@ -89,7 +89,7 @@ pub(super) async fn apply_batch(
         }
 
         apply_plan(
-            tx,
+            w,
             &mut rows,
             groups,
             user_id,
@@ -102,39 +102,30 @@ pub(super) async fn apply_batch(
         )
         .await?;
     }
-    rows.flush(tx).await?;
+    rows.flush(w).await?;
     Ok(())
 }
 
 async fn suspend(
-    tx: &mut Conn,
+    w: &mut Write<'_>,
     rows: &mut Rows,
     c: &UserChange,
     now: &str,
     ctx: &AuditCtx,
 ) -> Result<(), ApiError> {
-    let Some(user) = store::users::find_by_id(tx, &c.user_id).await? else {
+    let Some(user) = store::users::find_by_id(w.conn(), &c.user_id).await? else {
         return Ok(());
     };
-    store::users::set_status(tx, &c.user_id, UserStatus::Suspended, now).await?;
-    directory::set_suspended_by_sync(tx, &c.user_id, LINK_SOURCE, true).await?;
-    rows.audit(
-        ctx,
-        now,
-        None,
-        "update",
-        "user",
-        &c.user_id,
-        &user.username,
-        json!({"status": {"old": user.status.as_str(), "new": "suspended"}, "reason": "gone from the directory"}),
-        200,
-    );
+    store::users::set_status(w, &c.user_id, UserStatus::Suspended, now).await?;
+    directory::set_suspended_by_sync(w, &c.user_id, LINK_SOURCE, true).await?;
+    let diff = json!({"status": {"old": user.status.as_str(), "new": "suspended"}, "reason": "gone from the directory"});
+    rows.user_update(ctx, now, &c.user_id, &user.username, diff);
     Ok(())
 }
 
 /// Profile, status and link changes of a user who exists already.
 async fn existing_user_updates(
-    tx: &mut Conn,
+    w: &mut Write<'_>,
     rows: &mut Rows,
     c: &UserChange,
     now: &str,
@@ -146,54 +137,27 @@ async fn existing_user_updates(
     if c.link {
         // Linked to an entry that is gone (deleted and re-created in the
         // directory): the link moves to the new entry.
-        let old = directory::link_external_id(tx, &c.user_id, LINK_SOURCE).await?;
-        directory::delete_link(tx, &c.user_id, LINK_SOURCE).await?;
-        rows.audit(
-            ctx,
-            now,
-            None,
-            "update",
-            "user",
-            &c.user_id,
-            &entry.username,
-            json!({"ldap_id": {"old": old, "new": entry.id}, "ldap_dn": {"old": null, "new": entry.dn}}),
-            200,
-        );
+        let old = store::links::external_id_of(w.conn(), LINK_SOURCE, &c.user_id).await?;
+        directory::delete_link(w, &c.user_id, LINK_SOURCE).await?;
+        let diff = json!({"ldap_id": {"old": old, "new": entry.id}, "ldap_dn": {"old": null, "new": entry.dn}});
+        rows.user_update(ctx, now, &c.user_id, &entry.username, diff);
     }
     if c.update_profile
-        && let Some(user) = store::users::find_by_id(tx, &c.user_id).await?
+        && let Some(user) = store::users::find_by_id(w.conn(), &c.user_id).await?
     {
-        directory::update_profile(tx, &c.user_id, &entry.email, &entry.name, now)
+        directory::update_profile(w, &c.user_id, &entry.email, &entry.name, now)
             .await
             .map_err(ApiError::on_unique(
                 "another account has this email address",
             ))?;
-        rows.audit(
-            ctx,
-            now,
-            None,
-            "update",
-            "user",
-            &c.user_id,
-            &user.username,
-            json!({"email": {"old": user.email, "new": entry.email}, "name": {"old": user.name, "new": entry.name}}),
-            200,
-        );
+        let diff = json!({"email": {"old": user.email, "new": entry.email}, "name": {"old": user.name, "new": entry.name}});
+        rows.user_update(ctx, now, &c.user_id, &user.username, diff);
     }
     if c.reactivate {
-        store::users::set_status(tx, &c.user_id, UserStatus::Active, now).await?;
-        directory::set_suspended_by_sync(tx, &c.user_id, LINK_SOURCE, false).await?;
-        rows.audit(
-            ctx,
-            now,
-            None,
-            "update",
-            "user",
-            &c.user_id,
-            &entry.username,
-            json!({"status": {"old": "suspended", "new": "active"}, "reason": "back in the directory"}),
-            200,
-        );
+        store::users::set_status(w, &c.user_id, UserStatus::Active, now).await?;
+        directory::set_suspended_by_sync(w, &c.user_id, LINK_SOURCE, false).await?;
+        let diff = json!({"status": {"old": "suspended", "new": "active"}, "reason": "back in the directory"});
+        rows.user_update(ctx, now, &c.user_id, &entry.username, diff);
     }
     Ok(())
 }

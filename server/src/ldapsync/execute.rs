@@ -22,10 +22,10 @@ use super::run::{Outcome, RunCtx, RunError, RunStatus, Stats};
 use super::state::{self, Known, Link, States};
 use super::{AUDIT_SOURCE, DirectorySync, LINK_SOURCE, apply, plan, settings};
 use crate::audit::AuditCtx;
-use crate::authz::System;
+use crate::authz::{DIRECTORY_ACCOUNT_ACTIONS, PLAN_ACTIONS, System};
 use crate::clock;
 use crate::idpsync::apply as idpsync_apply;
-use crate::store::{self, directory_runs};
+use crate::store::{self, Conn, directory_runs};
 use crate::usecase::{Caller, Work};
 use orgsync_policy::{Action, Resource};
 
@@ -362,21 +362,6 @@ async fn removal_problem(
     Ok(removal_check(settings, stats, ldap_users, ldap_memberships))
 }
 
-/// What a batch may do, each on the directory sync's own authority
-/// ([`System::DirectorySync`]).
-const BATCH_ACTIONS: &[Action] = &[
-    Action::USER_UPDATE,
-    Action::USER_CREATE,
-    Action::USER_LINK,
-    Action::USER_SUSPEND,
-    Action::USER_UPDATE_ROLES,
-    Action::MEMBER_CREATE,
-    Action::MEMBER_DELETE,
-    Action::MEMBER_UPDATE_ROLES,
-    Action::GROUP_CREATE,
-    Action::GROUP_UPDATE,
-];
-
 /// The caller of a run's writes: the directory sync, audited as `ldap_sync`.
 fn run_caller(audit: &AuditCtx) -> Caller {
     Caller::System {
@@ -411,10 +396,11 @@ async fn create_groups(
         .map_err(RunError::Apply)?;
     let audit = work.audit_ctx(&permit, None).map_err(RunError::Apply)?;
     let now_s = work.now_s.clone();
-    let ids = idpsync_apply::create_groups(&mut work.tx, &wanted, &now_s, &audit, "ldap")
+    let mut w = work.write(&permit).map_err(RunError::Apply)?;
+    let ids = idpsync_apply::create_groups(&mut w, &wanted, &now_s, &audit, "ldap")
         .await
         .map_err(RunError::Apply)?;
-    sync.still_ours(&mut work.tx, ctx, now).await?;
+    sync.still_ours(&mut w, ctx, now).await?;
     work.commit().await.map_err(RunError::Apply)?;
     Ok(ids)
 }
@@ -427,9 +413,10 @@ async fn forget_fixed_problems(
 ) -> Result<(), RunError> {
     let stale = problems.stale_ids();
     if !stale.is_empty() {
-        let mut tx = sync.db.begin().await?;
-        store::problems::delete(&mut tx, &stale).await?;
-        tx.commit().await?;
+        let (mut work, permit) = sync.records(clock::now()).await.map_err(RunError::Apply)?;
+        let stale: Vec<&str> = stale.iter().map(String::as_str).collect();
+        store::problems::delete(&mut work.write(&permit).map_err(RunError::Apply)?, &stale).await?;
+        work.commit().await.map_err(RunError::Apply)?;
     }
     Ok(())
 }
@@ -521,20 +508,19 @@ impl Applier<'_> {
             .await
             .map_err(RunError::Apply)?;
         // Every write of a batch is on the run's own authority.
-        let mut permits = Vec::with_capacity(BATCH_ACTIONS.len());
-        for action in BATCH_ACTIONS {
+        let mut permits = Vec::new();
+        for action in DIRECTORY_ACCOUNT_ACTIONS.iter().chain(PLAN_ACTIONS) {
             permits.push(
                 work.require(*action, &Resource::site(), "directory sync")
                     .map_err(RunError::Apply)?,
             );
         }
         let audit = work.audit_ctx(&permits[0], None).map_err(RunError::Apply)?;
-        let tx = &mut work.tx;
         let planned;
         let (batch, users) = match job {
             Job::Suspend(changes) => (changes, changes.len()),
             Job::Decided(chunk) => {
-                planned = self.plan_again(&mut *tx, chunk).await?;
+                planned = self.plan_again(work.conn(), chunk).await?;
                 (planned.as_slice(), chunk.len())
             }
         };
@@ -550,19 +536,13 @@ impl Applier<'_> {
             local: HashMap::new(),
             source: "ldap",
         };
-        apply::apply_batch(
-            &mut *tx,
-            batch,
-            self.default_org,
-            &now_s,
-            &audit,
-            &mut groups,
-        )
-        .await
-        .map_err(RunError::Apply)?;
-        problems::insert_rows(&mut *tx, &problem_rows, &now_s).await?;
+        let mut w = work.write(&permits[0]).map_err(RunError::Apply)?;
+        apply::apply_batch(&mut w, batch, self.default_org, &now_s, &audit, &mut groups)
+            .await
+            .map_err(RunError::Apply)?;
+        problems::insert_rows(&mut w, &problem_rows, &now_s).await?;
         let mut committed = self.committed.lock().await;
-        sync.still_ours(&mut *tx, self.ctx, clock::now()).await?;
+        sync.still_ours(&mut w, self.ctx, clock::now()).await?;
         work.touch_all(batch.iter().map(|c| c.user_id.clone()));
         work.commit().await.map_err(RunError::Apply)?;
         committed.batches += 1;
@@ -574,11 +554,11 @@ impl Applier<'_> {
     /// `tx`, and counts the ones skipped or unchanged now.
     async fn plan_again(
         &self,
-        tx: &mut crate::db::Tx,
+        conn: &mut Conn,
         chunk: &[plan::Decision],
     ) -> Result<Vec<UserChange>, RunError> {
         let mut states = state::load_states(
-            tx,
+            conn,
             chunk
                 .iter()
                 .filter(|d| !d.create)
@@ -617,9 +597,10 @@ impl Applier<'_> {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut tx = self.sync.db.begin().await?;
-        problems::insert_rows(&mut tx, rows, &clock::fmt(now)).await?;
-        tx.commit().await?;
+        let (mut work, permit) = self.sync.records(now).await.map_err(RunError::Apply)?;
+        let mut w = work.write(&permit).map_err(RunError::Apply)?;
+        problems::insert_rows(&mut w, rows, &clock::fmt(now)).await?;
+        work.commit().await.map_err(RunError::Apply)?;
         Ok(())
     }
 }

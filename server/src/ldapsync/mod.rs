@@ -97,12 +97,31 @@ pub struct DirectorySync {
     /// Cancelled when the server stops: a run in progress then ends failed.
     shutdown: CancellationToken,
     limits: RunLimits,
+    /// The caller of the runs' own records (the run row, the lease, the
+    /// schedule's ticks, the problems): the directory sync itself.
+    caller: crate::usecase::Caller,
 }
 
 impl DirectorySync {
     /// What the run's use-case writes run against.
     pub(crate) fn ctx(&self) -> crate::usecase::Ctx<'_> {
         crate::usecase::Ctx::new(&self.db, &self.authz)
+    }
+
+    /// A transaction for the runs' own records, on the authority of
+    /// [`System::DirectorySync`](crate::authz::System::DirectorySync), with
+    /// the permit (`ldapsync:run`) they are written under.
+    pub(crate) async fn records(
+        &self,
+        now: DateTime<Utc>,
+    ) -> crate::error::Result<(crate::usecase::Work<'_>, crate::authz::Permit)> {
+        let work = crate::usecase::Work::begin_at(self.ctx(), &self.caller, now).await?;
+        let permit = work.require(
+            orgsync_policy::Action::LDAPSYNC_RUN,
+            &orgsync_policy::Resource::site(),
+            "directory sync",
+        )?;
+        Ok((work, permit))
     }
 
     pub fn new(
@@ -118,6 +137,7 @@ impl DirectorySync {
             node_id,
             shutdown,
             limits,
+            caller: crate::usecase::Caller::system(crate::authz::System::DirectorySync),
         }
     }
 

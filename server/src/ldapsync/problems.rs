@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde_json::{Value, json};
 
 use super::AUDIT_SOURCE;
-use crate::store::{self, Conn};
+use crate::store::{self, Conn, Write};
 
 pub(super) use crate::store::problems::ProblemKey;
 
@@ -21,13 +21,13 @@ pub(super) async fn load_keys(conn: &mut Conn) -> sqlx::Result<HashMap<ProblemKe
 
 /// Records `rows` as problems of directory runs.
 pub(super) async fn insert_rows(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     rows: &[ProblemKey],
     now: &str,
 ) -> sqlx::Result<()> {
     for (org, user, kind, detail) in rows {
         store::problems::insert(
-            conn,
+            w,
             org.as_deref(),
             user.as_deref(),
             AUDIT_SOURCE,

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use super::execute::execute;
 use super::{DirectorySync, RunRequest, settings};
 use crate::clock;
-use crate::error::ApiError;
-use crate::store::{self, directory_runs};
+use crate::error::{ApiError, Error};
+use crate::store::{self, Write, directory_runs};
 
 /// How often a running run renews its lease and publishes its progress.
 const HEARTBEAT: Duration = Duration::from_millis(200);
@@ -109,6 +109,14 @@ pub enum StartError {
     Db(#[from] sqlx::Error),
 }
 
+impl From<Error> for StartError {
+    /// A run's records are written on the sync's own authority, which is
+    /// never refused: what fails there is the database.
+    fn from(e: Error) -> Self {
+        StartError::Db(sqlx::Error::Protocol(e.internal.unwrap_or(e.body.message)))
+    }
+}
+
 /// Counts of a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -175,15 +183,19 @@ pub struct Progress {
 }
 
 /// A run as served.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Run {
     pub id: String,
     pub started_at: String,
     pub finished_at: Option<String>,
+    #[sqlx(try_from = "crate::store::Text")]
     pub status: RunStatus,
     pub trigger: String,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub dry_run: bool,
+    #[sqlx(rename = "forced", try_from = "crate::store::Flag")]
     pub force: bool,
+    #[sqlx(rename = "full_sync", try_from = "crate::store::Flag")]
     pub full: bool,
     pub started_by: Option<String>,
     pub tick: Option<String>,
@@ -191,11 +203,16 @@ pub struct Run {
     pub node: String,
     /// The last sign of life of a running run.
     pub heartbeat_at: Option<String>,
+    #[sqlx(try_from = "crate::store::Text")]
     pub stats: Value,
+    #[sqlx(try_from = "crate::store::Text")]
     pub progress: Value,
     pub error: Option<String>,
+    #[sqlx(try_from = "crate::store::Text")]
     pub problems: Value,
+    /// Read only with a single run ([`crate::store::directory_runs::get`]).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[sqlx(default, try_from = "crate::store::Text")]
     pub plan: Option<Value>,
 }
 
@@ -290,22 +307,23 @@ impl DirectorySync {
             phase: "reading".to_owned(),
             ..Progress::default()
         };
-        let mut tx = self.db.begin().await?;
+        let (mut work, permit) = self.records(now).await?;
         let expires = clock::fmt(now + self.lease());
-        if !directory_runs::take_lease(&mut tx, &id, &self.node_id, &expires, &now_s).await? {
-            let holder = directory_runs::lease_holder(&mut tx).await?;
-            tx.rollback().await?;
-            return Err(StartError::Busy(holder));
+        let mut w = work.write(&permit)?;
+        if !directory_runs::take_lease(&mut w, &id, &self.node_id, &expires, &now_s).await? {
+            return Err(StartError::Busy(
+                directory_runs::lease_holder(w.conn()).await?,
+            ));
         }
         // A run still marked running lost its replica (its lease expired).
         directory_runs::fail_running(
-            &mut tx,
+            &mut w,
             &now_s,
             "the replica running it stopped before it finished (no heartbeat); the next run converges",
         )
         .await?;
         directory_runs::insert(
-            &mut tx,
+            &mut w,
             &directory_runs::NewRun {
                 id: &id,
                 started_at: &now_s,
@@ -320,7 +338,7 @@ impl DirectorySync {
             },
         )
         .await?;
-        tx.commit().await?;
+        work.commit().await?;
         tracing::info!(run = %id, trigger = req.trigger.as_str(), dry_run = req.dry_run, full, "ldap sync run started");
 
         let ctx = RunCtx {
@@ -385,37 +403,37 @@ impl DirectorySync {
         };
         beat.abort();
         if let Err(e) = self.finish(&ctx, outcome, clock::now()).await {
-            tracing::error!(run = %ctx.id, error = %e, "cannot record the end of an ldap sync run");
+            tracing::error!(run = %ctx.id, error = ?e, "cannot record the end of an ldap sync run");
         }
     }
 
     /// Renews the lease and publishes the progress; errors wait for the next
     /// beat.
     async fn heartbeat(&self, ctx: &RunCtx, now: DateTime<Utc>) {
-        let progress = ctx.progress();
-        let Ok(mut conn) = self.db.pool().acquire().await else {
+        let progress = json!(ctx.progress()).to_string();
+        let Ok((mut work, permit)) = self.records(now).await else {
             return;
         };
-        let _ =
-            directory_runs::renew_lease(&mut conn, &ctx.id, &clock::fmt(now + self.lease())).await;
-        let _ = directory_runs::heartbeat(
-            &mut conn,
-            &ctx.id,
-            &json!(progress).to_string(),
-            &clock::fmt(now),
-        )
-        .await;
+        let Ok(mut w) = work.write(&permit) else {
+            return;
+        };
+        let expires = clock::fmt(now + self.lease());
+        // A lost lease still publishes the progress.
+        let _ = directory_runs::renew_lease(&mut w, &ctx.id, &expires).await;
+        let _ = directory_runs::heartbeat(&mut w, &ctx.id, &progress, &clock::fmt(now)).await;
+        let _ = work.commit().await;
     }
 
-    /// Renews this run's lease in `tx`. If heartbeats were missed and another
-    /// replica took the lease, the batch is not applied and the run stops.
+    /// Renews this run's lease in the batch's transaction. If heartbeats were
+    /// missed and another replica took the lease, the batch is not applied and
+    /// the run stops.
     pub(super) async fn still_ours(
         &self,
-        tx: &mut crate::db::Tx,
+        w: &mut Write<'_>,
         ctx: &RunCtx,
         now: DateTime<Utc>,
     ) -> Result<(), RunError> {
-        if directory_runs::renew_lease(tx, &ctx.id, &clock::fmt(now + self.lease())).await? {
+        if directory_runs::renew_lease(w, &ctx.id, &clock::fmt(now + self.lease())).await? {
             Ok(())
         } else {
             Err(RunError::LeaseLost)
@@ -427,7 +445,7 @@ impl DirectorySync {
         ctx: &RunCtx,
         mut outcome: Outcome,
         now: DateTime<Utc>,
-    ) -> sqlx::Result<()> {
+    ) -> Result<(), Error> {
         if outcome.stats.settings_fingerprint.is_empty() {
             outcome
                 .stats
@@ -438,9 +456,10 @@ impl DirectorySync {
             u64::try_from((now - ctx.started).num_milliseconds()).unwrap_or(0);
         let mut progress = ctx.progress();
         progress.phase = "done".to_owned();
-        let mut tx = self.db.begin().await?;
+        let (mut work, permit) = self.records(now).await?;
+        let mut w = work.write(&permit)?;
         directory_runs::finish(
-            &mut tx,
+            &mut w,
             &ctx.id,
             &directory_runs::Finished {
                 status: outcome.status,
@@ -453,8 +472,8 @@ impl DirectorySync {
             },
         )
         .await?;
-        directory_runs::release_lease(&mut tx, &ctx.id).await?;
-        tx.commit().await?;
+        directory_runs::release_lease(&mut w, &ctx.id).await?;
+        work.commit().await?;
         match outcome.status {
             RunStatus::Succeeded => {
                 tracing::info!(run = %ctx.id, stats = ?outcome.stats, "ldap sync run succeeded")

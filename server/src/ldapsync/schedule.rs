@@ -67,7 +67,7 @@ impl DirectorySync {
     /// Claims `tick` and, when this replica got it, starts its run.
     async fn run_tick(&self, tick: DateTime<Utc>, now: DateTime<Utc>) {
         let tick_s = clock::fmt(tick);
-        if !self.claim_tick(&tick_s, &clock::fmt(now)).await {
+        if !self.claim_tick(&tick_s, now).await {
             return;
         }
         let req = RunRequest {
@@ -90,19 +90,28 @@ impl DirectorySync {
     }
 
     /// True when this replica's insert of the tick's row made the claim.
-    async fn claim_tick(&self, tick: &str, now: &str) -> bool {
-        let Ok(mut conn) = self.db.pool().acquire().await else {
+    async fn claim_tick(&self, tick: &str, now: DateTime<Utc>) -> bool {
+        let Ok((mut work, permit)) = self.records(now).await else {
             return false;
         };
-        directory_runs::claim_tick(&mut conn, tick, &self.node_id, now)
+        let Ok(mut w) = work.write(&permit) else {
+            return false;
+        };
+        let claimed = directory_runs::claim_tick(&mut w, tick, &self.node_id, &clock::fmt(now))
             .await
-            .unwrap_or(false)
+            .unwrap_or(false);
+        claimed && work.commit().await.is_ok()
     }
 
     /// Forgets the claimed ticks before `before` (best effort).
     async fn forget_ticks(&self, before: DateTime<Utc>) {
-        if let Ok(mut conn) = self.db.pool().acquire().await {
-            let _ = directory_runs::delete_ticks_before(&mut conn, &clock::fmt(before)).await;
+        if let Ok((mut work, permit)) = self.records(clock::now()).await
+            && let Ok(mut w) = work.write(&permit)
+            && directory_runs::delete_ticks_before(&mut w, &clock::fmt(before))
+                .await
+                .is_ok()
+        {
+            let _ = work.commit().await;
         }
     }
 }

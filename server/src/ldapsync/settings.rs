@@ -7,11 +7,15 @@ use chrono::{DateTime, Utc};
 use orgsync_sync::ldap::LdapSettings;
 use serde_json::{Value, json};
 
+use orgsync_policy::{Action, Resource};
+
 use super::{DirectorySync, SETTINGS_KEY, Stats};
 use crate::audit::AuditCtx;
+use crate::authz::{Permit, System};
 use crate::clock;
-use crate::db::Db;
-use crate::store::{self, Conn, directory_runs};
+use crate::error::{Error, Result};
+use crate::store::{self, Conn, Write, directory_runs};
+use crate::usecase::{Caller, Ctx, Work};
 
 /// The stored settings (the defaults when absent or unreadable).
 pub async fn load_settings(conn: &mut Conn) -> sqlx::Result<LdapSettings> {
@@ -21,41 +25,44 @@ pub async fn load_settings(conn: &mut Conn) -> sqlx::Result<LdapSettings> {
         .unwrap_or_default())
 }
 
-pub async fn store_settings(conn: &mut Conn, s: &LdapSettings, now: &str) -> sqlx::Result<()> {
+pub async fn store_settings(w: &mut Write<'_>, s: &LdapSettings, now: &str) -> sqlx::Result<()> {
     let value = serde_json::to_string(s).unwrap_or_else(|_| "{}".to_owned());
-    store::settings::put_deployment(conn, SETTINGS_KEY, &value, now).await
+    store::settings::put_deployment(w, SETTINGS_KEY, &value, now).await
 }
 
 /// Applies the config file's `[ldapsync]` settings at start when they differ
-/// from the stored ones (audited with source `config`).
+/// from the stored ones, on the authority of [`System::Config`] (audited with
+/// source `config`).
 pub async fn apply_file_settings(
-    db: &Db,
+    ctx: Ctx<'_>,
     file: &LdapSettings,
     now: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    let mut tx = db.begin().await?;
-    let old = load_settings(&mut tx).await?;
+) -> Result<()> {
+    let caller = Caller::system(System::Config);
+    let mut work = Work::begin_at(ctx, &caller, now).await?;
+    let old = load_settings(work.conn()).await?;
     if old == *file {
-        return tx.rollback().await;
+        return Ok(());
     }
-    let ctx = AuditCtx {
-        source: "config",
-        ..AuditCtx::default()
-    };
-    replace(&mut tx, &old, file, &ctx, &clock::fmt(now)).await?;
-    tx.commit().await
+    let permit = work.require(
+        Action::DEPLOYMENT_SYNC_UPDATE,
+        &Resource::site(),
+        "settings",
+    )?;
+    replace(&mut work, &permit, &old, file).await?;
+    work.commit().await
 }
 
 /// Stores `new` in place of `old` with its audit row (none when nothing
-/// changed), in the caller's transaction.
+/// changed), in the operation's transaction.
 async fn replace(
-    tx: &mut Conn,
+    work: &mut Work<'_>,
+    permit: &Permit,
     old: &LdapSettings,
     new: &LdapSettings,
-    ctx: &AuditCtx,
-    now: &str,
-) -> sqlx::Result<()> {
-    store_settings(tx, new, now).await?;
+) -> Result<()> {
+    let now_s = work.now_s.clone();
+    store_settings(&mut work.write(permit)?, new, &now_s).await?;
     let mut diff = crate::audit::diff(&public_settings(old), &public_settings(new));
     if old.bind_password != new.bind_password
         && let Value::Object(d) = &mut diff
@@ -67,21 +74,16 @@ async fn replace(
         );
     }
     if diff.as_object().is_some_and(|d| !d.is_empty()) {
-        crate::audit::record(
-            tx,
-            ctx,
-            now,
-            crate::audit::Change {
-                organization_id: None,
-                action: "update",
-                resource_type: "ldapsync_settings",
-                resource_id: "deployment",
-                resource_target: SETTINGS_KEY,
-                diff,
-                status_code: 200,
-            },
-        )
-        .await?;
+        let change = crate::audit::Change {
+            organization_id: None,
+            action: "update",
+            resource_type: "ldapsync_settings",
+            resource_id: "deployment",
+            resource_target: SETTINGS_KEY,
+            diff,
+            status_code: 200,
+        };
+        work.audit(permit, change).await?;
     }
     Ok(())
 }
@@ -108,17 +110,33 @@ impl DirectorySync {
     }
 
     /// Replaces the settings (`old`, as the caller read and checked them)
-    /// with `new`, audited with `ctx`, in one transaction.
+    /// with `new`, in one transaction, on the authority of the user of `ctx`
+    /// (decided again here: `deployment_sync:update`), audited with `ctx`.
     pub async fn replace_settings(
         &self,
         old: &LdapSettings,
         new: &LdapSettings,
         ctx: &AuditCtx,
         now: DateTime<Utc>,
-    ) -> sqlx::Result<()> {
-        let mut tx = self.db.begin().await?;
-        replace(&mut tx, old, new, ctx, &clock::fmt(now)).await?;
-        tx.commit().await
+    ) -> Result<()> {
+        let user_id = ctx.user_id.as_deref().ok_or_else(Error::forbidden)?;
+        let principal = self
+            .authz
+            .principal(&self.db, user_id, None)
+            .await?
+            .ok_or_else(Error::forbidden)?;
+        let caller = Caller::User {
+            principal,
+            audit: ctx.clone(),
+        };
+        let mut work = Work::begin_at(self.ctx(), &caller, now).await?;
+        let permit = work.require(
+            Action::DEPLOYMENT_SYNC_UPDATE,
+            &Resource::site(),
+            "settings",
+        )?;
+        replace(&mut work, &permit, old, new).await?;
+        work.commit().await
     }
 }
 

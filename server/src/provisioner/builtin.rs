@@ -10,10 +10,11 @@ use tokio_util::sync::CancellationToken;
 use super::daemon::{DaemonTiming, JobSource, SourceError, serve};
 use super::executor::Executor;
 use super::{AcquiredJob, JobResult, LogLine, default_tags};
-use crate::clock;
 use crate::error::ApiError;
 use crate::jobs::{self, DaemonIdentity, QueueHandle};
 use crate::store;
+use crate::usecase::Work;
+use orgsync_policy::{Action, Resource};
 
 struct InProcess<H> {
     handle: Arc<H>,
@@ -69,6 +70,15 @@ impl<H: QueueHandle> JobSource for InProcess<H> {
     }
 }
 
+/// A failed registration of a built-in daemon, with its internal cause.
+fn registration_error(e: crate::error::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot register a built-in provisioner daemon: {}{}",
+        e.body.message,
+        e.internal.map(|c| format!(" ({c})")).unwrap_or_default()
+    )
+}
+
 /// Starts `n` built-in daemons for the default org, running both executors'
 /// provisioner types (echo and terraform). Stops with `shutdown`.
 pub async fn start<H: QueueHandle>(
@@ -79,40 +89,59 @@ pub async fn start<H: QueueHandle>(
     if n == 0 {
         return Ok(());
     }
-    let mut tx = handle.queue().ctx.db.begin().await?;
-    let org = store::orgs::default_org(&mut tx)
+    let ctx = handle.queue().ctx;
+    let mut conn = ctx.conn().await.map_err(registration_error)?;
+    let org = store::orgs::default_org(&mut conn)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no default organization"))?;
-    let now = clock::fmt(clock::now());
-    // Every start registers new built-in daemons: drop those of earlier runs
-    // (offline, holding no job) so restarts do not pile them up. Other
-    // replicas' daemons are online and stay.
-    store::provisioners::prune_offline(&mut tx, &org.id, None, &jobs::online_after()).await?;
+    drop(conn);
     let mut identities = Vec::new();
     for i in 0..n {
-        let id = store::new_id();
-        let daemon = store::provisioners::Daemon {
-            id: id.clone(),
+        // Each daemon registers itself, as a daemon with a key does: the
+        // policies decide (`provisioner_job:acquire` in its organization).
+        let daemon = DaemonIdentity::new(
+            store::new_id(),
+            org.org_ref(),
+            vec!["echo".into(), "terraform".into()],
+            default_tags(),
+        );
+        let caller = daemon.caller();
+        let mut work = Work::begin(ctx, &caller)
+            .await
+            .map_err(registration_error)?;
+        let permit = work
+            .require(
+                Action::PROVISIONER_JOB_ACQUIRE,
+                &Resource::organization(&daemon.org),
+                "organization",
+            )
+            .map_err(registration_error)?;
+        let now = work.now_s.clone();
+        let mut w = work.write(&permit).map_err(registration_error)?;
+        if i == 0 {
+            // Every start registers new built-in daemons: drop those of earlier
+            // runs (offline, holding no job) so restarts do not pile them up.
+            // Other replicas' daemons are online and stay.
+            store::provisioners::prune_offline(&mut w, &org.id, None, &jobs::online_after())
+                .await?;
+        }
+        let row = store::provisioners::Daemon {
+            id: daemon.id.clone(),
             organization_id: org.id.clone(),
             key_id: None,
             name: format!("built-in-{}", i + 1),
-            provisioners: vec!["echo".into(), "terraform".into()],
-            tags: default_tags(),
+            provisioners: daemon.provisioners.clone(),
+            tags: daemon.tags.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             created_at: now.clone(),
-            last_seen_at: now.clone(),
+            last_seen_at: now,
             status: String::new(),
             disconnected: false,
         };
-        store::provisioners::insert_daemon(&mut tx, &daemon).await?;
-        identities.push(DaemonIdentity::new(
-            id,
-            org.org_ref(),
-            daemon.provisioners,
-            daemon.tags,
-        ));
+        store::provisioners::insert_daemon(&mut w, &row).await?;
+        work.commit().await.map_err(registration_error)?;
+        identities.push(daemon);
     }
-    tx.commit().await?;
     for daemon in identities {
         let handle = handle.clone();
         let shutdown = shutdown.clone();

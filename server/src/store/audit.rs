@@ -1,10 +1,14 @@
-use serde::Serialize;
-use sqlx::Row;
+//! The audit log (`audit_logs`).
 
-use super::Conn;
+use serde::Serialize;
+use sqlx::Result;
+
+use super::Write;
+use super::bulk::{Arg, ArgRow};
+use super::query::page;
 
 /// An audit log entry as served.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
 pub struct AuditEntry {
     pub id: String,
     pub time: String,
@@ -14,6 +18,7 @@ pub struct AuditEntry {
     pub resource_type: String,
     pub resource_id: String,
     pub resource_target: String,
+    #[sqlx(try_from = "super::Text")]
     pub diff: serde_json::Value,
     pub status_code: i64,
     pub ip: String,
@@ -22,29 +27,41 @@ pub struct AuditEntry {
     pub source: String,
 }
 
-pub async fn insert(conn: &mut Conn, e: &AuditEntry) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_logs (id, time, user_id, organization_id, action, resource_type, resource_id, \
-         resource_target, diff, status_code, ip, user_agent, request_id, source) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(&e.id)
-    .bind(&e.time)
-    .bind(e.user_id.as_deref())
-    .bind(e.organization_id.as_deref())
-    .bind(&e.action)
-    .bind(&e.resource_type)
-    .bind(&e.resource_id)
-    .bind(&e.resource_target)
-    .bind(e.diff.to_string())
-    .bind(e.status_code)
-    .bind(&e.ip)
-    .bind(&e.user_agent)
-    .bind(&e.request_id)
-    .bind(&e.source)
-    .execute(conn)
-    .await
-    .map(|_| ())
+const AUDIT_COLUMNS: &str = "id, time, user_id, organization_id, action, resource_type, \
+    resource_id, resource_target, diff, status_code, ip, user_agent, request_id, source";
+
+impl AuditEntry {
+    /// Its values in the order of the columns, for [`insert_many`].
+    pub fn into_row(self) -> ArgRow {
+        vec![
+            Arg::Text(self.id),
+            Arg::Text(self.time),
+            Arg::Opt(self.user_id),
+            Arg::Opt(self.organization_id),
+            Arg::Text(self.action),
+            Arg::Text(self.resource_type),
+            Arg::Text(self.resource_id),
+            Arg::Text(self.resource_target),
+            Arg::Text(self.diff.to_string()),
+            Arg::Int(self.status_code),
+            Arg::Text(self.ip),
+            Arg::Text(self.user_agent),
+            Arg::Text(self.request_id),
+            Arg::Text(self.source),
+        ]
+    }
+}
+
+pub async fn insert(w: &mut Write<'_>, e: AuditEntry) -> Result<()> {
+    insert_many(w, vec![e.into_row()]).await
+}
+
+/// Audit rows ([`AuditEntry::into_row`]), in as few statements as the limits
+/// of `bulk.rs` allow.
+pub async fn insert_many(w: &mut Write<'_>, rows: Vec<ArgRow>) -> Result<()> {
+    let head = "audit_logs (id, time, user_id, organization_id, action, resource_type, \
+        resource_id, resource_target, diff, status_code, ip, user_agent, request_id, source)";
+    super::bulk::insert_rows(w, head, "", rows).await
 }
 
 /// Filters of `GET /audit`. `organizations` restricts to entries of those orgs
@@ -64,90 +81,47 @@ pub struct AuditFilter {
     pub offset: i64,
 }
 
-pub async fn list(conn: &mut Conn, f: &AuditFilter) -> sqlx::Result<(Vec<AuditEntry>, i64)> {
-    let mut clauses = vec![
-        "($1 IS NULL OR organization_id = $1)".to_owned(),
-        "($2 IS NULL OR user_id = $2)".to_owned(),
-        "($3 IS NULL OR resource_type = $3)".to_owned(),
-        "($4 IS NULL OR action = $4)".to_owned(),
-        "($5 IS NULL OR time >= $5)".to_owned(),
-        "($6 IS NULL OR time <= $6)".to_owned(),
-        "($7 IS NULL OR resource_id = $7)".to_owned(),
-        "($8 IS NULL OR source = $8)".to_owned(),
-    ];
-    // Org restriction: ids are UUIDs we produced; bind them as parameters.
-    let allowed = f.organizations.clone().unwrap_or_default();
-    if f.organizations.is_some() {
-        if allowed.is_empty() {
-            clauses.push("1 = 0".to_owned());
-        } else {
-            let params: Vec<String> = (0..allowed.len()).map(|i| format!("${}", i + 11)).collect();
-            clauses.push(format!("organization_id IN ({})", params.join(", ")));
+/// Entries newest first, and how many match.
+pub async fn list(conn: &mut super::Conn, f: &AuditFilter) -> Result<(Vec<AuditEntry>, i64)> {
+    let mut from = "audit_logs WHERE ($1 IS NULL OR organization_id = $1) \
+        AND ($2 IS NULL OR user_id = $2) AND ($3 IS NULL OR resource_type = $3) \
+        AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR time >= $5) \
+        AND ($6 IS NULL OR time <= $6) AND ($7 IS NULL OR resource_id = $7) \
+        AND ($8 IS NULL OR source = $8)"
+        .to_owned();
+    let mut args: Vec<Option<&str>> = [
+        &f.organization_id,
+        &f.user_id,
+        &f.resource_type,
+        &f.action,
+        &f.from,
+        &f.to,
+        &f.resource_id,
+        &f.source,
+    ]
+    .map(Option::as_deref)
+    .to_vec();
+    // The organizations' ids are bound; only placeholders reach the SQL text.
+    match &f.organizations {
+        None => {}
+        Some(orgs) if orgs.is_empty() => from.push_str(" AND 1 = 0"),
+        Some(orgs) => {
+            let first = args.len() + 1;
+            let marks: Vec<String> = (first..first + orgs.len())
+                .map(|i| format!("${i}"))
+                .collect();
+            from.push_str(&format!(" AND organization_id IN ({})", marks.join(", ")));
+            args.extend(orgs.iter().map(|o| Some(o.as_str())));
         }
     }
-    let where_ = clauses.join(" AND ");
-    let count_sql =
-        format!("SELECT COUNT(*) AS n FROM audit_logs WHERE {where_} AND $9 >= 0 AND $10 >= 0");
-    let list_sql = format!(
-        "SELECT id, time, user_id, organization_id, action, resource_type, resource_id, resource_target, \
-         diff, status_code, ip, user_agent, request_id, source FROM audit_logs WHERE {where_} \
-         ORDER BY time DESC, id DESC LIMIT $9 OFFSET $10"
-    );
-    let mut total = 0;
-    let mut entries = Vec::new();
-    for (i, sql) in [count_sql, list_sql].iter().enumerate() {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(f.organization_id.as_deref())
-            .bind(f.user_id.as_deref())
-            .bind(f.resource_type.as_deref())
-            .bind(f.action.as_deref())
-            .bind(f.from.as_deref())
-            .bind(f.to.as_deref())
-            .bind(f.resource_id.as_deref())
-            .bind(f.source.as_deref())
-            .bind(f.limit)
-            .bind(f.offset);
-        for org in &allowed {
-            q = q.bind(org.as_str());
-        }
-        if i == 0 {
-            total = q.fetch_one(&mut *conn).await?.try_get("n")?;
-        } else {
-            for r in q.fetch_all(&mut *conn).await? {
-                let diff: String = r.try_get("diff")?;
-                entries.push(AuditEntry {
-                    id: r.try_get("id")?,
-                    time: r.try_get("time")?,
-                    user_id: r.try_get("user_id")?,
-                    organization_id: r.try_get("organization_id")?,
-                    action: r.try_get("action")?,
-                    resource_type: r.try_get("resource_type")?,
-                    resource_id: r.try_get("resource_id")?,
-                    resource_target: r.try_get("resource_target")?,
-                    diff: serde_json::from_str(&diff).unwrap_or(serde_json::Value::Null),
-                    status_code: r.try_get("status_code")?,
-                    ip: r.try_get("ip")?,
-                    user_agent: r.try_get("user_agent")?,
-                    request_id: r.try_get("request_id")?,
-                    source: r.try_get("source")?,
-                });
-            }
-        }
-    }
-    Ok((entries, total))
-}
-
-/// Audit rows: (id, time, user_id, organization_id, action, resource_type,
-/// resource_id, resource_target, diff, status_code, ip, user_agent,
-/// request_id, source) each.
-pub async fn insert_many(tx: &mut Conn, rows: Vec<super::bulk::ArgRow>) -> sqlx::Result<()> {
-    super::bulk::insert_rows(
-        tx,
-        "audit_logs (id, time, user_id, organization_id, action, resource_type, resource_id, \
-         resource_target, diff, status_code, ip, user_agent, request_id, source)",
-        "",
-        14,
-        rows,
+    let order = "time DESC, id DESC";
+    page(
+        conn,
+        AUDIT_COLUMNS,
+        &from,
+        order,
+        &args[..],
+        (f.limit, f.offset),
     )
     .await
 }

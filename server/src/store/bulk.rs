@@ -2,7 +2,8 @@
 //! parameter and size limits allow. The tables' modules use it for their bulk
 //! writes (a directory sync batch), next to their single-row writes.
 
-use super::Conn;
+use super::Write;
+pub use super::query::IDS_PER_STATEMENT;
 
 /// Most bound values per statement (SQLite allows 32766, PostgreSQL 65535).
 const MAX_PARAMS: usize = 16_000;
@@ -13,18 +14,6 @@ const MAX_PARAMS: usize = 16_000;
 /// server's delayed ACK, about 40 ms per statement. Smaller statements go out
 /// at once.
 const MAX_STATEMENT_BYTES: usize = 15 * 1024;
-/// Most ids in one `IN (...)` list: 300 ids of 36 bytes (plus length
-/// prefixes) stay well under [`MAX_STATEMENT_BYTES`].
-pub const IDS_PER_STATEMENT: usize = 300;
-
-/// `$1,$2,...,$n`: the placeholders of an `IN (...)` list.
-pub(crate) fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// One bound value of a multi-row insert.
 pub enum Arg {
     Text(String),
@@ -48,14 +37,15 @@ impl Arg {
 pub type ArgRow = Vec<Arg>;
 
 /// `INSERT INTO {head} VALUES (...), (...) {tail}` in as few statements as the
-/// parameter and size limits allow.
+/// parameter and size limits allow; `head` is the table and its columns,
+/// `table (a, b, c)`, and each row holds a value per column.
 pub(crate) async fn insert_rows(
-    tx: &mut Conn,
+    w: &mut Write<'_>,
     head: &str,
     tail: &str,
-    width: usize,
     rows: Vec<ArgRow>,
 ) -> sqlx::Result<()> {
+    let width = head.matches(',').count() + 1;
     // Each placeholder takes up to 8 bytes of SQL (`$16000,` and parentheses).
     let text = MAX_STATEMENT_BYTES.saturating_sub(head.len() + tail.len() + 32) / 8;
     let per = (MAX_PARAMS.min(text) / width).max(1);
@@ -103,7 +93,7 @@ pub(crate) async fn insert_rows(
                 };
             }
         }
-        q.execute(&mut *tx).await?;
+        q.execute(w.conn()).await?;
     }
     Ok(())
 }

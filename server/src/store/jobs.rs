@@ -1,20 +1,31 @@
 //! The provisioner job queue.
 
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::Result;
 
-use super::Conn;
+use super::query::{Text, affected, all, execute, optional, scalar, scalars, sql};
+use super::{Conn, Write};
 use crate::db::Dialect;
 use crate::provisioner::{JobStatus, JobType, LogLine, Tags, tags_match};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// A stored status; an unknown one reads as failed.
+impl From<Text> for JobStatus {
+    fn from(status: Text) -> JobStatus {
+        JobStatus::parse(status.as_str()).unwrap_or(JobStatus::Failed)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Job {
     pub id: String,
     pub organization_id: String,
     #[serde(rename = "type")]
+    #[sqlx(try_from = "Text")]
     pub job_type: JobType,
     pub provisioner: String,
+    #[sqlx(try_from = "Text")]
     pub status: JobStatus,
+    #[sqlx(try_from = "Text")]
     pub tags: Tags,
     pub initiator_id: String,
     pub worker_id: Option<String>,
@@ -25,34 +36,15 @@ pub struct Job {
     pub error: Option<String>,
     /// Why a pending job waits (e.g. no provisioner for its org), when it does.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[sqlx(skip)]
     pub queue_message: Option<String>,
     #[serde(skip)]
+    #[sqlx(try_from = "Text")]
     pub input: serde_json::Value,
 }
 
-const JOB_COLUMNS: &str = "id, organization_id, job_type, provisioner, status, tags, input, initiator_id, \
-    worker_id, created_at, updated_at, started_at, completed_at, error";
-
-fn job_from_row(r: &sqlx::any::AnyRow) -> sqlx::Result<Job> {
-    let status: String = r.try_get("status")?;
-    Ok(Job {
-        id: r.try_get("id")?,
-        organization_id: r.try_get("organization_id")?,
-        job_type: JobType::parse(&r.try_get::<String, _>("job_type")?),
-        provisioner: r.try_get("provisioner")?,
-        status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
-        tags: serde_json::from_str(&r.try_get::<String, _>("tags")?).unwrap_or_default(),
-        input: serde_json::from_str(&r.try_get::<String, _>("input")?).unwrap_or_default(),
-        initiator_id: r.try_get("initiator_id")?,
-        worker_id: r.try_get("worker_id")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        started_at: r.try_get("started_at")?,
-        completed_at: r.try_get("completed_at")?,
-        error: r.try_get("error")?,
-        queue_message: None,
-    })
-}
+const JOB_COLUMNS: &str = "id, organization_id, job_type, provisioner, status, tags, input, \
+    initiator_id, worker_id, created_at, updated_at, started_at, completed_at, error";
 
 pub struct NewJob<'a> {
     pub id: &'a str,
@@ -65,32 +57,30 @@ pub struct NewJob<'a> {
     pub now: &'a str,
 }
 
-pub async fn insert(conn: &mut Conn, j: &NewJob<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO provisioner_jobs (id, organization_id, job_type, provisioner, status, tags, input, \
-         initiator_id, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $8)",
-    )
-    .bind(j.id)
-    .bind(j.organization_id)
-    .bind(j.job_type.as_str())
-    .bind(j.provisioner)
-    .bind(serde_json::to_string(j.tags).unwrap_or_else(|_| "{}".to_owned()))
-    .bind(j.input.to_string())
-    .bind(j.initiator_id)
-    .bind(j.now)
-    .execute(conn)
-    .await
-    .map(|_| ())
+pub async fn insert(w: &mut Write<'_>, j: &NewJob<'_>) -> Result<()> {
+    let sql = "INSERT INTO provisioner_jobs (id, organization_id, job_type, provisioner, status, \
+         tags, input, initiator_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $8)";
+    let args = (
+        j.id,
+        j.organization_id,
+        j.job_type.as_str(),
+        j.provisioner,
+        serde_json::to_string(j.tags).unwrap_or_else(|_| "{}".to_owned()),
+        j.input.to_string(),
+        j.initiator_id,
+        j.now,
+    );
+    execute(w, sql, args).await
 }
 
-pub async fn get(conn: &mut Conn, id: &str) -> sqlx::Result<Option<Job>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM provisioner_jobs WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(job_from_row).transpose()
+pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Job>> {
+    optional(
+        conn,
+        sql!("SELECT {JOB_COLUMNS} FROM provisioner_jobs WHERE id = $1"),
+        (id,),
+    )
+    .await
 }
 
 pub async fn list(
@@ -99,18 +89,13 @@ pub async fn list(
     status: Option<&str>,
     limit: i64,
     offset: i64,
-) -> sqlx::Result<Vec<Job>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM provisioner_jobs WHERE organization_id = $1 AND ($2 IS NULL OR status = $2) \
+) -> Result<Vec<Job>> {
+    let sql = sql!(
+        "SELECT {JOB_COLUMNS} FROM provisioner_jobs \
+         WHERE organization_id = $1 AND ($2 IS NULL OR status = $2) \
          ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
-    )))
-    .bind(org_id)
-    .bind(status)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(job_from_row).collect()
+    );
+    all(conn, sql, (org_id, status, limit, offset)).await
 }
 
 /// Claims the oldest pending job of `org_id` that this daemon may run: its
@@ -119,48 +104,36 @@ pub async fn list(
 /// `FOR UPDATE SKIP LOCKED`, so racing daemons never see the same row, and the
 /// claim itself is conditional on the job still being pending.
 pub async fn claim(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     dialect: Dialect,
     org_id: &str,
     provisioners: &[String],
     daemon_tags: &Tags,
     worker_id: &str,
     now: &str,
-) -> sqlx::Result<Option<Job>> {
+) -> Result<Option<Job>> {
     const PAGE: i64 = 50;
+    let candidates = format!(
+        "SELECT id, provisioner, tags FROM provisioner_jobs \
+         WHERE organization_id = $1 AND status = 'pending' \
+         ORDER BY created_at, id LIMIT $2 OFFSET $3{}",
+        dialect.skip_locked()
+    );
     let mut offset = 0;
     loop {
-        let sql = format!(
-            "SELECT id, provisioner, tags FROM provisioner_jobs WHERE organization_id = $1 AND status = 'pending' \
-             ORDER BY created_at, id LIMIT $2 OFFSET $3{}",
-            dialect.skip_locked()
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(org_id)
-            .bind(PAGE)
-            .bind(offset)
-            .fetch_all(&mut *conn)
-            .await?;
+        // The locking clause is one of the dialect's constants.
+        let sql = sqlx::AssertSqlSafe(candidates.as_str());
+        let rows: Vec<(String, String, Text)> = all(w.conn(), sql, (org_id, PAGE, offset)).await?;
         let n = rows.len() as i64;
-        for r in rows {
-            let provisioner: String = r.try_get("provisioner")?;
-            let tags: Tags =
-                serde_json::from_str(&r.try_get::<String, _>("tags")?).unwrap_or_default();
-            if !provisioners.contains(&provisioner) || !tags_match(&tags, daemon_tags) {
+        for (id, provisioner, tags) in rows {
+            if !provisioners.contains(&provisioner) || !tags_match(&tags.json(), daemon_tags) {
                 continue;
             }
-            let id: String = r.try_get("id")?;
-            let done = sqlx::query(
-                "UPDATE provisioner_jobs SET status = 'running', worker_id = $2, started_at = $3, \
-                 heartbeat_at = $3, updated_at = $3 WHERE id = $1 AND status = 'pending'",
-            )
-            .bind(&id)
-            .bind(worker_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            if done.rows_affected() == 1 {
-                return get(conn, &id).await;
+            let sql = "UPDATE provisioner_jobs SET status = 'running', worker_id = $2, \
+                 started_at = $3, heartbeat_at = $3, updated_at = $3 \
+                 WHERE id = $1 AND status = 'pending'";
+            if affected(w, sql, (&id, worker_id, now)).await? == 1 {
+                return get(w.conn(), &id).await;
             }
         }
         if n < PAGE {
@@ -173,166 +146,127 @@ pub async fn claim(
 /// Records a heartbeat of the job's worker; returns the job's status, or None
 /// when the job is not held by this worker any more.
 pub async fn heartbeat(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     id: &str,
     worker_id: &str,
     now: &str,
-) -> sqlx::Result<Option<JobStatus>> {
-    sqlx::query(
-        "UPDATE provisioner_jobs SET heartbeat_at = $3 WHERE id = $1 AND worker_id = $2 \
-         AND status IN ('running', 'canceling')",
-    )
-    .bind(id)
-    .bind(worker_id)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    let row = sqlx::query("SELECT status, worker_id FROM provisioner_jobs WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    if row.try_get::<Option<String>, _>("worker_id")?.as_deref() != Some(worker_id) {
-        return Ok(None);
-    }
-    Ok(JobStatus::parse(&row.try_get::<String, _>("status")?))
+) -> Result<Option<JobStatus>> {
+    let sql = "UPDATE provisioner_jobs SET heartbeat_at = $3 WHERE id = $1 AND worker_id = $2 \
+         AND status IN ('running', 'canceling')";
+    execute(w, sql, (id, worker_id, now)).await?;
+    let sql = "SELECT status, worker_id FROM provisioner_jobs WHERE id = $1";
+    let row: Option<(Text, Option<String>)> = optional(w.conn(), sql, (id,)).await?;
+    Ok(row
+        .filter(|(_, worker)| worker.as_deref() == Some(worker_id))
+        .and_then(|(status, _)| JobStatus::parse(status.as_str())))
 }
 
 /// Moves a job held by `worker_id` to a terminal status. Returns false when the
 /// job is not running on that worker (already finished, reaped or canceled).
 pub async fn finish(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     id: &str,
     worker_id: &str,
     status: JobStatus,
     error: Option<&str>,
     now: &str,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE provisioner_jobs SET status = $3, error = $4, completed_at = $5, updated_at = $5 \
-         WHERE id = $1 AND worker_id = $2 AND status IN ('running', 'canceling')",
-    )
-    .bind(id)
-    .bind(worker_id)
-    .bind(status.as_str())
-    .bind(error)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+) -> Result<bool> {
+    let sql = "UPDATE provisioner_jobs SET status = $3, error = $4, completed_at = $5, \
+         updated_at = $5 WHERE id = $1 AND worker_id = $2 AND status IN ('running', 'canceling')";
+    Ok(affected(w, sql, (id, worker_id, status.as_str(), error, now)).await? == 1)
 }
 
 /// Cancels a job: a pending one at once, a running one asks its daemon to stop
 /// (`canceling`). Returns the new status, or None when it already finished.
-pub async fn cancel(conn: &mut Conn, id: &str, now: &str) -> sqlx::Result<Option<JobStatus>> {
-    let pending = sqlx::query(
-        "UPDATE provisioner_jobs SET status = 'canceled', error = 'canceled by a user', completed_at = $2, \
-         updated_at = $2 WHERE id = $1 AND status = 'pending'",
-    )
-    .bind(id)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    if pending.rows_affected() == 1 {
+pub async fn cancel(w: &mut Write<'_>, id: &str, now: &str) -> Result<Option<JobStatus>> {
+    let pending = "UPDATE provisioner_jobs SET status = 'canceled', \
+         error = 'canceled by a user', completed_at = $2, updated_at = $2 \
+         WHERE id = $1 AND status = 'pending'";
+    if affected(w, pending, (id, now)).await? == 1 {
         return Ok(Some(JobStatus::Canceled));
     }
-    let running = sqlx::query(
-        "UPDATE provisioner_jobs SET status = 'canceling', updated_at = $2 WHERE id = $1 AND status = 'running'",
-    )
-    .bind(id)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok((running.rows_affected() == 1).then_some(JobStatus::Canceling))
+    let running = "UPDATE provisioner_jobs SET status = 'canceling', updated_at = $2 \
+         WHERE id = $1 AND status = 'running'";
+    Ok((affected(w, running, (id, now)).await? == 1).then_some(JobStatus::Canceling))
+}
+
+/// Fails the running jobs of `column` = `value` (a job, or a worker's jobs).
+async fn fail_running(
+    w: &mut Write<'_>,
+    column: &'static str,
+    value: &str,
+    error: &str,
+    now: &str,
+) -> Result<()> {
+    // `column` is a constant of this file: no input reaches the SQL text.
+    let sql = sql!(
+        "UPDATE provisioner_jobs SET status = 'failed', error = $2, completed_at = $3, \
+         updated_at = $3 WHERE {column} = $1 AND status IN ('running', 'canceling')"
+    );
+    execute(w, sql, (value, error, now)).await
 }
 
 /// Fails running jobs whose daemon stopped heartbeating before `cutoff`.
 /// Returns the ids failed.
 pub async fn reap(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     cutoff: &str,
     timeout_secs: u64,
     now: &str,
-) -> sqlx::Result<Vec<String>> {
-    let ids: Vec<String> = sqlx::query(
-        "SELECT id FROM provisioner_jobs WHERE status IN ('running', 'canceling') AND heartbeat_at < $1",
-    )
-    .bind(cutoff)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| r.try_get("id"))
-    .collect::<sqlx::Result<_>>()?;
+) -> Result<Vec<String>> {
+    let sql = "SELECT id FROM provisioner_jobs \
+         WHERE status IN ('running', 'canceling') AND heartbeat_at < $1";
+    let ids: Vec<String> = scalars(w.conn(), sql, (cutoff,)).await?;
     let message = format!(
         "the provisioner daemon running this job stopped sending heartbeats for {timeout_secs} s; \
          the job was failed (the daemon may have crashed or lost its connection)"
     );
     for id in &ids {
-        sqlx::query(
-            "UPDATE provisioner_jobs SET status = 'failed', error = $2, completed_at = $3, updated_at = $3 \
-             WHERE id = $1 AND status IN ('running', 'canceling')",
-        )
-        .bind(id)
-        .bind(&message)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+        fail_running(w, "id", id, &message, now).await?;
     }
     Ok(ids)
 }
 
 /// Fails the running jobs of the given workers (their key was deleted).
 pub async fn fail_for_workers(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     workers: &[String],
     error: &str,
     now: &str,
-) -> sqlx::Result<()> {
-    for w in workers {
-        sqlx::query(
-            "UPDATE provisioner_jobs SET status = 'failed', error = $2, completed_at = $3, updated_at = $3 \
-             WHERE worker_id = $1 AND status IN ('running', 'canceling')",
-        )
-        .bind(w)
-        .bind(error)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+) -> Result<()> {
+    for worker in workers {
+        fail_running(w, "worker_id", worker, error, now).await?;
     }
     Ok(())
 }
 
 pub async fn append_logs(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     job_id: &str,
     lines: &[LogLine],
     now: &str,
-) -> sqlx::Result<()> {
-    let next: i64 = sqlx::query(
-        "SELECT COALESCE(MAX(seq), 0) AS n FROM provisioner_job_logs WHERE job_id = $1",
-    )
-    .bind(job_id)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("n")?;
+) -> Result<()> {
+    let sql = "SELECT COALESCE(MAX(seq), 0) FROM provisioner_job_logs WHERE job_id = $1";
+    let next: i64 = scalar(w.conn(), sql, (job_id,)).await?;
+    let sql = "INSERT INTO provisioner_job_logs (job_id, seq, time, stage, level, output) \
+         VALUES ($1, $2, $3, $4, $5, $6)";
     for (i, l) in lines.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO provisioner_job_logs (job_id, seq, time, stage, level, output) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(job_id)
-        .bind(next + 1 + i as i64)
-        .bind(now)
-        .bind(&l.stage)
-        .bind(&l.level)
-        .bind(&l.output)
-        .execute(&mut *conn)
-        .await?;
+        let args = (
+            job_id,
+            next + 1 + i as i64,
+            now,
+            &l.stage,
+            &l.level,
+            &l.output,
+        );
+        execute(w, sql, args).await?;
     }
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct LogEntry {
+    #[sqlx(rename = "seq")]
     pub id: i64,
     pub time: String,
     pub stage: String,
@@ -340,30 +274,8 @@ pub struct LogEntry {
     pub output: String,
 }
 
-pub async fn logs(
-    conn: &mut Conn,
-    job_id: &str,
-    after: i64,
-    limit: i64,
-) -> sqlx::Result<Vec<LogEntry>> {
-    sqlx::query(
-        "SELECT seq, time, stage, level, output FROM provisioner_job_logs WHERE job_id = $1 AND seq > $2 \
-         ORDER BY seq LIMIT $3",
-    )
-    .bind(job_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(LogEntry {
-            id: r.try_get("seq")?,
-            time: r.try_get("time")?,
-            stage: r.try_get("stage")?,
-            level: r.try_get("level")?,
-            output: r.try_get("output")?,
-        })
-    })
-    .collect()
+pub async fn logs(conn: &mut Conn, job_id: &str, after: i64, limit: i64) -> Result<Vec<LogEntry>> {
+    let sql = "SELECT seq, time, stage, level, output FROM provisioner_job_logs \
+         WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+    all(conn, sql, (job_id, after, limit)).await
 }

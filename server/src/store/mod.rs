@@ -1,6 +1,13 @@
-//! SQL, per table. Functions take a connection: inside an operation, the
-//! connection of its transaction (`Work::conn`). The use cases call them after
-//! their decision; HTTP handlers never do (checked by `layering.rs`).
+//! SQL, per table. Functions that read take a connection (inside an
+//! operation, the connection of its transaction: `Work::conn`); functions
+//! that write take a [`Write`] handle, which exists only under a `Permit`
+//! (`Work::write`): no code reaches a write without an Allow decision or a
+//! system actor's named authority. The use cases call them; HTTP handlers
+//! never do. Both are checked by `layering.rs`.
+//!
+//! A statement is one call: its SQL and a tuple of arguments
+//! ([`query::execute`], [`query::optional`], ...), rows read into
+//! `#[derive(sqlx::FromRow)]` types.
 
 pub mod audit;
 pub mod bulk;
@@ -16,6 +23,7 @@ pub mod orgs;
 pub mod principals;
 pub mod problems;
 pub mod provisioners;
+mod query;
 pub mod settings;
 pub mod templates;
 pub mod tokens;
@@ -24,10 +32,8 @@ pub mod workspaces;
 
 pub use sqlx::AnyConnection as Conn;
 
-/// Decodes a JSON list of strings stored as text; bad data reads as empty.
-pub(crate) fn json_list(raw: &str) -> Vec<String> {
-    serde_json::from_str(raw).unwrap_or_default()
-}
+pub use crate::authz::Write;
+pub(crate) use query::{Flag, Text};
 
 pub(crate) fn to_json_list(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())

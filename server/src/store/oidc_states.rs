@@ -1,12 +1,13 @@
 //! OIDC login states (`oidc_states`): kept between `/login` and the callback,
 //! by the SHA-256 of the `state` value, taken once.
 
-use sqlx::Row;
+use sqlx::Result;
 
-use super::Conn;
+use super::Write;
+use super::query::{execute, optional};
 
 /// The login state between `/login` and the callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredState {
     pub nonce: String,
     pub pkce_verifier: String,
@@ -16,45 +17,32 @@ pub struct StoredState {
 
 /// Stores a login state and drops states created before `cutoff`.
 pub async fn insert(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     state_hash: &str,
     s: &StoredState,
     cutoff: &str,
-) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM oidc_states WHERE created_at < $1")
-        .bind(cutoff)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO oidc_states (state_hash, nonce, pkce_verifier, redirect, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+) -> Result<()> {
+    execute(
+        w,
+        "DELETE FROM oidc_states WHERE created_at < $1",
+        (cutoff,),
     )
-    .bind(state_hash)
-    .bind(&s.nonce)
-    .bind(&s.pkce_verifier)
-    .bind(&s.redirect)
-    .bind(&s.created_at)
-    .execute(conn)
-    .await
-    .map(|_| ())
+    .await?;
+    let sql = "INSERT INTO oidc_states (state_hash, nonce, pkce_verifier, redirect, created_at) \
+         VALUES ($1, $2, $3, $4, $5)";
+    let args = (
+        state_hash,
+        &s.nonce,
+        &s.pkce_verifier,
+        &s.redirect,
+        &s.created_at,
+    );
+    execute(w, sql, args).await
 }
 
 /// Deletes and returns a login state, once.
-pub async fn take(conn: &mut Conn, state_hash: &str) -> sqlx::Result<Option<StoredState>> {
-    let row = sqlx::query(
-        "DELETE FROM oidc_states WHERE state_hash = $1 \
-         RETURNING nonce, pkce_verifier, redirect, created_at",
-    )
-    .bind(state_hash)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| {
-        Ok(StoredState {
-            nonce: r.try_get("nonce")?,
-            pkce_verifier: r.try_get("pkce_verifier")?,
-            redirect: r.try_get("redirect")?,
-            created_at: r.try_get("created_at")?,
-        })
-    })
-    .transpose()
+pub async fn take(w: &mut Write<'_>, state_hash: &str) -> Result<Option<StoredState>> {
+    let sql = "DELETE FROM oidc_states WHERE state_hash = $1 \
+         RETURNING nonce, pkce_verifier, redirect, created_at";
+    optional(w.conn(), sql, (state_hash,)).await
 }

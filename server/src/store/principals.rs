@@ -1,46 +1,36 @@
 //! The authorization data of a user, read for the policy engine.
 
-use sqlx::Row;
-
-use super::{Conn, json_list};
 use orgsync_policy::{OrgMembership, Principal};
+use sqlx::Result;
+
+use super::Conn;
+use super::query::{Text, optional, scalars};
 
 /// Loads a user's status, site roles, memberships (with org roles) and groups.
 /// Returns the data with the `authz_version` it was read at.
-pub async fn load(conn: &mut Conn, user_id: &str) -> sqlx::Result<Option<(Principal, i64)>> {
-    let Some(row) = sqlx::query("SELECT id, status, roles, authz_version FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(&mut *conn)
-        .await?
+pub async fn load(conn: &mut Conn, user_id: &str) -> Result<Option<(Principal, i64)>> {
+    let sql = "SELECT id, status, roles, authz_version FROM users WHERE id = $1";
+    let Some((id, status, roles, version)) =
+        optional::<(String, String, Text, i64)>(&mut *conn, sql, (user_id,)).await?
     else {
         return Ok(None);
     };
-    let memberships =
-        sqlx::query("SELECT organization_id, roles FROM organization_members WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(OrgMembership {
-                    org_id: r.try_get("organization_id")?,
-                    roles: json_list(&r.try_get::<String, _>("roles")?),
-                })
-            })
-            .collect::<sqlx::Result<Vec<_>>>()?;
-    let groups = sqlx::query("SELECT group_id FROM group_members WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| r.try_get("group_id"))
-        .collect::<sqlx::Result<Vec<String>>>()?;
+    let sql = "SELECT organization_id, roles FROM organization_members WHERE user_id = $1";
+    let memberships: Vec<(String, Text)> = super::query::all(&mut *conn, sql, (user_id,)).await?;
+    let sql = "SELECT group_id FROM group_members WHERE user_id = $1";
+    let groups = scalars(conn, sql, (user_id,)).await?;
     let principal = Principal {
-        id: row.try_get("id")?,
-        status: row.try_get("status")?,
-        site_roles: json_list(&row.try_get::<String, _>("roles")?),
-        memberships,
+        id,
+        status,
+        site_roles: roles.json(),
+        memberships: memberships
+            .into_iter()
+            .map(|(org_id, roles)| OrgMembership {
+                org_id,
+                roles: roles.json(),
+            })
+            .collect(),
         groups,
     };
-    Ok(Some((principal, row.try_get("authz_version")?)))
+    Ok(Some((principal, version)))
 }

@@ -5,13 +5,13 @@
 use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::Result;
 
-use super::Conn;
-use super::directory::{IDS_PER_STATEMENT, placeholders};
+use super::query::{all, execute, execute_in};
+use super::{Conn, Write};
 
 /// A problem as served.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredProblem {
     pub id: String,
     pub organization_id: Option<String>,
@@ -26,49 +26,24 @@ pub struct StoredProblem {
 pub type ProblemKey = (Option<String>, Option<String>, String, String);
 
 /// Up to `limit` problems of any source, newest first.
-pub async fn newest(conn: &mut Conn, limit: i64) -> sqlx::Result<Vec<StoredProblem>> {
-    sqlx::query(
-        "SELECT id, organization_id, user_id, source, kind, detail, time FROM idpsync_problems ORDER BY time DESC, id DESC LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(StoredProblem {
-            id: r.try_get("id")?,
-            organization_id: r.try_get("organization_id")?,
-            user_id: r.try_get("user_id")?,
-            source: r.try_get("source")?,
-            kind: r.try_get("kind")?,
-            detail: r.try_get("detail")?,
-            time: r.try_get("time")?,
-        })
-    })
-    .collect()
+pub async fn newest(conn: &mut Conn, limit: i64) -> Result<Vec<StoredProblem>> {
+    let sql = "SELECT id, organization_id, user_id, source, kind, detail, time \
+         FROM idpsync_problems ORDER BY time DESC, id DESC LIMIT $1";
+    all(conn, sql, (limit,)).await
 }
 
 /// The stored problems of one source: key -> row ids.
 pub async fn keys_of_source(
     conn: &mut Conn,
     source: &str,
-) -> sqlx::Result<HashMap<ProblemKey, Vec<String>>> {
+) -> Result<HashMap<ProblemKey, Vec<String>>> {
+    let sql = "SELECT id, organization_id, user_id, source, kind, detail, time \
+         FROM idpsync_problems WHERE source = $1";
+    let rows: Vec<StoredProblem> = all(conn, sql, (source,)).await?;
     let mut out: HashMap<ProblemKey, Vec<String>> = HashMap::new();
-    for r in sqlx::query(
-        "SELECT id, organization_id, user_id, kind, detail FROM idpsync_problems WHERE source = $1",
-    )
-    .bind(source)
-    .fetch_all(conn)
-    .await?
-    {
-        out.entry((
-            r.try_get("organization_id")?,
-            r.try_get("user_id")?,
-            r.try_get("kind")?,
-            r.try_get("detail")?,
-        ))
-        .or_default()
-        .push(r.try_get("id")?);
+    for p in rows {
+        let key = (p.organization_id, p.user_id, p.kind, p.detail);
+        out.entry(key).or_default().push(p.id);
     }
     Ok(out)
 }
@@ -78,57 +53,31 @@ pub async fn keys_of_user(
     conn: &mut Conn,
     user_id: &str,
     source: &str,
-) -> sqlx::Result<BTreeSet<(String, String, String)>> {
-    sqlx::query(
-        "SELECT COALESCE(organization_id, '') AS org, kind, detail FROM idpsync_problems \
-         WHERE user_id = $1 AND source = $2",
-    )
-    .bind(user_id)
-    .bind(source)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("org")?, r.try_get("kind")?, r.try_get("detail")?)))
-    .collect()
+) -> Result<BTreeSet<(String, String, String)>> {
+    let sql = "SELECT COALESCE(organization_id, '') AS org, kind, detail FROM idpsync_problems \
+         WHERE user_id = $1 AND source = $2";
+    let rows: Vec<(String, String, String)> = all(conn, sql, (user_id, source)).await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Records one problem.
 pub async fn insert(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     org: Option<&str>,
     user: Option<&str>,
     source: &str,
     kind: &str,
     detail: &str,
     now: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO idpsync_problems (id, organization_id, user_id, source, kind, detail, time) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(super::new_id())
-    .bind(org)
-    .bind(user)
-    .bind(source)
-    .bind(kind)
-    .bind(detail)
-    .bind(now)
-    .execute(conn)
-    .await
-    .map(|_| ())
+) -> Result<()> {
+    let sql = "INSERT INTO idpsync_problems (id, organization_id, user_id, source, kind, detail, \
+         time) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    let args = (super::new_id(), org, user, source, kind, detail, now);
+    execute(w, sql, args).await
 }
 
-/// Deletes problems by id, [`IDS_PER_STATEMENT`] at a time.
-pub async fn delete(conn: &mut Conn, ids: &[String]) -> sqlx::Result<()> {
-    for chunk in ids.chunks(IDS_PER_STATEMENT) {
-        let marks = placeholders(chunk.len());
-        // Only placeholders reach the SQL text.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM idpsync_problems WHERE id IN ({marks})"
-        )));
-        for id in chunk {
-            q = q.bind(id);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
+/// Deletes problems by id.
+pub async fn delete(w: &mut Write<'_>, ids: &[&str]) -> Result<()> {
+    let sql = "DELETE FROM idpsync_problems WHERE id IN ({ids})";
+    execute_in(w, sql, ids).await.map(|_| ())
 }

@@ -3,76 +3,46 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use sqlx::Result;
 
-use super::Conn;
+use super::query::{Args, Text, affected, all, execute, optional, scalar_optional, sql};
+use super::{Conn, Write};
 use crate::provisioner::{JobStatus, Tags};
 
 /// Stores content once per hash (`files.created_by` keeps the first
 /// uploader). Returns whether the row is new; callers must not let that show.
 pub async fn insert_file(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     hash: &str,
     content_base64: &str,
     size: i64,
     by: &str,
     now: &str,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO files (hash, content_base64, size, created_by, created_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (hash) DO NOTHING",
-    )
-    .bind(hash)
-    .bind(content_base64)
-    .bind(size)
-    .bind(by)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+) -> Result<bool> {
+    let sql = "INSERT INTO files (hash, content_base64, size, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING";
+    Ok(affected(w, sql, (hash, content_base64, size, by, now)).await? == 1)
 }
 
 /// Records that `user_id` uploaded the content `hash` (a grant of their own).
 /// Returns whether the grant is new.
-pub async fn grant_upload(
-    conn: &mut Conn,
-    hash: &str,
-    user_id: &str,
-    now: &str,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO file_uploads (hash, user_id, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (hash, user_id) DO NOTHING",
-    )
-    .bind(hash)
-    .bind(user_id)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+pub async fn grant_upload(w: &mut Write<'_>, hash: &str, user_id: &str, now: &str) -> Result<bool> {
+    let sql = "INSERT INTO file_uploads (hash, user_id, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (hash, user_id) DO NOTHING";
+    Ok(affected(w, sql, (hash, user_id, now)).await? == 1)
 }
 
 /// Whether a version of `org_id` created by `user_id` may name the file
 /// `hash`: the user uploaded it, or the org is bound to it (an upload with
 /// `?organization=`, or a version of that org already uses it). An unknown
 /// hash is simply not usable.
-pub async fn file_usable(
-    conn: &mut Conn,
-    hash: &str,
-    user_id: &str,
-    org_id: &str,
-) -> sqlx::Result<bool> {
-    Ok(sqlx::query(
-        "SELECT 1 AS ok FROM files f WHERE f.hash = $1 AND (\
+pub async fn file_usable(conn: &mut Conn, hash: &str, user_id: &str, org_id: &str) -> Result<bool> {
+    let sql = "SELECT 1 FROM files f WHERE f.hash = $1 AND (\
            EXISTS (SELECT 1 FROM file_uploads u WHERE u.hash = f.hash AND u.user_id = $2) \
-           OR EXISTS (SELECT 1 FROM file_organizations o WHERE o.hash = f.hash AND o.organization_id = $3))",
-    )
-    .bind(hash)
-    .bind(user_id)
-    .bind(org_id)
-    .fetch_optional(conn)
-    .await?
-    .is_some())
+           OR EXISTS (SELECT 1 FROM file_organizations o WHERE o.hash = f.hash \
+           AND o.organization_id = $3))";
+    let found: Option<i64> = scalar_optional(conn, sql, (hash, user_id, org_id)).await?;
+    Ok(found.is_some())
 }
 
 /// The content (base64) of `hash` for `org_id`: only when the org is bound to
@@ -81,29 +51,17 @@ pub async fn file_content_for_org(
     conn: &mut Conn,
     hash: &str,
     org_id: &str,
-) -> sqlx::Result<Option<String>> {
-    sqlx::query(
-        "SELECT f.content_base64 FROM files f JOIN file_organizations o ON o.hash = f.hash \
-         WHERE f.hash = $1 AND o.organization_id = $2",
-    )
-    .bind(hash)
-    .bind(org_id)
-    .fetch_optional(conn)
-    .await?
-    .map(|r| r.try_get("content_base64"))
-    .transpose()
+) -> Result<Option<String>> {
+    let sql = "SELECT f.content_base64 FROM files f JOIN file_organizations o ON o.hash = f.hash \
+         WHERE f.hash = $1 AND o.organization_id = $2";
+    scalar_optional(conn, sql, (hash, org_id)).await
 }
 
 /// Binds the file `hash` to an org (idempotent).
-pub async fn attach_file(conn: &mut Conn, hash: &str, org_id: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO file_organizations (hash, organization_id) VALUES ($1, $2) ON CONFLICT (hash, organization_id) DO NOTHING",
-    )
-    .bind(hash)
-    .bind(org_id)
-    .execute(conn)
-    .await
-    .map(|_| ())
+pub async fn attach_file(w: &mut Write<'_>, hash: &str, org_id: &str) -> Result<()> {
+    let sql = "INSERT INTO file_organizations (hash, organization_id) VALUES ($1, $2) \
+         ON CONFLICT (hash, organization_id) DO NOTHING";
+    execute(w, sql, (hash, org_id)).await
 }
 
 /// A template's access list: `{users: {id: role}, groups: {id: role}}`, role
@@ -133,7 +91,7 @@ impl Acl {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Template {
     pub id: String,
     pub organization_id: String,
@@ -144,6 +102,7 @@ pub struct Template {
     pub active_version_id: String,
     pub provisioner: String,
     pub created_by: String,
+    #[sqlx(try_from = "Text")]
     pub acl: Acl,
     pub created_at: String,
     pub updated_at: String,
@@ -152,121 +111,98 @@ pub struct Template {
 const TEMPLATE_COLUMNS: &str = "id, organization_id, name, display_name, description, icon, active_version_id, \
     provisioner, acl, created_by, created_at, updated_at";
 
-fn template_from_row(r: &sqlx::any::AnyRow) -> sqlx::Result<Template> {
-    Ok(Template {
-        id: r.try_get("id")?,
-        organization_id: r.try_get("organization_id")?,
-        name: r.try_get("name")?,
-        display_name: r.try_get("display_name")?,
-        description: r.try_get("description")?,
-        icon: r.try_get("icon")?,
-        active_version_id: r.try_get("active_version_id")?,
-        provisioner: r.try_get("provisioner")?,
-        acl: serde_json::from_str(&r.try_get::<String, _>("acl")?).unwrap_or_default(),
-        created_by: r.try_get("created_by")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
+impl From<Text> for Acl {
+    fn from(text: Text) -> Acl {
+        text.json()
+    }
 }
 
-pub async fn insert_template(conn: &mut Conn, t: &Template) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO templates (id, organization_id, name, name_lower, display_name, description, icon, \
-         active_version_id, provisioner, acl, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+/// JSON text of a map column (tags, an access list).
+fn json_text(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// A template's columns but its id (`$1`), `$2` to `$13`: what
+/// [`insert_template`] stores and [`update_template`] stores again (those of
+/// a template that never change are written as loaded).
+const TEMPLATE_ROW: &str = "organization_id = $2, name = $3, name_lower = $4, \
+    display_name = $5, description = $6, icon = $7, active_version_id = $8, provisioner = $9, \
+    acl = $10, created_by = $11, created_at = $12, updated_at = $13";
+
+fn template_args(t: &Template) -> impl Args + '_ {
+    (
+        &t.id,
+        &t.organization_id,
+        &t.name,
+        t.name.to_lowercase(),
+        &t.display_name,
+        &t.description,
+        &t.icon,
+        &t.active_version_id,
+        &t.provisioner,
+        json_text(&t.acl),
+        &t.created_by,
+        &t.created_at,
+        &t.updated_at,
     )
-    .bind(&t.id)
-    .bind(&t.organization_id)
-    .bind(&t.name)
-    .bind(t.name.to_lowercase())
-    .bind(&t.display_name)
-    .bind(&t.description)
-    .bind(&t.icon)
-    .bind(&t.active_version_id)
-    .bind(&t.provisioner)
-    .bind(serde_json::to_string(&t.acl).unwrap_or_else(|_| "{}".to_owned()))
-    .bind(&t.created_by)
-    .bind(&t.created_at)
-    .execute(conn)
-    .await
-    .map(|_| ())
 }
 
-pub async fn update_template(conn: &mut Conn, t: &Template) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE templates SET name = $2, name_lower = $3, display_name = $4, description = $5, icon = $6, \
-         active_version_id = $7, acl = $8, updated_at = $9 WHERE id = $1",
+pub async fn insert_template(w: &mut Write<'_>, t: &Template) -> Result<()> {
+    let sql = "INSERT INTO templates (id, organization_id, name, name_lower, display_name, \
+         description, icon, active_version_id, provisioner, acl, created_by, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+    execute(w, sql, template_args(t)).await
+}
+
+pub async fn update_template(w: &mut Write<'_>, t: &Template) -> Result<()> {
+    let sql = sql!("UPDATE templates SET {TEMPLATE_ROW} WHERE id = $1");
+    execute(w, sql, template_args(t)).await
+}
+
+pub async fn get_template(conn: &mut Conn, id: &str) -> Result<Option<Template>> {
+    optional(
+        conn,
+        sql!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = $1"),
+        (id,),
     )
-    .bind(&t.id)
-    .bind(&t.name)
-    .bind(t.name.to_lowercase())
-    .bind(&t.display_name)
-    .bind(&t.description)
-    .bind(&t.icon)
-    .bind(&t.active_version_id)
-    .bind(serde_json::to_string(&t.acl).unwrap_or_else(|_| "{}".to_owned()))
-    .bind(&t.updated_at)
-    .execute(conn)
     .await
-    .map(|_| ())
 }
 
-pub async fn get_template(conn: &mut Conn, id: &str) -> sqlx::Result<Option<Template>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(template_from_row).transpose()
-}
-
-pub async fn find_template(
-    conn: &mut Conn,
-    org_id: &str,
-    key: &str,
-) -> sqlx::Result<Option<Template>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE organization_id = $1 AND (id = $2 OR name_lower = $3)"
-    )))
-    .bind(org_id)
-    .bind(key)
-    .bind(key.to_lowercase())
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(template_from_row).transpose()
+pub async fn find_template(conn: &mut Conn, org_id: &str, key: &str) -> Result<Option<Template>> {
+    let sql = sql!(
+        "SELECT {TEMPLATE_COLUMNS} FROM templates \
+         WHERE organization_id = $1 AND (id = $2 OR name_lower = $3)"
+    );
+    optional(conn, sql, (org_id, key, key.to_lowercase())).await
 }
 
 /// Templates of one org, or of every org when `org_id` is None.
-pub async fn list_templates(conn: &mut Conn, org_id: Option<&str>) -> sqlx::Result<Vec<Template>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE ($1 IS NULL OR organization_id = $1) ORDER BY name_lower, id"
-    )))
-    .bind(org_id)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(template_from_row)
-    .collect()
+pub async fn list_templates(conn: &mut Conn, org_id: Option<&str>) -> Result<Vec<Template>> {
+    let sql = sql!(
+        "SELECT {TEMPLATE_COLUMNS} FROM templates \
+         WHERE ($1 IS NULL OR organization_id = $1) ORDER BY name_lower, id"
+    );
+    all(conn, sql, (org_id,)).await
 }
 
-pub async fn delete_template(conn: &mut Conn, id: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM templates WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await
-        .map(|_| ())
+pub async fn delete_template(w: &mut Write<'_>, id: &str) -> Result<()> {
+    execute(w, "DELETE FROM templates WHERE id = $1", (id,)).await
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// A job as the row of its template version or build shows it (the
+/// columns `job_id`, `job_status`, `job_error`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct JobRef {
+    #[sqlx(rename = "job_id")]
     pub id: String,
+    #[sqlx(rename = "job_status", try_from = "Text")]
     pub status: JobStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[sqlx(rename = "job_error")]
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct TemplateVersion {
     pub id: String,
     pub organization_id: String,
@@ -274,7 +210,9 @@ pub struct TemplateVersion {
     pub name: String,
     pub file_hash: String,
     pub provisioner: String,
+    #[sqlx(try_from = "Text")]
     pub tags: Tags,
+    #[sqlx(flatten)]
     pub job: JobRef,
     pub created_by: String,
     pub created_at: String,
@@ -284,97 +222,55 @@ const VERSION_SELECT: &str = "SELECT v.id, v.organization_id, v.template_id, v.n
     v.job_id, j.status AS job_status, j.error AS job_error, v.created_by, v.created_at \
     FROM template_versions v JOIN provisioner_jobs j ON j.id = v.job_id";
 
-fn version_from_row(r: &sqlx::any::AnyRow) -> sqlx::Result<TemplateVersion> {
-    Ok(TemplateVersion {
-        id: r.try_get("id")?,
-        organization_id: r.try_get("organization_id")?,
-        template_id: r.try_get("template_id")?,
-        name: r.try_get("name")?,
-        file_hash: r.try_get("file_hash")?,
-        provisioner: r.try_get("provisioner")?,
-        tags: serde_json::from_str(&r.try_get::<String, _>("tags")?).unwrap_or_default(),
-        job: JobRef {
-            id: r.try_get("job_id")?,
-            status: JobStatus::parse(&r.try_get::<String, _>("job_status")?)
-                .unwrap_or(JobStatus::Failed),
-            error: r.try_get("job_error")?,
-        },
-        created_by: r.try_get("created_by")?,
-        created_at: r.try_get("created_at")?,
-    })
+pub async fn insert_version(w: &mut Write<'_>, v: &TemplateVersion) -> Result<()> {
+    let sql = "INSERT INTO template_versions (id, organization_id, template_id, name, file_hash, \
+         provisioner, tags, job_id, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    let args = (
+        &v.id,
+        &v.organization_id,
+        v.template_id.as_deref(),
+        &v.name,
+        &v.file_hash,
+        &v.provisioner,
+        json_text(&v.tags),
+        &v.job.id,
+        &v.created_by,
+        &v.created_at,
+    );
+    execute(w, sql, args).await
 }
 
-pub async fn insert_version(conn: &mut Conn, v: &TemplateVersion) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO template_versions (id, organization_id, template_id, name, file_hash, provisioner, tags, job_id, \
-         created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+pub async fn get_version(conn: &mut Conn, id: &str) -> Result<Option<TemplateVersion>> {
+    optional(conn, sql!("{VERSION_SELECT} WHERE v.id = $1"), (id,)).await
+}
+
+pub async fn version_by_job(conn: &mut Conn, job_id: &str) -> Result<Option<TemplateVersion>> {
+    optional(
+        conn,
+        sql!("{VERSION_SELECT} WHERE v.job_id = $1"),
+        (job_id,),
     )
-    .bind(&v.id)
-    .bind(&v.organization_id)
-    .bind(v.template_id.as_deref())
-    .bind(&v.name)
-    .bind(&v.file_hash)
-    .bind(&v.provisioner)
-    .bind(serde_json::to_string(&v.tags).unwrap_or_else(|_| "{}".to_owned()))
-    .bind(&v.job.id)
-    .bind(&v.created_by)
-    .bind(&v.created_at)
-    .execute(conn)
     .await
-    .map(|_| ())
-}
-
-pub async fn get_version(conn: &mut Conn, id: &str) -> sqlx::Result<Option<TemplateVersion>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{VERSION_SELECT} WHERE v.id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(version_from_row).transpose()
-}
-
-pub async fn version_by_job(
-    conn: &mut Conn,
-    job_id: &str,
-) -> sqlx::Result<Option<TemplateVersion>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{VERSION_SELECT} WHERE v.job_id = $1"
-    )))
-    .bind(job_id)
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(version_from_row).transpose()
 }
 
 pub async fn list_versions(
     conn: &mut Conn,
     org_id: &str,
     template_id: Option<&str>,
-) -> sqlx::Result<Vec<TemplateVersion>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{VERSION_SELECT} WHERE v.organization_id = $1 AND ($2 IS NULL OR v.template_id = $2) ORDER BY v.created_at DESC, v.id DESC"
-    )))
-    .bind(org_id)
-    .bind(template_id)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(version_from_row)
-    .collect()
+) -> Result<Vec<TemplateVersion>> {
+    let sql = sql!(
+        "{VERSION_SELECT} WHERE v.organization_id = $1 AND ($2 IS NULL OR v.template_id = $2) \
+         ORDER BY v.created_at DESC, v.id DESC"
+    );
+    all(conn, sql, (org_id, template_id)).await
 }
 
 pub async fn set_version_template(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     version_id: &str,
     template_id: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE template_versions SET template_id = $2 WHERE id = $1 AND template_id IS NULL",
-    )
-    .bind(version_id)
-    .bind(template_id)
-    .execute(conn)
-    .await
-    .map(|_| ())
+) -> Result<()> {
+    let sql = "UPDATE template_versions SET template_id = $2 WHERE id = $1 AND template_id IS NULL";
+    execute(w, sql, (version_id, template_id)).await
 }

@@ -1,29 +1,32 @@
-use sqlx::Row;
+//! Users (accounts).
 
-use super::{Conn, json_list, to_json_list};
+use sqlx::Result;
+
+use super::query::{
+    Text, all, execute, execute_in, optional, page, read_as, scalar, scalar_optional, sql,
+};
+use super::{Conn, Write, to_json_list};
 use crate::model::{LoginType, Organization, User, UserStatus};
 
 const USER_COLUMNS: &str = "id, username, email, name, avatar_url, status, login_type, roles, \
     created_at, updated_at, last_seen_at";
 
-pub(crate) fn user_from_row(row: &sqlx::any::AnyRow) -> sqlx::Result<User> {
-    let mut roles = json_list(&row.try_get::<String, _>("roles")?);
+/// A user's `roles` column as read: its explicit site roles, and the implicit
+/// `member` first when not stored.
+pub struct SiteRoles(Vec<String>);
+
+read_as!(SiteRoles, Text, |text: Text| {
+    let mut roles: Vec<String> = text.json();
     if !roles.iter().any(|r| r == "member") {
         roles.insert(0, "member".to_owned());
     }
-    Ok(User {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        email: row.try_get("email")?,
-        name: row.try_get("name")?,
-        avatar_url: row.try_get("avatar_url")?,
-        status: UserStatus::parse(&row.try_get::<String, _>("status")?),
-        login_type: LoginType::parse(&row.try_get::<String, _>("login_type")?),
-        roles,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        last_seen_at: row.try_get("last_seen_at")?,
-    })
+    SiteRoles(roles)
+});
+
+impl From<SiteRoles> for Vec<String> {
+    fn from(roles: SiteRoles) -> Vec<String> {
+        roles.0
+    }
 }
 
 /// Explicit site roles (without the implicit `member`).
@@ -46,79 +49,65 @@ pub struct NewUser<'a> {
     pub now: &'a str,
 }
 
-pub async fn insert(conn: &mut Conn, u: &NewUser<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO users (id, username, username_lower, email, email_lower, name, avatar_url, \
+pub async fn insert(w: &mut Write<'_>, u: &NewUser<'_>) -> Result<()> {
+    let sql = "INSERT INTO users (id, username, username_lower, email, email_lower, name, avatar_url, \
          status, login_type, password_hash, roles, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, '', 'active', $7, $8, $9, $10, $10)",
-    )
-    .bind(u.id)
-    .bind(u.username)
-    .bind(u.username.to_lowercase())
-    .bind(u.email)
-    .bind(u.email.to_lowercase())
-    .bind(u.name)
-    .bind(u.login_type.as_str())
-    .bind(u.password_hash)
-    .bind(to_json_list(u.roles))
-    .bind(u.now)
-    .execute(conn)
-    .await
-    .map(|_| ())
+         VALUES ($1, $2, $3, $4, $5, $6, '', 'active', $7, $8, $9, $10, $10)";
+    let args = (
+        u.id,
+        u.username,
+        u.username.to_lowercase(),
+        u.email,
+        u.email.to_lowercase(),
+        u.name,
+        u.login_type.as_str(),
+        u.password_hash,
+        to_json_list(u.roles),
+        u.now,
+    );
+    execute(w, sql, args).await
 }
 
 /// Whether any user exists (cheaper than a count on a large deployment).
-pub async fn any(conn: &mut Conn) -> sqlx::Result<bool> {
-    Ok(sqlx::query("SELECT 1 AS one FROM users LIMIT 1")
-        .fetch_optional(conn)
-        .await?
-        .is_some())
+pub async fn any(conn: &mut Conn) -> Result<bool> {
+    let one: Option<i64> = scalar_optional(conn, "SELECT 1 FROM users LIMIT 1", ()).await?;
+    Ok(one.is_some())
 }
 
-pub async fn count(conn: &mut Conn) -> sqlx::Result<i64> {
-    sqlx::query("SELECT COUNT(*) AS n FROM users")
-        .fetch_one(conn)
-        .await?
-        .try_get("n")
+pub async fn count(conn: &mut Conn) -> Result<i64> {
+    scalar(conn, "SELECT COUNT(*) FROM users", ()).await
 }
 
 /// Finds a user by id or (case-insensitive) username.
-pub async fn find(conn: &mut Conn, key: &str) -> sqlx::Result<Option<User>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id = $1 OR username_lower = $2"
-    )))
-    .bind(key)
-    .bind(key.to_lowercase())
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(user_from_row).transpose()
+pub async fn find(conn: &mut Conn, key: &str) -> Result<Option<User>> {
+    let sql = sql!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 OR username_lower = $2");
+    optional(conn, sql, (key, key.to_lowercase())).await
 }
 
-pub async fn find_by_id(conn: &mut Conn, id: &str) -> sqlx::Result<Option<User>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(user_from_row).transpose()
+pub async fn find_by_id(conn: &mut Conn, id: &str) -> Result<Option<User>> {
+    optional(
+        conn,
+        sql!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
+        (id,),
+    )
+    .await
+}
+
+#[derive(sqlx::FromRow)]
+struct LoginRow {
+    #[sqlx(flatten)]
+    user: User,
+    password_hash: Option<String>,
 }
 
 /// The user and password hash for a login by email.
 pub async fn find_for_login(
     conn: &mut Conn,
     email: &str,
-) -> sqlx::Result<Option<(User, Option<String>)>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS}, password_hash FROM users WHERE email_lower = $1"
-    )))
-    .bind(email.to_lowercase())
-    .fetch_optional(conn)
-    .await?;
-    match row {
-        Some(row) => Ok(Some((user_from_row(&row)?, row.try_get("password_hash")?))),
-        None => Ok(None),
-    }
+) -> Result<Option<(User, Option<String>)>> {
+    let sql = sql!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email_lower = $1");
+    let row: Option<LoginRow> = optional(conn, sql, (email.to_lowercase(),)).await?;
+    Ok(row.map(|r| (r.user, r.password_hash)))
 }
 
 pub struct UserFilter<'a> {
@@ -144,200 +133,117 @@ pub fn like_literal(text: &str) -> String {
 /// Users, newest first, with the total count of matches. `search` matches a
 /// substring of the username or email, literally (`%` and `_` are no
 /// wildcards), case-insensitively.
-pub async fn list(conn: &mut Conn, f: &UserFilter<'_>) -> sqlx::Result<(Vec<User>, i64)> {
+pub async fn list(conn: &mut Conn, f: &UserFilter<'_>) -> Result<(Vec<User>, i64)> {
     let search = f
         .search
         .map(|s| format!("%{}%", like_literal(&s.to_lowercase())));
-    let where_ = "WHERE ($1 IS NULL OR username_lower LIKE $1 ESCAPE '\\' OR email_lower LIKE $1 ESCAPE '\\') \
-                  AND ($2 IS NULL OR status = $2)";
-    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS n FROM users {where_}"
-    )))
-    .bind(search.as_deref())
-    .bind(f.status)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("n")?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users {where_} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
-    )))
-    .bind(search.as_deref())
-    .bind(f.status)
-    .bind(f.limit)
-    .bind(f.offset)
-    .fetch_all(conn)
-    .await?;
-    let users = rows
-        .iter()
-        .map(user_from_row)
-        .collect::<sqlx::Result<Vec<_>>>()?;
-    Ok((users, total))
+    let from = "users WHERE ($1 IS NULL OR username_lower LIKE $1 ESCAPE '\\' \
+                OR email_lower LIKE $1 ESCAPE '\\') AND ($2 IS NULL OR status = $2)";
+    let order = "created_at DESC, id DESC";
+    let args = (search.as_deref(), f.status);
+    page(conn, USER_COLUMNS, from, order, args, (f.limit, f.offset)).await
 }
 
 pub async fn update_profile(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     id: &str,
     username: &str,
     email: &str,
     name: &str,
     avatar_url: &str,
     now: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE users SET username = $2, username_lower = $3, email = $4, email_lower = $5, \
-         name = $6, avatar_url = $7, updated_at = $8 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(username)
-    .bind(username.to_lowercase())
-    .bind(email)
-    .bind(email.to_lowercase())
-    .bind(name)
-    .bind(avatar_url)
-    .bind(now)
-    .execute(conn)
-    .await
-    .map(|_| ())
+) -> Result<()> {
+    let sql = "UPDATE users SET username = $1, username_lower = $2, email = $3, email_lower = $4, \
+         name = $5, avatar_url = $6, updated_at = $7 WHERE id = $8";
+    let args = (
+        username,
+        username.to_lowercase(),
+        email,
+        email.to_lowercase(),
+        name,
+        avatar_url,
+        now,
+        id,
+    );
+    execute(w, sql, args).await
 }
 
 /// Marks users' authorization data as changed (their cached slices are stale
 /// on every replica). Called by every store function that changes that data.
-pub async fn bump_authz(conn: &mut Conn, user_ids: &[&str]) -> sqlx::Result<()> {
-    for id in user_ids {
-        sqlx::query("UPDATE users SET authz_version = authz_version + 1 WHERE id = $1")
-            .bind(*id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
+pub async fn bump_authz(w: &mut Write<'_>, ids: &[&str]) -> Result<()> {
+    let sql = "UPDATE users SET authz_version = authz_version + 1 WHERE id IN ({ids})";
+    execute_in(w, sql, ids).await.map(|_| ())
 }
 
 /// The current authorization version of a user.
-pub async fn authz_version(conn: &mut Conn, id: &str) -> sqlx::Result<Option<i64>> {
-    sqlx::query("SELECT authz_version FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .map(|r| r.try_get("authz_version"))
-        .transpose()
+pub async fn authz_version(conn: &mut Conn, id: &str) -> Result<Option<i64>> {
+    scalar_optional(conn, "SELECT authz_version FROM users WHERE id = $1", (id,)).await
 }
 
-pub async fn set_status(
-    conn: &mut Conn,
-    id: &str,
-    status: UserStatus,
-    now: &str,
-) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET status = $2, updated_at = $3, authz_version = authz_version + 1 WHERE id = $1")
-        .bind(id)
-        .bind(status.as_str())
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|_| ())
+pub async fn set_status(w: &mut Write<'_>, id: &str, status: UserStatus, now: &str) -> Result<()> {
+    let sql = "UPDATE users SET status = $2, updated_at = $3, authz_version = authz_version + 1 \
+         WHERE id = $1";
+    execute(w, sql, (id, status.as_str(), now)).await
 }
 
-pub async fn set_roles(conn: &mut Conn, id: &str, roles: &[String], now: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET roles = $2, updated_at = $3, authz_version = authz_version + 1 WHERE id = $1")
-        .bind(id)
-        .bind(to_json_list(roles))
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|_| ())
+pub async fn set_roles(w: &mut Write<'_>, id: &str, roles: &[String], now: &str) -> Result<()> {
+    let sql = "UPDATE users SET roles = $2, updated_at = $3, authz_version = authz_version + 1 \
+         WHERE id = $1";
+    execute(w, sql, (id, to_json_list(roles), now)).await
 }
 
-pub async fn set_password_hash(
-    conn: &mut Conn,
-    id: &str,
-    hash: &str,
-    now: &str,
-) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-        .bind(id)
-        .bind(hash)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|_| ())
+pub async fn set_password_hash(w: &mut Write<'_>, id: &str, hash: &str, now: &str) -> Result<()> {
+    let sql = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
+    execute(w, sql, (id, hash, now)).await
 }
 
 /// Sets how the user signs in; a `password` hash only for `password` users.
 pub async fn set_login(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     id: &str,
     login_type: LoginType,
     password_hash: Option<&str>,
     now: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE users SET login_type = $2, password_hash = $3, updated_at = $4 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(login_type.as_str())
-    .bind(password_hash)
-    .bind(now)
-    .execute(conn)
-    .await
-    .map(|_| ())
+) -> Result<()> {
+    let sql = "UPDATE users SET login_type = $2, password_hash = $3, updated_at = $4 WHERE id = $1";
+    let args = (id, login_type.as_str(), password_hash, now);
+    execute(w, sql, args).await
 }
 
-pub async fn touch_last_seen(conn: &mut Conn, id: &str, now: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET last_seen_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|_| ())
+pub async fn touch_last_seen(w: &mut Write<'_>, id: &str, now: &str) -> Result<()> {
+    let sql = "UPDATE users SET last_seen_at = $2 WHERE id = $1";
+    execute(w, sql, (id, now)).await
 }
 
-pub async fn delete(conn: &mut Conn, id: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await
-        .map(|_| ())
+pub async fn delete(w: &mut Write<'_>, id: &str) -> Result<()> {
+    execute(w, "DELETE FROM users WHERE id = $1", (id,)).await
 }
 
 /// The organizations a user is a member of, by name.
-pub async fn organizations(conn: &mut Conn, user_id: &str) -> sqlx::Result<Vec<Organization>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM organizations o JOIN organization_members m ON m.organization_id = o.id \
-         WHERE m.user_id = $1 ORDER BY o.name",
-        super::orgs::ORG_COLUMNS_O
-    )))
-    .bind(user_id)
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(super::orgs::org_from_row).collect()
+pub async fn organizations(conn: &mut Conn, user_id: &str) -> Result<Vec<Organization>> {
+    let columns = super::orgs::ORG_COLUMNS_O;
+    let sql = sql!(
+        "SELECT {columns} FROM organizations o JOIN organization_members m \
+         ON m.organization_id = o.id WHERE m.user_id = $1 ORDER BY o.name"
+    );
+    all(conn, sql, (user_id,)).await
 }
 
 /// Marks `user_id` as the deployment's first user. A unique key: of two racing
 /// first users, one insert fails.
-pub async fn mark_first_user(conn: &mut Conn, user_id: &str, now: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO deployment_settings (key, value, updated_at) VALUES ('first_user_id', $1, $2)",
-    )
-    .bind(user_id)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
+pub async fn mark_first_user(w: &mut Write<'_>, user_id: &str, now: &str) -> Result<()> {
+    let sql = "INSERT INTO deployment_settings (key, value, updated_at) \
+         VALUES ('first_user_id', $1, $2)";
+    execute(w, sql, (user_id, now)).await
 }
 
 /// New users: (id, username, username_lower, email, email_lower, name,
 /// avatar_url, status, login_type, password_hash, roles, created_at,
 /// updated_at, authz_version) each.
-pub async fn insert_many(tx: &mut Conn, rows: Vec<super::bulk::ArgRow>) -> sqlx::Result<()> {
-    super::bulk::insert_rows(
-        tx,
-        "users (id, username, username_lower, email, email_lower, name, avatar_url, status, \
-         login_type, password_hash, roles, created_at, updated_at, authz_version)",
-        "",
-        14,
-        rows,
-    )
-    .await
+pub async fn insert_many(w: &mut Write<'_>, rows: Vec<super::bulk::ArgRow>) -> Result<()> {
+    let head = "users (id, username, username_lower, email, email_lower, name, avatar_url, \
+        status, login_type, password_hash, roles, created_at, updated_at, authz_version)";
+    super::bulk::insert_rows(w, head, "", rows).await
 }
 
 #[cfg(test)]

@@ -1,28 +1,32 @@
 //! Workspaces and their builds.
 
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::Result;
 
-use super::Conn;
+use super::query::{Text, all, execute, optional, scalar, scalar_optional, sql};
+use super::{Conn, Flag, Write};
 use crate::db::flag;
 use crate::provisioner::{JobStatus, ParameterValue, Transition};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct BuildSummary {
     pub id: String,
     pub build_number: i64,
+    #[sqlx(try_from = "Text")]
     pub transition: Transition,
     /// The status of the build's job.
+    #[sqlx(rename = "job_status", try_from = "Text")]
     pub status: JobStatus,
     pub job_id: String,
     pub template_version_id: String,
     pub initiator_id: String,
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[sqlx(rename = "job_error")]
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Workspace {
     pub id: String,
     pub organization_id: String,
@@ -30,9 +34,13 @@ pub struct Workspace {
     pub owner_name: String,
     pub template_id: String,
     pub template_name: String,
+    /// The version of the latest build (set with it).
+    #[sqlx(skip)]
     pub template_version_id: String,
     pub name: String,
+    #[sqlx(skip)]
     pub latest_build: Option<BuildSummary>,
+    #[sqlx(try_from = "Flag")]
     pub deleted: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -42,45 +50,17 @@ const BUILD_SELECT: &str = "SELECT b.id, b.workspace_id, b.build_number, b.trans
     b.initiator_id, b.created_at, j.status AS job_status, j.error AS job_error \
     FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id";
 
-fn build_from_row(r: &sqlx::any::AnyRow) -> sqlx::Result<BuildSummary> {
-    Ok(BuildSummary {
-        id: r.try_get("id")?,
-        build_number: r.try_get("build_number")?,
-        transition: Transition::parse(&r.try_get::<String, _>("transition")?),
-        status: JobStatus::parse(&r.try_get::<String, _>("job_status")?)
-            .unwrap_or(JobStatus::Failed),
-        job_id: r.try_get("job_id")?,
-        template_version_id: r.try_get("template_version_id")?,
-        initiator_id: r.try_get("initiator_id")?,
-        created_at: r.try_get("created_at")?,
-        error: r.try_get("job_error")?,
-    })
-}
-
 const WS_SELECT: &str = "SELECT w.id, w.organization_id, w.owner_id, u.username AS owner_name, w.template_id, \
     t.name AS template_name, w.name, w.deleted, w.created_at, w.updated_at \
     FROM workspaces w JOIN users u ON u.id = w.owner_id JOIN templates t ON t.id = w.template_id";
 
-async fn ws_from_row(conn: &mut Conn, r: &sqlx::any::AnyRow) -> sqlx::Result<Workspace> {
-    let id: String = r.try_get("id")?;
-    let latest = latest_build(conn, &id).await?;
-    Ok(Workspace {
-        organization_id: r.try_get("organization_id")?,
-        owner_id: r.try_get("owner_id")?,
-        owner_name: r.try_get("owner_name")?,
-        template_id: r.try_get("template_id")?,
-        template_name: r.try_get("template_name")?,
-        template_version_id: latest
-            .as_ref()
-            .map(|b| b.template_version_id.clone())
-            .unwrap_or_default(),
-        name: r.try_get("name")?,
-        latest_build: latest,
-        deleted: r.try_get::<i64, _>("deleted")? != 0,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        id,
-    })
+/// A workspace as read, with its latest build.
+async fn with_latest_build(conn: &mut Conn, mut w: Workspace) -> Result<Workspace> {
+    w.latest_build = latest_build(conn, &w.id).await?;
+    if let Some(b) = &w.latest_build {
+        w.template_version_id.clone_from(&b.template_version_id);
+    }
+    Ok(w)
 }
 
 pub struct NewWorkspace<'a> {
@@ -92,32 +72,25 @@ pub struct NewWorkspace<'a> {
     pub now: &'a str,
 }
 
-pub async fn insert(conn: &mut Conn, w: &NewWorkspace<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, name_lower, deleted, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
-    )
-    .bind(w.id)
-    .bind(w.organization_id)
-    .bind(w.owner_id)
-    .bind(w.template_id)
-    .bind(w.name)
-    .bind(w.name.to_lowercase())
-    .bind(w.now)
-    .execute(conn)
-    .await
-    .map(|_| ())
+pub async fn insert(w: &mut Write<'_>, ws: &NewWorkspace<'_>) -> Result<()> {
+    let sql = "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, \
+         name_lower, deleted, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)";
+    let args = (
+        ws.id,
+        ws.organization_id,
+        ws.owner_id,
+        ws.template_id,
+        ws.name,
+        ws.name.to_lowercase(),
+        ws.now,
+    );
+    execute(w, sql, args).await
 }
 
-pub async fn get(conn: &mut Conn, id: &str) -> sqlx::Result<Option<Workspace>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{WS_SELECT} WHERE w.id = $1 AND w.deleted = 0"
-    )))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(r) => Ok(Some(ws_from_row(conn, &r).await?)),
+pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Workspace>> {
+    let sql = sql!("{WS_SELECT} WHERE w.id = $1 AND w.deleted = 0");
+    match optional(&mut *conn, sql, (id,)).await? {
+        Some(w) => Ok(Some(with_latest_build(conn, w).await?)),
         None => Ok(None),
     }
 }
@@ -127,68 +100,41 @@ pub async fn find_by_name(
     conn: &mut Conn,
     owner_id: &str,
     name: &str,
-) -> sqlx::Result<Option<Workspace>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{WS_SELECT} WHERE w.owner_id = $1 AND w.name_lower = $2 AND w.deleted = 0"
-    )))
-    .bind(owner_id)
-    .bind(name.to_lowercase())
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(r) => Ok(Some(ws_from_row(conn, &r).await?)),
+) -> Result<Option<Workspace>> {
+    let sql = sql!("{WS_SELECT} WHERE w.owner_id = $1 AND w.name_lower = $2 AND w.deleted = 0");
+    match optional(&mut *conn, sql, (owner_id, name.to_lowercase())).await? {
+        Some(w) => Ok(Some(with_latest_build(conn, w).await?)),
         None => Ok(None),
     }
 }
 
 /// Live workspaces, optionally of one owner.
-pub async fn list(conn: &mut Conn, owner_id: Option<&str>) -> sqlx::Result<Vec<Workspace>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{WS_SELECT} WHERE w.deleted = 0 AND ($1 IS NULL OR w.owner_id = $1) ORDER BY w.created_at DESC, w.id DESC"
-    )))
-    .bind(owner_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.push(ws_from_row(conn, r).await?);
+pub async fn list(conn: &mut Conn, owner_id: Option<&str>) -> Result<Vec<Workspace>> {
+    let sql = sql!(
+        "{WS_SELECT} WHERE w.deleted = 0 AND ($1 IS NULL OR w.owner_id = $1) \
+         ORDER BY w.created_at DESC, w.id DESC"
+    );
+    let found: Vec<Workspace> = all(&mut *conn, sql, (owner_id,)).await?;
+    let mut out = Vec::with_capacity(found.len());
+    for w in found {
+        out.push(with_latest_build(conn, w).await?);
     }
     Ok(out)
 }
 
-pub async fn mark_deleted(conn: &mut Conn, id: &str, now: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE workspaces SET deleted = $2, updated_at = $3 WHERE id = $1")
-        .bind(id)
-        .bind(flag(true))
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|_| ())
+pub async fn mark_deleted(w: &mut Write<'_>, id: &str, now: &str) -> Result<()> {
+    let sql = "UPDATE workspaces SET deleted = $2, updated_at = $3 WHERE id = $1";
+    execute(w, sql, (id, flag(true), now)).await
 }
 
-pub async fn latest_build(
-    conn: &mut Conn,
-    workspace_id: &str,
-) -> sqlx::Result<Option<BuildSummary>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{BUILD_SELECT} WHERE b.workspace_id = $1 ORDER BY b.build_number DESC LIMIT 1"
-    )))
-    .bind(workspace_id)
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(build_from_row).transpose()
+pub async fn latest_build(conn: &mut Conn, workspace_id: &str) -> Result<Option<BuildSummary>> {
+    let sql = sql!("{BUILD_SELECT} WHERE b.workspace_id = $1 ORDER BY b.build_number DESC LIMIT 1");
+    optional(conn, sql, (workspace_id,)).await
 }
 
-pub async fn builds(conn: &mut Conn, workspace_id: &str) -> sqlx::Result<Vec<BuildSummary>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{BUILD_SELECT} WHERE b.workspace_id = $1 ORDER BY b.build_number DESC"
-    )))
-    .bind(workspace_id)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(build_from_row)
-    .collect()
+pub async fn builds(conn: &mut Conn, workspace_id: &str) -> Result<Vec<BuildSummary>> {
+    let sql = sql!("{BUILD_SELECT} WHERE b.workspace_id = $1 ORDER BY b.build_number DESC");
+    all(conn, sql, (workspace_id,)).await
 }
 
 pub struct NewBuild<'a> {
@@ -203,54 +149,42 @@ pub struct NewBuild<'a> {
     pub now: &'a str,
 }
 
-pub async fn insert_build(conn: &mut Conn, b: &NewBuild<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO workspace_builds (id, workspace_id, build_number, transition, template_version_id, job_id, \
-         initiator_id, parameters, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(b.id)
-    .bind(b.workspace_id)
-    .bind(b.build_number)
-    .bind(b.transition.as_str())
-    .bind(b.template_version_id)
-    .bind(b.job_id)
-    .bind(b.initiator_id)
-    .bind(serde_json::to_string(b.parameters).unwrap_or_else(|_| "[]".to_owned()))
-    .bind(b.now)
-    .execute(conn)
-    .await
-    .map(|_| ())
+pub async fn insert_build(w: &mut Write<'_>, b: &NewBuild<'_>) -> Result<()> {
+    let sql = "INSERT INTO workspace_builds (id, workspace_id, build_number, transition, \
+         template_version_id, job_id, initiator_id, parameters, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    let args = (
+        b.id,
+        b.workspace_id,
+        b.build_number,
+        b.transition.as_str(),
+        b.template_version_id,
+        b.job_id,
+        b.initiator_id,
+        serde_json::to_string(b.parameters).unwrap_or_else(|_| "[]".to_owned()),
+        b.now,
+    );
+    execute(w, sql, args).await
 }
 
 /// The build of a job, with its workspace id, parameters and number.
+#[derive(sqlx::FromRow)]
 pub struct BuildJob {
+    #[sqlx(rename = "id")]
     pub build_id: String,
     pub workspace_id: String,
     pub build_number: i64,
+    #[sqlx(try_from = "Text")]
     pub transition: Transition,
     pub template_version_id: String,
+    #[sqlx(try_from = "Text")]
     pub parameters: Vec<ParameterValue>,
 }
 
-pub async fn build_by_job(conn: &mut Conn, job_id: &str) -> sqlx::Result<Option<BuildJob>> {
-    let row = sqlx::query(
-        "SELECT id, workspace_id, build_number, transition, template_version_id, parameters FROM workspace_builds WHERE job_id = $1",
-    )
-    .bind(job_id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| {
-        Ok(BuildJob {
-            build_id: r.try_get("id")?,
-            workspace_id: r.try_get("workspace_id")?,
-            build_number: r.try_get("build_number")?,
-            transition: Transition::parse(&r.try_get::<String, _>("transition")?),
-            template_version_id: r.try_get("template_version_id")?,
-            parameters: serde_json::from_str(&r.try_get::<String, _>("parameters")?)
-                .unwrap_or_default(),
-        })
-    })
-    .transpose()
+pub async fn build_by_job(conn: &mut Conn, job_id: &str) -> Result<Option<BuildJob>> {
+    let sql = "SELECT id, workspace_id, build_number, transition, template_version_id, \
+         parameters FROM workspace_builds WHERE job_id = $1";
+    optional(conn, sql, (job_id,)).await
 }
 
 /// The state of the workspace's newest build that has one.
@@ -258,78 +192,49 @@ pub async fn last_state(
     conn: &mut Conn,
     workspace_id: &str,
     before_build: i64,
-) -> sqlx::Result<Option<String>> {
-    sqlx::query(
-        "SELECT state_base64 FROM workspace_builds WHERE workspace_id = $1 AND build_number < $2 \
-         AND state_base64 IS NOT NULL ORDER BY build_number DESC LIMIT 1",
-    )
-    .bind(workspace_id)
-    .bind(before_build)
-    .fetch_optional(conn)
-    .await?
-    .map(|r| r.try_get("state_base64"))
-    .transpose()
+) -> Result<Option<String>> {
+    let sql = "SELECT state_base64 FROM workspace_builds WHERE workspace_id = $1 \
+         AND build_number < $2 AND state_base64 IS NOT NULL ORDER BY build_number DESC LIMIT 1";
+    scalar_optional(conn, sql, (workspace_id, before_build)).await
 }
 
-pub async fn set_state(conn: &mut Conn, build_id: &str, state: Option<&str>) -> sqlx::Result<()> {
-    sqlx::query("UPDATE workspace_builds SET state_base64 = $2 WHERE id = $1")
-        .bind(build_id)
-        .bind(state)
-        .execute(conn)
-        .await
-        .map(|_| ())
+pub async fn set_state(w: &mut Write<'_>, build_id: &str, state: Option<&str>) -> Result<()> {
+    let sql = "UPDATE workspace_builds SET state_base64 = $2 WHERE id = $1";
+    execute(w, sql, (build_id, state)).await
 }
 
 /// Whether a workspace has a build whose job has not finished.
-pub async fn has_active_build(conn: &mut Conn, workspace_id: &str) -> sqlx::Result<bool> {
-    Ok(sqlx::query(
-        "SELECT b.id FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id \
-         WHERE b.workspace_id = $1 AND j.status IN ('pending', 'running', 'canceling') LIMIT 1",
-    )
-    .bind(workspace_id)
-    .fetch_optional(conn)
-    .await?
-    .is_some())
+pub async fn has_active_build(conn: &mut Conn, workspace_id: &str) -> Result<bool> {
+    let sql = "SELECT b.id FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id \
+         WHERE b.workspace_id = $1 AND j.status IN ('pending', 'running', 'canceling') LIMIT 1";
+    let found: Option<String> = scalar_optional(conn, sql, (workspace_id,)).await?;
+    Ok(found.is_some())
 }
 
 /// Live workspaces of an owner (any org), for refusing to delete the user.
-pub async fn count_for_owner(conn: &mut Conn, owner_id: &str) -> sqlx::Result<i64> {
-    sqlx::query("SELECT COUNT(*) AS n FROM workspaces WHERE owner_id = $1 AND deleted = 0")
-        .bind(owner_id)
-        .fetch_one(conn)
-        .await?
-        .try_get("n")
+pub async fn count_for_owner(conn: &mut Conn, owner_id: &str) -> Result<i64> {
+    let sql = "SELECT COUNT(*) FROM workspaces WHERE owner_id = $1 AND deleted = 0";
+    scalar(conn, sql, (owner_id,)).await
 }
 
 /// Live workspaces of a template.
-pub async fn count_for_template(conn: &mut Conn, template_id: &str) -> sqlx::Result<i64> {
-    sqlx::query("SELECT COUNT(*) AS n FROM workspaces WHERE template_id = $1 AND deleted = 0")
-        .bind(template_id)
-        .fetch_one(conn)
-        .await?
-        .try_get("n")
+pub async fn count_for_template(conn: &mut Conn, template_id: &str) -> Result<i64> {
+    let sql = "SELECT COUNT(*) FROM workspaces WHERE template_id = $1 AND deleted = 0";
+    scalar(conn, sql, (template_id,)).await
 }
 
 /// The number of the next build of a workspace.
-pub async fn next_build_number(conn: &mut Conn, workspace_id: &str) -> sqlx::Result<i64> {
-    let (n,) = sqlx::query_as::<_, (i64,)>(
-        "SELECT COALESCE(MAX(build_number), 0) FROM workspace_builds WHERE workspace_id = $1",
-    )
-    .bind(workspace_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(n + 1)
+pub async fn next_build_number(conn: &mut Conn, workspace_id: &str) -> Result<i64> {
+    let sql = "SELECT COALESCE(MAX(build_number), 0) FROM workspace_builds WHERE workspace_id = $1";
+    Ok(scalar::<i64>(conn, sql, (workspace_id,)).await? + 1)
 }
 
 /// A workspace's name and its owner's username.
 pub async fn name_and_owner(
     conn: &mut Conn,
     workspace_id: &str,
-) -> sqlx::Result<Option<(String, String)>> {
-    sqlx::query_as::<_, (String, String)>(
-        "SELECT w.name, u.username FROM workspaces w JOIN users u ON u.id = w.owner_id WHERE w.id = $1",
-    )
-    .bind(workspace_id)
-    .fetch_optional(&mut *conn)
-    .await
+) -> Result<Option<(String, String)>> {
+    let sql = "SELECT w.name, u.username FROM workspaces w JOIN users u ON u.id = w.owner_id \
+         WHERE w.id = $1";
+    optional(conn, sql, (workspace_id,)).await
 }

@@ -70,7 +70,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, org_key: &str, req: NewGroup)
     let id = store::new_id();
     let now_s = work.now_s.clone();
     store::groups::insert(
-        work.conn(),
+        &mut work.write(&permit)?,
         &store::groups::NewGroup {
             id: &id,
             organization_id: &org.id,
@@ -115,12 +115,8 @@ async fn load(
     id: &str,
     action: Action,
 ) -> Result<(Group, Organization, Permit)> {
-    let group = store::groups::find(conn, id)
-        .await?
-        .ok_or_else(|| Error::not_found("group"))?;
-    let org = store::orgs::find(conn, &group.organization_id)
-        .await?
-        .ok_or_else(|| Error::not_found("group"))?;
+    let group = store::groups::find(conn, id).await?;
+    let (group, org) = orgs::with_org(conn, group, |g| &g.organization_id, "group").await?;
     let permit = caller.require(
         ctx.authz,
         action,
@@ -191,17 +187,18 @@ pub async fn update(ctx: Ctx<'_>, caller: &Caller, id: &str, req: GroupChanges) 
         .await?
         .into_iter()
         .collect();
-    store::groups::update(work.conn(), &updated)
+    let mut w = work.write(&permit)?;
+    store::groups::update(&mut w, &updated)
         .await
         .map_err(Error::on_unique(format!(
             "a group named `{}` already exists in `{}`",
             updated.name, org.name
         )))?;
     for uid in add.difference(&remove) {
-        store::groups::add_member(work.conn(), &group, uid, &now_s).await?;
+        store::groups::add_member(&mut w, &group, uid, &now_s).await?;
     }
     for uid in &remove {
-        store::groups::remove_member(work.conn(), &group.id, uid).await?;
+        store::groups::remove_member(&mut w, &group.id, uid).await?;
     }
     let after: BTreeSet<String> = store::groups::member_ids(work.conn(), &group.id)
         .await?
@@ -244,7 +241,7 @@ pub async fn delete(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<()> {
         return Err(Error::bad_request("the Everyone group cannot be deleted"));
     }
     let members = store::groups::member_ids(work.conn(), &group.id).await?;
-    store::groups::delete(work.conn(), &group.id).await?;
+    store::groups::delete(&mut work.write(&permit)?, &group.id).await?;
     work.audit(
         &permit,
         Change::in_org(&org.id, "group", "delete", &group.id, &group.name, audit::deleted(

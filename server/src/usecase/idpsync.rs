@@ -47,6 +47,10 @@ fn check(errors: Vec<FieldError>) -> Result<()> {
     }
 }
 
+/// The roles some settings could make someone hold, and how to say so when
+/// one is refused.
+type Grants = sqlx::Result<(Vec<Grant>, String)>;
+
 /// One kind of sync settings.
 pub trait SyncSettings: Serialize + DeserializeOwned + Default + Clone + Send + Sync {
     const KEY: SettingsKey;
@@ -62,7 +66,7 @@ pub trait SyncSettings: Serialize + DeserializeOwned + Default + Clone + Send + 
         &self,
         conn: &mut Conn,
         org: Option<&Organization>,
-    ) -> impl Future<Output = sqlx::Result<(Vec<Grant>, String)>> + Send;
+    ) -> impl Future<Output = Grants> + Send;
 }
 
 impl SyncSettings for OrganizationSyncSettings {
@@ -76,11 +80,7 @@ impl SyncSettings for OrganizationSyncSettings {
         &mut self.mapping
     }
 
-    async fn grants(
-        &self,
-        conn: &mut Conn,
-        _org: Option<&Organization>,
-    ) -> sqlx::Result<(Vec<Grant>, String)> {
+    async fn grants(&self, conn: &mut Conn, _org: Option<&Organization>) -> Grants {
         Ok((
             idpsync::org_sync_grants(conn, self).await?,
             "the organization sync settings".to_owned(),
@@ -103,11 +103,7 @@ impl SyncSettings for SiteRoleSyncSettings {
         &mut self.mapping
     }
 
-    async fn grants(
-        &self,
-        _conn: &mut Conn,
-        _org: Option<&Organization>,
-    ) -> sqlx::Result<(Vec<Grant>, String)> {
+    async fn grants(&self, _conn: &mut Conn, _org: Option<&Organization>) -> Grants {
         Ok((
             idpsync::site_role_sync_grants(self),
             "the site role sync settings (a claim field passes unmapped values through as role \
@@ -128,11 +124,7 @@ impl SyncSettings for GroupSyncSettings {
         &mut self.mapping
     }
 
-    async fn grants(
-        &self,
-        _conn: &mut Conn,
-        _org: Option<&Organization>,
-    ) -> sqlx::Result<(Vec<Grant>, String)> {
+    async fn grants(&self, _conn: &mut Conn, _org: Option<&Organization>) -> Grants {
         // Group membership grants no role.
         Ok((Vec::new(), String::new()))
     }
@@ -153,11 +145,7 @@ impl SyncSettings for RoleSyncSettings {
         &mut self.mapping
     }
 
-    async fn grants(
-        &self,
-        _conn: &mut Conn,
-        org: Option<&Organization>,
-    ) -> sqlx::Result<(Vec<Grant>, String)> {
+    async fn grants(&self, _conn: &mut Conn, org: Option<&Organization>) -> Grants {
         let Some(org) = org else {
             return Ok((Vec::new(), String::new()));
         };
@@ -263,7 +251,7 @@ pub async fn update<T: SyncSettings>(
     let mut work = Work::begin(ctx, caller).await?;
     let (org, permit) = authorize(work.conn(), ctx, caller, scope, true).await?;
     let org_id = org.as_ref().map(|o| o.id.clone());
-    idpsync::lock_settings(work.conn(), org_id.as_deref(), T::KEY).await?;
+    idpsync::lock_settings(&mut work.write(&permit)?, org_id.as_deref(), T::KEY).await?;
     let old: T = idpsync::load_settings(work.conn(), org_id.as_deref(), T::KEY).await?;
     let new = match &change {
         SettingsChange::Merge(patch) => merged(&old, patch)?,
@@ -279,7 +267,8 @@ pub async fn update<T: SyncSettings>(
     let old_v = serde_json::to_value(&old).map_err(Error::internal)?;
     let new_v = serde_json::to_value(&new).map_err(Error::internal)?;
     let now_s = work.now_s.clone();
-    idpsync::store_settings(work.conn(), org_id.as_deref(), T::KEY, &new_v, &now_s).await?;
+    let mut w = work.write(&permit)?;
+    idpsync::store_settings(&mut w, org_id.as_deref(), T::KEY, &new_v, &now_s).await?;
     if old_v != new_v {
         work.audit(
             &permit,

@@ -68,7 +68,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, key: &str, req: &NewLink) -> 
     }
     let mut work = Work::begin(ctx, caller).await?;
     let (user, permit) = authorize(&mut work, key, "linking an identity to").await?;
-    if let Some(owner) = store::links::owner_of(work.conn(), source, &external_id).await? {
+    if let Some(owner) = store::links::user_of(work.conn(), source, &external_id).await? {
         let who = store::users::find_by_id(work.conn(), &owner)
             .await?
             .map_or(owner, |u| u.username);
@@ -87,9 +87,15 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, key: &str, req: &NewLink) -> 
         )));
     }
     let now_s = work.now_s.clone();
-    store::links::insert(work.conn(), &user.id, source, &external_id, &now_s)
-        .await
-        .map_err(Error::on_unique("this identity is already linked"))?;
+    store::links::insert(
+        &mut work.write(&permit)?,
+        &user.id,
+        source,
+        &external_id,
+        &now_s,
+    )
+    .await
+    .map_err(Error::on_unique("this identity is already linked"))?;
     work.audit(
         &permit,
         Change::user(
@@ -123,8 +129,9 @@ pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str, q: &Unlink) -> Res
     let source = source_of(q.source.as_deref())?;
     let mut work = Work::begin(ctx, caller).await?;
     let (user, permit) = authorize(&mut work, key, "unlinking an identity from").await?;
+    let external_id = q.external_id.as_deref();
     let removed =
-        store::links::delete(work.conn(), &user.id, source, q.external_id.as_deref()).await?;
+        store::links::delete(&mut work.write(&permit)?, &user.id, source, external_id).await?;
     if removed.is_empty() {
         return Err(Error::not_found("link"));
     }

@@ -139,9 +139,10 @@ async fn login_tx(
         ));
     }
     let now_s = work.now_s.clone();
-    oidc::upsert_link(work.conn(), &user.id, subject, claims, &now_s).await?;
+    // The link holds the claims of each login.
+    let permit = work.require(Action::USER_LINK, &user_resource(&user), "user")?;
+    oidc::upsert_link(&mut work.write(&permit)?, &user.id, subject, claims, &now_s).await?;
     if linked {
-        let permit = work.require(Action::USER_LINK, &user_resource(&user), "user")?;
         work.audit_as(
             &permit,
             &user.id,
@@ -159,9 +160,14 @@ async fn login_tx(
         user_id: Some(user.id.clone()),
         ..work.caller().audit_ctx().clone()
     };
-    if let Err(r) =
-        crate::idpsync::sync_at_login(work.conn(), &user.id, claims, &now_s, &audit).await
-    {
+    // IdP sync on the login's own authority: each action a plan may take
+    // is required first.
+    let mut permits = Vec::new();
+    for action in crate::authz::PLAN_ACTIONS {
+        permits.push(work.require(*action, &Resource::site(), "IdP sync")?);
+    }
+    let mut w = work.write(&permits[0])?;
+    if let Err(r) = crate::idpsync::sync_at_login(&mut w, &user.id, claims, &now_s, &audit).await {
         let error = if r.status >= 500 {
             Error::internal(r.message)
         } else {
@@ -327,7 +333,10 @@ async fn refuse(
     let target = oidc::email(cfg, &identity.claims).unwrap_or_else(|| identity.subject.clone());
     let written = async {
         let mut work = Work::begin_at(ctx, caller, now).await?;
-        work.record_event(
+        // Audited on the login's authority for what it attempted.
+        let permit = work.require(Action::USER_CREATE_TOKEN, &Resource::site(), "login")?;
+        work.audit_for(
+            &permit,
             refusal.user_id.as_deref(),
             Change::api_key(
                 "login_failed",

@@ -60,7 +60,7 @@ pub async fn add(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str) -
         )));
     }
     let now_s = work.now_s.clone();
-    store::members::insert(work.conn(), &org.id, &user.id, &[], &now_s).await?;
+    store::members::insert(&mut work.write(&permit)?, &org.id, &user.id, &now_s).await?;
     let member = store::members::get(work.conn(), &org.id, &user.id)
         .await?
         .ok_or_else(|| Error::internal("member vanished"))?;
@@ -104,7 +104,7 @@ pub async fn remove(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str
         &grants,
         &format!("removing `{}` from `{}`", user.username, org.name),
     )?;
-    let groups = store::members::remove(work.conn(), &org.id, &user.id).await?;
+    let groups = store::members::remove(&mut work.write(&permit)?, &org.id, &user.id).await?;
     work.audit(
         &permit,
         Change::in_org(&org.id, "organization_member", "delete", &user.id, &user.username, json!({"roles": {"old": member.roles, "new": null}, "groups": {"old": groups, "new": []}}), 204),
@@ -170,7 +170,7 @@ pub async fn set_roles(
         .await?;
     let list: Vec<String> = wanted.into_iter().collect();
     let now_s = work.now_s.clone();
-    store::members::set_roles(work.conn(), &org.id, &user.id, &list, &now_s).await?;
+    store::members::set_roles(&mut work.write(&permit)?, &org.id, &user.id, &list, &now_s).await?;
     let updated = store::members::get(work.conn(), &org.id, &user.id)
         .await?
         .ok_or_else(|| Error::not_found("member"))?;

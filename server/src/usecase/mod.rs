@@ -31,7 +31,7 @@ use orgsync_policy::{Action, Principal, PrincipalEntity, RequestContext, Resourc
 use serde::Deserialize;
 
 use crate::audit::{AuditCtx, Change};
-use crate::authz::{Authority, Authz, CachedPrincipal, Grant, Permit, System};
+use crate::authz::{Authority, Authz, CachedPrincipal, Grant, Permit, System, Write};
 use crate::clock;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
@@ -196,7 +196,7 @@ impl Caller {
 pub struct Work<'a> {
     authz: &'a Authz,
     caller: &'a Caller,
-    pub tx: Tx,
+    tx: Tx,
     pub now: DateTime<Utc>,
     pub now_s: String,
     touched: Vec<String>,
@@ -229,8 +229,16 @@ impl<'a> Work<'a> {
         self.caller
     }
 
+    /// The transaction's connection, for reads.
     pub fn conn(&mut self) -> &mut Conn {
         &mut self.tx
+    }
+
+    /// The transaction's connection for writes under `permit`, which must be
+    /// this caller's (see [`Work::check`]).
+    pub fn write(&mut self, permit: &Permit) -> Result<Write<'_>> {
+        self.check(permit)?;
+        Ok(Write::new(&mut self.tx, permit))
     }
 
     pub fn require(&self, action: Action, resource: &Resource, what: &str) -> Result<Permit> {
@@ -290,9 +298,7 @@ impl<'a> Work<'a> {
 
     /// Writes the audit entry of a change made under `permit`.
     pub async fn audit(&mut self, permit: &Permit, change: Change<'_>) -> Result<()> {
-        self.check(permit)?;
-        crate::audit::record(&mut self.tx, self.caller.audit_ctx(), &self.now_s, change).await?;
-        Ok(())
+        self.audit_for(permit, None, change).await
     }
 
     /// The audit metadata of a change made under `permit` (in the name of
@@ -314,24 +320,21 @@ impl<'a> Work<'a> {
         user_id: &str,
         change: Change<'_>,
     ) -> Result<()> {
-        self.check(permit)?;
-        let ctx = AuditCtx {
-            user_id: Some(user_id.to_owned()),
-            ..self.caller.audit_ctx().clone()
-        };
-        crate::audit::record(&mut self.tx, &ctx, &self.now_s, change).await?;
-        Ok(())
+        self.audit_for(permit, Some(user_id), change).await
     }
 
-    /// Audits an event that gives no one any authority and so needs no
-    /// permit: a refused login, the end of one's own session. `as_user` names
-    /// the account concerned when the caller is not a user.
-    pub async fn record_event(&mut self, as_user: Option<&str>, change: Change<'_>) -> Result<()> {
-        let mut ctx = self.caller.audit_ctx().clone();
-        if let Some(user_id) = as_user {
-            ctx.user_id = Some(user_id.to_owned());
-        }
-        crate::audit::record(&mut self.tx, &ctx, &self.now_s, change).await?;
+    /// Writes the audit entry of a change made under `permit`, in the name of
+    /// `as_user` when given (the account concerned, when the caller is not a
+    /// user: a refused login names the account it tried).
+    pub async fn audit_for(
+        &mut self,
+        permit: &Permit,
+        as_user: Option<&str>,
+        change: Change<'_>,
+    ) -> Result<()> {
+        let ctx = self.audit_ctx(permit, as_user)?;
+        let now_s = self.now_s.clone();
+        crate::audit::record(&mut self.write(permit)?, &ctx, &now_s, change).await?;
         Ok(())
     }
 

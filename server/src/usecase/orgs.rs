@@ -1,14 +1,15 @@
 //! Organizations: list, read, create (with its Everyone group and the creator
-//! as member), update, delete (refused while it holds anything).
+//! as member), update, delete (refused while it holds anything); the default
+//! organization at startup.
 
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 
 use super::{Caller, Ctx, Page, Work};
 use crate::audit::{self, Change, to_value};
-use crate::authz::{Authz, Permit};
+use crate::authz::{Authz, Permit, System};
 use crate::error::{Error, Result};
-use crate::model::{Name, Organization, parse_text};
+use crate::model::{DEFAULT_ORG_NAME, Name, Organization, parse_text};
 use crate::store::{self, Conn};
 
 /// Loads the organization `key` (id or name) and decides `action` on it; 404
@@ -30,6 +31,20 @@ pub async fn load(
         "organization",
     )?;
     Ok((org, permit))
+}
+
+/// An object of an organization (`found`, when it exists) with its
+/// organization (`org_id` of the object); 404 naming `what` when either is
+/// missing.
+pub(crate) async fn with_org<T>(
+    conn: &mut Conn,
+    found: Option<T>,
+    org_id: impl Fn(&T) -> &str,
+    what: &str,
+) -> Result<(T, Organization)> {
+    let found = found.ok_or_else(|| Error::not_found(what))?;
+    let org = store::orgs::find(conn, org_id(&found)).await?;
+    Ok((found, org.ok_or_else(|| Error::not_found(what))?))
 }
 
 /// [`load`] inside an operation's transaction.
@@ -114,12 +129,13 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewOrg) -> Result<Organi
         updated_at: work.now_s.clone(),
     };
     let now_s = work.now_s.clone();
-    store::orgs::insert(work.conn(), &org)
+    let mut w = work.write(&permit)?;
+    store::orgs::insert(&mut w, &org)
         .await
         .map_err(Error::on_unique(name_taken(&org.name)))?;
-    store::groups::insert_everyone(work.conn(), &org.id, &now_s).await?;
+    store::groups::insert_everyone(&mut w, &org.id, &now_s).await?;
     if let Some(creator) = caller.user_id() {
-        store::members::insert(work.conn(), &org.id, creator, &[], &now_s).await?;
+        store::members::insert(&mut w, &org.id, creator, &now_s).await?;
         work.touch(creator);
     }
     work.audit(
@@ -137,6 +153,45 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewOrg) -> Result<Organi
     .await?;
     work.commit().await?;
     Ok(org)
+}
+
+/// Creates the default organization and its Everyone group when missing, at
+/// startup, on the authority of [`System::Setup`]. Replicas starting at once on
+/// a fresh database race here: the loser's insert hits the unique name and
+/// finds the winner's organization on its retry.
+pub async fn ensure_default(ctx: Ctx<'_>) -> Result<()> {
+    match create_default(ctx).await {
+        Err(e) if e.kind == crate::error::Kind::Conflict => create_default(ctx).await,
+        other => other,
+    }
+}
+
+async fn create_default(ctx: Ctx<'_>) -> Result<()> {
+    let caller = Caller::system(System::Setup);
+    let mut work = Work::begin(ctx, &caller).await?;
+    if store::orgs::default_org(work.conn()).await?.is_some() {
+        return Ok(());
+    }
+    let permit = work.require(
+        Action::ORGANIZATION_CREATE,
+        &Resource::site(),
+        "organization",
+    )?;
+    let org = Organization {
+        id: store::new_id(),
+        name: DEFAULT_ORG_NAME.to_owned(),
+        display_name: "Coder".to_owned(),
+        description: "The default organization; every new user joins it.".to_owned(),
+        icon: String::new(),
+        is_default: true,
+        created_at: work.now_s.clone(),
+        updated_at: work.now_s.clone(),
+    };
+    let now_s = work.now_s.clone();
+    let mut w = work.write(&permit)?;
+    store::orgs::insert(&mut w, &org).await?;
+    store::groups::insert_everyone(&mut w, &org.id, &now_s).await?;
+    work.commit().await
 }
 
 fn name_taken(name: &str) -> String {
@@ -178,7 +233,7 @@ pub async fn update(
         return Ok(org);
     }
     updated.updated_at = work.now_s.clone();
-    store::orgs::update(work.conn(), &updated)
+    store::orgs::update(&mut work.write(&permit)?, &updated)
         .await
         .map_err(Error::on_unique(name_taken(&updated.name)))?;
     work.audit(
@@ -213,7 +268,7 @@ pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<()> {
         )));
     }
     let members = store::members::user_ids(work.conn(), &org.id).await?;
-    store::orgs::delete(work.conn(), &org.id).await?;
+    store::orgs::delete(&mut work.write(&permit)?, &org.id).await?;
     work.audit(
         &permit,
         Change::in_org(

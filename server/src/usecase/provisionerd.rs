@@ -131,7 +131,7 @@ pub async fn register(
         status: String::new(),
         disconnected: false,
     };
-    store::provisioners::lock_key(work.conn(), &auth.key.id).await?;
+    store::provisioners::lock_key(&mut work.write(&permit)?, &auth.key.id).await?;
     // The name is the daemon's identity under its key: registering it again
     // (a restart) replaces the previous daemon.
     let replaced: Vec<String> =
@@ -141,19 +141,18 @@ pub async fn register(
             .map(|d| d.id)
             .collect();
     if !replaced.is_empty() {
-        store::jobs::fail_for_workers(
-            work.conn(),
+        store::jobs::fail_for_workers(&mut work.write(&permit)?,
             &replaced,
             "the provisioner daemon running this job registered again (it restarted); the job was abandoned",
             &daemon.created_at,
         )
         .await?;
         for id in &replaced {
-            store::provisioners::delete_daemon(work.conn(), id).await?;
+            store::provisioners::delete_daemon(&mut work.write(&permit)?, id).await?;
         }
     }
     store::provisioners::prune_offline(
-        work.conn(),
+        &mut work.write(&permit)?,
         &auth.org.id,
         Some(&auth.key.id),
         &jobs::online_after(),
@@ -168,7 +167,7 @@ pub async fn register(
             auth.key.name
         )));
     }
-    store::provisioners::insert_daemon(work.conn(), &daemon).await?;
+    store::provisioners::insert_daemon(&mut work.write(&permit)?, &daemon).await?;
     let mut diff = json!({"name": {"old": null, "new": daemon.name}, "key": {"old": null, "new": auth.key.name},
                           "provisioners": {"old": null, "new": daemon.provisioners}});
     if !replaced.is_empty() {

@@ -86,12 +86,16 @@ pub async fn create_key(
         created_by: caller_id(caller).to_owned(),
         created_at: work.now_s.clone(),
     };
-    store::provisioners::insert_key(work.conn(), &key, &secrets::sha256_hex(&secret))
-        .await
-        .map_err(Error::on_unique(format!(
-            "a provisioner key named `{}` already exists in `{}`",
-            key.name, org.name
-        )))?;
+    store::provisioners::insert_key(
+        &mut work.write(&permit)?,
+        &key,
+        &secrets::sha256_hex(&secret),
+    )
+    .await
+    .map_err(Error::on_unique(format!(
+        "a provisioner key named `{}` already exists in `{}`",
+        key.name, org.name
+    )))?;
     work.audit(
         &permit,
         Change {
@@ -127,9 +131,11 @@ pub async fn delete_key(ctx: Ctx<'_>, caller: &Caller, org_key: &str, name: &str
         "provisioner key",
     )?;
     let now_s = work.now_s.clone();
-    let daemons = store::provisioners::disconnect_key_daemons(work.conn(), &key.id, &now_s).await?;
+    let daemons =
+        store::provisioners::disconnect_key_daemons(&mut work.write(&permit)?, &key.id, &now_s)
+            .await?;
     store::jobs::fail_for_workers(
-        work.conn(),
+        &mut work.write(&permit)?,
         &daemons,
         &format!(
             "the provisioner key `{}` of the daemon running this job was deleted",
@@ -138,7 +144,7 @@ pub async fn delete_key(ctx: Ctx<'_>, caller: &Caller, org_key: &str, name: &str
         &now_s,
     )
     .await?;
-    store::provisioners::delete_key(work.conn(), &key.id).await?;
+    store::provisioners::delete_key(&mut work.write(&permit)?, &key.id).await?;
     work.audit(
         &permit,
         Change {
@@ -238,12 +244,8 @@ async fn load_job(
     id: &str,
     action: Action,
 ) -> Result<(Job, Organization, Permit)> {
-    let job = store::jobs::get(conn, id)
-        .await?
-        .ok_or_else(|| Error::not_found("job"))?;
-    let org = store::orgs::find(conn, &job.organization_id)
-        .await?
-        .ok_or_else(|| Error::not_found("job"))?;
+    let job = store::jobs::get(conn, id).await?;
+    let (job, org) = orgs::with_org(conn, job, |j| &j.organization_id, "job").await?;
     let permit = caller.require(ctx.authz, action, &job_resource(&org, &job), "job")?;
     Ok((job, org, permit))
 }
@@ -289,7 +291,7 @@ pub async fn cancel_job(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<Value
     let (job, org, permit) =
         load_job(work.conn(), ctx, caller, id, Action::PROVISIONER_JOB_CANCEL).await?;
     let now_s = work.now_s.clone();
-    let status = store::jobs::cancel(work.conn(), &job.id, &now_s)
+    let status = store::jobs::cancel(&mut work.write(&permit)?, &job.id, &now_s)
         .await?
         .ok_or_else(|| {
             Error::conflict(format!(

@@ -4,14 +4,14 @@
 
 use std::net::IpAddr;
 
-use orgsync_policy::Action;
+use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::users::{load_in, user_resource};
 use super::{Caller, Ctx, Work};
 use crate::audit::{AuditCtx, Change};
-use crate::authz::System;
+use crate::authz::{Permit, System};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::model::{LoginType, User, UserStatus, parse_email, parse_text};
@@ -28,10 +28,11 @@ pub struct Session {
     pub lifetime_seconds: i64,
 }
 
-/// Issues a session (or token) key for `user_id` in the operation; only the
-/// hash of its secret is stored.
+/// Issues a session (or token) key for `user_id` in the operation, under
+/// `permit` (`user:create_token`); only the hash of its secret is stored.
 pub async fn issue(
     work: &mut Work<'_>,
+    permit: &Permit,
     user_id: &str,
     kind: &str,
     token_name: &str,
@@ -42,7 +43,7 @@ pub async fn issue(
     let expires = clock::fmt(work.now + chrono::Duration::seconds(lifetime_seconds));
     let now_s = work.now_s.clone();
     store::tokens::insert(
-        work.conn(),
+        &mut work.write(permit)?,
         &store::tokens::NewKey {
             id: &id,
             user_id,
@@ -74,10 +75,12 @@ pub async fn open(
     let permit = work.require(Action::USER_CREATE_TOKEN, &user_resource(user), "user")?;
     if user.status == UserStatus::Dormant {
         let now_s = work.now_s.clone();
-        store::users::set_status(work.conn(), &user.id, UserStatus::Active, &now_s).await?;
+        let wake = work.require(Action::USER_UPDATE, &user_resource(user), "user")?;
+        let mut w = work.write(&wake)?;
+        store::users::set_status(&mut w, &user.id, UserStatus::Active, &now_s).await?;
         work.touch(user.id.clone());
     }
-    let session = issue(work, &user.id, "session", "", lifetime_seconds).await?;
+    let session = issue(work, &permit, &user.id, "session", "", lifetime_seconds).await?;
     work.audit_as(
         &permit,
         &user.id,
@@ -132,7 +135,11 @@ pub async fn password_login(
     lifetime_seconds: i64,
 ) -> Result<LoginOutcome> {
     let now = clock::now();
-    let attempt = match throttle::attempt(ctx.db, limits, &req.email, addr, now).await? {
+    let caller = Caller::System {
+        actor: System::PasswordLogin,
+        audit,
+    };
+    let attempt = match throttle::attempt(ctx, &caller, limits, &req.email, addr, now).await? {
         throttle::Verdict::Proceed(attempt) => attempt,
         throttle::Verdict::Throttled { retry_after } => {
             return Ok(LoginOutcome::Throttled { retry_after });
@@ -156,10 +163,6 @@ pub async fn password_login(
         Some(_) => None,
         None => Some(throttle::Failure::Credentials),
     };
-    let caller = Caller::System {
-        actor: System::PasswordLogin,
-        audit,
-    };
     if let Some(failure) = failure {
         let error = match failure {
             throttle::Failure::Credentials => Error::unauthorized("incorrect email or password"),
@@ -167,9 +170,12 @@ pub async fn password_login(
                 Error::refused("your account is suspended; ask an administrator to reactivate it")
             }
         };
-        if attempt.failed(ctx.db, failure).await? {
+        if attempt.failed(ctx, &caller, failure).await? {
             let mut work = Work::begin(ctx, &caller).await?;
-            work.record_event(
+            // Audited on the login's authority for what it attempted.
+            let permit = work.require(Action::USER_CREATE_TOKEN, &Resource::site(), "login")?;
+            work.audit_for(
+                &permit,
                 user.map(|u| u.id.as_str()),
                 Change::api_key(
                     "login_failed",
@@ -191,21 +197,25 @@ pub async fn password_login(
     let session = open(&mut work, user, lifetime_seconds, 201).await?;
     work.commit().await?;
     // The session exists: a failure to withdraw the count must not hide it.
-    if let Err(e) = attempt.succeeded(ctx.db).await {
-        tracing::warn!(error = %e, "cannot withdraw a successful login from its throttle counts");
+    if let Err(e) = attempt.succeeded(ctx, &caller).await {
+        tracing::warn!(error = ?e, "cannot withdraw a successful login from its throttle counts");
     }
     Ok(LoginOutcome::Session(session))
 }
 
-/// Ends the caller's session `key_id`.
+/// Ends the caller's session `key_id`, on the authority of
+/// [`System::Sessions`] (ending one's own session needs no decision: a
+/// suspended account may sign out), audited as the caller.
 pub async fn logout(ctx: Ctx<'_>, caller: &Caller, key_id: &str, username: &str) -> Result<()> {
-    let mut work = Work::begin(ctx, caller).await?;
-    store::tokens::delete(work.conn(), key_id).await?;
-    work.record_event(
-        None,
-        Change::api_key("logout", key_id, username, json!({}), 200),
-    )
-    .await?;
+    let sessions = Caller::System {
+        actor: System::Sessions,
+        audit: caller.audit_ctx().clone(),
+    };
+    let mut work = Work::begin(ctx, &sessions).await?;
+    let permit = work.require(Action::USER_UPDATE, &Resource::site(), "session")?;
+    store::tokens::delete(&mut work.write(&permit)?, key_id).await?;
+    let change = Change::api_key("logout", key_id, username, json!({}), 200);
+    work.audit(&permit, change).await?;
     work.commit().await
 }
 
@@ -236,7 +246,7 @@ pub async fn create_token(
         ));
     }
     let token_name = parse_text("token_name", &req.token_name, 64)?;
-    let token = issue(&mut work, &user.id, "token", &token_name, lifetime).await?;
+    let token = issue(&mut work, &permit, &user.id, "token", &token_name, lifetime).await?;
     work.audit(
         &permit,
         Change::api_key(
@@ -276,16 +286,21 @@ pub async fn authenticate(ctx: Ctx<'_>, token: &str) -> Result<SignedIn> {
         .await?
         .ok_or_else(invalid)?;
     let stale = clock::parse(&key.last_used_at).is_none_or(|t| (now - t).num_seconds() >= 60);
+    drop(conn);
     if stale {
         let expires = if key.kind == "session" {
             clock::fmt(now + chrono::Duration::seconds(key.lifetime_seconds))
         } else {
             key.expires_at.clone()
         };
-        store::tokens::touch(&mut conn, &key.id, &expires, &now_s).await?;
-        store::users::touch_last_seen(&mut conn, &user.id, &now_s).await?;
+        let caller = Caller::system(System::Sessions);
+        let mut work = Work::begin_at(ctx, &caller, now).await?;
+        let permit = work.require(Action::USER_UPDATE, &user_resource(&user), "user")?;
+        let mut w = work.write(&permit)?;
+        store::tokens::touch(&mut w, &key.id, &expires, &now_s).await?;
+        store::users::touch_last_seen(&mut w, &user.id, &now_s).await?;
+        work.commit().await?;
     }
-    drop(conn);
     let principal = ctx
         .authz
         .principal(ctx.db, &user.id, Some(key.authz_version))

@@ -70,7 +70,7 @@ pub async fn upload(ctx: Ctx<'_>, caller: &Caller, q: &FileQuery, body: &[u8]) -
     let uploader = caller_id(caller);
     let now_s = work.now_s.clone();
     store::templates::insert_file(
-        work.conn(),
+        &mut work.write(&permit)?,
         &hash,
         &base64::engine::general_purpose::STANDARD.encode(body),
         body.len() as i64,
@@ -78,9 +78,10 @@ pub async fn upload(ctx: Ctx<'_>, caller: &Caller, q: &FileQuery, body: &[u8]) -
         &now_s,
     )
     .await?;
-    let granted = store::templates::grant_upload(work.conn(), &hash, uploader, &now_s).await?;
+    let granted =
+        store::templates::grant_upload(&mut work.write(&permit)?, &hash, uploader, &now_s).await?;
     if let Some(org) = &org {
-        store::templates::attach_file(work.conn(), &hash, &org.id).await?;
+        store::templates::attach_file(&mut work.write(&permit)?, &hash, &org.id).await?;
     }
     // Audited once per uploader (a fresh grant), not once per content: an entry
     // per content would tell an org's auditors whether anyone else had it.
@@ -192,13 +193,13 @@ pub async fn create_version(
             ));
         }
     }
-    store::templates::attach_file(work.conn(), &req.file_hash, &org.id).await?;
+    store::templates::attach_file(&mut work.write(&permit)?, &req.file_hash, &org.id).await?;
     let job_id = store::new_id();
     let tags = effective_tags(&req.tags);
     let now_s = work.now_s.clone();
     jobs::enqueue(
         ctx.db,
-        work.conn(),
+        &mut work.write(&permit)?,
         &store::jobs::NewJob {
             id: &job_id,
             organization_id: &org.id,
@@ -227,7 +228,7 @@ pub async fn create_version(
         created_by: creator.to_owned(),
         created_at: now_s,
     };
-    store::templates::insert_version(work.conn(), &version).await?;
+    store::templates::insert_version(&mut work.write(&permit)?, &version).await?;
     work.audit(
         &permit,
         Change {
@@ -274,12 +275,8 @@ pub async fn list_versions(
 
 pub async fn get_version(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<TemplateVersion> {
     let mut conn = ctx.conn().await?;
-    let v = store::templates::get_version(&mut conn, id)
-        .await?
-        .ok_or_else(|| Error::not_found("template version"))?;
-    let org = store::orgs::find(&mut conn, &v.organization_id)
-        .await?
-        .ok_or_else(|| Error::not_found("template version"))?;
+    let v = store::templates::get_version(&mut conn, id).await?;
+    let (v, org) = orgs::with_org(&mut conn, v, |v| &v.organization_id, "template version").await?;
     let r = version_resource(&mut conn, &org, &v).await?;
     caller.require(
         ctx.authz,
@@ -376,13 +373,14 @@ pub async fn create_template(
         created_at: work.now_s.clone(),
         updated_at: work.now_s.clone(),
     };
-    store::templates::insert_template(work.conn(), &template)
+    store::templates::insert_template(&mut work.write(&permit)?, &template)
         .await
         .map_err(Error::on_unique(format!(
             "a template named `{}` already exists in `{}`",
             template.name, org.name
         )))?;
-    store::templates::set_version_template(work.conn(), &version.id, &template.id).await?;
+    store::templates::set_version_template(&mut work.write(&permit)?, &version.id, &template.id)
+        .await?;
     work.audit(
         &permit,
         Change {
@@ -460,12 +458,8 @@ async fn load_template(
     id: &str,
     action: Action,
 ) -> Result<(Template, Organization, Permit)> {
-    let t = store::templates::get_template(conn, id)
-        .await?
-        .ok_or_else(|| Error::not_found("template"))?;
-    let org = store::orgs::find(conn, &t.organization_id)
-        .await?
-        .ok_or_else(|| Error::not_found("template"))?;
+    let t = store::templates::get_template(conn, id).await?;
+    let (t, org) = orgs::with_org(conn, t, |t| &t.organization_id, "template").await?;
     let permit = caller.require(ctx.authz, action, &template_resource(&org, &t), "template")?;
     Ok((t, org, permit))
 }
@@ -522,7 +516,14 @@ pub async fn update_template(
                 ));
             }
             Some(_) => {}
-            None => store::templates::set_version_template(work.conn(), &version.id, &t.id).await?,
+            None => {
+                store::templates::set_version_template(
+                    &mut work.write(&permit)?,
+                    &version.id,
+                    &t.id,
+                )
+                .await?
+            }
         }
         updated.active_version_id = version.id;
     }
@@ -531,7 +532,7 @@ pub async fn update_template(
         return Ok(t);
     }
     updated.updated_at = work.now_s.clone();
-    store::templates::update_template(work.conn(), &updated)
+    store::templates::update_template(&mut work.write(&permit)?, &updated)
         .await
         .map_err(Error::on_unique(format!(
             "a template named `{}` already exists in `{}`",
@@ -566,7 +567,7 @@ pub async fn delete_template(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<
             t.name
         )));
     }
-    store::templates::delete_template(work.conn(), &t.id).await?;
+    store::templates::delete_template(&mut work.write(&permit)?, &t.id).await?;
     work.audit(
         &permit,
         Change {
@@ -646,7 +647,7 @@ pub async fn patch_acl(ctx: Ctx<'_>, caller: &Caller, id: &str, req: AclPatch) -
         let mut updated = t.clone();
         updated.acl = acl.clone();
         updated.updated_at = work.now_s.clone();
-        store::templates::update_template(work.conn(), &updated).await?;
+        store::templates::update_template(&mut work.write(&permit)?, &updated).await?;
         work.audit(
             &permit,
             Change {

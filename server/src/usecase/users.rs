@@ -77,9 +77,11 @@ pub async fn insert(
         &now_s,
         status_code,
     );
-    rows.flush(work.conn()).await.map_err(Error::on_unique(
-        "a user with this username or email already exists",
-    ))?;
+    rows.flush(&mut work.write(permit)?)
+        .await
+        .map_err(Error::on_unique(
+            "a user with this username or email already exists",
+        ))?;
     let user = store::users::find_by_id(work.conn(), &new.id)
         .await?
         .ok_or_else(|| Error::internal("user vanished"))?;
@@ -142,7 +144,7 @@ pub fn add_to_batch(
         &new.id,
         &new.username,
         diff,
-        i64::from(status_code),
+        status_code,
     );
     if let Some((org, default_roles)) = default_org {
         rows.org_member(org, &new.id, default_roles, now);
@@ -199,7 +201,7 @@ pub async fn create_first(
     }
     let id = NewAccount::id();
     let now_s = work.now_s.clone();
-    store::users::mark_first_user(work.conn(), &id, &now_s)
+    store::users::mark_first_user(&mut work.write(&permit)?, &id, &now_s)
         .await
         .map_err(Error::on_unique("the first user has already been created"))?;
     let user = insert(
@@ -221,9 +223,10 @@ pub async fn create_first(
     let org = store::orgs::default_org(work.conn())
         .await?
         .ok_or_else(|| Error::internal("default organization missing"))?;
+    let token = work.require(Action::USER_CREATE_TOKEN, &user_resource(&user), "user")?;
+    let lifetime = session_lifetime_seconds;
     let session =
-        super::sessions::issue(&mut work, &user.id, "session", "", session_lifetime_seconds)
-            .await?;
+        super::sessions::issue(&mut work, &token, &user.id, "session", "", lifetime).await?;
     work.commit().await?;
     Ok(FirstUserCreated {
         user,
@@ -404,7 +407,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewUser) -> Result<User>
             "adding a member",
         )?;
         let now_s = work.now_s.clone();
-        store::members::insert(work.conn(), &org.id, &user.id, &[], &now_s).await?;
+        store::members::insert(&mut work.write(&permit)?, &org.id, &user.id, &now_s).await?;
         work.audit(
             &member,
             Change::in_org(
@@ -495,7 +498,7 @@ pub async fn update(ctx: Ctx<'_>, caller: &Caller, key: &str, req: UserChanges) 
     }
     let now_s = work.now_s.clone();
     store::users::update_profile(
-        work.conn(),
+        &mut work.write(&permit)?,
         &user.id,
         &username,
         &email,
@@ -508,8 +511,14 @@ pub async fn update(ctx: Ctx<'_>, caller: &Caller, key: &str, req: UserChanges) 
         "a user with this username or email already exists",
     ))?;
     if let Some((login_type, hash)) = &login {
-        store::users::set_login(work.conn(), &user.id, *login_type, hash.as_deref(), &now_s)
-            .await?;
+        store::users::set_login(
+            &mut work.write(&permit)?,
+            &user.id,
+            *login_type,
+            hash.as_deref(),
+            &now_s,
+        )
+        .await?;
     }
     let updated = store::users::find_by_id(work.conn(), &user.id)
         .await?
@@ -592,7 +601,7 @@ pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<()> {
             user.username
         )));
     }
-    store::users::delete(work.conn(), &user.id).await?;
+    store::users::delete(&mut work.write(&permit)?, &user.id).await?;
     work.audit(
         &permit,
         Change::user(
@@ -631,8 +640,8 @@ pub async fn set_status(
         .await?;
     }
     let now_s = work.now_s.clone();
-    store::users::set_status(work.conn(), &user.id, status, &now_s).await?;
-    store::links::clear_sync_suspension(work.conn(), &user.id).await?;
+    store::users::set_status(&mut work.write(&permit)?, &user.id, status, &now_s).await?;
+    store::links::clear_sync_suspension(&mut work.write(&permit)?, &user.id).await?;
     let updated = store::users::find_by_id(work.conn(), &user.id)
         .await?
         .ok_or_else(|| Error::not_found("user"))?;
@@ -708,7 +717,7 @@ pub async fn set_roles(ctx: Ctx<'_>, caller: &Caller, key: &str, roles: &[String
         .await?;
     let list: Vec<String> = wanted.into_iter().collect();
     let now_s = work.now_s.clone();
-    store::users::set_roles(work.conn(), &user.id, &list, &now_s).await?;
+    store::users::set_roles(&mut work.write(&permit)?, &user.id, &list, &now_s).await?;
     let updated = store::users::find_by_id(work.conn(), &user.id)
         .await?
         .ok_or_else(|| Error::not_found("user"))?;

@@ -62,9 +62,14 @@ fn check_parameters(params: &[ParameterValue]) -> Result<()> {
 
 /// Enqueues a build of a workspace (job + build row) in the operation's
 /// transaction.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the operation, its permit and the build's parts"
+)]
 async fn enqueue_build(
     ctx: Ctx<'_>,
     work: &mut Work<'_>,
+    permit: &Permit,
     org: &Organization,
     workspace_id: &str,
     version: &TemplateVersion,
@@ -75,9 +80,10 @@ async fn enqueue_build(
     let initiator = caller_id(work.caller()).to_owned();
     let now = work.now_s.clone();
     let job_id = store::new_id();
+    let mut w = work.write(permit)?;
     jobs::enqueue(
         ctx.db,
-        work.conn(),
+        &mut w,
         &store::jobs::NewJob {
             id: &job_id,
             organization_id: &org.id,
@@ -92,7 +98,7 @@ async fn enqueue_build(
     .await?;
     let build_id = store::new_id();
     store::workspaces::insert_build(
-        work.conn(),
+        &mut w,
         &store::workspaces::NewBuild {
             id: &build_id,
             workspace_id,
@@ -162,7 +168,7 @@ pub async fn create(
     let id = store::new_id();
     let now_s = work.now_s.clone();
     store::workspaces::insert(
-        work.conn(),
+        &mut work.write(&permit)?,
         &store::workspaces::NewWorkspace {
             id: &id,
             organization_id: &org.id,
@@ -181,6 +187,7 @@ pub async fn create(
     enqueue_build(
         ctx,
         &mut work,
+        &permit,
         &org,
         &id,
         &version,
@@ -259,12 +266,8 @@ async fn load(
     id: &str,
     action: Action,
 ) -> Result<(Workspace, Organization, Permit)> {
-    let w = store::workspaces::get(conn, id)
-        .await?
-        .ok_or_else(|| Error::not_found("workspace"))?;
-    let org = store::orgs::find(conn, &w.organization_id)
-        .await?
-        .ok_or_else(|| Error::not_found("workspace"))?;
+    let w = store::workspaces::get(conn, id).await?;
+    let (w, org) = orgs::with_org(conn, w, |w| &w.organization_id, "workspace").await?;
     let permit = caller.require(ctx.authz, action, &ws_resource(&org, &w), "workspace")?;
     Ok((w, org, permit))
 }
@@ -355,6 +358,7 @@ pub async fn start_build(
     enqueue_build(
         ctx,
         &mut work,
+        &permit,
         &org,
         &ws.id,
         &version,

@@ -29,10 +29,9 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::authz::{Permit, System, Write};
+use crate::authz::Write;
 use crate::config::OidcConfig;
 use crate::store::{self, Conn};
-use orgsync_policy::Action;
 
 /// Claims as JSON: what the provider says about a user.
 pub type Claims = Map<String, Value>;
@@ -534,34 +533,23 @@ pub fn username_candidate(base: &str, n: u32) -> String {
 
 pub use crate::store::oidc_states::StoredState;
 
-/// The write handle of a login's own state rows, on the authority of
-/// [`System::OidcLogin`] for what the login attempts (`user:create_token`).
-/// The HTTP adapter still holds the connection of these writes (not a
-/// `Work`), so the handle is opened here; `layering.rs` names this place.
-fn state_writer(conn: &mut Conn) -> sqlx::Result<Write<'_>> {
-    let permit = Permit::system(System::OidcLogin, Action::USER_CREATE_TOKEN).ok_or_else(|| {
-        sqlx::Error::Protocol("the OIDC login may not write its login state".to_owned())
-    })?;
-    Ok(Write::new(conn, &permit))
-}
-
 /// Stores a login state (by the SHA-256 of `state`) and drops states older
 /// than `cutoff`.
 pub async fn insert_state(
-    conn: &mut Conn,
+    w: &mut Write<'_>,
     state: &str,
     s: &StoredState,
     cutoff: &str,
 ) -> sqlx::Result<()> {
     let hash = crate::secrets::sha256_hex(state);
-    store::oidc_states::insert(&mut state_writer(conn)?, &hash, s, cutoff).await
+    store::oidc_states::insert(w, &hash, s, cutoff).await
 }
 
 /// Takes a login state: deletes it and returns it, once. A second take of the
 /// same state (a replay, or a racing request) finds nothing.
-pub async fn take_state(conn: &mut Conn, state: &str) -> sqlx::Result<Option<StoredState>> {
+pub async fn take_state(w: &mut Write<'_>, state: &str) -> sqlx::Result<Option<StoredState>> {
     let hash = crate::secrets::sha256_hex(state);
-    store::oidc_states::take(&mut state_writer(conn)?, &hash).await
+    store::oidc_states::take(w, &hash).await
 }
 
 /// The user linked to an OIDC subject.

@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use super::extract::{ApiJson, ApiQuery, Call, Path};
 use crate::error::ApiResult;
-pub(super) use crate::usecase::idpsync::invalid;
 use crate::usecase::idpsync::{
     self as settings, PreviewRequest, ProblemsQuery, Scope, SettingsChange, SyncSettings,
 };

@@ -74,20 +74,13 @@ async fn start(app: &AppState, query: Option<&str>) -> Result<Response, ApiError
     let rp = RelyingParty::new(cfg, &app.config.access_url).map_err(oidc_error)?;
     let login = rp.start().await.map_err(oidc_error)?;
     let now = clock::now();
-    let mut tx = app.db.begin().await?;
-    oidc::insert_state(
-        &mut tx,
-        &login.state,
-        &StoredState {
-            nonce: login.nonce,
-            pkce_verifier: login.pkce_verifier,
-            redirect,
-            created_at: clock::fmt(now),
-        },
-        &clock::fmt(now - oidc::STATE_TTL),
-    )
-    .await?;
-    tx.commit().await?;
+    let stored = StoredState {
+        nonce: login.nonce,
+        pkce_verifier: login.pkce_verifier,
+        redirect,
+        created_at: clock::fmt(now),
+    };
+    login::oidc_begin(app.ctx(), &login.state, &stored, now).await?;
     let mut headers = no_store();
     insert_header(&mut headers, header::LOCATION, &login.authorize_url);
     append_cookie(
@@ -124,11 +117,9 @@ async fn finish(
     }
     let now = clock::now();
     // Consumed on its own, before anything else: a state is good for one try.
-    let stored = {
-        let mut conn = app.db.pool().acquire().await?;
-        oidc::take_state(&mut conn, state).await?
-    }
-    .ok_or_else(|| start_again("unknown or already used login state"))?;
+    let stored = login::oidc_take_state(app.ctx(), state, now)
+        .await?
+        .ok_or_else(|| start_again("unknown or already used login state"))?;
     if clock::parse(&stored.created_at).is_none_or(|t| now - t > oidc::STATE_TTL) {
         return Err(start_again(
             "the login state expired (logins must finish within 10 minutes)",

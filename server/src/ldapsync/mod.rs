@@ -33,7 +33,9 @@ mod state;
 
 pub use run::{Progress, Run, RunError, RunStatus, StartError, Stats};
 pub use schedule::scheduler;
-pub use settings::{apply_file_settings, load_settings, public_settings, store_settings};
+pub use settings::{
+    apply_file_settings, load_settings, public_settings, replace_settings, store_settings,
+};
 
 // The names `plan` and `apply` share.
 use execute::UserChange;

@@ -10,10 +10,9 @@ use serde_json::{Value, json};
 use orgsync_policy::{Action, Resource};
 
 use super::{DirectorySync, SETTINGS_KEY, Stats};
-use crate::audit::AuditCtx;
 use crate::authz::{Permit, System};
 use crate::clock;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::{self, Conn, Write, directory_runs};
 use crate::usecase::{Caller, Ctx, Work};
 
@@ -49,13 +48,13 @@ pub async fn apply_file_settings(
         &Resource::site(),
         "settings",
     )?;
-    replace(&mut work, &permit, &old, file).await?;
+    replace_settings(&mut work, &permit, &old, file).await?;
     work.commit().await
 }
 
 /// Stores `new` in place of `old` with its audit row (none when nothing
 /// changed), in the operation's transaction.
-async fn replace(
+pub async fn replace_settings(
     work: &mut Work<'_>,
     permit: &Permit,
     old: &LdapSettings,
@@ -107,36 +106,6 @@ impl DirectorySync {
     pub async fn settings(&self) -> sqlx::Result<LdapSettings> {
         let mut conn = self.db.pool().acquire().await?;
         load_settings(&mut conn).await
-    }
-
-    /// Replaces the settings (`old`, as the caller read and checked them)
-    /// with `new`, in one transaction, on the authority of the user of `ctx`
-    /// (decided again here: `deployment_sync:update`), audited with `ctx`.
-    pub async fn replace_settings(
-        &self,
-        old: &LdapSettings,
-        new: &LdapSettings,
-        ctx: &AuditCtx,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let user_id = ctx.user_id.as_deref().ok_or_else(Error::forbidden)?;
-        let principal = self
-            .authz
-            .principal(&self.db, user_id, None)
-            .await?
-            .ok_or_else(Error::forbidden)?;
-        let caller = Caller::User {
-            principal,
-            audit: ctx.clone(),
-        };
-        let mut work = Work::begin_at(self.ctx(), &caller, now).await?;
-        let permit = work.require(
-            Action::DEPLOYMENT_SYNC_UPDATE,
-            &Resource::site(),
-            "settings",
-        )?;
-        replace(&mut work, &permit, old, new).await?;
-        work.commit().await
     }
 }
 

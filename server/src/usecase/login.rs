@@ -22,6 +22,52 @@ use crate::model::{LoginType, User, UserStatus, parse_email};
 use crate::oidc::{self, Identity};
 use crate::store::{self, Conn};
 
+/// The caller of a login's own steps: [`System::OidcLogin`], audited with the
+/// request's metadata under the source `oidc_login`.
+fn oidc_caller(audit: &AuditCtx) -> Caller {
+    Caller::System {
+        actor: System::OidcLogin,
+        audit: AuditCtx {
+            source: System::OidcLogin.audit_source(),
+            ..audit.clone()
+        },
+    }
+}
+
+/// Keeps the state of a login just sent to the provider (by the hash of
+/// `state`, so that any replica can finish it), dropping states older than
+/// [`oidc::STATE_TTL`]; on the authority of [`System::OidcLogin`] for what the
+/// login attempts (`user:create_token`).
+pub async fn oidc_begin(
+    ctx: Ctx<'_>,
+    state: &str,
+    stored: &oidc::StoredState,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let caller = oidc_caller(&AuditCtx::default());
+    let mut work = Work::begin_at(ctx, &caller, now).await?;
+    let permit = work.require(Action::USER_CREATE_TOKEN, &Resource::site(), "login")?;
+    let cutoff = crate::clock::fmt(now - oidc::STATE_TTL);
+    oidc::insert_state(&mut work.write(&permit)?, state, stored, &cutoff).await?;
+    work.commit().await
+}
+
+/// Takes the state a callback names: deleted and returned once, committed
+/// on its own before anything else happens, so that a state is good for one
+/// try (a replay or a racing callback finds nothing).
+pub async fn oidc_take_state(
+    ctx: Ctx<'_>,
+    state: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<oidc::StoredState>> {
+    let caller = oidc_caller(&AuditCtx::default());
+    let mut work = Work::begin_at(ctx, &caller, now).await?;
+    let permit = work.require(Action::USER_CREATE_TOKEN, &Resource::site(), "login")?;
+    let stored = oidc::take_state(&mut work.write(&permit)?, state).await?;
+    work.commit().await?;
+    Ok(stored)
+}
+
 /// Signs in the identity the provider vouched for, at `now`.
 pub async fn oidc(
     ctx: Ctx<'_>,
@@ -31,13 +77,7 @@ pub async fn oidc(
     audit: &AuditCtx,
     now: DateTime<Utc>,
 ) -> Result<LoggedIn> {
-    let caller = Caller::System {
-        actor: System::OidcLogin,
-        audit: AuditCtx {
-            source: System::OidcLogin.audit_source(),
-            ..audit.clone()
-        },
-    };
+    let caller = oidc_caller(audit);
     if let Err(message) = oidc::check_allowed_groups(cfg, &identity.claims) {
         let refusal = Refusal::new(Error::refused(message), None);
         return Err(refuse(ctx, &caller, cfg, identity, refusal, now).await);

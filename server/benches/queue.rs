@@ -66,6 +66,12 @@ async fn setup() -> (AppState, String, String) {
         .execute(&mut *tx)
         .await
         .unwrap();
+    // The archive belongs to the org, or the queue fails every job of it.
+    sqlx::query("INSERT INTO file_organizations (hash, organization_id) VALUES ('h', $1)")
+        .bind(&org_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     (app, org_id, name)
 }

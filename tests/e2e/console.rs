@@ -232,3 +232,339 @@ async fn console_pages_and_forms_follow_the_security_rules() {
     let resp = http.get(at("/static/console.css")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
+
+/// Signs `email` in through the console's login form; its session cookie value.
+async fn console_login(http: &Http, base: &str, email: &str) -> String {
+    let resp = http
+        .post(format!("{base}/login"))
+        .header("Origin", base)
+        .form(&[("email", email), ("password", "password123")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "login {email}");
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("orgsync_session="))
+        .map(|v| v[..v.find(';').unwrap()].to_owned())
+        .expect("a session cookie")
+}
+
+/// A form post of the console as `cookie`, from this server's origin.
+async fn form_post(
+    http: &Http,
+    base: &str,
+    path: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let resp = http
+        .post(format!("{base}{path}"))
+        .header("Origin", base)
+        .header("Cookie", format!("orgsync_session={cookie}"))
+        .form(fields)
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn console_cross_site_posts_get_the_console_page_and_api_posts_json() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    let http = http();
+    let cookie = console_login(&http, &s.base, "admin@example.com").await;
+    for (path, body) in [
+        ("/organizations/new", "name=evil-console"),
+        ("/organizations/coder/members/add", "user=admin"),
+        ("/logout", ""),
+    ] {
+        let resp = http
+            .post(format!("{}{path}", s.base))
+            .header("Cookie", format!("orgsync_session={cookie}"))
+            .header("Origin", "http://evil.example")
+            .header("Sec-Fetch-Site", "cross-site")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(resp.headers()[CACHE_CONTROL], "no-store");
+        let ct = resp.headers()[CONTENT_TYPE].to_str().unwrap().to_owned();
+        assert!(ct.starts_with("text/html"), "{path}: {ct}");
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("Not allowed"), "{html}");
+        assert!(html.contains("sent from another site"), "{html}");
+        assert!(!html.contains("cross-site request refused"), "{html}");
+    }
+    // The same session on the API: the JSON error.
+    let resp = http
+        .post(format!("{}/api/v2/organizations", s.base))
+        .header("Cookie", format!("orgsync_session={cookie}"))
+        .header("Origin", "http://evil.example")
+        .json(&serde_json::json!({"name": "evil-api"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(
+        resp.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("cross-site request refused"),
+        "{body}"
+    );
+    // Nothing was written, and the session still works.
+    let orgs = owner.get_ok("/organizations").await;
+    assert_eq!(orgs.as_array().unwrap().len(), 1, "{orgs}");
+    let (status, _) = page(&http, &format!("{}/workspaces", s.base), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn console_member_forms_grant_no_more_than_the_caller_may() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    owner.create_org("acme").await;
+    let (_ua, _) = owner.create_user("orguseradmin").await;
+    let (_sa, _) = owner.create_user("siteuseradmin").await;
+    let (_bob, _) = owner.create_user("bob").await;
+    owner
+        .add_member("acme", "orguseradmin", &["organization-user-admin"])
+        .await;
+    owner.add_member("acme", "bob", &[]).await;
+    owner.set_site_roles("siteuseradmin", &["user-admin"]).await;
+    let http = http();
+    let members = "/organizations/acme/members";
+    let roles_of = |who: &'static str| {
+        let owner = &owner;
+        async move {
+            let list = owner.get_ok("/organizations/acme/members").await;
+            list.as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["username"] == who)
+                .map(|m| m["roles"].clone())
+        }
+    };
+    for (email, me) in [
+        ("orguseradmin@example.com", "orguseradmin"),
+        ("siteuseradmin@example.com", "siteuseradmin"),
+    ] {
+        let cookie = console_login(&http, &s.base, email).await;
+        let (status, html) = page(&http, &format!("{}{members}", s.base), Some(&cookie)).await;
+        assert_eq!(status, StatusCode::OK, "{me}: {html}");
+        // Only assignable roles are offered: no organization-admin checkbox.
+        assert!(
+            html.contains("value=\"organization-user-admin\"")
+                || html.contains("value=\"organization-auditor\""),
+            "{me} is offered some role: {html}"
+        );
+        assert!(
+            !html.contains("type=\"checkbox\" name=\"roles\" value=\"organization-admin\""),
+            "{me}: {html}"
+        );
+        let token = csrf_of(&html);
+        let before = roles_of("bob").await;
+        // The form sent anyway, by hand: refused, nothing written.
+        for path in [
+            format!("{members}/bob/roles"),
+            format!("{members}/{me}/roles"),
+        ] {
+            let (status, html) = form_post(
+                &http,
+                &s.base,
+                &path,
+                &cookie,
+                &[("csrf", &token), ("roles", "organization-admin")],
+            )
+            .await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{me} {path}: {html}");
+        }
+        assert_eq!(roles_of("bob").await, before, "{me}");
+        let mine = roles_of(me).await;
+        assert!(
+            mine.as_ref()
+                .is_none_or(|r| !r.to_string().contains("organization-admin")),
+            "{me}: {mine:?}"
+        );
+        // A site role through the org form: not an org role, nothing written.
+        let (status, _) = form_post(
+            &http,
+            &s.base,
+            &format!("{members}/bob/roles"),
+            &cookie,
+            &[("csrf", &token), ("roles", "owner")],
+        )
+        .await;
+        assert!(status.is_client_error(), "{me}: {status}");
+        assert_eq!(roles_of("bob").await, before, "{me}");
+        let (_, user) = owner.get("/users/bob").await;
+        assert_eq!(user["roles"], serde_json::json!([]), "{user}");
+    }
+}
+
+#[tokio::test]
+async fn console_forms_with_bad_input_write_nothing() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    owner.create_org("acme").await;
+    let http = http();
+    let cookie = console_login(&http, &s.base, "admin@example.com").await;
+    let (_, html) = page(
+        &http,
+        &format!("{}/organizations/acme", s.base),
+        Some(&cookie),
+    )
+    .await;
+    let token = csrf_of(&html);
+    let t = token.as_str();
+    let audit_count = || async {
+        let (_, body) = owner.get("/audit?limit=1000").await;
+        body["count"]
+            .as_i64()
+            .or_else(|| body.as_array().map(|a| a.len() as i64))
+            .unwrap_or_else(|| panic!("audit: {body}"))
+    };
+    let before_orgs = owner.get_ok("/organizations").await;
+    let before_members = owner.get_ok("/organizations/acme/members").await;
+    let before_audit = audit_count().await;
+    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        (
+            "/organizations/new",
+            &[("csrf", t), ("name", "Not A Slug")],
+            "name-err",
+        ),
+        (
+            "/organizations/new",
+            &[("csrf", t), ("name", "acme")],
+            "name",
+        ),
+        (
+            "/organizations/new",
+            &[
+                ("csrf", t),
+                ("name", "ok-name"),
+                ("icon", "javascript:alert(1)"),
+            ],
+            "icon",
+        ),
+        (
+            "/organizations/acme",
+            &[("csrf", t), ("name", "Bad Name")],
+            "name-err",
+        ),
+        (
+            "/organizations/acme",
+            &[
+                ("csrf", t),
+                ("name", "acme"),
+                ("display_name", &"x".repeat(500)),
+            ],
+            "display_name",
+        ),
+        (
+            "/organizations/acme/delete",
+            &[("csrf", t), ("confirm", "not-acme")],
+            "confirm",
+        ),
+        (
+            "/organizations/acme/members/add",
+            &[("csrf", t), ("user", "")],
+            "user-err",
+        ),
+        (
+            "/organizations/acme/members/add",
+            &[("csrf", t), ("user", "nobody-here")],
+            "user-err",
+        ),
+        (
+            "/organizations/acme/provisioners/keys",
+            &[("csrf", t), ("name", "")],
+            "name",
+        ),
+        (
+            "/organizations/acme/provisioners/keys",
+            &[("csrf", t), ("name", "Bad Key!")],
+            "name",
+        ),
+        (
+            "/organizations/acme/provisioners/keys",
+            &[("csrf", t), ("name", "k1"), ("tags", "no-equals-sign")],
+            "tags",
+        ),
+        (
+            "/workspaces/new",
+            &[("csrf", t), ("template", "acme/no-such"), ("name", "ws")],
+            "",
+        ),
+        (
+            "/workspaces/new",
+            &[("csrf", t), ("template", ""), ("name", "Bad Name")],
+            "",
+        ),
+    ];
+    for (path, fields, field) in cases {
+        let (status, html) = form_post(&http, &s.base, path, &cookie, fields).await;
+        assert!(
+            status.is_client_error(),
+            "{path} {fields:?}: {status} {html}"
+        );
+        assert!(html.contains("<html"), "{path}: a page, not JSON: {html}");
+        if !field.is_empty() {
+            assert!(
+                html.contains(field),
+                "{path} {fields:?} names `{field}`: {html}"
+            );
+        }
+    }
+    // A roles form with a role that does not exist, and one for a non-member.
+    for (user, role) in [
+        ("admin", "no-such-role"),
+        ("nobody-here", "organization-admin"),
+    ] {
+        let (status, _) = form_post(
+            &http,
+            &s.base,
+            &format!("/organizations/acme/members/{user}/roles"),
+            &cookie,
+            &[("csrf", t), ("roles", role)],
+        )
+        .await;
+        assert!(
+            status.is_client_error() || status == StatusCode::SEE_OTHER,
+            "{user}: {status}"
+        );
+    }
+    // Without the form's token: refused.
+    let (status, _) = form_post(
+        &http,
+        &s.base,
+        "/organizations/acme",
+        &cookie,
+        &[("name", "renamed")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(owner.get_ok("/organizations").await, before_orgs);
+    assert_eq!(
+        owner.get_ok("/organizations/acme/members").await,
+        before_members
+    );
+    let (_, keys) = owner.get("/organizations/acme/provisionerkeys").await;
+    assert_eq!(keys.as_array().map(Vec::len).unwrap_or(0), 0, "{keys}");
+    let (_, ws) = owner.get("/workspaces").await;
+    assert_eq!(ws["count"].as_i64().unwrap_or(0), 0, "{ws}");
+    assert_eq!(audit_count().await, before_audit, "no audit entry either");
+}

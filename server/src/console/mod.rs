@@ -23,6 +23,7 @@ pub mod assets;
 pub mod form;
 pub mod orgs;
 pub mod page;
+pub mod paging;
 pub mod provisioners;
 pub mod session;
 pub mod templates;

@@ -91,38 +91,49 @@ async fn organization_admin_in_the_browser() {
     );
     owner.screenshot("members-admin").await;
 
-    // The org user-admin sees only the roles it may assign.
+    // The owner saves bob's roles with the checkboxes.
+    let form = "form[action$='/bob/roles']";
+    owner
+        .click(&format!("{form} input[value='organization-auditor']"))
+        .await;
+    owner.click(&format!("{form} button")).await;
+    owner
+        .wait_text(
+            "Roles of `bob` saved.",
+            std::time::Duration::from_secs(10),
+            false,
+        )
+        .await;
+    let roles_of_bob = async || {
+        let members = owner_api.get_ok("/organizations/acme/members").await;
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["username"] == "bob")
+            .map(|m| m["roles"].clone())
+    };
+    assert_eq!(
+        roles_of_bob().await,
+        Some(serde_json::json!(["organization-auditor"]))
+    );
+    assert!(
+        owner
+            .exists(&format!("{form} input[value='organization-auditor']:checked"))
+            .await
+    );
+
+    // The org user-admin may assign no role beyond plain membership: it is
+    // offered no checkbox (and no organization-admin), only Add member.
     let ua = driver.browser(true).await;
     sign_in(&ua, &base, "uadmin@example.com").await;
     ua.goto(&at("/organizations/acme/members")).await;
-    let form = "form[action$='/bob/roles']";
-    assert!(ua.exists(form).await, "{}", ua.source().await);
-    assert!(
-        !ua.exists(&format!("{form} input[value='organization-admin']"))
-            .await,
-        "organization-admin is not offered to an org user-admin"
-    );
-    assert!(
-        ua.exists(&format!("{form} input[value='organization-user-admin']"))
-            .await
-    );
-    ua.click(&format!("{form} input[value='organization-user-admin']"))
-        .await;
-    ua.click(&format!("{form} button")).await;
-    ua.wait_text(
-        "Roles of `bob` saved.",
-        std::time::Duration::from_secs(10),
-        false,
-    )
-    .await;
-    let members = owner_api.get_ok("/organizations/acme/members").await;
-    let bob = members
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["username"] == "bob")
-        .unwrap();
-    assert_eq!(bob["roles"], serde_json::json!(["organization-user-admin"]));
+    assert!(ua.exists("#user").await, "{}", ua.source().await);
+    assert!(!ua.exists("input[type='checkbox']").await);
+    assert!(!ua.source().await.contains("value=\"organization-admin\""));
+    let text = ua.text().await;
+    assert!(text.contains("Auditor") || text.contains("auditor"), "{text}");
+    ua.screenshot("members-user-admin").await;
     ua.close().await;
 
     // Member removal.

@@ -119,7 +119,9 @@ async fn organization_admin_in_the_browser() {
     );
     assert!(
         owner
-            .exists(&format!("{form} input[value='organization-auditor']:checked"))
+            .exists(&format!(
+                "{form} input[value='organization-auditor']:checked"
+            ))
             .await
     );
 
@@ -132,7 +134,10 @@ async fn organization_admin_in_the_browser() {
     assert!(!ua.exists("input[type='checkbox']").await);
     assert!(!ua.source().await.contains("value=\"organization-admin\""));
     let text = ua.text().await;
-    assert!(text.contains("Auditor") || text.contains("auditor"), "{text}");
+    assert!(
+        text.contains("Auditor") || text.contains("auditor"),
+        "{text}"
+    );
     ua.screenshot("members-user-admin").await;
     ua.close().await;
 

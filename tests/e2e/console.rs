@@ -558,3 +558,86 @@ async fn console_forms_with_bad_input_write_nothing() {
     assert_eq!(ws["count"].as_i64().unwrap_or(0), 0, "{ws}");
     assert_eq!(audit_count().await, before_audit, "no audit entry either");
 }
+
+#[tokio::test]
+async fn console_members_and_templates_are_paged() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    owner.create_org("small").await;
+    for i in 0..55 {
+        let (status, body) = owner
+            .post(
+                "/users",
+                serde_json::json!({"username": format!("user{i:02}"),
+                    "email": format!("user{i:02}@example.com"), "password": "password123"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // With its creator, 2 members of 56 users: the plan that joins.
+    owner.add_member("small", "user07", &[]).await;
+    let http = http();
+    let cookie = console_login(&http, &s.base, "admin@example.com").await;
+    let usernames = |html: &str| -> Vec<String> {
+        html.split("<strong>")
+            .skip(1)
+            .filter_map(|p| p.split_once("</strong><br><span class=\"muted small\">"))
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    };
+    // The default org holds all 56 users: 50 on the first page, 6 on the second.
+    let at = |p: &str| format!("{}{p}", s.base);
+    let (status, first) = page(&http, &at("/organizations/coder/members"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let names1 = usernames(&first);
+    assert_eq!(names1.len(), 50, "{names1:?}");
+    assert!(first.contains("1–50 of 56"), "{first}");
+    assert!(
+        first.contains("href=\"/organizations/coder/members?page=2\" rel=\"next\""),
+        "{first}"
+    );
+    assert!(!first.contains("rel=\"prev\""));
+    let (_, second) = page(
+        &http,
+        &at("/organizations/coder/members?page=2"),
+        Some(&cookie),
+    )
+    .await;
+    let names2 = usernames(&second);
+    assert_eq!(names2.len(), 6, "{names2:?}");
+    assert!(second.contains("href=\"/organizations/coder/members\" rel=\"prev\""));
+    assert!(!second.contains("rel=\"next\""));
+    // Together, by username, as the API lists them.
+    let api: Vec<String> = owner
+        .get_ok("/organizations/coder/members")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["username"].as_str().unwrap().to_owned())
+        .collect();
+    let both: Vec<String> = names1.into_iter().chain(names2).collect();
+    assert_eq!(both, api);
+    // A small org (the other plan): one page, by username, no links.
+    let (_, small) = page(&http, &at("/organizations/small/members"), Some(&cookie)).await;
+    assert_eq!(usernames(&small), ["admin", "user07"]);
+    assert!(!small.contains("class=\"pager\""));
+    // Past the end, or nonsense: an empty page or the first, never an error.
+    let (status, _) = page(
+        &http,
+        &at("/organizations/coder/members?page=99"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, html) = page(
+        &http,
+        &at("/organizations/coder/members?page=abc"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(usernames(&html).len(), 50);
+    let (status, _) = page(&http, &at("/templates?page=3"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -641,3 +641,55 @@ async fn console_members_and_templates_are_paged() {
     let (status, _) = page(&http, &at("/templates?page=3"), Some(&cookie)).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// The listings' pre-filter (one decision on an org that does not exist):
+/// site roles that cross orgs still see every org, members only theirs.
+#[tokio::test]
+async fn org_listings_show_site_roles_every_org_and_members_their_own() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    owner.create_org("acme").await;
+    owner.create_org("globex").await;
+    let (aud, _) = owner.create_user("siteauditor").await;
+    let (tadm, _) = owner.create_user("sitetemplates").await;
+    let (carol, _) = owner.create_user("carol").await;
+    owner.set_site_roles("siteauditor", &["auditor"]).await;
+    owner
+        .set_site_roles("sitetemplates", &["template-admin"])
+        .await;
+    owner.add_member("globex", "carol", &[]).await;
+    let names = |v: serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = names(owner.get_ok("/organizations").await);
+    assert_eq!(all, ["acme", "coder", "globex"]);
+    assert_eq!(names(aud.get_ok("/organizations").await), all);
+    // What the template-admin may read of other orgs is the policies' call;
+    // the pre-filter must not take away what they allow.
+    let (_, direct) = tadm.get("/organizations/acme").await;
+    let listed = names(tadm.get_ok("/organizations").await);
+    assert_eq!(
+        listed.contains(&"acme".to_owned()),
+        direct["name"] == "acme",
+        "{listed:?} {direct}"
+    );
+    assert_eq!(
+        names(carol.get_ok("/organizations").await),
+        ["coder", "globex"]
+    );
+    // In the console too: carol's switcher lists her orgs only.
+    let http = http();
+    let cookie = console_login(&http, &s.base, "carol@example.com").await;
+    let (_, html) = page(
+        &http,
+        &format!("{}/organizations/globex", s.base),
+        Some(&cookie),
+    )
+    .await;
+    assert!(html.contains("/organizations/coder\""), "{html}");
+    assert!(!html.contains("/organizations/acme\""), "{html}");
+}

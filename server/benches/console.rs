@@ -273,7 +273,6 @@ async fn setup() -> (AppState, tempfile::TempDir, String) {
         }
     }
     store::audit::insert_many(&mut w, audit).await.unwrap();
-    drop(w);
     work.commit().await.unwrap();
 
     let cookie = login(&app).await;

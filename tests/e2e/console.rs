@@ -414,6 +414,9 @@ async fn console_member_forms_grant_no_more_than_the_caller_may() {
     }
 }
 
+/// A bad form: its path, its fields, what the refusal must name.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
 #[tokio::test]
 async fn console_forms_with_bad_input_write_nothing() {
     let s = TestServer::start().await;
@@ -439,7 +442,8 @@ async fn console_forms_with_bad_input_write_nothing() {
     let before_orgs = owner.get_ok("/organizations").await;
     let before_members = owner.get_ok("/organizations/acme/members").await;
     let before_audit = audit_count().await;
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    // (path, fields, what the page must name)
+    let cases: &[Case] = &[
         (
             "/organizations/new",
             &[("csrf", t), ("name", "Not A Slug")],

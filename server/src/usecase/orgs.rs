@@ -98,7 +98,7 @@ pub async fn list(ctx: Ctx<'_>, caller: &Caller, page: Page) -> Result<Vec<Organ
         ctx.authz,
         caller,
         Action::ORGANIZATION_READ,
-        |o| Resource::organization(o),
+        Resource::organization,
     )
     .await?;
     page.apply(

@@ -22,6 +22,7 @@ mod isolation;
 mod ldapsync;
 mod logscan;
 mod oidc;
+mod operability;
 mod policies;
 mod process;
 mod provisioning;

@@ -23,6 +23,10 @@ mod browser;
     reason = "the e2e harness; the browser tests use part of it"
 )]
 mod harness;
+mod ldap;
+#[path = "../support/slapd.rs"]
+#[allow(dead_code, reason = "the slapd of the tests; the browser tests use part of it")]
+mod slapd;
 #[path = "../support/testkit.rs"]
 mod testkit;
 mod walkthrough;

@@ -113,5 +113,24 @@ async fn an_ldap_dry_run_started_from_the_page() {
     owner.screenshot("deployment-ldap-sync-390px").await;
     owner.goto(&at("/deployment/users")).await;
     owner.screenshot("deployment-users-390px").await;
+    // No page of the deployment scrolls sideways at 390 px (wide tables
+    // scroll inside their own box).
+    for p in [
+        "/deployment/users",
+        "/deployment/idp-sync",
+        "/deployment/ldap-sync",
+        "/deployment/policies",
+    ] {
+        owner.goto(&at(p)).await;
+        let fits = owner
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(fits, serde_json::Value::Bool(true), "{p} is wider than 390 px");
+    }
     owner.close().await;
 }

@@ -141,15 +141,32 @@ pub struct RunView {
     pub duration: String,
     /// The stats, `(name, value)`.
     pub stats: Vec<(String, String)>,
+    /// The main stats that are not zero, for the list.
+    pub summary: Vec<(String, String)>,
     /// The progress while running, `(name, value)`.
     pub progress: Vec<(String, String)>,
     pub problems: Vec<(String, String, String)>,
 }
 
+/// The stats a run's row in the list shows (when not zero).
+const SUMMARY: &[&str] = &[
+    "users_seen",
+    "users_created",
+    "users_suspended",
+    "users_reactivated",
+    "memberships_added",
+    "memberships_removed",
+    "roles_changed",
+    "problems",
+];
+/// Stats that are bookkeeping, not results (the duration is shown apart).
+const HIDDEN: &[&str] = &["settings_fingerprint", "duration_ms"];
+
 fn pairs(v: &Value) -> Vec<(String, String)> {
     v.as_object()
         .map(|m| {
             m.iter()
+                .filter(|(k, _)| !HIDDEN.contains(&k.as_str()))
                 .map(|(k, val)| {
                     let shown = match val {
                         Value::String(s) => s.clone(),
@@ -169,7 +186,9 @@ fn duration(from: &str, to: Option<&str>, now: chrono::DateTime<chrono::Utc>) ->
     };
     let end = to.and_then(crate::clock::parse).unwrap_or(now);
     let ms = (end - start).num_milliseconds().max(0);
-    if ms < 60_000 {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
         format!("{:.1} s", ms as f64 / 1000.0)
     } else {
         format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
@@ -196,6 +215,13 @@ impl RunView {
             started: When::new(&r.started_at, now),
             duration: duration(&r.started_at, r.finished_at.as_deref(), now),
             stats: pairs(&r.stats),
+            summary: SUMMARY
+                .iter()
+                .filter_map(|k| {
+                    let v = r.stats.get(*k)?;
+                    (v.as_i64() != Some(0)).then(|| (k.replace('_', " "), v.to_string()))
+                })
+                .collect(),
             progress: pairs(&r.progress),
             problems,
             r,

@@ -84,7 +84,10 @@ async fn an_ldap_dry_run_started_from_the_page() {
     assert!(text.contains("lena") && text.contains("omar"), "{text}");
     assert!(text.contains("create"), "{text}");
     assert!(text.contains("data-platform"), "the plan's orgs: {text}");
-    assert!(text.to_lowercase().contains("users seen"), "the stats: {text}");
+    assert!(
+        text.to_lowercase().contains("users seen"),
+        "the stats: {text}"
+    );
     owner.screenshot("deployment-ldap-dry-run").await;
     // Nothing was written: lena has no account.
     let (status, _) = owner_api.get("/users/lena").await;
@@ -92,14 +95,15 @@ async fn an_ldap_dry_run_started_from_the_page() {
     // The runs list shows it.
     owner.goto(&at("/deployment/ldap-sync")).await;
     let text = owner.text().await;
-    assert!(text.contains("Dry run") && text.contains("succeeded"), "{text}");
+    assert!(
+        text.contains("Dry run") && text.contains("succeeded"),
+        "{text}"
+    );
     owner.screenshot("deployment-ldap-runs").await;
 
     // The other deployment pages, for the eye.
     owner.goto(&at("/deployment/idp-sync")).await;
-    owner
-        .fill("#claims", r#"{"groups": ["eng"]}"#)
-        .await;
+    owner.fill("#claims", r#"{"groups": ["eng"]}"#).await;
     owner.click_text("Preview").await;
     let text = owner.text().await;
     assert!(text.contains("+ data-platform"), "{text}");
@@ -130,7 +134,11 @@ async fn an_ldap_dry_run_started_from_the_page() {
             )
             .await
             .unwrap();
-        assert_eq!(fits, serde_json::Value::Bool(true), "{p} is wider than 390 px");
+        assert_eq!(
+            fits,
+            serde_json::Value::Bool(true),
+            "{p} is wider than 390 px"
+        );
     }
     owner.close().await;
 }

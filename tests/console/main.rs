@@ -25,7 +25,6 @@ mod browser;
 mod harness;
 mod ldap;
 #[path = "../support/slapd.rs"]
-#[allow(dead_code, reason = "the slapd of the tests; the browser tests use part of it")]
 mod slapd;
 #[path = "../support/testkit.rs"]
 mod testkit;

@@ -144,13 +144,21 @@ async fn console_deployment_pages_answer_as_the_api_decides() {
         let (status, html) = b.get(page).await;
         assert_eq!(status, StatusCode::OK, "{page}: {html}");
         for (other, _) in PAGES {
-            assert!(html.contains(&format!("href=\"{other}\"")), "{page} links {other}");
+            assert!(
+                html.contains(&format!("href=\"{other}\"")),
+                "{page} links {other}"
+            );
         }
     }
     assert_eq!(b.location("/deployment").await, "/deployment/users");
 
     // Everyone else: each page answers what the API answers the same caller.
-    for (who, api) in [("alice", &alice), ("bob", &bob), ("carol", &carol), ("dave", &dave)] {
+    for (who, api) in [
+        ("alice", &alice),
+        ("bob", &bob),
+        ("carol", &carol),
+        ("dave", &dave),
+    ] {
         let b = Browser::of(&s, api);
         for (page, route) in PAGES {
             let (api_status, _) = api.get(route).await;
@@ -218,7 +226,10 @@ async fn console_deployment_users_forms_write_audit_and_keep_the_grant_rule() {
     let (status, html) = b.get(&location).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("erin@example.com"), "{html}");
-    assert!(!html.contains("carol@example.com"), "search shows matches only");
+    assert!(
+        !html.contains("carol@example.com"),
+        "search shows matches only"
+    );
 
     // Bad input: field errors, nothing written, the password not echoed.
     let count = owner.get_ok("/users").await["count"].clone();
@@ -238,27 +249,42 @@ async fn console_deployment_users_forms_write_audit_and_keep_the_grant_rule() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
     assert!(html.contains("class=\"field invalid\""), "{html}");
     assert!(html.contains("value=\"Not A Name!\""), "typed fields stay");
-    assert!(!html.contains("typed-secret-991"), "the password is not echoed");
+    assert!(
+        !html.contains("typed-secret-991"),
+        "the password is not echoed"
+    );
     assert_eq!(owner.get_ok("/users").await["count"], count);
     assert_eq!(audit_count(&owner).await, before);
 
     // Suspend and activate.
     let (status, _, _) = b
-        .post(users, "/deployment/users/erin/status", &[("status", "suspended")])
+        .post(
+            users,
+            "/deployment/users/erin/status",
+            &[("status", "suspended")],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(owner.get_ok("/users/erin").await["status"], "suspended");
     let (_, html) = b.get(users).await;
     assert!(html.contains("Activate erin"), "{html}");
-    b.post(users, "/deployment/users/erin/status", &[("status", "active")])
-        .await;
+    b.post(
+        users,
+        "/deployment/users/erin/status",
+        &[("status", "active")],
+    )
+    .await;
     assert_eq!(owner.get_ok("/users/erin").await["status"], "active");
 
     // Site roles as checkboxes; the owner may give every role.
     let (_, html) = b.get(users).await;
     assert!(html.contains("name=\"roles\" value=\"owner\""), "{html}");
     let (status, _, _) = b
-        .post(users, "/deployment/users/erin/roles", &[("roles", "auditor")])
+        .post(
+            users,
+            "/deployment/users/erin/roles",
+            &[("roles", "auditor")],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(
@@ -284,12 +310,14 @@ async fn console_deployment_users_forms_write_audit_and_keep_the_grant_rule() {
     );
     // Nor can it make itself owner, or take the owner's role away.
     let (status, _, _) = c
-        .post(users, "/deployment/users/carol/roles", &[("roles", "owner"), ("roles", "user-admin")])
+        .post(
+            users,
+            "/deployment/users/carol/roles",
+            &[("roles", "owner"), ("roles", "user-admin")],
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _, _) = c
-        .post(users, "/deployment/users/admin/roles", &[])
-        .await;
+    let (status, _, _) = c.post(users, "/deployment/users/admin/roles", &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         owner.get_ok("/users/carol").await["roles"],
@@ -302,7 +330,11 @@ async fn console_deployment_users_forms_write_audit_and_keep_the_grant_rule() {
         .post(format!("{}/deployment/users", s.base))
         .header("Cookie", &c.cookie)
         .header("Origin", &s.base)
-        .form(&[("username", "mallory"), ("email", "m@example.com"), ("password", "password123")])
+        .form(&[
+            ("username", "mallory"),
+            ("email", "m@example.com"),
+            ("password", "password123"),
+        ])
         .send()
         .await
         .unwrap();
@@ -389,7 +421,10 @@ async fn console_deployment_idp_sync_saves_and_previews_without_writing() {
         .post(
             page,
             "/deployment/idp-sync/preview",
-            &[("claims", r#"{"groups": ["eng"], "roles": ["admins"]}"#), ("user", "")],
+            &[
+                ("claims", r#"{"groups": ["eng"], "roles": ["admins"]}"#),
+                ("user", ""),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{html}");
@@ -400,7 +435,11 @@ async fn console_deployment_idp_sync_saves_and_previews_without_writing() {
     assert_eq!(audit_count(&owner).await, before);
     // Claims that are not JSON: a field error.
     let (status, _, html) = b
-        .post(page, "/deployment/idp-sync/preview", &[("claims", "{groups: eng")])
+        .post(
+            page,
+            "/deployment/idp-sync/preview",
+            &[("claims", "{groups: eng")],
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(html.contains("is not valid JSON"), "{html}");
@@ -416,7 +455,12 @@ async fn console_deployment_idp_sync_saves_and_previews_without_writing() {
         .post(format!("{}/deployment/idp-sync/organization", s.base))
         .header("Cookie", &c.cookie)
         .header("Origin", &s.base)
-        .form(&[("csrf", token.as_str()), ("org-field", "evil"), ("org_value", "x"), ("org_gets", "coder")])
+        .form(&[
+            ("csrf", token.as_str()),
+            ("org-field", "evil"),
+            ("org_value", "x"),
+            ("org_gets", "coder"),
+        ])
         .send()
         .await
         .unwrap();
@@ -529,13 +573,20 @@ async fn console_deployment_ldap_sync_keeps_the_password_secret_and_runs_dry() {
             .post(format!("{}{path}", s.base))
             .header("Cookie", &a.cookie)
             .header("Origin", &s.base)
-            .form(&[("csrf", token.as_str()), ("mode", "run"), ("url", "ldap://127.0.0.1:1")])
+            .form(&[
+                ("csrf", token.as_str()),
+                ("mode", "run"),
+                ("url", "ldap://127.0.0.1:1"),
+            ])
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path}");
     }
-    assert_eq!(owner.get_ok("/settings/ldapsync").await["url"], url.as_str());
+    assert_eq!(
+        owner.get_ok("/settings/ldapsync").await["url"],
+        url.as_str()
+    );
     assert_eq!(owner.get_ok("/ldapsync/runs").await["count"], 0);
 
     // Dry run from the page: its page shows the result; nothing is written.
@@ -550,7 +601,11 @@ async fn console_deployment_ldap_sync_keeps_the_password_secret_and_runs_dry() {
         .to_owned();
     wait_for("the dry run to end", Duration::from_secs(60), async || {
         let r = owner.get_ok(&format!("/ldapsync/runs/{id}")).await;
-        if r["status"] != "running" { Ok(r) } else { Err(r) }
+        if r["status"] != "running" {
+            Ok(r)
+        } else {
+            Err(r)
+        }
     })
     .await;
     let (status, html) = b.get(&location).await;
@@ -560,7 +615,10 @@ async fn console_deployment_ldap_sync_keeps_the_password_secret_and_runs_dry() {
     assert!(!html.contains("data-live"), "an ended run is not polled");
     assert_eq!(owner.get_ok("/users").await["count"], users);
     let (_, html) = b.get(page).await;
-    assert!(html.contains(&format!("/deployment/ldap-sync/runs/{id}")), "{html}");
+    assert!(
+        html.contains(&format!("/deployment/ldap-sync/runs/{id}")),
+        "{html}"
+    );
 }
 
 #[tokio::test]

@@ -757,7 +757,11 @@ pub async fn assignable_roles(ctx: Ctx<'_>, caller: &Caller) -> Result<Vec<Assig
         .filter(|r| **r != "member")
         .map(|role| AssignableSiteRole {
             name: role,
-            assignable: caller.allowed(ctx.authz, Action::SITE_ROLE_ASSIGN, &Resource::site_role(role)),
+            assignable: caller.allowed(
+                ctx.authz,
+                Action::SITE_ROLE_ASSIGN,
+                &Resource::site_role(role),
+            ),
         })
         .collect())
 }

@@ -90,7 +90,12 @@ impl LdapForm {
         let membership: Vec<String> = v
             .get("membership")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         let claims = v
             .get("claims")

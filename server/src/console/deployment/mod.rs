@@ -26,8 +26,16 @@ use crate::error::Error;
 /// site that lets a viewer use the page.
 const PAGES: &[(&str, &str, Action)] = &[
     ("Users", "/deployment/users", Action::USER_LIST),
-    ("IdP sync", "/deployment/idp-sync", Action::DEPLOYMENT_SYNC_READ),
-    ("LDAP sync", "/deployment/ldap-sync", Action::DEPLOYMENT_SYNC_READ),
+    (
+        "IdP sync",
+        "/deployment/idp-sync",
+        Action::DEPLOYMENT_SYNC_READ,
+    ),
+    (
+        "LDAP sync",
+        "/deployment/ldap-sync",
+        Action::DEPLOYMENT_SYNC_READ,
+    ),
     ("Policies", "/deployment/policies", Action::POLICY_READ),
 ];
 

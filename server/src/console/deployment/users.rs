@@ -283,4 +283,3 @@ pub async fn set_roles(viewer: Viewer, Path(user): Path<String>, body: Bytes) ->
         }
     }
 }
-

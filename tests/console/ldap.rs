@@ -110,6 +110,20 @@ async fn an_ldap_dry_run_started_from_the_page() {
     owner.screenshot("deployment-idp-sync-preview").await;
     owner.goto(&at("/deployment/policies")).await;
     owner.screenshot("deployment-policies").await;
+    // Create user with a bad username: the form stays open with the error.
+    owner.goto(&at("/deployment/users")).await;
+    owner.click("details.create-user > summary").await;
+    owner.fill("#username", "Bad Name").await;
+    owner.fill("#email", "bad@example.com").await;
+    owner.fill("#password", "long-enough-1").await;
+    owner.click_text("Create user").await;
+    assert!(
+        owner
+            .exists("details.create-user[open] .field.invalid")
+            .await
+    );
+    assert_eq!(owner.value_of("#password").await, "");
+    owner.screenshot("deployment-users-create-error").await;
 
     // Narrow screens.
     owner.client.set_window_size(390, 844).await.unwrap();

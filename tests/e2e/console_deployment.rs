@@ -375,6 +375,7 @@ async fn console_deployment_idp_sync_saves_and_previews_without_writing() {
     assert_eq!(audit_count(&owner).await, before + 1);
     let (_, html) = b.get(page).await;
     assert!(html.contains("value=\"data-platform\""), "{html}");
+    assert!(html.contains("No problems recorded."), "{html}");
 
     // Site roles: a name that is not a site role is a field error, nothing saved.
     let before = audit_count(&owner).await;

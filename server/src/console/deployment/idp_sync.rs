@@ -13,11 +13,14 @@ use serde_json::{Map, Value, json};
 use super::super::form::{self, CsrfOnly, FormErrors, redirect_with};
 use super::super::orgs::status_of;
 use super::super::page::{Chrome, NavLink, PageError, PageResult, Viewer, ok, render};
+use super::super::time::When;
 use super::preview::Plan;
 use crate::error::Error;
-use crate::usecase::idpsync::{self, PreviewRequest, Scope, SettingsChange};
+use crate::usecase::idpsync::{self, PreviewRequest, ProblemsQuery, Scope, SettingsChange};
 
 const PATH: &str = "/deployment/idp-sync";
+/// Recorded problems shown.
+const PROBLEMS_SHOWN: i64 = 20;
 /// Empty mapping rows offered under the stored ones (more after a save).
 const BLANK_ROWS: usize = 2;
 
@@ -155,6 +158,34 @@ struct IdpSyncPage {
     org_errors: FormErrors,
     site_errors: FormErrors,
     preview_errors: FormErrors,
+    problems: Vec<RecordedProblem>,
+}
+
+/// A problem recorded by a login or a directory run.
+#[allow(dead_code, reason = "fields read by the askama templates only")]
+pub struct RecordedProblem {
+    pub when: When,
+    pub source: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+fn recorded(v: &Value) -> Vec<RecordedProblem> {
+    let now = crate::clock::now();
+    let text = |p: &Value, k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    v.get("problems")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|p| RecordedProblem {
+                    when: When::new(&text(p, "time"), now),
+                    source: text(p, "source"),
+                    kind: text(p, "kind"),
+                    detail: text(p, "detail"),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// What a re-rendered page keeps of what was typed.
@@ -173,8 +204,18 @@ async fn page_of(viewer: &Viewer, typed: Typed) -> Result<IdpSyncPage, PageError
         idpsync::get(viewer.ctx(), &viewer.caller, Scope::Deployment).await?;
     let site: SiteRoleSyncSettings =
         idpsync::get(viewer.ctx(), &viewer.caller, Scope::Deployment).await?;
+    let problems = idpsync::problems(
+        viewer.ctx(),
+        &viewer.caller,
+        &ProblemsQuery {
+            organization: None,
+            limit: Some(PROBLEMS_SHOWN),
+        },
+    )
+    .await?;
     let c = super::context(viewer, PATH, "IdP sync").await?;
     Ok(IdpSyncPage {
+        problems: recorded(&problems),
         chrome: c.chrome,
         nav: c.nav,
         can_update: viewer.may(Action::DEPLOYMENT_SYNC_UPDATE, &Resource::site()),

@@ -217,6 +217,9 @@ pub struct Engine {
     scope_roles: ScopeRoles,
     hash: String,
     origin: String,
+    /// The schema and policy files this set was loaded from, as read.
+    files: Vec<SourceFile>,
+    schema_file: SourceFile,
 }
 
 impl std::fmt::Debug for Engine {
@@ -332,6 +335,8 @@ impl Engine {
             scope_roles,
             hash: hex::encode(hasher.finalize()),
             origin: sources.origin.clone(),
+            files: sources.policies.clone(),
+            schema_file: sources.schema.clone(),
         })
     }
 
@@ -346,6 +351,16 @@ impl Engine {
 
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// The policy files of the running set, as they were read.
+    pub fn files(&self) -> &[SourceFile] {
+        &self.files
+    }
+
+    /// The schema file of the running set, as it was read.
+    pub fn schema_file(&self) -> &SourceFile {
+        &self.schema_file
     }
 
     pub fn schema(&self) -> &Schema {

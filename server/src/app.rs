@@ -297,7 +297,21 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     // The bound address, whatever the log filter: with `--listen HOST:0` this
     // line is how a supervisor (or the e2e process harness,
     // `tests/e2e/process.rs`) learns the port the system picked.
-    eprintln!("orgsync listening on http://{}", listener.local_addr()?);
+    // With `--log-format json` it is a JSON line like every other, with the
+    // same message and the address as a field of its own.
+    let bound = listener.local_addr()?;
+    match state.config.log_format {
+        crate::config::LogFormat::Text => eprintln!("orgsync listening on http://{bound}"),
+        crate::config::LogFormat::Json => eprintln!(
+            "{}",
+            serde_json::json!({
+                "timestamp": crate::clock::fmt(crate::clock::now()),
+                "level": "INFO",
+                "fields": {"message": format!("orgsync listening on http://{bound}"), "address": bound.to_string()},
+                "target": "orgsync::app",
+            })
+        ),
+    }
     #[cfg(unix)]
     {
         let reload_state = state.clone();

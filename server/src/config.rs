@@ -13,8 +13,8 @@ use crate::secrets::Secret;
 /// `orgsync server` flags. Every flag also reads its `ORGSYNC_*` variable.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServerArgs {
-    /// Address to listen on [default: 127.0.0.1:3000]
-    #[arg(long, env = "ORGSYNC_LISTEN")]
+    /// Address to listen on: `HOST:PORT`, the host a name or an IP address [default: 127.0.0.1:3000]
+    #[arg(long, env = "ORGSYNC_LISTEN", value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
     /// Directory for local state; holds the SQLite database by default [default: ./.orgsync]
     #[arg(long, env = "ORGSYNC_DATA_DIR")]
@@ -43,6 +43,9 @@ pub struct ServerArgs {
     /// Log filter (tracing `EnvFilter` syntax) [default: info]
     #[arg(long, env = "ORGSYNC_LOG")]
     pub log: Option<String>,
+    /// Log line format: `text` (colours only on a terminal) or `json` (one object per line) [default: text]
+    #[arg(long, env = "ORGSYNC_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     /// A running job whose daemon sent no heartbeat for this long fails, in milliseconds [default: 60000]
     #[arg(long, env = "ORGSYNC_JOB_HEARTBEAT_TIMEOUT_MS")]
     pub job_heartbeat_timeout_ms: Option<u64>,
@@ -129,10 +132,54 @@ pub struct OidcArgs {
     pub oidc_ignore_email_verified: Option<bool>,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colours only when standard error is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, message, fields, spans).
+    Json,
+}
+
+/// `--listen`: `HOST:PORT` where the host is an IP address or a name
+/// (`localhost:3000`), resolved once at start; the first address wins.
+pub fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if value
+        .rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(format!(
+            "`{value}` is not HOST:PORT (for example 127.0.0.1:3000 or localhost:3000)"
+        ));
+    }
+    match value.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("`{value}`: the host name has no address")),
+        Err(e) => Err(format!("`{value}`: cannot resolve the host name: {e}")),
+    }
+}
+
+fn listen_from_file<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let value = Option::<String>::deserialize(d)?;
+    value
+        .map(|v| parse_listen(&v).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
 /// The config file: the same keys as the flags.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    #[serde(default, deserialize_with = "listen_from_file")]
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
@@ -142,6 +189,7 @@ pub struct FileConfig {
     pub session_lifetime_seconds: Option<i64>,
     pub max_body_bytes: Option<usize>,
     pub log: Option<String>,
+    pub log_format: Option<LogFormat>,
     pub job_heartbeat_timeout_ms: Option<u64>,
     pub job_poll_interval_ms: Option<u64>,
     pub ldapsync_lease_seconds: Option<u64>,
@@ -178,6 +226,7 @@ pub struct ServerConfig {
     pub session_lifetime_seconds: i64,
     pub max_body_bytes: usize,
     pub log: String,
+    pub log_format: LogFormat,
     pub job_heartbeat_timeout_ms: u64,
     /// How often an idle daemon re-checks the queue without a notification.
     pub job_poll_interval_ms: u64,
@@ -389,6 +438,7 @@ impl ServerConfig {
                 .clone()
                 .or(file.log)
                 .unwrap_or_else(|| "info".to_owned()),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             job_heartbeat_timeout_ms: args
                 .job_heartbeat_timeout_ms
                 .or(file.job_heartbeat_timeout_ms)

@@ -66,3 +66,45 @@
   }
   setTimeout(tick, 500);
 })();
+
+// Live LDAP sync runs: <span id="run-status" data-run data-live> polls the
+// JSON API (same origin, session cookie), shows the progress and reloads the
+// page when the run has ended. Without this script the page refreshes itself.
+(function () {
+  "use strict";
+  var status = document.getElementById("run-status");
+  if (!status || !status.getAttribute("data-live")) return;
+  var api = "/api/v2/ldapsync/runs/" + encodeURIComponent(status.getAttribute("data-run"));
+  var progress = document.getElementById("run-progress");
+  var polls = 0;
+  function show(p) {
+    if (!progress || !p) return;
+    while (progress.firstChild) progress.removeChild(progress.firstChild);
+    Object.keys(p).forEach(function (k) {
+      var row = document.createElement("div");
+      var dt = document.createElement("dt");
+      var dd = document.createElement("dd");
+      dt.textContent = k.replace(/_/g, " ");
+      dd.textContent = String(p[k]);
+      row.appendChild(dt);
+      row.appendChild(dd);
+      progress.appendChild(row);
+    });
+  }
+  function tick() {
+    polls += 1;
+    fetch(api, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (run) {
+        status.textContent = run.status;
+        show(run.progress);
+        if (run.status !== "running") {
+          window.location.reload();
+        } else {
+          setTimeout(tick, polls < 30 ? 1000 : 3000);
+        }
+      })
+      .catch(function () { setTimeout(tick, 3000); });
+  }
+  setTimeout(tick, 500);
+})();

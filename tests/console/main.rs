@@ -24,6 +24,9 @@ mod browser;
     reason = "the e2e harness; the browser tests use part of it"
 )]
 mod harness;
+mod ldap;
+#[path = "../support/slapd.rs"]
+mod slapd;
 #[path = "../support/testkit.rs"]
 mod testkit;
 mod walkthrough;

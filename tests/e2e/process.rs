@@ -119,7 +119,23 @@ impl ServerProcess {
         // The bound address, from the server's own startup line.
         let addr = loop {
             let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-            if let Some(addr) = text.lines().find_map(|l| l.strip_prefix(LISTENING)) {
+            // A text log has the plain line; a JSON log the same message as
+            // a JSON line with the address as a field.
+            let json_address = |l: &str| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .filter(|v| {
+                        v["fields"]["message"]
+                            .as_str()
+                            .is_some_and(|m| m.starts_with(LISTENING))
+                    })
+                    .and_then(|v| v["fields"]["address"].as_str().map(str::to_owned))
+            };
+            if let Some(addr) = text.lines().find_map(|l| {
+                l.strip_prefix(LISTENING)
+                    .map(str::to_owned)
+                    .or_else(|| json_address(l))
+            }) {
                 break addr.trim().to_owned();
             }
             self.assert_alive("before it listened");

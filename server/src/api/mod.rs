@@ -25,8 +25,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Request, header};
 use axum::response::Response;
 use axum::routing::{delete, get, patch, post, put};
+use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -223,14 +224,17 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(audit::list))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/buildinfo", get(health::buildinfo))
+        .route_layer(axum::middleware::from_fn(record_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(no_store));
     Router::new()
         .nest("/api/v2", api)
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         // The web console: pages beside the API, under the same layers.
-        .merge(crate::console::router())
+        .merge(crate::console::router().route_layer(axum::middleware::from_fn(record_route)))
         .fallback(crate::console::fallback)
         .layer(axum::middleware::map_response(json_413))
         // Every route, the API and whatever is served beside it: a write
@@ -240,19 +244,48 @@ pub fn router(state: AppState) -> Router {
             csrf::guard,
         ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        // The access log: one `info` line per request when its answer is
+        // sent (status, latency), in a span with the method, the path, the
+        // matched route (recorded by `record_route`), the request id and the
+        // signed-in user's id (recorded by the authentication extractor).
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                let route = req
-                    .extensions()
-                    .get::<axum::extract::MatchedPath>()
-                    .map_or(req.uri().path(), |m| m.as_str());
-                tracing::info_span!("request", method = %req.method(), route, request_id = id, user_id = tracing::field::Empty)
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = req.uri().path(),
+                        route = tracing::field::Empty,
+                        request_id = id,
+                        user_id = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Records the route the request matched (`/api/v2/users/{user}`, not the
+/// path with its ids) in the request's span, for the access log.
+async fn record_route(
+    path: axum::extract::MatchedPath,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    tracing::Span::current().record("route", path.as_str());
+    next.run(req).await
 }
 
 /// API responses are private to their caller, and some carry secrets (session

@@ -171,7 +171,10 @@ pub struct StartArgs {
 
 pub fn run_daemon(args: ProvisionerdArgs) -> ExitCode {
     let ProvisionerdCommand::Start(args) = args.command;
-    super::init_tracing(&std::env::var("ORGSYNC_LOG").unwrap_or_else(|_| "info".to_owned()));
+    super::init_tracing(
+        &std::env::var("ORGSYNC_LOG").unwrap_or_else(|_| "info".to_owned()),
+        log_format_from_env(),
+    );
     client::run(start(args))
 }
 
@@ -244,5 +247,13 @@ async fn start(args: StartArgs) -> Result<()> {
         ))
         .into()),
         Err(SourceError::Transient(m)) => bail!("{m}"),
+    }
+}
+
+/// The daemon's log format: `ORGSYNC_LOG_FORMAT` (`text` or `json`), like the server's.
+fn log_format_from_env() -> crate::config::LogFormat {
+    match std::env::var("ORGSYNC_LOG_FORMAT").as_deref() {
+        Ok("json") => crate::config::LogFormat::Json,
+        _ => crate::config::LogFormat::Text,
     }
 }

@@ -17,9 +17,11 @@
 //!   served under a content-hashed name with a year-long cache.
 //! - One module per page group: [`session`] (`/`, `/login`, `/setup`,
 //!   `/logout`), [`orgs`] (`/organizations...`: settings, members),
-//!   [`provisioners`], [`templates`], [`workspaces`].
+//!   [`provisioners`], [`templates`], [`workspaces`], [`deployment`]
+//!   (`/deployment/...`: users, IdP sync, LDAP sync, policies).
 
 pub mod assets;
+pub mod deployment;
 pub mod form;
 pub mod orgs;
 pub mod page;
@@ -93,6 +95,49 @@ pub fn router() -> Router<AppState> {
         )
         .route("/workspaces/{owner}/{name}", get(workspaces::detail))
         .route("/workspaces/{owner}/{name}/builds", post(workspaces::build))
+        .route("/deployment", get(deployment::index))
+        .route(
+            "/deployment/users",
+            get(deployment::users::page).post(deployment::users::create),
+        )
+        .route(
+            "/deployment/users/{user}/status",
+            post(deployment::users::set_status),
+        )
+        .route(
+            "/deployment/users/{user}/roles",
+            post(deployment::users::set_roles),
+        )
+        .route("/deployment/idp-sync", get(deployment::idp_sync::page))
+        .route(
+            "/deployment/idp-sync/organization",
+            post(deployment::idp_sync::save_organization),
+        )
+        .route(
+            "/deployment/idp-sync/site-roles",
+            post(deployment::idp_sync::save_site_roles),
+        )
+        .route(
+            "/deployment/idp-sync/preview",
+            post(deployment::idp_sync::preview),
+        )
+        .route(
+            "/deployment/ldap-sync",
+            get(deployment::ldap_sync::page).post(deployment::ldap_sync::save),
+        )
+        .route(
+            "/deployment/ldap-sync/runs",
+            post(deployment::ldap_sync::start),
+        )
+        .route(
+            "/deployment/ldap-sync/runs/{id}",
+            get(deployment::ldap_sync::run_page),
+        )
+        .route("/deployment/policies", get(deployment::policies::page))
+        .route(
+            "/deployment/policies/reload",
+            post(deployment::policies::reload),
+        )
 }
 
 /// What the server answers for a path no route serves: the console's 404

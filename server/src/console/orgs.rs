@@ -19,7 +19,8 @@ use crate::usecase::members::{self, AssignableRole};
 use crate::usecase::orgs::{self, NewOrg, OrgChanges};
 
 /// `GET /organizations`: the settings of the first org the viewer manages;
-/// the new-org form for an owner who manages none yet.
+/// the new-org form for an owner who manages none yet; the deployment pages
+/// for a site admin who manages no org.
 pub async fn first(viewer: Viewer) -> PageResult {
     let orgs = viewer.orgs().await?;
     if let Some(org) = orgs.iter().find(|o| viewer.manages(o)) {
@@ -27,6 +28,10 @@ pub async fn first(viewer: Viewer) -> PageResult {
     }
     if viewer.may(Action::ORGANIZATION_CREATE, &Resource::site()) {
         return Ok(redirect("/organizations/new"));
+    }
+    // A site admin who manages no org: the deployment's pages.
+    if !super::deployment::links(&viewer, "").is_empty() {
+        return Ok(redirect("/deployment"));
     }
     Err(PageError(Error::refused(
         "You do not administer any organization. Ask an organization admin for a role.",

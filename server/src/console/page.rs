@@ -207,6 +207,7 @@ impl Viewer {
                 .collect(),
             can_create: self.may(Action::ORGANIZATION_CREATE, &Resource::site()),
             links,
+            deployment: super::deployment::links(self, ""),
         }
     }
 }
@@ -277,6 +278,8 @@ pub struct OrgNav {
     pub orgs: Vec<OrgChoice>,
     pub can_create: bool,
     pub links: Vec<NavLink>,
+    /// The deployment pages the viewer may use (the sidebar's Deployment group).
+    pub deployment: Vec<NavLink>,
 }
 
 pub struct OrgChoice {

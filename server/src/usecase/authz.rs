@@ -435,6 +435,40 @@ pub async fn policies(ctx: Ctx<'_>, caller: &Caller) -> Result<Value> {
     Ok(json!({"hash": engine.hash(), "origin": engine.origin(), "policies": engine.policies()}))
 }
 
+/// The running policy set as its readers see it in full: hash, origin, the
+/// policy files' and the schema's text, and whether the caller may reload it.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    pub hash: String,
+    pub origin: String,
+    pub policies: usize,
+    pub files: Vec<orgsync_policy::SourceFile>,
+    pub schema: orgsync_policy::SourceFile,
+    /// Where a reload reads from: the policy directory, or none (built in).
+    pub directory: Option<String>,
+    pub may_reload: bool,
+}
+
+/// [`PolicySet`] of the running policies, for `policy:read`.
+pub async fn policy_set(ctx: Ctx<'_>, caller: &Caller) -> Result<PolicySet> {
+    caller.require(
+        ctx.authz,
+        Action::POLICY_READ,
+        &Resource::site(),
+        "policies",
+    )?;
+    let engine = ctx.authz.engine();
+    Ok(PolicySet {
+        hash: engine.hash().to_owned(),
+        origin: engine.origin().to_owned(),
+        policies: engine.policies().len(),
+        files: engine.files().to_vec(),
+        schema: engine.schema_file().clone(),
+        directory: ctx.authz.policy_dir().map(|d| d.display().to_string()),
+        may_reload: caller.allowed(ctx.authz, Action::POLICY_RELOAD, &Resource::site()),
+    })
+}
+
 /// Re-reads the policy directory: `{hash, policies}`. An invalid set is
 /// rejected with its diagnostics and the running set stays.
 pub async fn reload(ctx: Ctx<'_>, caller: &Caller) -> Result<Value> {

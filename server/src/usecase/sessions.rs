@@ -142,6 +142,7 @@ pub async fn password_login(
     let attempt = match throttle::attempt(ctx, &caller, limits, &req.email, addr, now).await? {
         throttle::Verdict::Proceed(attempt) => attempt,
         throttle::Verdict::Throttled { retry_after } => {
+            tracing::info!(addr = ?addr, retry_after_seconds = retry_after, "password login throttled");
             return Ok(LoginOutcome::Throttled { retry_after });
         }
     };
@@ -170,6 +171,14 @@ pub async fn password_login(
                 Error::refused("your account is suspended; ask an administrator to reactivate it")
             }
         };
+        // Who tried is logged by id only (an email typed by mistake into the
+        // password field must not reach the log); unknown accounts have none.
+        tracing::info!(
+            user_id = user.map_or("", |u| u.id.as_str()),
+            addr = ?addr,
+            reason = ?failure,
+            "password login failed"
+        );
         if attempt.failed(ctx, &caller, failure).await? {
             let mut work = Work::begin(ctx, &caller).await?;
             // Audited on the login's authority for what it attempted.
@@ -196,6 +205,7 @@ pub async fn password_login(
     let mut work = Work::begin(ctx, &caller).await?;
     let session = open(&mut work, user, lifetime_seconds, 201).await?;
     work.commit().await?;
+    tracing::info!(user_id = %user.id, user = %user.username, addr = ?addr, "password login");
     // The session exists: a failure to withdraw the count must not hide it.
     if let Err(e) = attempt.succeeded(ctx, &caller).await {
         tracing::warn!(error = ?e, "cannot withdraw a successful login from its throttle counts");

@@ -740,6 +740,32 @@ pub async fn set_roles(ctx: Ctx<'_>, caller: &Caller, key: &str, roles: &[String
     Ok(updated)
 }
 
+/// A site role and whether the caller may grant or revoke it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AssignableSiteRole {
+    pub name: &'static str,
+    /// Whether the caller may grant or revoke it (`site_role:assign`).
+    pub assignable: bool,
+}
+
+/// The explicit site roles (`member` is implicit) and which of them the
+/// caller may assign, as the policies decide. For those who may list users.
+pub async fn assignable_roles(ctx: Ctx<'_>, caller: &Caller) -> Result<Vec<AssignableSiteRole>> {
+    caller.require(ctx.authz, Action::USER_LIST, &Resource::site(), "users")?;
+    Ok(orgsync_policy::SITE_ROLES
+        .iter()
+        .filter(|r| **r != "member")
+        .map(|role| AssignableSiteRole {
+            name: role,
+            assignable: caller.allowed(
+                ctx.authz,
+                Action::SITE_ROLE_ASSIGN,
+                &Resource::site_role(role),
+            ),
+        })
+        .collect())
+}
+
 /// The organizations of a user that the caller may see.
 pub async fn organizations(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<Vec<Organization>> {
     let mut conn = ctx.conn().await?;

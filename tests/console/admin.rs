@@ -192,6 +192,10 @@ async fn organization_admin_in_the_browser() {
         ("org-members", "/organizations/coder/members"),
         ("org-provisioners", "/organizations/acme/provisioners"),
         ("not-found", "/organizations/no-such-org"),
+        ("deployment-users", "/deployment/users"),
+        ("deployment-idp-sync", "/deployment/idp-sync"),
+        ("deployment-ldap-sync", "/deployment/ldap-sync"),
+        ("deployment-policies", "/deployment/policies"),
     ];
     for (w, h) in [(1280, 800), (390, 844)] {
         owner.client.set_window_size(w, h).await.unwrap();

@@ -16,6 +16,7 @@
     reason = "tests fail loudly"
 )]
 
+mod admin;
 mod browser;
 #[path = "../e2e/harness.rs"]
 #[allow(

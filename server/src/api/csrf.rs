@@ -69,7 +69,8 @@ impl SameOrigin {
     }
 }
 
-/// Middleware: refuses (403) a state-changing request authenticated by the
+/// Middleware: refuses (403: the API's JSON error under `/api/`, the console's
+/// "Not allowed" page elsewhere) a state-changing request authenticated by the
 /// session cookie unless [`check`] finds it same-origin.
 pub async fn guard(State(same): State<Arc<SameOrigin>>, req: Request, next: Next) -> Response {
     if let Err(reason) = check(
@@ -79,18 +80,35 @@ pub async fn guard(State(same): State<Arc<SameOrigin>>, req: Request, next: Next
         req.headers(),
     ) {
         tracing::info!(reason, "cross-site request refused");
-        let mut resp = ApiError::new(
-            StatusCode::FORBIDDEN,
-            "cross-site request refused: a write authenticated by the session cookie must come \
-             from this server's own pages",
-        )
-        .with_detail(reason)
-        .into_response();
+        let mut resp = if is_api(req.uri().path()) {
+            api_refusal(reason)
+        } else {
+            // A console form: the console's own 403 page, not the API's JSON.
+            crate::console::page::error_page(&crate::error::Error::refused(
+                "This form is out of date or was sent from another site. Open the page on this \
+                 server and try again.",
+            ))
+        };
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return resp;
     }
     next.run(req).await
+}
+
+/// Whether `path` is the JSON API's (its refusals are JSON; the console's are pages).
+fn is_api(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
+fn api_refusal(reason: &'static str) -> Response {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "cross-site request refused: a write authenticated by the session cookie must come \
+             from this server's own pages",
+    )
+    .with_detail(reason)
+    .into_response()
 }
 
 /// Whether a request may proceed; `Err` says why not. Safe methods, bearer

@@ -25,6 +25,7 @@ pub mod deployment;
 pub mod form;
 pub mod orgs;
 pub mod page;
+pub mod paging;
 pub mod provisioners;
 pub mod session;
 pub mod templates;

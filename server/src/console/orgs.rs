@@ -4,17 +4,17 @@
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 
 use super::form::{self, CsrfOnly, FormErrors, redirect_with};
 use super::page::{Chrome, OrgNav, PageError, PageResult, Section, Viewer, ok, redirect, render};
+use super::paging::{PageQuery, Pager};
 use super::time::When;
 use crate::error::Error;
 use crate::model::{Member, Organization};
-use crate::usecase::Page;
 use crate::usecase::members::{self, AssignableRole};
 use crate::usecase::orgs::{self, NewOrg, OrgChanges};
 
@@ -277,6 +277,7 @@ struct MembersPage {
     can_set_roles: bool,
     user: String,
     errors: FormErrors,
+    pager: Pager,
 }
 
 async fn members_of(
@@ -284,9 +285,18 @@ async fn members_of(
     key: &str,
     user: String,
     errors: FormErrors,
+    q: &PageQuery,
 ) -> Result<MembersPage, PageError> {
     let c = org_context(viewer, key, "members", "Members").await?;
-    let list = members::list(viewer.ctx(), &viewer.caller, &c.org.id, Page::default()).await?;
+    let (list, total) =
+        members::list_page(viewer.ctx(), &viewer.caller, &c.org.id, q.usecase(0)).await?;
+    let pager = Pager::new(
+        &format!("/organizations/{}/members", c.org.name),
+        q.number(),
+        list.len(),
+        false,
+        Some(total),
+    );
     let roles: Vec<AssignableRole> =
         members::assignable_roles(viewer.ctx(), &viewer.caller, &c.org.id).await?;
     let o = c.org.org_ref();
@@ -336,12 +346,18 @@ async fn members_of(
         rows,
         user,
         errors,
+        pager,
     })
 }
 
 /// `GET /organizations/{org}/members`.
-pub async fn members_page(viewer: Viewer, Path(key): Path<String>) -> PageResult {
-    let page = members_of(&viewer, &key, String::new(), FormErrors::default()).await?;
+/// `?page=N`: 50 members a page, by username.
+pub async fn members_page(
+    viewer: Viewer,
+    Path(key): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> PageResult {
+    let page = members_of(&viewer, &key, String::new(), FormErrors::default(), &q).await?;
     Ok(ok(&viewer, &page))
 }
 
@@ -371,7 +387,7 @@ pub async fn add_member(viewer: Viewer, Path(key): Path<String>, body: Bytes) ->
         // user is what was not found.
         Err(e) if e.kind == crate::error::Kind::NotFound => {
             let errors = FormErrors::field("user", "no user with this username");
-            let page = members_of(&viewer, &key, user, errors).await?;
+            let page = members_of(&viewer, &key, user, errors, &PageQuery::default()).await?;
             Ok(render(&viewer.app, StatusCode::BAD_REQUEST, &page, false))
         }
         Err(e) => {
@@ -380,7 +396,7 @@ pub async fn add_member(viewer: Viewer, Path(key): Path<String>, body: Bytes) ->
             if let Some(detail) = errors.fields.remove("user_id") {
                 errors.fields.insert("user".to_owned(), detail);
             }
-            let page = members_of(&viewer, &key, user, errors).await?;
+            let page = members_of(&viewer, &key, user, errors, &PageQuery::default()).await?;
             Ok(render(&viewer.app, status, &page, false))
         }
     }

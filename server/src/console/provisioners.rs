@@ -61,9 +61,16 @@ struct ProvisionersPage {
     errors: FormErrors,
 }
 
+/// `key=value, ...`; a tag with an empty value shows as its key alone.
 fn tags_text(tags: &Tags) -> String {
     tags.iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| {
+            if v.is_empty() {
+                k.clone()
+            } else {
+                format!("{k}={v}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -256,6 +263,7 @@ mod tests {
         assert_eq!(t.get("region").map(String::as_str), Some("eu"));
         assert_eq!(t.get("owner").map(String::as_str), Some(""));
         assert_eq!(t.len(), 3);
+        assert_eq!(tags_text(&t), "owner, region=eu, scope=organization");
         assert!(parse_tags("nope").is_err());
         assert!(parse_tags("").is_ok_and(|t| t.is_empty()));
     }

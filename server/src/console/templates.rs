@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::form::{self, FormErrors, redirect_with};
 use super::orgs::status_of;
 use super::page::{Chrome, PageError, PageResult, Section, Viewer, ok, redirect, render};
+use super::paging::{PAGE_SIZE, PageQuery, Pager};
 use super::time::When;
 use crate::error::Error;
 use crate::model::{Name, Organization};
@@ -42,6 +43,7 @@ struct ListPage {
     chrome: Chrome,
     rows: Vec<TemplateRow>,
     can_create: bool,
+    pager: Pager,
 }
 
 /// The orgs where the viewer may create templates.
@@ -57,13 +59,18 @@ fn creatable(viewer: &Viewer, orgs: &[Organization]) -> Vec<Organization> {
         .collect()
 }
 
-/// `GET /templates`: [`templates::list_all_templates`].
-pub async fn list(viewer: Viewer) -> PageResult {
-    let list = templates::list_all_templates(viewer.ctx(), &viewer.caller, Page::default()).await?;
+/// `GET /templates[?page=N]`: [`templates::list_all_templates`], 50 a page
+/// by name.
+pub async fn list(viewer: Viewer, Query(q): Query<PageQuery>) -> PageResult {
+    let mut list =
+        templates::list_all_templates(viewer.ctx(), &viewer.caller, q.usecase(1)).await?;
+    let has_next = list.len() as i64 > PAGE_SIZE;
+    list.truncate(PAGE_SIZE as usize);
+    let pager = Pager::new("/templates", q.number(), list.len(), has_next, None);
     let all = viewer.orgs().await?;
     let by_id: BTreeMap<&str, &Organization> = all.iter().map(|o| (o.id.as_str(), o)).collect();
     let now = crate::clock::now();
-    let mut rows: Vec<TemplateRow> = list
+    let rows: Vec<TemplateRow> = list
         .into_iter()
         .map(|t| {
             let org = by_id.get(t.organization_id.as_str());
@@ -80,11 +87,11 @@ pub async fn list(viewer: Viewer) -> PageResult {
             }
         })
         .collect();
-    rows.sort_by(|a, b| (&a.org_name, &a.name).cmp(&(&b.org_name, &b.name)));
     let page = ListPage {
         can_create: !creatable(&viewer, &all).is_empty(),
         chrome: viewer.chrome_with("Templates", Section::Templates, &all)?,
         rows,
+        pager,
     };
     Ok(ok(&viewer, &page))
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sqlx::Result;
 
-use super::query::{Args, Text, affected, all, execute, optional, scalar_optional, sql};
+use super::query::{Args, Text, affected, all, all_in, execute, optional, scalar_optional, sql};
 use super::{Conn, Write};
 use crate::provisioner::{JobStatus, Tags};
 
@@ -183,6 +183,16 @@ pub async fn list_templates(conn: &mut Conn, org_id: Option<&str>) -> Result<Vec
          WHERE ($1 IS NULL OR organization_id = $1) ORDER BY name_lower, id"
     );
     all(conn, sql, (org_id,)).await
+}
+
+/// Templates of the orgs `org_ids`, by name.
+pub async fn list_templates_in(conn: &mut Conn, org_ids: &[&str]) -> Result<Vec<Template>> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE organization_id IN ({{ids}})")
+    });
+    let mut list: Vec<Template> = all_in(conn, SQL.as_str(), org_ids).await?;
+    list.sort_by(|a, b| (a.name.to_lowercase(), &a.id).cmp(&(b.name.to_lowercase(), &b.id)));
+    Ok(list)
 }
 
 pub async fn delete_template(w: &mut Write<'_>, id: &str) -> Result<()> {

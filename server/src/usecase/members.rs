@@ -21,6 +21,20 @@ pub async fn list(ctx: Ctx<'_>, caller: &Caller, org_key: &str, page: Page) -> R
     page.apply(store::members::list(&mut conn, &org.id).await?)
 }
 
+/// One page of the org's members by username (`page`: 50 by default, at
+/// most 1,000) and how many members it has in all.
+pub async fn list_page(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    org_key: &str,
+    page: Page,
+) -> Result<(Vec<Member>, i64)> {
+    let mut conn = ctx.conn().await?;
+    let (org, _) = orgs::load(&mut conn, ctx.authz, caller, org_key, Action::MEMBER_READ).await?;
+    let limit_offset = page.resolve(50, 1000)?;
+    Ok(store::members::list_page(&mut conn, &org.id, limit_offset).await?)
+}
+
 /// The org and user of a `/organizations/{organization}/members/{user}` route,
 /// loaded in the operation's transaction.
 async fn org_and_user(

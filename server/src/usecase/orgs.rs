@@ -64,10 +64,43 @@ pub async fn load_in(
     Ok((org, permit))
 }
 
+/// The id of an organization that does not exist, for [`candidates`].
+const ELSEWHERE: &str = "00000000-0000-0000-0000-000000000000";
+
+/// The organizations where `action` on `resource_in(org)` may be allowed for
+/// the caller: a pre-filter for listings, each item is still decided. A user
+/// whose request on an organization it is not a member of is denied (the
+/// policies' `guardrail.cross-org`: only site roles reach other orgs) gets its
+/// own organizations; one decision on an organization that does not exist
+/// tells which case holds. Everyone else gets every organization. On 1,000
+/// organizations this spares about 1,000 decisions per listing.
+pub(crate) async fn candidates(
+    conn: &mut Conn,
+    authz: &Authz,
+    caller: &Caller,
+    action: Action,
+    resource_in: impl Fn(&orgsync_policy::OrgRef) -> Resource,
+) -> Result<Vec<Organization>> {
+    if let Some(user_id) = caller.user_id() {
+        let elsewhere = orgsync_policy::OrgRef::new(ELSEWHERE, false);
+        if !caller.allowed(authz, action, &resource_in(&elsewhere)) {
+            return Ok(store::users::organizations(conn, user_id).await?);
+        }
+    }
+    Ok(store::orgs::list(conn).await?)
+}
+
 /// The organizations the caller may read.
 pub async fn list(ctx: Ctx<'_>, caller: &Caller, page: Page) -> Result<Vec<Organization>> {
     let mut conn = ctx.conn().await?;
-    let orgs = store::orgs::list(&mut conn).await?;
+    let orgs = candidates(
+        &mut conn,
+        ctx.authz,
+        caller,
+        Action::ORGANIZATION_READ,
+        Resource::organization,
+    )
+    .await?;
     page.apply(
         orgs.into_iter()
             .filter(|o| {

@@ -405,12 +405,32 @@ async fn visible_templates(
     caller: &Caller,
     org: Option<&Organization>,
 ) -> Result<Vec<Template>> {
-    let all = store::templates::list_templates(conn, org.map(|o| o.id.as_str())).await?;
-    let orgs: BTreeMap<String, Organization> = store::orgs::list(conn)
-        .await?
-        .into_iter()
-        .map(|o| (o.id.clone(), o))
-        .collect();
+    let orgs: BTreeMap<String, Organization> = match org {
+        Some(o) => BTreeMap::from([(o.id.clone(), o.clone())]),
+        None => {
+            // The most a template of another org could grant: created by the
+            // caller, which is on its ACL as admin.
+            let me = caller.user_id().unwrap_or_default().to_owned();
+            let acl = orgsync_policy::TemplateAcl {
+                admin_users: vec![me.clone()],
+                ..Default::default()
+            };
+            orgs::candidates(conn, ctx.authz, caller, Action::TEMPLATE_READ, |o| {
+                Resource::template(o, "any", &me, &acl)
+            })
+            .await?
+            .into_iter()
+            .map(|o| (o.id.clone(), o))
+            .collect()
+        }
+    };
+    let all = match org {
+        Some(o) => store::templates::list_templates(conn, Some(&o.id)).await?,
+        None => {
+            let ids: Vec<&str> = orgs.keys().map(String::as_str).collect();
+            store::templates::list_templates_in(conn, &ids).await?
+        }
+    };
     Ok(all
         .into_iter()
         .filter(|t| {

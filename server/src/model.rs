@@ -125,6 +125,28 @@ pub fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, Error> {
     Ok(raw.to_owned())
 }
 
+/// An image reference shown by clients (an org's icon, a group's avatar):
+/// empty, an `http(s)://` URL, or a path on this server (`/emojis/x.png`).
+/// Anything else (`javascript:`, `data:`, `//host/...`) is refused: a client
+/// that puts it in a link or an `src` must never run or fetch what it says.
+pub fn parse_image_url(field: &str, raw: &str) -> Result<String, Error> {
+    let value = parse_text(field, raw.trim(), 2048)?;
+    if value.is_empty() {
+        return Ok(value);
+    }
+    let lower = value.to_ascii_lowercase();
+    let path = value.starts_with('/') && !value.starts_with("//") && !value.starts_with("/\\");
+    let web = (lower.starts_with("https://") || lower.starts_with("http://"))
+        && reqwest::Url::parse(&value).is_ok_and(|u| u.host().is_some());
+    if !(path || web) || value.chars().any(char::is_whitespace) {
+        return Err(Error::validation(
+            field,
+            "must be an http(s) URL or a path on this server (starting with /)",
+        ));
+    }
+    Ok(value)
+}
+
 pub fn parse_password(field: &str, raw: &str) -> Result<(), Error> {
     let n = raw.chars().count();
     if n < 8 {

@@ -796,3 +796,47 @@ async fn sec_input_the_data_dir_and_sqlite_file_are_private() {
         );
     }
 }
+
+/// An org's icon and a group's avatar are shown by clients as images and
+/// links: only `http(s)://` URLs and paths on this server are kept; script,
+/// data and protocol-relative URLs are a 400 naming the field, nothing written.
+#[tokio::test]
+async fn icon_and_avatar_urls_take_only_web_urls_and_local_paths() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    for bad in [
+        "javascript:alert(1)",
+        " JavaScript:alert(1)",
+        "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=",
+        "//evil.example/x.png",
+        "/\\evil.example/x.png",
+        "vbscript:msgbox(1)",
+        "ftp://example.com/x.png",
+        "https://",
+    ] {
+        let (status, body) = owner
+            .post("/organizations", json!({"name": "iconic", "icon": bad}))
+            .await;
+        assert_400_naming(status, &body, "icon", bad);
+        let (status, _) = owner.get("/organizations/iconic").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{bad}: nothing written");
+        let (status, body) = owner
+            .patch("/organizations/coder", json!({"icon": bad}))
+            .await;
+        assert_400_naming(status, &body, "icon", bad);
+        let (status, body) = owner
+            .post(
+                "/organizations/coder/groups",
+                json!({"name": "g-bad", "avatar_url": bad}),
+            )
+            .await;
+        assert_400_naming(status, &body, "avatar_url", bad);
+    }
+    for good in ["", "https://example.com/logo.png", "/emojis/1f3e2.png"] {
+        let (status, body) = owner
+            .patch("/organizations/coder", json!({"icon": good}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{good}: {body}");
+        assert_eq!(body["icon"], good);
+    }
+}

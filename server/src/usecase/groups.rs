@@ -12,7 +12,7 @@ use super::{Caller, Ctx, Page, Work, orgs};
 use crate::audit::{self, Change, to_value};
 use crate::authz::Permit;
 use crate::error::{Error, Result};
-use crate::model::{EVERYONE, Group, Name, Organization, parse_text};
+use crate::model::{EVERYONE, Group, Name, Organization, parse_image_url, parse_text};
 use crate::store::{self, Conn};
 
 async fn with_members(conn: &mut Conn, mut g: Group) -> sqlx::Result<Group> {
@@ -65,7 +65,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, org_key: &str, req: NewGroup)
     let (org, permit) = orgs::load_in(&mut work, org_key, Action::GROUP_CREATE).await?;
     let name = parse_group_name(&req.name)?;
     let display_name = parse_text("display_name", &req.display_name, 128)?;
-    let avatar_url = parse_text("avatar_url", &req.avatar_url, 2048)?;
+    let avatar_url = parse_image_url("avatar_url", &req.avatar_url)?;
     let quota = parse_quota(req.quota_allowance)?;
     let id = store::new_id();
     let now_s = work.now_s.clone();
@@ -162,7 +162,7 @@ pub async fn update(ctx: Ctx<'_>, caller: &Caller, id: &str, req: GroupChanges) 
         updated.display_name = parse_text("display_name", d, 128)?;
     }
     if let Some(a) = &req.avatar_url {
-        updated.avatar_url = parse_text("avatar_url", a, 2048)?;
+        updated.avatar_url = parse_image_url("avatar_url", a)?;
     }
     if let Some(q) = req.quota_allowance {
         updated.quota_allowance = parse_quota(q)?;

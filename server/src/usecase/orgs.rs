@@ -9,7 +9,7 @@ use super::{Caller, Ctx, Page, Work};
 use crate::audit::{self, Change, to_value};
 use crate::authz::{Authz, Permit, System};
 use crate::error::{Error, Result};
-use crate::model::{DEFAULT_ORG_NAME, Name, Organization, parse_text};
+use crate::model::{DEFAULT_ORG_NAME, Name, Organization, parse_image_url, parse_text};
 use crate::store::{self, Conn};
 
 /// Loads the organization `key` (id or name) and decides `action` on it; 404
@@ -150,7 +150,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewOrg) -> Result<Organi
         128,
     )?;
     let description = parse_text("description", &req.description, 1024)?;
-    let icon = parse_text("icon", &req.icon, 2048)?;
+    let icon = parse_image_url("icon", &req.icon)?;
     let org = Organization {
         id: store::new_id(),
         name: name.as_str().to_owned(),
@@ -260,7 +260,7 @@ pub async fn update(
         updated.description = parse_text("description", d, 1024)?;
     }
     if let Some(i) = &req.icon {
-        updated.icon = parse_text("icon", i, 2048)?;
+        updated.icon = parse_image_url("icon", i)?;
     }
     if updated == org {
         return Ok(org);

@@ -25,6 +25,7 @@ pub mod orgs;
 pub mod page;
 pub mod provisioners;
 pub mod session;
+pub mod sync_view;
 pub mod templates;
 pub mod time;
 pub mod workspaces;

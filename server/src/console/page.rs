@@ -178,6 +178,23 @@ impl Viewer {
                 current == "members",
             ));
         }
+        if self.may(Action::GROUP_READ, &Resource::organization(&o)) {
+            links.push(NavLink::new(
+                "Groups",
+                format!("/organizations/{}/groups", org.name),
+                current == "groups",
+            ));
+        }
+        if self.may(
+            Action::IDPSYNC_SETTINGS_READ,
+            &Resource::idpsync_settings(&o),
+        ) {
+            links.push(NavLink::new(
+                "IdP sync",
+                format!("/organizations/{}/idp-sync", org.name),
+                current == "idp-sync",
+            ));
+        }
         if self.may(Action::PROVISIONER_KEY_READ, &Resource::organization(&o))
             || self.may(Action::PROVISIONER_DAEMON_READ, &Resource::organization(&o))
         {

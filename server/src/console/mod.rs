@@ -20,6 +20,7 @@
 //!   [`provisioners`], [`templates`], [`workspaces`].
 
 pub mod assets;
+pub mod audit;
 pub mod form;
 pub mod groups;
 pub mod idpsync;
@@ -98,6 +99,8 @@ pub fn router() -> Router<AppState> {
             "/organizations/{org}/idp-sync/preview",
             post(idpsync::preview),
         )
+        .route("/organizations/{org}/audit", get(audit::org_page))
+        .route("/audit", get(audit::page))
         .route("/organizations/{org}/provisioners", get(provisioners::page))
         .route(
             "/organizations/{org}/provisioners/keys",

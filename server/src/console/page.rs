@@ -152,6 +152,10 @@ impl Viewer {
                 .unwrap_or_default(),
             csrf: self.actor.csrf_token().unwrap_or_default().to_owned(),
             admin,
+            audit: self.may(Action::AUDIT_READ_ALL, &Resource::site())
+                || orgs
+                    .iter()
+                    .any(|o| self.may(Action::AUDIT_READ, &Resource::audit_log(&o.org_ref()))),
             flash: self.flash.clone(),
             css: assets::css_path(),
             js: assets::js_path(),
@@ -204,6 +208,13 @@ impl Viewer {
                 current == "provisioners",
             ));
         }
+        if self.may(Action::AUDIT_READ, &Resource::audit_log(&o)) {
+            links.push(NavLink::new(
+                "Audit",
+                format!("/organizations/{}/audit", org.name),
+                current == "audit",
+            ));
+        }
         OrgNav {
             name: org.name.clone(),
             display_name: org.display_name.clone(),
@@ -250,6 +261,9 @@ pub struct Chrome {
     pub csrf: String,
     /// Whether the top bar shows **Admin settings**.
     pub admin: bool,
+    /// Whether the top bar shows **Audit** (`/audit`): the viewer may read
+    /// some audit log.
+    pub audit: bool,
     pub flash: Option<Flash>,
     pub css: &'static str,
     pub js: &'static str,
@@ -267,6 +281,7 @@ impl Chrome {
             initial: String::new(),
             csrf: String::new(),
             admin: false,
+            audit: false,
             flash: None,
             css: assets::css_path(),
             js: assets::js_path(),

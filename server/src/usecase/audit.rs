@@ -1,6 +1,8 @@
 //! The audit log, filtered and paginated. Site auditors and owners read
 //! everything; org admins and org auditors read their orgs' entries.
 
+use std::collections::BTreeMap;
+
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -65,7 +67,28 @@ fn time_bound(field: &str, v: Option<&String>) -> Result<Option<String>> {
 }
 
 /// The entries the caller may read that match `q`: `{audit_logs, count}`.
-pub async fn list(ctx: Ctx<'_>, caller: &Caller, mut q: AuditQuery) -> Result<Value> {
+pub async fn list(ctx: Ctx<'_>, caller: &Caller, q: AuditQuery) -> Result<Value> {
+    let page = entries(ctx, caller, q).await?;
+    Ok(json!({"audit_logs": page.entries, "count": page.count}))
+}
+
+/// A page of the audit log, with the names of the users and organizations
+/// its entries refer to (for people to read).
+#[derive(Debug, Default)]
+pub struct AuditPage {
+    pub entries: Vec<store::audit::AuditEntry>,
+    /// Entries matching the filters, all pages.
+    pub count: i64,
+    pub limit: i64,
+    pub offset: i64,
+    /// User id -> username, for the entries' users that still exist.
+    pub usernames: BTreeMap<String, String>,
+    /// Organization id -> name.
+    pub org_names: BTreeMap<String, String>,
+}
+
+/// [`list`] as typed data.
+pub async fn entries(ctx: Ctx<'_>, caller: &Caller, mut q: AuditQuery) -> Result<AuditPage> {
     apply_terms(&mut q)?;
     let (limit, offset) = Page {
         limit: q.limit,
@@ -123,5 +146,25 @@ pub async fn list(ctx: Ctx<'_>, caller: &Caller, mut q: AuditQuery) -> Result<Va
         offset,
     };
     let (entries, count) = store::audit::list(&mut conn, &filter).await?;
-    Ok(json!({"audit_logs": entries, "count": count}))
+    let mut usernames = BTreeMap::new();
+    for id in entries.iter().filter_map(|e| e.user_id.as_deref()) {
+        if !usernames.contains_key(id)
+            && let Some(u) = store::users::find_by_id(&mut conn, id).await?
+        {
+            usernames.insert(id.to_owned(), u.username);
+        }
+    }
+    let org_names = store::orgs::list(&mut conn)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.name))
+        .collect();
+    Ok(AuditPage {
+        entries,
+        count,
+        limit,
+        offset,
+        usernames,
+        org_names,
+    })
 }

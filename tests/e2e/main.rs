@@ -14,6 +14,7 @@ mod authz_api;
 mod bad_input;
 mod cli;
 mod console;
+mod console_orgs;
 mod crash;
 mod grants;
 mod harness;

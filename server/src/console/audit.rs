@@ -140,30 +140,23 @@ struct Listing {
     next: Option<String>,
 }
 
-fn listing(page: AuditPage, f: &Filters, base: &str) -> Listing {
+fn listing(mut page: AuditPage, f: &Filters, base: &str) -> Listing {
     let now = crate::clock::now();
-    let rows: Vec<Row> = page
-        .entries
+    let entries = std::mem::take(&mut page.entries);
+    let rows: Vec<Row> = entries
         .into_iter()
         .map(|e| Row {
             when: When::new(&e.time, now),
             actor: match &e.user_id {
                 Some(id) => page
-                    .usernames
-                    .get(id)
-                    .cloned()
-                    .unwrap_or_else(|| format!("deleted user {id}")),
+                    .username(id)
+                    .map_or_else(|| format!("deleted user {id}"), str::to_owned),
                 None => "system".to_owned(),
             },
             organization: e
                 .organization_id
                 .as_ref()
-                .map(|id| {
-                    page.org_names
-                        .get(id)
-                        .cloned()
-                        .unwrap_or_else(|| id.clone())
-                })
+                .map(|id| page.org_name(id).map_or_else(|| id.clone(), str::to_owned))
                 .unwrap_or_default(),
             diff: if e.diff.as_object().is_some_and(|m| m.is_empty()) || e.diff.is_null() {
                 String::new()

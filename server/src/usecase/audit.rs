@@ -1,7 +1,7 @@
 //! The audit log, filtered and paginated. Site auditors and owners read
 //! everything; org admins and org auditors read their orgs' entries.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
@@ -81,10 +81,28 @@ pub struct AuditPage {
     pub count: i64,
     pub limit: i64,
     pub offset: i64,
-    /// User id -> username, for the entries' users that still exist.
-    pub usernames: BTreeMap<String, String>,
-    /// Organization id -> name.
-    pub org_names: BTreeMap<String, String>,
+    /// `(user id, username)` of the entries' users that still exist.
+    pub usernames: Vec<(String, String)>,
+    /// `(organization id, name)` of every organization.
+    pub org_names: Vec<(String, String)>,
+}
+
+impl AuditPage {
+    /// The username of user `id`, if it still exists.
+    pub fn username(&self, id: &str) -> Option<&str> {
+        self.usernames
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, n)| n.as_str())
+    }
+
+    /// The name of organization `id`, if it still exists.
+    pub fn org_name(&self, id: &str) -> Option<&str> {
+        self.org_names
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, n)| n.as_str())
+    }
 }
 
 /// [`list`] as typed data.
@@ -146,12 +164,14 @@ pub async fn entries(ctx: Ctx<'_>, caller: &Caller, mut q: AuditQuery) -> Result
         offset,
     };
     let (entries, count) = store::audit::list(&mut conn, &filter).await?;
-    let mut usernames = BTreeMap::new();
-    for id in entries.iter().filter_map(|e| e.user_id.as_deref()) {
-        if !usernames.contains_key(id)
-            && let Some(u) = store::users::find_by_id(&mut conn, id).await?
-        {
-            usernames.insert(id.to_owned(), u.username);
+    let ids: BTreeSet<&str> = entries
+        .iter()
+        .filter_map(|e| e.user_id.as_deref())
+        .collect();
+    let mut usernames = Vec::new();
+    for id in ids {
+        if let Some(u) = store::users::find_by_id(&mut conn, id).await? {
+            usernames.push((id.to_owned(), u.username));
         }
     }
     let org_names = store::orgs::list(&mut conn)

@@ -23,6 +23,7 @@ mod browser;
     reason = "the e2e harness; the browser tests use part of it"
 )]
 mod harness;
+mod idpsync;
 #[path = "../support/testkit.rs"]
 mod testkit;
 mod walkthrough;

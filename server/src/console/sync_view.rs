@@ -160,7 +160,7 @@ pub fn parse_rows(body: &[u8], prefix: &str) -> Result<Vec<(String, String)>, Er
     }
     Ok(rows
         .into_values()
-        .filter(|(given, gets, removed)| !removed && !(given.is_empty() && gets.is_empty()))
+        .filter(|(given, gets, removed)| !*removed && (!given.is_empty() || !gets.is_empty()))
         .map(|(given, gets, _)| (given, gets))
         .collect())
 }

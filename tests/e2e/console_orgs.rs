@@ -372,7 +372,7 @@ async fn console_org_groups_and_members() {
             && !html.contains(">Save<"),
         "{html}"
     );
-    let (status, _, _) = alice
+    let (status, html, _) = alice
         .post(
             page,
             "/organizations/acme/groups/Everyone/delete",
@@ -380,6 +380,20 @@ async fn console_org_groups_and_members() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("Everyone group cannot be deleted"), "{html}");
+    let (status, html, _) = alice
+        .post(
+            page,
+            "/organizations/acme/groups/Everyone/members",
+            &[("user", "bob")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("cannot be edited"), "{html}");
+    assert_eq!(
+        group_names(&owner, "acme").await,
+        vec!["Everyone", "engineering"]
+    );
 
     // Remove from the group, then delete after typing the name.
     let (status, _, _) = alice

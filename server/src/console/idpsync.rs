@@ -16,11 +16,12 @@ use super::form::{self, FormErrors, redirect_with};
 use super::orgs::{org_context, status_of};
 use super::page::{Chrome, OrgNav, PageError, PageResult, Viewer, ok, render};
 use super::sync_view::{self, BLANK_ROWS, MORE_ROWS, MappingTable, SyncPreview};
+use super::time::When;
 use crate::error::{Error, Kind};
 use crate::model::Organization;
 use crate::usecase::Page;
 use crate::usecase::groups;
-use crate::usecase::idpsync::{self, PreviewRequest, Scope, SettingsChange};
+use crate::usecase::idpsync::{self, PreviewRequest, ProblemsQuery, Scope, SettingsChange};
 
 const GROUP_MAP: &str = "group_mapping";
 const ROLE_MAP: &str = "role_mapping";
@@ -53,6 +54,14 @@ struct PreviewForm {
     errors: FormErrors,
 }
 
+/// A problem sync recorded for this org.
+#[allow(dead_code, reason = "fields read by the askama templates only")]
+struct ProblemRow {
+    kind: String,
+    detail: String,
+    when: When,
+}
+
 #[derive(Template)]
 #[template(path = "org_idpsync.html")]
 #[allow(dead_code, reason = "fields read by the askama templates only")]
@@ -64,6 +73,8 @@ struct IdpSyncPage {
     group: GroupForm,
     role: RoleForm,
     preview: PreviewForm,
+    /// The newest problems sync recorded for this org.
+    problems: Vec<ProblemRow>,
 }
 
 /// What a posted (or stored) form holds, before rendering.
@@ -165,7 +176,28 @@ async fn page_of(
         .filter(|r| **r != "organization-member")
         .map(|r| (*r).to_owned())
         .collect();
+    let q = ProblemsQuery {
+        organization: Some(c.org.id.clone()),
+        limit: Some(20),
+    };
+    let now = crate::clock::now();
+    let problems = idpsync::problems(viewer.ctx(), &viewer.caller, &q)
+        .await?
+        .get("problems")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let text = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default();
+            ProblemRow {
+                kind: text("kind").replace('_', " "),
+                detail: text("detail").to_owned(),
+                when: When::new(text("time"), now),
+            }
+        })
+        .collect();
     Ok(IdpSyncPage {
+        problems,
         group: GroupForm {
             table: table(
                 GROUP_MAP,

@@ -137,6 +137,15 @@ async fn idp_sync_settings_and_preview_in_the_browser() {
     alice.client.set_window_size(390, 844).await.unwrap();
     alice.goto(&at("/organizations/acme/idp-sync")).await;
     alice.screenshot("idp-sync-390px").await;
+    alice
+        .client
+        .execute(
+            "document.getElementById('group_mapping').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    alice.screenshot("idp-sync-mapping-390px").await;
     alice.goto(&at("/organizations/acme/audit")).await;
     alice.screenshot("org-audit-390px").await;
     alice.close().await;

@@ -589,6 +589,23 @@ async fn console_org_idp_sync_settings_preview_and_the_grant_rule() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
     assert!(html.contains("id=\"role_field-err\""), "{html}");
     assert_eq!(owner.get_ok(roles_api).await, before_roles);
+    // The API answers the same 403, naming the field.
+    let uma_api = login_api(&s, "uma").await;
+    let (status, body) = uma_api
+        .patch(
+            roles_api,
+            json!({"mapping": {"admins": ["organization-admin"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body["validations"][0]["field"], "mapping[\"admins\"]",
+        "{body}"
+    );
+    let (status, body) = uma_api.patch(roles_api, json!({"field": "roles"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["validations"][0]["field"], "field", "{body}");
+    assert_eq!(owner.get_ok(roles_api).await, before_roles);
     // Uma may still save group sync (it grants no role).
     let (status, _, _) = uma
         .post(

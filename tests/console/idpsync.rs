@@ -134,6 +134,14 @@ async fn idp_sync_settings_and_preview_in_the_browser() {
         "{text}"
     );
     alice.screenshot("org-audit").await;
+    alice.click_text("Audit").await;
+    assert_eq!(alice.path().await, "/audit");
+    let text = alice.text().await;
+    assert!(
+        text.contains("Audit log") && text.contains("design"),
+        "{text}"
+    );
+    alice.screenshot("audit").await;
     alice.client.set_window_size(390, 844).await.unwrap();
     alice.goto(&at("/organizations/acme/idp-sync")).await;
     alice.screenshot("idp-sync-390px").await;

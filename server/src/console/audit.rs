@@ -283,7 +283,7 @@ pub async fn page(viewer: Viewer, Query(f): Query<Filters>) -> PageResult {
         ),
     };
     let page = AuditLogPage {
-        chrome: viewer.chrome("Audit log", Section::Admin).await?,
+        chrome: viewer.chrome("Audit log", Section::Audit).await?,
         orgs,
         all,
         filtered: f.any(),

@@ -245,6 +245,8 @@ pub enum Section {
     Workspaces,
     Templates,
     Admin,
+    /// `/audit`.
+    Audit,
     None,
 }
 
@@ -288,12 +290,13 @@ impl Chrome {
         }
     }
 
-    /// The top bar's current tab (`workspaces`, `templates`, `admin`, or "").
+    /// The top bar's current tab (`workspaces`, `templates`, `admin`, `audit`, or "").
     pub fn tab(&self) -> &'static str {
         match self.section {
             Section::Workspaces => "workspaces",
             Section::Templates => "templates",
             Section::Admin => "admin",
+            Section::Audit => "audit",
             Section::None => "",
         }
     }

@@ -51,11 +51,8 @@ const PAGES: &[(&str, &str)] = &[
     ("members-page-100", "/organizations/coder/members?page=100"),
     ("templates", "/templates"),
     ("org-settings", "/organizations/coder"),
-    // Groups and audit pages (issue 12): not routed on main when this bench
-    // was written. Uncomment once `/organizations/{org}/groups` and
-    // `/organizations/{org}/audit` exist:
-    // ("groups", "/organizations/coder/groups"),
-    // ("audit", "/organizations/coder/audit"),
+    ("groups", "/organizations/coder/groups"),
+    ("audit", "/organizations/coder/audit"),
 ];
 
 fn new_id() -> String {

@@ -25,6 +25,40 @@
     }
   });
 
+  // Mapping tables (console/sync_view.rs): "More rows" adds a blank row in
+  // place instead of posting the form (without this file it posts and the
+  // page comes back with more rows).
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest ? ev.target.closest("[data-more-rows]") : null;
+    if (!btn) return;
+    var box = document.getElementById(btn.getAttribute("data-more-rows"));
+    var rows = box ? box.querySelectorAll("tr.mapping-row") : [];
+    if (!rows.length) return;
+    ev.preventDefault();
+    var last = rows[rows.length - 1];
+    var n = rows.length;
+    var row = last.cloneNode(true);
+    row.classList.remove("invalid");
+    row.querySelectorAll(".err").forEach(function (e) { e.remove(); });
+    row.querySelectorAll("input, label").forEach(function (el) {
+      ["id", "for", "name"].forEach(function (a) {
+        var v = el.getAttribute(a);
+        if (v) el.setAttribute(a, v.replace(/([.-])\d+([.-])/, "$1" + n + "$2"));
+      });
+      if (el.tagName === "LABEL" && el.classList.contains("sr-only")) {
+        el.textContent = el.textContent.replace(/row \d+$/, "row " + (n + 1));
+      }
+      if (el.tagName === "INPUT") {
+        el.removeAttribute("aria-invalid");
+        el.removeAttribute("aria-describedby");
+        if (el.type === "checkbox") el.checked = false; else el.value = "";
+      }
+    });
+    last.parentNode.appendChild(row);
+    var first = row.querySelector("input[type=text]");
+    if (first) first.focus();
+  });
+
   // Move focus to a form's error summary, so it is read first.
   var err = document.getElementById("form-error");
   if (err) err.focus();

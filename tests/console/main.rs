@@ -24,6 +24,7 @@ mod browser;
     reason = "the e2e harness; the browser tests use part of it"
 )]
 mod harness;
+mod idpsync;
 mod ldap;
 #[path = "../support/slapd.rs"]
 mod slapd;

@@ -1054,6 +1054,33 @@ async fn idpsync_preview_prints_the_plan_and_writes_nothing() {
     // The same claims for a new user: nothing to leave.
     let plan = cli.json(&["idpsync", "preview", "--claims", other]).await;
     assert_eq!(plan["organizations"]["remove"], json!([]), "{plan}");
+    // One organization only: its group and role sync, alice kept a member.
+    let args = [
+        "idpsync",
+        "preview",
+        "--claims",
+        other,
+        "--user",
+        "alice",
+        "--organization",
+        "data-platform",
+    ];
+    let plan = cli.json(&args).await;
+    assert_eq!(plan["organization"], "data-platform", "{plan}");
+    assert!(plan.get("organizations").is_none(), "{plan}");
+    assert!(
+        plan["groups"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| k == "data-platform"),
+        "{plan}"
+    );
+    let table = cli.ok(&args).await;
+    assert!(
+        !table.contains("organizations:") && !table.contains("site roles:"),
+        "{table}"
+    );
     // Still nothing written; alice is still in data-platform.
     assert_eq!(audit_count().await, before + 2);
     let orgs = api.get_ok("/users/alice/organizations").await;

@@ -15,6 +15,7 @@ mod bad_input;
 mod cli;
 mod console;
 mod console_deployment;
+mod console_orgs;
 mod crash;
 mod grants;
 mod harness;

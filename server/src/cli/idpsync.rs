@@ -1,4 +1,4 @@
-//! `orgsync idpsync preview --claims FILE [--user U]`.
+//! `orgsync idpsync preview --claims FILE [--user U] [--organization ORG]`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,18 +28,29 @@ pub enum IdpsyncCommand {
         /// An existing user (username or id); absent: a new user.
         #[arg(long)]
         user: Option<String>,
+        /// Only this organization's group and role sync (for a member of it):
+        /// what an organization admin may preview.
+        #[arg(long, value_name = "ORG")]
+        organization: Option<String>,
     },
 }
 
 pub fn run(args: IdpsyncArgs) -> ExitCode {
     client::run(async move {
-        let IdpsyncCommand::Preview { claims, user } = args.command;
+        let IdpsyncCommand::Preview {
+            claims,
+            user,
+            organization,
+        } = args.command;
         // The local input first: a bad file is reported as such, logged in or not.
         let claims = read_claims(&claims)?;
         let api = ApiClient::from_session()?;
         let mut body = json!({"claims": claims});
         if let Some(u) = user {
             body["user"] = json!(u);
+        }
+        if let Some(o) = organization {
+            body["organization"] = json!(o);
         }
         let plan = api.post(&["idpsync", "preview"], Some(&body)).await?;
         args.out.show(&plan, || print_plan(&plan))
@@ -128,8 +139,11 @@ fn print_plan(plan: &Value) -> Result<()> {
             cell(r, "message")
         ))?;
     }
-    output::line("organizations:")?;
-    changes(&plan["organizations"], "organization", "the deployment")?;
+    // An org-scoped preview has no organization or site role sync.
+    if plan.get("organizations").is_some() {
+        output::line("organizations:")?;
+        changes(&plan["organizations"], "organization", "the deployment")?;
+    }
     if let Some(groups) = plan.get("groups").and_then(Value::as_object) {
         output::line("groups:")?;
         for (org, g) in groups {
@@ -142,8 +156,10 @@ fn print_plan(plan: &Value) -> Result<()> {
             changes(r, "role", org)?;
         }
     }
-    output::line("site roles:")?;
-    changes(&plan["site_roles"], "site role", "the deployment")?;
+    if plan.get("site_roles").is_some() {
+        output::line("site roles:")?;
+        changes(&plan["site_roles"], "site role", "the deployment")?;
+    }
     let problems = items(plan.get("problems").unwrap_or(&Value::Null));
     if !problems.is_empty() {
         output::line("problems:")?;

@@ -21,13 +21,17 @@
 //!   (`/deployment/...`: users, IdP sync, LDAP sync, policies).
 
 pub mod assets;
+pub mod audit;
 pub mod deployment;
 pub mod form;
+pub mod groups;
+pub mod idpsync;
 pub mod orgs;
 pub mod page;
 pub mod paging;
 pub mod provisioners;
 pub mod session;
+pub mod sync_view;
 pub mod templates;
 pub mod time;
 pub mod workspaces;
@@ -65,6 +69,41 @@ pub fn router() -> Router<AppState> {
             "/organizations/{org}/members/{user}/remove",
             post(orgs::remove_member),
         )
+        .route(
+            "/organizations/{org}/groups",
+            get(groups::list).post(groups::create),
+        )
+        .route(
+            "/organizations/{org}/groups/{group}",
+            get(groups::detail).post(groups::update),
+        )
+        .route(
+            "/organizations/{org}/groups/{group}/members",
+            post(groups::add_member),
+        )
+        .route(
+            "/organizations/{org}/groups/{group}/members/{user}/remove",
+            post(groups::remove_member),
+        )
+        .route(
+            "/organizations/{org}/groups/{group}/delete",
+            post(groups::delete),
+        )
+        .route("/organizations/{org}/idp-sync", get(idpsync::page))
+        .route(
+            "/organizations/{org}/idp-sync/groups",
+            post(idpsync::save_groups),
+        )
+        .route(
+            "/organizations/{org}/idp-sync/roles",
+            post(idpsync::save_roles),
+        )
+        .route(
+            "/organizations/{org}/idp-sync/preview",
+            post(idpsync::preview),
+        )
+        .route("/organizations/{org}/audit", get(audit::org_page))
+        .route("/audit", get(audit::page))
         .route("/organizations/{org}/provisioners", get(provisioners::page))
         .route(
             "/organizations/{org}/provisioners/keys",

@@ -372,7 +372,7 @@ pub async fn add_member(viewer: Viewer, Path(key): Path<String>, body: Bytes) ->
     let f: AddForm = form::parse(&viewer, &body)?;
     let user = f.user.trim().to_owned();
     let result = if user.is_empty() {
-        Err(Error::validation("user", "enter a username"))
+        Err(Error::validation("user", "enter a username or email"))
     } else {
         members::add(viewer.ctx(), &viewer.caller, &key, &user).await
     };
@@ -386,7 +386,7 @@ pub async fn add_member(viewer: Viewer, Path(key): Path<String>, body: Bytes) ->
         // The org is readable (the page renders below, else its 404): the
         // user is what was not found.
         Err(e) if e.kind == crate::error::Kind::NotFound => {
-            let errors = FormErrors::field("user", "no user with this username");
+            let errors = FormErrors::field("user", "no user with this username or email");
             let page = members_of(&viewer, &key, user, errors, &PageQuery::default()).await?;
             Ok(render(&viewer.app, StatusCode::BAD_REQUEST, &page, false))
         }

@@ -152,6 +152,10 @@ impl Viewer {
                 .unwrap_or_default(),
             csrf: self.actor.csrf_token().unwrap_or_default().to_owned(),
             admin,
+            audit: self.may(Action::AUDIT_READ_ALL, &Resource::site())
+                || orgs
+                    .iter()
+                    .any(|o| self.may(Action::AUDIT_READ, &Resource::audit_log(&o.org_ref()))),
             flash: self.flash.clone(),
             css: assets::css_path(),
             js: assets::js_path(),
@@ -178,6 +182,23 @@ impl Viewer {
                 current == "members",
             ));
         }
+        if self.may(Action::GROUP_READ, &Resource::organization(&o)) {
+            links.push(NavLink::new(
+                "Groups",
+                format!("/organizations/{}/groups", org.name),
+                current == "groups",
+            ));
+        }
+        if self.may(
+            Action::IDPSYNC_SETTINGS_READ,
+            &Resource::idpsync_settings(&o),
+        ) {
+            links.push(NavLink::new(
+                "IdP sync",
+                format!("/organizations/{}/idp-sync", org.name),
+                current == "idp-sync",
+            ));
+        }
         if self.may(Action::PROVISIONER_KEY_READ, &Resource::organization(&o))
             || self.may(Action::PROVISIONER_DAEMON_READ, &Resource::organization(&o))
         {
@@ -185,6 +206,13 @@ impl Viewer {
                 "Provisioners",
                 format!("/organizations/{}/provisioners", org.name),
                 current == "provisioners",
+            ));
+        }
+        if self.may(Action::AUDIT_READ, &Resource::audit_log(&o)) {
+            links.push(NavLink::new(
+                "Audit",
+                format!("/organizations/{}/audit", org.name),
+                current == "audit",
             ));
         }
         OrgNav {
@@ -218,6 +246,8 @@ pub enum Section {
     Workspaces,
     Templates,
     Admin,
+    /// `/audit`.
+    Audit,
     None,
 }
 
@@ -234,6 +264,9 @@ pub struct Chrome {
     pub csrf: String,
     /// Whether the top bar shows **Admin settings**.
     pub admin: bool,
+    /// Whether the top bar shows **Audit** (`/audit`): the viewer may read
+    /// some audit log.
+    pub audit: bool,
     pub flash: Option<Flash>,
     pub css: &'static str,
     pub js: &'static str,
@@ -251,18 +284,20 @@ impl Chrome {
             initial: String::new(),
             csrf: String::new(),
             admin: false,
+            audit: false,
             flash: None,
             css: assets::css_path(),
             js: assets::js_path(),
         }
     }
 
-    /// The top bar's current tab (`workspaces`, `templates`, `admin`, or "").
+    /// The top bar's current tab (`workspaces`, `templates`, `admin`, `audit`, or "").
     pub fn tab(&self) -> &'static str {
         match self.section {
             Section::Workspaces => "workspaces",
             Section::Templates => "templates",
             Section::Admin => "admin",
+            Section::Audit => "audit",
             Section::None => "",
         }
     }

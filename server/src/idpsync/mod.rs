@@ -385,6 +385,24 @@ pub async fn plan_for(
     Ok(orgsync_sync::plan(&settings, claims, &world, &state))
 }
 
+/// The plan of one organization's group and role sync for a member of it (or
+/// a new member) with these claims: deployment-wide sync (organization and
+/// site role sync) left out, the user taken to be in the org. Writes nothing.
+pub async fn plan_for_org(
+    conn: &mut Conn,
+    user_id: Option<&str>,
+    claims: &Map<String, Value>,
+    org_id: &str,
+) -> Result<Plan, Error> {
+    let (mut settings, world, mut state) = inputs(conn, user_id).await?;
+    settings.organization.field = None;
+    settings.site_roles.field = None;
+    settings.groups.retain(|id, _| id == org_id);
+    settings.roles.retain(|id, _| id == org_id);
+    state.orgs.insert(org_id.to_owned());
+    Ok(orgsync_sync::plan(&settings, claims, &world, &state))
+}
+
 fn group_source(ctx: &AuditCtx) -> &'static str {
     match ctx.source {
         "ldap_sync" => "ldap",

@@ -84,6 +84,15 @@ pub async fn find(conn: &mut Conn, key: &str) -> Result<Option<User>> {
     optional(conn, sql, (key, key.to_lowercase())).await
 }
 
+/// A user by id, username or email (case-insensitive): what a person types
+/// to name someone (add a member, add to a group).
+pub async fn find_by_handle(conn: &mut Conn, key: &str) -> Result<Option<User>> {
+    let sql = sql!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id = $1 OR username_lower = $2 OR email_lower = $2"
+    );
+    optional(conn, sql, (key, key.to_lowercase())).await
+}
+
 pub async fn find_by_id(conn: &mut Conn, id: &str) -> Result<Option<User>> {
     optional(
         conn,

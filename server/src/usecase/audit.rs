@@ -1,6 +1,8 @@
 //! The audit log, filtered and paginated. Site auditors and owners read
 //! everything; org admins and org auditors read their orgs' entries.
 
+use std::collections::BTreeSet;
+
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -65,7 +67,46 @@ fn time_bound(field: &str, v: Option<&String>) -> Result<Option<String>> {
 }
 
 /// The entries the caller may read that match `q`: `{audit_logs, count}`.
-pub async fn list(ctx: Ctx<'_>, caller: &Caller, mut q: AuditQuery) -> Result<Value> {
+pub async fn list(ctx: Ctx<'_>, caller: &Caller, q: AuditQuery) -> Result<Value> {
+    let page = entries(ctx, caller, q).await?;
+    Ok(json!({"audit_logs": page.entries, "count": page.count}))
+}
+
+/// A page of the audit log, with the names of the users and organizations
+/// its entries refer to (for people to read).
+#[derive(Debug, Default)]
+pub struct AuditPage {
+    pub entries: Vec<store::audit::AuditEntry>,
+    /// Entries matching the filters, all pages.
+    pub count: i64,
+    pub limit: i64,
+    pub offset: i64,
+    /// `(user id, username)` of the entries' users that still exist.
+    pub usernames: Vec<(String, String)>,
+    /// `(organization id, name)` of every organization.
+    pub org_names: Vec<(String, String)>,
+}
+
+impl AuditPage {
+    /// The username of user `id`, if it still exists.
+    pub fn username(&self, id: &str) -> Option<&str> {
+        self.usernames
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, n)| n.as_str())
+    }
+
+    /// The name of organization `id`, if it still exists.
+    pub fn org_name(&self, id: &str) -> Option<&str> {
+        self.org_names
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, n)| n.as_str())
+    }
+}
+
+/// [`list`] as typed data.
+pub async fn entries(ctx: Ctx<'_>, caller: &Caller, mut q: AuditQuery) -> Result<AuditPage> {
     apply_terms(&mut q)?;
     let (limit, offset) = Page {
         limit: q.limit,
@@ -123,5 +164,27 @@ pub async fn list(ctx: Ctx<'_>, caller: &Caller, mut q: AuditQuery) -> Result<Va
         offset,
     };
     let (entries, count) = store::audit::list(&mut conn, &filter).await?;
-    Ok(json!({"audit_logs": entries, "count": count}))
+    let ids: BTreeSet<&str> = entries
+        .iter()
+        .filter_map(|e| e.user_id.as_deref())
+        .collect();
+    let mut usernames = Vec::new();
+    for id in ids {
+        if let Some(u) = store::users::find_by_id(&mut conn, id).await? {
+            usernames.push((id.to_owned(), u.username));
+        }
+    }
+    let org_names = store::orgs::list(&mut conn)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.name))
+        .collect();
+    Ok(AuditPage {
+        entries,
+        count,
+        limit,
+        offset,
+        usernames,
+        org_names,
+    })
 }

@@ -132,6 +132,30 @@ pub async fn get(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<Group> {
     Ok(with_members(&mut conn, group).await?)
 }
 
+/// A group of an org by id or name (the console's `/organizations/{org}/groups/{group}`):
+/// 404 when the org is unknown or unreadable, or has no such group.
+pub async fn find_in_org(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    org_key: &str,
+    group_key: &str,
+) -> Result<Group> {
+    let mut conn = ctx.conn().await?;
+    let (org, _) = orgs::load(&mut conn, ctx.authz, caller, org_key, Action::GROUP_READ).await?;
+    let group = match store::groups::find(&mut conn, group_key).await? {
+        Some(g) if g.organization_id == org.id => Some(g),
+        _ => store::groups::find_by_name(&mut conn, &org.id, group_key).await?,
+    }
+    .ok_or_else(|| Error::not_found("group"))?;
+    caller.require(
+        ctx.authz,
+        Action::GROUP_READ,
+        &Resource::group(&org.org_ref(), &group.id),
+        "group",
+    )?;
+    Ok(with_members(&mut conn, group).await?)
+}
+
 /// The fields of a group to change, and members to add and remove.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -39,6 +39,14 @@ pub fn invalid(errors: Vec<FieldError>) -> Error {
     e
 }
 
+/// `mapping["value"]` of the first mapping entry whose targets include one of `names`.
+fn mapping_entry_naming(mapping: &Mapping, names: &[&str]) -> Option<String> {
+    mapping
+        .iter()
+        .find(|(_, gets)| gets.iter().any(|g| names.iter().any(|n| g == n)))
+        .map(|(given, _)| format!("mapping[\"{given}\"]"))
+}
+
 fn check(errors: Vec<FieldError>) -> Result<()> {
     if errors.is_empty() {
         Ok(())
@@ -60,6 +68,14 @@ pub trait SyncSettings: Serialize + DeserializeOwned + Default + Clone + Send + 
 
     fn mapping_mut(&mut self) -> &mut Mapping;
 
+    /// The field that makes these settings grant `grant` (where a refusal
+    /// of the grant rule is shown): the mapping entry naming it, else what
+    /// else grants it.
+    fn grant_field(&self, grant: &Grant) -> String {
+        let _ = grant;
+        "mapping".to_owned()
+    }
+
     /// The roles these settings could make someone hold, and how to say so
     /// when one is refused.
     fn grants(
@@ -78,6 +94,16 @@ impl SyncSettings for OrganizationSyncSettings {
 
     fn mapping_mut(&mut self) -> &mut Mapping {
         &mut self.mapping
+    }
+
+    fn grant_field(&self, grant: &Grant) -> String {
+        match grant {
+            Grant::Org { org, .. } => {
+                mapping_entry_naming(&self.mapping, &[org.id.as_str(), org.name.as_str()])
+                    .unwrap_or_else(|| "organization_assign_default".to_owned())
+            }
+            Grant::Site(_) => "mapping".to_owned(),
+        }
     }
 
     async fn grants(&self, conn: &mut Conn, _org: Option<&Organization>) -> Grants {
@@ -101,6 +127,20 @@ impl SyncSettings for SiteRoleSyncSettings {
 
     fn mapping_mut(&mut self) -> &mut Mapping {
         &mut self.mapping
+    }
+
+    fn grant_field(&self, grant: &Grant) -> String {
+        let role = match grant {
+            Grant::Site(r) | Grant::Org { role: r, .. } => r.as_str(),
+        };
+        mapping_entry_naming(&self.mapping, &[role])
+            .or_else(|| {
+                self.default_roles
+                    .iter()
+                    .position(|r| r == role)
+                    .map(|i| format!("default_roles[{i}]"))
+            })
+            .unwrap_or_else(|| "field".to_owned())
     }
 
     async fn grants(&self, _conn: &mut Conn, _org: Option<&Organization>) -> Grants {
@@ -143,6 +183,14 @@ impl SyncSettings for RoleSyncSettings {
 
     fn mapping_mut(&mut self) -> &mut Mapping {
         &mut self.mapping
+    }
+
+    fn grant_field(&self, grant: &Grant) -> String {
+        let role = match grant {
+            Grant::Site(r) | Grant::Org { role: r, .. } => r.as_str(),
+        };
+        // Unmapped claim values pass through as role names while a field is set.
+        mapping_entry_naming(&self.mapping, &[role]).unwrap_or_else(|| "field".to_owned())
     }
 
     async fn grants(&self, _conn: &mut Conn, org: Option<&Organization>) -> Grants {
@@ -263,7 +311,19 @@ pub async fn update<T: SyncSettings>(
     };
     check(new.problems())?;
     let (grants, through) = new.grants(work.conn(), org.as_ref()).await?;
-    work.require_grants(&grants, &through)?;
+    // One grant at a time, so a refusal names the field that grants the role
+    // (`validations`), for forms to show it there.
+    for grant in &grants {
+        if let Err(mut e) = work.require_grants(std::slice::from_ref(grant), &through) {
+            if e.kind == crate::error::Kind::Forbidden {
+                e.body.validations.push(Validation {
+                    field: new.grant_field(grant),
+                    detail: e.body.message.clone(),
+                });
+            }
+            return Err(e);
+        }
+    }
     let old_v = serde_json::to_value(&old).map_err(Error::internal)?;
     let new_v = serde_json::to_value(&new).map_err(Error::internal)?;
     let now_s = work.now_s.clone();
@@ -295,11 +355,19 @@ pub struct PreviewRequest {
     pub claims: Map<String, Value>,
     /// An existing user (id or username); absent: a new user.
     pub user: Option<String>,
+    /// One organization (id or name): only its group and role sync, for a
+    /// member of it (`user` must be one); decided on that org's
+    /// `idpsync_settings:read`, so an org admin previews its own org.
+    #[serde(default)]
+    pub organization: Option<String>,
 }
 
 /// The plan a login with these claims would apply, with reasons and problems.
 /// Writes nothing.
 pub async fn preview(ctx: Ctx<'_>, caller: &Caller, req: &PreviewRequest) -> Result<Value> {
+    if let Some(org_key) = &req.organization {
+        return preview_org(ctx, caller, org_key, req).await;
+    }
     caller.require(
         ctx.authz,
         Action::DEPLOYMENT_SYNC_READ,
@@ -342,6 +410,44 @@ pub async fn preview(ctx: Ctx<'_>, caller: &Caller, req: &PreviewRequest) -> Res
         .map(|o| o.name)
         .collect();
     hide_orgs(&mut plan, &hidden);
+    Ok(plan)
+}
+
+/// [`preview`] of one organization: `{organization, refused, groups: {org:
+/// ...}, roles: {org: ...}, problems}` (that org's parts only).
+async fn preview_org(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    org_key: &str,
+    req: &PreviewRequest,
+) -> Result<Value> {
+    let mut conn = ctx.conn().await?;
+    let (org, _) = authorize(&mut conn, ctx, caller, Scope::Org(org_key), false).await?;
+    let org = org.ok_or_else(|| Error::internal("an org scope without its org"))?;
+    let user_id = match &req.user {
+        // Someone the caller sees as a member of this org (by id, username or email).
+        Some(key) => Some(
+            super::members::org_member_by_key(&mut conn, caller, &org, key, "user")
+                .await?
+                .id,
+        ),
+        None => None,
+    };
+    let plan = idpsync::plan_for_org(&mut conn, user_id.as_deref(), &req.claims, &org.id).await?;
+    let mut plan = serde_json::to_value(&plan).map_err(Error::internal)?;
+    if let Value::Object(map) = &mut plan {
+        map.remove("organizations");
+        map.remove("site_roles");
+        map.insert("organization".to_owned(), Value::String(org.name.clone()));
+    }
+    for section in ["groups", "roles"] {
+        if let Some(Value::Object(per_org)) = plan.get_mut(section) {
+            per_org.retain(|name, _| name == &org.name);
+        }
+    }
+    if let Some(Value::Array(problems)) = plan.get_mut("problems") {
+        problems.retain(|p| p.get("organization").and_then(Value::as_str) == Some(&org.name));
+    }
     Ok(plan)
 }
 

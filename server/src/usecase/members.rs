@@ -44,7 +44,8 @@ async fn org_and_user(
 ) -> Result<(Organization, User)> {
     let (org, _) = orgs::load_in(work, org_key, Action::ORGANIZATION_READ).await?;
     let key = work.caller().resolve_user_key(user_key).to_owned();
-    let user = store::users::find(work.conn(), &key)
+    // By id, username or email: what the console's Add member field takes.
+    let user = store::users::find_by_handle(work.conn(), &key)
         .await?
         .ok_or_else(|| Error::not_found("user"))?;
     Ok((org, user))
@@ -251,7 +252,7 @@ pub async fn org_member_by_key(
 ) -> Result<User> {
     let not_member =
         || Error::validation(field, format!("`{key}` is not a member of `{}`", org.name));
-    let user = store::users::find(conn, caller.resolve_user_key(key))
+    let user = store::users::find_by_handle(conn, caller.resolve_user_key(key))
         .await?
         .ok_or_else(not_member)?;
     if store::members::get(conn, &org.id, &user.id)

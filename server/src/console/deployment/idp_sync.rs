@@ -355,6 +355,7 @@ pub async fn preview(viewer: Viewer, body: Bytes) -> PageResult {
             let req = PreviewRequest {
                 claims,
                 user: (!user.is_empty()).then(|| user.clone()),
+                organization: None,
             };
             idpsync::preview(viewer.ctx(), &viewer.caller, &req).await
         }

@@ -31,6 +31,7 @@ mod slapd;
 #[path = "../support/testkit.rs"]
 mod testkit;
 mod walkthrough;
+mod xsite;
 
 /// The e2e harness reports to the e2e suite's scan of logs for secrets
 /// (`tests/e2e/logscan.rs`); the browser tests run the same server code

@@ -90,12 +90,13 @@ async fn groups_of(
     errors: FormErrors,
 ) -> Result<GroupsPage, PageError> {
     let c = org_context(viewer, key, "groups", "Groups").await?;
-    let list = groups::list(viewer.ctx(), &viewer.caller, &c.org.id, Page::default()).await?;
+    let list =
+        groups::list_counted(viewer.ctx(), &viewer.caller, &c.org.id, Page::default()).await?;
     let now = crate::clock::now();
     let rows = list
         .into_iter()
-        .map(|g| GroupRow {
-            members: g.members.len(),
+        .map(|(g, n)| GroupRow {
+            members: usize::try_from(n).unwrap_or(0),
             source: source_label(&g.source),
             created: When::new(&g.created_at, now),
             g,

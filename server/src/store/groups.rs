@@ -2,7 +2,7 @@
 
 use sqlx::Result;
 
-use super::query::{affected, all, execute, optional, scalars, sql};
+use super::query::{affected, all, execute, optional, scalar, scalars, sql};
 use super::users::bump_authz;
 use super::{Conn, Write};
 use crate::model::{EVERYONE, Group, GroupMember};
@@ -95,6 +95,23 @@ pub async fn members(conn: &mut Conn, group: &Group) -> Result<Vec<GroupMember>>
          JOIN users u ON u.id = m.user_id WHERE m.{column} = $1 ORDER BY u.username_lower"
     );
     all(conn, sql, (key,)).await
+}
+
+/// How many members a group has (the Everyone group: the org's members),
+/// without reading them: for listings.
+pub async fn member_count(conn: &mut Conn, group: &Group) -> Result<i64> {
+    let (table, column, key) = if group.is_everyone {
+        (
+            "organization_members",
+            "organization_id",
+            &group.organization_id,
+        )
+    } else {
+        ("group_members", "group_id", &group.id)
+    };
+    // The names are the constants above: no input reaches the SQL text.
+    let sql = sql!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");
+    scalar(conn, sql, (key,)).await
 }
 
 pub async fn update(w: &mut Write<'_>, g: &Group) -> Result<()> {

@@ -118,7 +118,17 @@ pub async fn entries(ctx: Ctx<'_>, caller: &Caller, mut q: AuditQuery) -> Result
         None
     } else {
         let mut allowed = Vec::new();
-        for org in store::orgs::list(&mut conn).await? {
+        // Only the orgs the policies may allow are decided (one decision
+        // tells whether the caller reaches orgs it is not a member of).
+        let candidates = super::orgs::candidates(
+            &mut conn,
+            ctx.authz,
+            caller,
+            Action::AUDIT_READ,
+            Resource::audit_log,
+        )
+        .await?;
+        for org in candidates {
             if caller.allowed(
                 ctx.authz,
                 Action::AUDIT_READ,

@@ -30,6 +30,24 @@ pub async fn list(ctx: Ctx<'_>, caller: &Caller, org_key: &str, page: Page) -> R
     Ok(out)
 }
 
+/// The org's groups with their member counts, members not read: what a
+/// listing shows (the Everyone group of a big org has every member).
+pub async fn list_counted(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    org_key: &str,
+    page: Page,
+) -> Result<Vec<(Group, i64)>> {
+    let mut conn = ctx.conn().await?;
+    let (org, _) = orgs::load(&mut conn, ctx.authz, caller, org_key, Action::GROUP_READ).await?;
+    let mut out = Vec::new();
+    for g in page.apply(store::groups::list(&mut conn, &org.id).await?)? {
+        let n = store::groups::member_count(&mut conn, &g).await?;
+        out.push((g, n));
+    }
+    Ok(out)
+}
+
 /// A new group as requested.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

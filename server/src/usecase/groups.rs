@@ -20,11 +20,22 @@ async fn with_members(conn: &mut Conn, mut g: Group) -> sqlx::Result<Group> {
     Ok(g)
 }
 
+/// A page of the groups of the org `org_key`, decided on `group:read`.
+async fn page_of(
+    conn: &mut Conn,
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    org_key: &str,
+    page: Page,
+) -> Result<Vec<Group>> {
+    let (org, _) = orgs::load(conn, ctx.authz, caller, org_key, Action::GROUP_READ).await?;
+    page.apply(store::groups::list(conn, &org.id).await?)
+}
+
 pub async fn list(ctx: Ctx<'_>, caller: &Caller, org_key: &str, page: Page) -> Result<Vec<Group>> {
     let mut conn = ctx.conn().await?;
-    let (org, _) = orgs::load(&mut conn, ctx.authz, caller, org_key, Action::GROUP_READ).await?;
     let mut out = Vec::new();
-    for g in page.apply(store::groups::list(&mut conn, &org.id).await?)? {
+    for g in page_of(&mut conn, ctx, caller, org_key, page).await? {
         out.push(with_members(&mut conn, g).await?);
     }
     Ok(out)
@@ -39,9 +50,8 @@ pub async fn list_counted(
     page: Page,
 ) -> Result<Vec<(Group, i64)>> {
     let mut conn = ctx.conn().await?;
-    let (org, _) = orgs::load(&mut conn, ctx.authz, caller, org_key, Action::GROUP_READ).await?;
     let mut out = Vec::new();
-    for g in page.apply(store::groups::list(&mut conn, &org.id).await?)? {
+    for g in page_of(&mut conn, ctx, caller, org_key, page).await? {
         let n = store::groups::member_count(&mut conn, &g).await?;
         out.push((g, n));
     }

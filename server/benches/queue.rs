@@ -102,6 +102,9 @@ fn daemon(i: usize, org_id: &str) -> DaemonIdentity {
     )
 }
 
+/// How long one drain may take before the bench gives up.
+const DRAIN_LIMIT: Duration = Duration::from_secs(600);
+
 /// 8 daemons take and complete every queued job; returns the elapsed time.
 async fn drain(app: &AppState, org_id: &str, total: usize) -> Duration {
     let start = Instant::now();
@@ -113,6 +116,11 @@ async fn drain(app: &AppState, org_id: &str, total: usize) -> Duration {
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             while done.load(std::sync::atomic::Ordering::SeqCst) < total {
+                // Bounded: jobs that fail at acquire are never counted done.
+                assert!(
+                    start.elapsed() < DRAIN_LIMIT,
+                    "the drain did not end within {DRAIN_LIMIT:?}: are jobs failing at acquire?"
+                );
                 if let Some(job) = jobs::acquire(app.queue(), &d, Duration::from_millis(50))
                     .await
                     .unwrap()

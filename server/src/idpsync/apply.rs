@@ -224,6 +224,7 @@ pub async fn apply_plan(
                 json!({"organization": {"old": o.name, "new": null}, "groups": {"old": left, "new": []}, "reason": o.reason}),
                 204,
             );
+        crate::metrics::idpsync_change("organization_leave", ctx.source);
     }
     for o in &plan.organizations.add {
         let roles = org_roles(&o.id);
@@ -240,6 +241,7 @@ pub async fn apply_plan(
                 json!({"organization": {"old": null, "new": o.name}, "roles": {"old": null, "new": roles}, "reason": o.reason}),
                 201,
             );
+        crate::metrics::idpsync_change("organization_join", ctx.source);
     }
     let member_of = |org: &str| {
         !plan.organizations.managed
@@ -265,6 +267,7 @@ pub async fn apply_plan(
                     json!({"members": {"old": [user_id], "new": []}, "reason": g.reason}),
                     200,
                 );
+                crate::metrics::idpsync_change("group_leave", ctx.source);
             }
         }
         if !member_of(org) {
@@ -295,6 +298,7 @@ pub async fn apply_plan(
                 json!({"members": {"old": [], "new": [user_id]}, "reason": g.reason}),
                 200,
             );
+            crate::metrics::idpsync_change("group_join", ctx.source);
         }
     }
 
@@ -326,6 +330,7 @@ pub async fn apply_plan(
             json!({"roles": {"old": old.roles, "new": roles}}),
             200,
         );
+        crate::metrics::idpsync_change("organization_roles", ctx.source);
     }
     // Site roles of an existing user.
     let sr = &plan.site_roles;
@@ -343,6 +348,7 @@ pub async fn apply_plan(
             username,
             json!({"roles": {"old": old, "new": sr.result}}),
         );
+        crate::metrics::idpsync_change("site_roles", ctx.source);
     }
     Ok(rows.audit.len() - audited)
 }

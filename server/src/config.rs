@@ -860,7 +860,9 @@ mod tests {
         assert!(e.starts_with("line 3, column 23: "), "{e}");
         assert!(e.contains("key `provisioner_daemons`"), "{e}");
         assert!(e.contains("invalid type"), "{e}");
-        let e = parse_file("[ldapsync]\nurl = 3\n").err().unwrap_or_default();
+        let e = parse_file("[ldapsync]\nurl = 3\n")
+            .err()
+            .unwrap_or_default();
         assert!(e.starts_with("line 2, "), "{e}");
         assert!(e.contains("key `ldapsync.url`"), "{e}");
         let e = parse_file("log = \"info\"\nlog_format = \"yaml\"\n")

@@ -185,8 +185,7 @@ impl Db {
             .then(|| PgTarget::of_url(&url))
             .flatten()
         {
-            match tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(&options))
-                .await
+            match tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(&options)).await
             {
                 Ok(Ok(conn)) => {
                     let _ = conn.close().await;

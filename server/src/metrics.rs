@@ -155,6 +155,17 @@ impl Metrics {
             Unit::Seconds,
             job_wait.clone(),
         );
+        // Series that exist before their first event, at zero (a rate over
+        // a series that appears only with its first event misses it).
+        for kind in SYNC_CHANGE_KINDS {
+            for source in ["oidc_login", "ldap_sync"] {
+                sync_changes.get_or_create(&ChangeLabels { kind, source });
+            }
+        }
+        for status in ["succeeded", "failed", "aborted"] {
+            directory_runs.get_or_create(&StatusLabels { status });
+            directory_duration.get_or_create(&StatusLabels { status });
+        }
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -186,10 +197,7 @@ fn method_label(method: &str) -> &'static str {
     const KNOWN: [&str; 9] = [
         "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
     ];
-    KNOWN
-        .into_iter()
-        .find(|m| *m == method)
-        .unwrap_or("OTHER")
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("OTHER")
 }
 
 /// One answered request. `route` is the matched route template
@@ -216,6 +224,16 @@ pub fn authz_decision(action: &str, allowed: bool) {
     };
     METRICS.decisions.get_or_create(&labels).inc();
 }
+
+/// The kinds of IdP sync changes (`orgsync_idpsync_changes_total{kind}`).
+pub const SYNC_CHANGE_KINDS: [&str; 6] = [
+    "organization_join",
+    "organization_leave",
+    "group_join",
+    "group_leave",
+    "organization_roles",
+    "site_roles",
+];
 
 /// One IdP sync change of `kind` written for `source` (`oidc_login`,
 /// `ldap_sync`, ...).
@@ -328,6 +346,9 @@ mod tests {
         ] {
             assert!(out.contains(line), "{line} missing in:\n{out}");
         }
-        assert!(!out.contains("# EOF"), "Prometheus text format, not OpenMetrics");
+        assert!(
+            !out.contains("# EOF"),
+            "Prometheus text format, not OpenMetrics"
+        );
     }
 }

@@ -29,7 +29,10 @@ pub async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let resp = next.run(req).await;
-    let route = resp.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let route = resp
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
     crate::metrics::http_request(
         method.as_str(),
         route,

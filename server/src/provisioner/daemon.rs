@@ -87,10 +87,7 @@ pub async fn serve<S: JobSource>(
             () = shutdown.cancelled() => return Ok(()),
         };
         if acquired.is_ok() && failures > 0 {
-            tracing::info!(
-                failed_attempts = failures,
-                "provisioner daemon reconnected"
-            );
+            tracing::info!(failed_attempts = failures, "provisioner daemon reconnected");
             failures = 0;
         }
         match acquired {

@@ -849,27 +849,28 @@ mod tests {
 
     #[test]
     fn file_errors_name_the_line_and_the_key() {
-        let e = parse_file("listen = \"127.0.0.1:3000\"\nlissten = \"x\"\n")
-            .err()
-            .unwrap_or_default();
-        assert!(e.starts_with("line 2, column 1: "), "{e}");
-        assert!(e.contains("unknown field `lissten`"), "{e}");
-        let e = parse_file("# daemons\n\nprovisioner_daemons = \"three\"\n")
-            .err()
-            .unwrap_or_default();
-        assert!(e.starts_with("line 3, column 23: "), "{e}");
-        assert!(e.contains("key `provisioner_daemons`"), "{e}");
-        assert!(e.contains("invalid type"), "{e}");
-        let e = parse_file("[ldapsync]\nurl = 3\n")
-            .err()
-            .unwrap_or_default();
-        assert!(e.starts_with("line 2, "), "{e}");
-        assert!(e.contains("key `ldapsync.url`"), "{e}");
-        let e = parse_file("log = \"info\"\nlog_format = \"yaml\"\n")
-            .err()
-            .unwrap_or_default();
-        assert!(e.starts_with("line 2, "), "{e}");
-        assert!(e.contains("key `log_format`"), "{e}");
+        for (text, starts, names) in [
+            (
+                "listen = \"127.0.0.1:3000\"\nlissten = \"x\"\n",
+                "line 2, column 1: ",
+                "unknown field `lissten`",
+            ),
+            (
+                "# daemons\n\nprovisioner_daemons = \"three\"\n",
+                "line 3, column 23: ",
+                "key `provisioner_daemons`: invalid type",
+            ),
+            ("[ldapsync]\nurl = 3\n", "line 2, ", "key `ldapsync.url`"),
+            (
+                "log = \"info\"\nlog_format = \"yaml\"\n",
+                "line 2, ",
+                "key `log_format`",
+            ),
+        ] {
+            let e = parse_file(text).err().unwrap_or_default();
+            assert!(e.starts_with(starts), "{text}: {e}");
+            assert!(e.contains(names), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -103,68 +103,84 @@ struct Metrics {
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
+/// A counter family registered as `NAME_total`.
+fn counters<L>(registry: &mut Registry, name: &str, help: &str) -> Family<L, Counter>
+where
+    L: EncodeLabelSet + Clone + std::fmt::Debug + std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    let family = Family::<L, Counter>::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
+/// A histogram family in seconds (`NAME_seconds_bucket`, `_sum`, `_count`).
+fn seconds<L>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    buckets: fn() -> Histogram,
+) -> Histograms<L>
+where
+    L: EncodeLabelSet + Clone + std::fmt::Debug + std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    let family: Histograms<L> = Family::new_with_constructor(buckets);
+    registry.register_with_unit(name, help, Unit::Seconds, family.clone());
+    family
+}
+
 impl Metrics {
     fn new() -> Self {
         let mut registry = Registry::default();
-        let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
+        let r = &mut registry;
+        let http_requests = counters(
+            r,
             "orgsync_http_requests",
             "HTTP requests answered, by method, matched route template and status",
-            http_requests.clone(),
         );
-        let http_duration: Histograms<HttpLabels> =
-            Family::new_with_constructor(request_buckets as fn() -> Histogram);
-        registry.register_with_unit(
+        let http_duration = seconds(
+            r,
             "orgsync_http_request_duration",
             "Time to answer an HTTP request (until the response head), by method, route and status",
-            Unit::Seconds,
-            http_duration.clone(),
+            request_buckets,
         );
-        let decisions = Family::<DecisionLabels, Counter>::default();
-        registry.register(
+        let decisions = counters(
+            r,
             "orgsync_authz_decisions",
             "Cedar authorization decisions, by action and outcome (allow or deny)",
-            decisions.clone(),
         );
-        let sync_changes = Family::<ChangeLabels, Counter>::default();
-        registry.register(
+        let sync_changes = counters(
+            r,
             "orgsync_idpsync_changes",
             "IdP sync changes written (organization and group joins and leaves, role \
              changes), by kind and source (oidc_login, ldap_sync, ...)",
-            sync_changes.clone(),
         );
-        let directory_runs = Family::<StatusLabels, Counter>::default();
-        registry.register(
+        let directory_runs = counters(
+            r,
             "orgsync_directory_runs",
             "LDAP directory sync runs ended on this replica, by status",
-            directory_runs.clone(),
         );
-        let directory_duration: Histograms<StatusLabels> =
-            Family::new_with_constructor(run_buckets as fn() -> Histogram);
-        registry.register_with_unit(
+        let directory_duration = seconds(
+            r,
             "orgsync_directory_run_duration",
             "Duration of LDAP directory sync runs ended on this replica, by status",
-            Unit::Seconds,
-            directory_duration.clone(),
+            run_buckets,
         );
-        let job_wait: Histograms<JobTypeLabels> =
-            Family::new_with_constructor(wait_buckets as fn() -> Histogram);
-        registry.register_with_unit(
+        let job_wait = seconds(
+            r,
             "orgsync_job_wait",
             "Time provisioner jobs waited from enqueue to acquisition by a daemon, by job type",
-            Unit::Seconds,
-            job_wait.clone(),
+            wait_buckets,
         );
         // Series that exist before their first event, at zero (a rate over
         // a series that appears only with its first event misses it).
         for kind in SYNC_CHANGE_KINDS {
             for source in ["oidc_login", "ldap_sync"] {
-                sync_changes.get_or_create(&ChangeLabels { kind, source });
+                sync_changes.get_or_create_owned(&ChangeLabels { kind, source });
             }
         }
         for status in ["succeeded", "failed", "aborted"] {
-            directory_runs.get_or_create(&StatusLabels { status });
-            directory_duration.get_or_create(&StatusLabels { status });
+            directory_runs.get_or_create_owned(&StatusLabels { status });
+            directory_duration.get_or_create_owned(&StatusLabels { status });
         }
         let build = Family::<BuildLabels, Gauge>::default();
         build

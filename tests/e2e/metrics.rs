@@ -16,7 +16,7 @@ use crate::provisioning::{import_version, template_tar, wait_job};
 use crate::testkit::wait_for;
 
 /// A scrape: every sample line (`name{labels}` -> value).
-async fn scrape(base: &str) -> (String, BTreeMap<String, f64>) {
+pub(crate) async fn scrape(base: &str) -> (String, BTreeMap<String, f64>) {
     let resp = reqwest::get(format!("{base}/metrics")).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let content_type = resp
@@ -43,6 +43,13 @@ async fn scrape(base: &str) -> (String, BTreeMap<String, f64>) {
 
 fn value(samples: &BTreeMap<String, f64>, key: &str) -> f64 {
     samples.get(key).copied().unwrap_or(0.0)
+}
+
+/// One sample of a scrape of the server at `base` (0 when absent). Servers
+/// of one test process share their counters: a check in an in-process test
+/// compares before and after (counters only grow).
+pub(crate) async fn sample(base: &str, key: &str) -> f64 {
+    value(&scrape(base).await.1, key)
 }
 
 #[tokio::test]

@@ -118,19 +118,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, org_key: &str, req: NewGroup)
     let group = store::groups::find(work.conn(), &id)
         .await?
         .ok_or_else(|| Error::internal("group vanished"))?;
-    work.audit(
-        &permit,
-        Change::in_org(
-            &org.id,
-            "group",
-            "create",
-            &id,
-            &name,
-            audit::created(&to_value(&group)),
-            201,
-        ),
-    )
-    .await?;
+    work.audit(&permit, Change::created(&group)).await?;
     work.commit().await?;
     Ok(group)
 }

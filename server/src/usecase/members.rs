@@ -12,6 +12,7 @@ use super::{Caller, Ctx, Page, Work, orgs, roles_changed};
 use crate::audit::Change;
 use crate::authz::Grant;
 use crate::error::{Error, Result};
+use crate::idpsync::Managed;
 use crate::model::{Member, Organization, User};
 use crate::store::{self, Conn};
 
@@ -64,7 +65,13 @@ pub async fn add(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str) -
         &[Grant::org(&org, "organization-member")],
         &format!("adding `{}` to `{}`", user.username, org.name),
     )?;
-    crate::idpsync::guard_manual_member_add(work.conn(), user.login_type, &user.username).await?;
+    crate::idpsync::guard_manual_change(
+        work.conn(),
+        user.login_type,
+        Managed::Memberships,
+        &user.username,
+    )
+    .await?;
     if store::members::get(work.conn(), &org.id, &user.id)
         .await?
         .is_some()
@@ -181,8 +188,13 @@ pub async fn set_roles(
     if changed.is_empty() {
         return Ok(member);
     }
-    crate::idpsync::guard_manual_role_change(work.conn(), user.login_type, &org.id, &user.username)
-        .await?;
+    crate::idpsync::guard_manual_change(
+        work.conn(),
+        user.login_type,
+        Managed::OrgRoles(&org.id),
+        &user.username,
+    )
+    .await?;
     let list: Vec<String> = wanted.into_iter().collect();
     let now_s = work.now_s.clone();
     store::members::set_roles(&mut work.write(&permit)?, &org.id, &user.id, &list, &now_s).await?;

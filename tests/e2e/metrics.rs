@@ -176,13 +176,13 @@ async fn metrics_count_requests_by_route_template_decisions_jobs_and_the_pool() 
     // The built-in daemon logged the job it ran, at info, with its kind,
     // org, outcome and duration.
     let log = wait_for(
-        "the daemon's `provisioner job finished` line",
+        "the daemon's `provisioner daemon: job finished` line",
         Duration::from_secs(10),
         async || {
             let log = server.log();
             if log
                 .lines()
-                .any(|l| l.contains("provisioner job finished") && l.contains(job_id))
+                .any(|l| l.contains("provisioner daemon: job finished") && l.contains(job_id))
             {
                 Ok(log)
             } else {
@@ -193,13 +193,13 @@ async fn metrics_count_requests_by_route_template_decisions_jobs_and_the_pool() 
     .await;
     let acquired = log
         .lines()
-        .find(|l| l.contains("provisioner job acquired") && l.contains(job_id))
-        .unwrap_or_else(|| panic!("no `provisioner job acquired` line:\n{log}"));
+        .find(|l| l.contains("provisioner daemon: running a job") && l.contains(job_id))
+        .unwrap_or_else(|| panic!("no `provisioner daemon: running a job` line:\n{log}"));
     assert!(acquired.contains("INFO"), "{acquired}");
     assert!(acquired.contains("template_version_import"), "{acquired}");
     let finished = log
         .lines()
-        .find(|l| l.contains("provisioner job finished") && l.contains(job_id))
+        .find(|l| l.contains("provisioner daemon: job finished") && l.contains(job_id))
         .unwrap();
     for field in [
         "INFO",

@@ -309,12 +309,12 @@ async fn provisionerd_logs_its_jobs_its_failed_attempts_and_its_reconnect() {
     assert_eq!(job["status"], "succeeded", "{job}");
     let acquired = line_with(
         "the job's acquired line",
-        &["provisioner job acquired", &job_id],
+        &["provisioner daemon: running a job", &job_id],
     )
     .await;
     let finished = line_with(
         "the job's finished line",
-        &["provisioner job finished", &job_id],
+        &["provisioner daemon: job finished", &job_id],
     )
     .await;
     for line in [&acquired, &finished] {

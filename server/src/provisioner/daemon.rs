@@ -140,7 +140,7 @@ async fn run_job<S: JobSource>(
         kind = job.job_type.as_str(),
         org = %job.organization_id,
         provisioner = %job.provisioner,
-        "provisioner job acquired"
+        "provisioner daemon: running a job"
     );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LogLine>();
     let cancel = CancellationToken::new();
@@ -184,7 +184,7 @@ async fn run_job<S: JobSource>(
         org = %job.organization_id,
         outcome = result,
         duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "provisioner job finished"
+        "provisioner daemon: job finished"
     );
     match reported {
         Err(SourceError::Unauthorized(m)) => Err(SourceError::Unauthorized(m)),

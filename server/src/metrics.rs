@@ -5,7 +5,7 @@
 //! The counters and histograms live in one process-wide registry, recorded
 //! where things happen: HTTP requests (by matched route template, never the
 //! raw path), authorization decisions (`authz.rs`), IdP sync changes
-//! (`idpsync/apply.rs`), directory sync runs (`ldapsync/run.rs`), job waits
+//! (`idpsync/apply.rs` gathers them, counted after commit), directory sync runs (`ldapsync/run.rs`), job waits
 //! (`jobs.rs`). Gauges of the state (database pool, pending jobs) are read at
 //! scrape time into a [`Snapshot`]. No label holds a user, an id or a secret:
 //! every label value comes from a fixed set (routes of the router, actions of
@@ -251,13 +251,15 @@ pub const SYNC_CHANGE_KINDS: [&str; 6] = [
     "site_roles",
 ];
 
-/// One IdP sync change of `kind` written for `source` (`oidc_login`,
+/// IdP sync changes of these kinds committed for `source` (`oidc_login`,
 /// `ldap_sync`, ...).
-pub fn idpsync_change(kind: &'static str, source: &'static str) {
-    METRICS
-        .sync_changes
-        .get_or_create(&ChangeLabels { kind, source })
-        .inc();
+pub fn idpsync_changes(kinds: &[&'static str], source: &'static str) {
+    for &kind in kinds {
+        METRICS
+            .sync_changes
+            .get_or_create(&ChangeLabels { kind, source })
+            .inc();
+    }
 }
 
 /// A directory sync run ended with `status` after `took`.

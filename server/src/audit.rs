@@ -74,15 +74,14 @@ pub struct Change<'a> {
 }
 
 impl<'a> Change<'a> {
-    /// A change of a user account (site-wide).
+    /// A change of `user`'s account (site-wide).
     pub fn user(
+        user: &'a crate::model::User,
         action: &'a str,
-        user_id: &'a str,
-        username: &'a str,
         diff: Value,
         status_code: u16,
     ) -> Self {
-        Self::site("user", action, user_id, username, diff, status_code)
+        Self::site("user", action, &user.id, &user.username, diff, status_code)
     }
 
     /// An event of a session or API token (login, logout, token creation).
@@ -116,26 +115,30 @@ impl<'a> Change<'a> {
         }
     }
 
-    /// A change of a resource of organization `org_id`.
-    pub fn in_org(
+    /// A change of `user`'s membership of organization `org_id`.
+    pub fn member(
         org_id: &'a str,
-        resource_type: &'a str,
+        user: &'a crate::model::User,
         action: &'a str,
-        resource_id: &'a str,
-        resource_target: &'a str,
         diff: Value,
         status_code: u16,
     ) -> Self {
+        let change = Self::site(
+            "organization_member",
+            action,
+            &user.id,
+            &user.username,
+            diff,
+            status_code,
+        );
+        change.in_org(org_id)
+    }
+
+    /// This change, of a resource of organization `org_id`.
+    pub fn in_org(self, org_id: &'a str) -> Self {
         Self {
             organization_id: Some(org_id),
-            ..Self::site(
-                resource_type,
-                action,
-                resource_id,
-                resource_target,
-                diff,
-                status_code,
-            )
+            ..self
         }
     }
 }

@@ -88,12 +88,10 @@ pub async fn add(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str) -
         .ok_or_else(|| Error::internal("member vanished"))?;
     work.audit(
         &permit,
-        Change::in_org(
+        Change::member(
             &org.id,
-            "organization_member",
+            &user,
             "create",
-            &user.id,
-            &user.username,
             json!({"roles": {"old": null, "new": []}}),
             201,
         ),
@@ -129,7 +127,7 @@ pub async fn remove(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str
     let groups = store::members::remove(&mut work.write(&permit)?, &org.id, &user.id).await?;
     work.audit(
         &permit,
-        Change::in_org(&org.id, "organization_member", "delete", &user.id, &user.username, json!({"roles": {"old": member.roles, "new": null}, "groups": {"old": groups, "new": []}}), 204),
+        Change::member(&org.id, &user, "delete", json!({"roles": {"old": member.roles, "new": null}, "groups": {"old": groups, "new": []}}), 204),
     )
     .await?;
     work.touch(user.id);
@@ -203,12 +201,10 @@ pub async fn set_roles(
         .ok_or_else(|| Error::not_found("member"))?;
     work.audit(
         &permit,
-        Change::in_org(
+        Change::member(
             &org.id,
-            "organization_member",
+            &user,
             "update",
-            &user.id,
-            &user.username,
             json!({"roles": {"old": member.roles, "new": updated.roles}}),
             200,
         ),

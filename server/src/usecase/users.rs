@@ -411,12 +411,10 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewUser) -> Result<User>
         store::members::insert(&mut work.write(&permit)?, &org.id, &user.id, &now_s).await?;
         work.audit(
             &member,
-            Change::in_org(
+            Change::member(
                 &org.id,
-                "organization_member",
+                &user,
                 "create",
-                &user.id,
-                &user.username,
                 json!({"roles": {"old": null, "new": []}}),
                 201,
             ),
@@ -711,9 +709,8 @@ pub async fn set_roles(ctx: Ctx<'_>, caller: &Caller, key: &str, roles: &[String
     work.audit(
         &permit,
         Change::user(
+            &user,
             "update",
-            &user.id,
-            &user.username,
             audit::diff(
                 &json!({"roles": user.roles}),
                 &json!({"roles": updated.roles}),

@@ -248,34 +248,24 @@ async fn save(viewer: Viewer, body: Bytes, orgs: bool) -> PageResult {
         Some(Err(e)) => Err(e),
         Some(Ok(mapping)) => {
             let field = value_or_null(&typed.field);
+            let (ctx, caller) = (viewer.ctx(), &viewer.caller);
             if orgs {
                 let patch = json!({
                     "field": field,
                     "organization_assign_default": typed.assign_default,
                     "mapping": mapping,
                 });
-                idpsync::update::<OrganizationSyncSettings>(
-                    viewer.ctx(),
-                    &viewer.caller,
-                    Scope::Deployment,
-                    SettingsChange::Merge(patch),
-                )
-                .await
-                .map(|_| "Organization sync settings saved.")
+                let change = SettingsChange::Merge(patch);
+                idpsync::update::<OrganizationSyncSettings>(ctx, caller, Scope::Deployment, change)
+                    .await
+                    .map(|_| "Organization sync settings saved.")
             } else {
-                let patch = json!({
-                    "field": field,
-                    "mapping": mapping,
-                    "default_roles": typed.default_roles,
-                });
-                idpsync::update::<SiteRoleSyncSettings>(
-                    viewer.ctx(),
-                    &viewer.caller,
-                    Scope::Deployment,
-                    SettingsChange::Merge(patch),
-                )
-                .await
-                .map(|_| "Site role sync settings saved.")
+                let roles = &typed.default_roles;
+                let patch = json!({"field": field, "mapping": mapping, "default_roles": roles});
+                let change = SettingsChange::Merge(patch);
+                idpsync::update::<SiteRoleSyncSettings>(ctx, caller, Scope::Deployment, change)
+                    .await
+                    .map(|_| "Site role sync settings saved.")
             }
         }
     };

@@ -3,9 +3,8 @@
 //! Business logic never branches on the database. The few statements that differ
 //! per dialect live in [`Dialect`], here and nowhere else.
 
-use std::time::Duration;
-
 use std::str::FromStr as _;
+use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions as _, Connection as _, Executor};
@@ -105,7 +104,6 @@ struct PgTarget {
 
 impl PgTarget {
     fn of_url(url: &str) -> Option<PgTarget> {
-        use std::str::FromStr as _;
         let o = sqlx::postgres::PgConnectOptions::from_str(url).ok()?;
         Some(PgTarget {
             host: o.get_host().to_owned(),

@@ -71,6 +71,17 @@ async fn metrics_count_requests_by_route_template_decisions_jobs_and_the_pool() 
     let stray = "0f0e0d0c-0b0a-4909-8807-060504030201";
     let (status, _) = member.get(&format!("/no-such-route/{stray}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // An action name a caller made up (`/authcheck` takes names from the
+    // request): refused, and never a label (the authorizer would count a
+    // name outside the schema as `unknown`).
+    let made_up = "zz-made-up-action:read";
+    let (status, checked) = member
+        .post(
+            "/authcheck",
+            json!({"checks": {"x": {"object": {"resource_type": "site"}, "action": made_up}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{checked}");
     // A job, run by the built-in daemon.
     let tar = template_tar(&[("main.tf", "# metrics\n")]);
     let version = import_version(&owner, "coder", "echo", tar, json!({})).await;
@@ -158,6 +169,7 @@ async fn metrics_count_requests_by_route_template_decisions_jobs_and_the_pool() 
         "metrics-member",
         "example.com",
         "password123",
+        made_up,
     ] {
         assert!(
             !text.contains(private),

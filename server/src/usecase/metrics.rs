@@ -8,16 +8,22 @@ use crate::metrics::Snapshot;
 use crate::provisioner::JobType;
 use crate::store;
 
+/// How long a scrape waits for the queue count.
+const COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The gauges of [`Snapshot`]. The pool is read first, so the connection the
 /// queue count takes is not counted in use; a database that cannot be read
 /// leaves the pending jobs out (logged) rather than failing the scrape.
 pub async fn snapshot(ctx: Ctx<'_>) -> Snapshot {
     let (pool_size, pool_idle, pool_max) = ctx.db.pool_stats();
-    let pending = async {
+    // A pool at its limit would make the scrape wait for a connection: the
+    // count gives up after a moment and the gauges still answer.
+    let pending = tokio::time::timeout(COUNT_TIMEOUT, async {
         let mut conn = ctx.conn().await?;
         Ok::<_, crate::error::Error>(store::jobs::pending_by_type(&mut conn).await?)
-    }
-    .await;
+    })
+    .await
+    .unwrap_or_else(|_| Err(crate::error::Error::internal("timed out")));
     let pending_jobs = match pending {
         Ok(rows) => Some(
             [JobType::TemplateVersionImport, JobType::WorkspaceBuild]

@@ -29,6 +29,7 @@ mod policies;
 mod process;
 mod provisioning;
 mod queue;
+mod readme;
 mod replicas;
 mod sec_input;
 mod sec_web;

@@ -217,10 +217,23 @@ async fn readme_walkthrough_runs_as_written() {
     drop(s);
 }
 
-/// Every `](target)` link of a Markdown text.
+/// Every `](target)` link of a Markdown text, outside code blocks and code
+/// spans.
 fn links(markdown: &str) -> Vec<String> {
+    let mut prose = String::new();
+    let mut in_block = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+        } else if !in_block {
+            prose.push_str(line);
+            prose.push('\n');
+        }
+    }
+    let code = regex::Regex::new(r"`[^`]*`").unwrap();
+    let prose = code.replace_all(&prose, "");
     let link = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
-    link.captures_iter(markdown)
+    link.captures_iter(&prose)
         .map(|c| c[1].to_owned())
         .collect()
 }
@@ -310,7 +323,9 @@ fn the_checks_find_what_they_look_for() {
     let md = "a\n<!-- tested -->\n```sh\necho one\n```\n```sh\nuntested\n```\n<!-- tested -->\n```sh\necho 'two'\n```\n";
     assert_eq!(tested_blocks(md), vec!["echo one\n", "echo 'two'\n"]);
     assert_eq!(
-        links("see [a](docs/a.md#x-y) and [b](https://e.com/) [c](#top)"),
+        links(
+            "see [a](docs/a.md#x-y) and [b](https://e.com/) [c](#top) `[d](e)`\n```\n[f](g)\n```\n"
+        ),
         vec!["docs/a.md#x-y", "https://e.com/", "#top"]
     );
     let a = anchors("# Top\n## Cross-site requests and cookies\n### `orgsync` CLI: (new)\n");
@@ -321,4 +336,78 @@ fn the_checks_find_what_they_look_for() {
         passwords("x --first-user-password 'a b' -d '{\"password\": \"c d\"}'"),
         vec!["a b", "c d"]
     );
+}
+
+/// docs/oidc.md, "Using the CLI as an OIDC user": signed in through the
+/// provider, the user makes an API token with its browser session (the
+/// developer tools' `fetch` from orgsync's own page: the session cookie,
+/// `Origin` and `Sec-Fetch-Site: same-origin`), and the CLI works with it.
+/// The same request from another site is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oidc_user_gets_a_cli_token_as_the_oidc_docs_say() {
+    use crate::oidc::{Browser, Provider, SITE, account, server};
+
+    let op = Provider::start(
+        json!({"sub-olga": account("olga@example.com", "olga", &["eng"])}),
+        false,
+    );
+    let s = server(&op.issuer, |_| {}).await;
+    let _owner = s.owner().await;
+    let (_, session) = Browser::new(&s).login("sub-olga").await;
+    let http = reqwest::Client::builder()
+        .resolve("orgsync.test", s.addr)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let fetch = |site: &'static str, origin: &'static str| {
+        http.post(format!("{SITE}/api/v2/users/me/keys/tokens"))
+            .header("Cookie", format!("orgsync_session={session}"))
+            .header("Origin", origin)
+            .header("Sec-Fetch-Site", site)
+            .header("Content-Type", "application/json")
+            .body(json!({"token_name": "cli", "lifetime_seconds": 30 * 86400}).to_string())
+    };
+    let refused = fetch("cross-site", "http://evil.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+    let since = logscan::mark();
+    let made = fetch("same-origin", SITE).send().await.unwrap();
+    assert_eq!(made.status(), reqwest::StatusCode::CREATED);
+    let body: serde_json::Value = made.json().await.unwrap();
+    logscan::register_json("/users/me/keys/tokens", &body, since);
+    let token = body["key"].as_str().unwrap().to_owned();
+
+    let home = tempfile::tempdir().unwrap();
+    let args = ["organizations", "list"];
+    let env = [
+        ("ORGSYNC_URL".to_owned(), s.base.clone()),
+        ("ORGSYNC_SESSION_TOKEN".to_owned(), token.clone()),
+    ];
+    let since = logscan::mark();
+    let out = tokio::task::spawn_blocking({
+        let (env, home) = (env.clone(), home.path().to_path_buf());
+        move || {
+            Command::new(BIN)
+                .args(args)
+                .envs(env)
+                .env("HOME", home)
+                .env_remove("ORGSYNC_CONFIG_DIR")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    logscan::register_cli_run(&args, &env, None, &out.stdout, &out.stderr, since);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("coder"), "{stdout}");
+    drop(s);
 }

@@ -114,9 +114,14 @@ async fn readme_walkthrough_runs_as_written() {
     std::os::unix::fs::symlink(root.join("examples"), cwd.join("examples")).unwrap();
 
     let s = TestServer::start().await;
+    // The secrets the walkthrough made, written out at its end so that the
+    // logs are scanned for them too.
+    let secrets = dir.join("secrets.txt");
     let script = format!(
-        "trap 'kill $(jobs -p) 2>/dev/null || true; wait' EXIT\n{}",
-        blocks.join("\n").replace(README_URL, &s.base)
+        "trap 'kill $(jobs -p) 2>/dev/null || true; wait' EXIT\n{}\n\
+         printf '%s\\n' \"${{KEY:-}}\" \"${{TOKEN:-}}\" \"${{SESSION:-}}\" > '{}'\n",
+        blocks.join("\n").replace(README_URL, &s.base),
+        secrets.display()
     );
     for p in passwords(&script) {
         logscan::register(Kind::Password, &p);
@@ -173,6 +178,24 @@ async fn readme_walkthrough_runs_as_written() {
         read(&stderr),
         read(&cwd.join("provisionerd.log")),
     );
+
+    let made = read(&secrets);
+    let mut made = made.lines();
+    for kind in [Kind::ProvisionerKey, Kind::ApiToken, Kind::SessionToken] {
+        let secret = made.next().unwrap_or_default();
+        assert!(
+            kind == Kind::SessionToken || secret.len() >= logscan::MIN_LEN,
+            "the walkthrough made no {kind} (`KEY`, `TOKEN`)"
+        );
+        logscan::register(kind, secret);
+    }
+    // The sessions the CLI stored.
+    let stored = home.join(".config/orgsync");
+    for entry in std::fs::read_dir(&stored).into_iter().flatten().flatten() {
+        if let Ok(v) = serde_json::from_str(&read(&entry.path())) {
+            logscan::register_json("", &v, logscan::Mark::START);
+        }
+    }
 
     // What the walkthrough says it did, seen through the API as the owner.
     let mut owner = s.client();

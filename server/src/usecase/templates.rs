@@ -16,6 +16,7 @@ use crate::authz::Permit;
 use crate::error::{Error, Result};
 use crate::jobs::{self, JobsHub};
 use crate::model::{Name, Organization, parse_text};
+use crate::provisioner::variables::{self, Variable};
 use crate::provisioner::{
     JobStatus, JobType, Tags, archive, effective_tags, is_provisioner, validate_tags,
 };
@@ -194,6 +195,7 @@ pub async fn create_version(
         }
     }
     store::templates::attach_file(&mut work.write(&permit)?, &req.file_hash, &org.id).await?;
+    let variables = declared_variables(work.conn(), &req.file_hash, &org.id).await?;
     let job_id = store::new_id();
     let tags = effective_tags(&req.tags);
     let now_s = work.now_s.clone();
@@ -227,6 +229,7 @@ pub async fn create_version(
         },
         created_by: creator.to_owned(),
         created_at: now_s,
+        variables: Some(variables),
     };
     store::templates::insert_version(&mut work.write(&permit)?, &version).await?;
     work.audit(
@@ -245,6 +248,23 @@ pub async fn create_version(
     work.commit().await?;
     jobs::after_commit(hub);
     Ok(version)
+}
+
+/// The input variables the Terraform files of a file (bound to the org)
+/// declare; a 400 naming the file when they cannot be read.
+async fn declared_variables(conn: &mut Conn, hash: &str, org_id: &str) -> Result<Vec<Variable>> {
+    let content = store::templates::file_content_for_org(conn, hash, org_id)
+        .await?
+        .ok_or_else(file_not_found)?;
+    let tar = base64::engine::general_purpose::STANDARD
+        .decode(content)
+        .map_err(|e| Error::internal(format!("stored file is not base64: {e}")))?;
+    variables::declared(&tar).map_err(|e| {
+        Error::validation(
+            "file_hash",
+            format!("cannot read the template's variable blocks: {e}"),
+        )
+    })
 }
 
 /// The versions of an organization the caller may read.

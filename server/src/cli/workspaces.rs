@@ -170,8 +170,8 @@ fn workspace_items(list: &Value) -> &[Value] {
 }
 
 /// Finds a workspace by `NAME` (yours) or `OWNER/NAME`. When you have none of
-/// that name, the error names other users' workspaces of that name you may
-/// read, as `OWNER/NAME`.
+/// that name, the error names the other users' workspaces of that name you
+/// may read, as `OWNER/NAME`.
 async fn find(api: &ApiClient, arg: &str) -> Result<Value> {
     let (owner, name) = split_owner(arg)?;
     let list = workspaces_of(api, Some(owner)).await?;
@@ -194,9 +194,9 @@ async fn find(api: &ApiClient, arg: &str) -> Result<Value> {
         Err(anyhow!("you have no workspace `{name}`"))
     } else {
         Err(anyhow!(
-            "you have no workspace `{name}`; other users' workspaces of that name: {} \
-             (name them as OWNER/NAME)",
-            others.join(", ")
+            "`{name}` is not one of your workspaces; did you mean {}? (another user's \
+             workspace is named OWNER/NAME)",
+            others.join(" or ")
         ))
     }
 }

@@ -227,6 +227,19 @@ pub async fn count_for_template(conn: &mut Conn, template_id: &str) -> Result<i6
     scalar(conn, sql, (template_id,)).await
 }
 
+/// `OWNER/NAME` of up to `limit` live workspaces of a template, for saying
+/// what keeps it from being deleted.
+pub async fn names_for_template(
+    conn: &mut Conn,
+    template_id: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let sql = "SELECT u.username, w.name FROM workspaces w JOIN users u ON u.id = w.owner_id \
+         WHERE w.template_id = $1 AND w.deleted = 0 ORDER BY u.username, w.name LIMIT $2";
+    let rows: Vec<(String, String)> = all(conn, sql, (template_id, limit)).await?;
+    Ok(rows.into_iter().map(|(o, n)| format!("{o}/{n}")).collect())
+}
+
 /// The number of the next build of a workspace.
 pub async fn next_build_number(conn: &mut Conn, workspace_id: &str) -> Result<i64> {
     let sql = "SELECT COALESCE(MAX(build_number), 0) FROM workspace_builds WHERE workspace_id = $1";

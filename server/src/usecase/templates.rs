@@ -602,10 +602,15 @@ pub async fn delete_template(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<
         load_template(work.conn(), ctx, caller, id, Action::TEMPLATE_DELETE).await?;
     let n = store::workspaces::count_for_template(work.conn(), &t.id).await?;
     if n > 0 {
-        return Err(Error::conflict(format!(
-            "template `{}` still has {n} workspace(s)",
-            t.name
-        )));
+        let names = store::workspaces::names_for_template(work.conn(), &t.id, 10).await?;
+        let more = if n > 10 { ", ..." } else { "" };
+        return Err(
+            Error::conflict(format!("template `{}` still has {n} workspace(s)", t.name))
+                .with_detail(format!(
+                    "used by {}{more}; delete those workspaces first",
+                    names.join(", ")
+                )),
+        );
     }
     store::templates::delete_template(&mut work.write(&permit)?, &t.id).await?;
     work.audit(

@@ -182,22 +182,19 @@ pub fn run(args: ProvisionerArgs) -> ExitCode {
 async fn keys(api: &client::ApiClient, out: OutputArgs, cmd: KeysCommand) -> Result<()> {
     match cmd {
         KeysCommand::Create(a) => {
-            let tags = parse_pairs("--tag", &a.tags)?;
-            let key = api
-                .post(
-                    &["organizations", &a.org.org, "provisionerkeys"],
-                    Some(&json!({"name": a.name, "tags": tags})),
-                )
-                .await
-                .with_context(|| format!("cannot create provisioner key `{}`", a.name))?;
-            out.show(&key, || {
-                output::line(format!(
-                    "created provisioner key `{}` for organization `{}`; its secret is shown only now:",
-                    cell(&key, "name"),
-                    a.org.org
-                ))?;
-                output::line(cell(&key, "key"))
-            })
+            let body = json!({"name": a.name, "tags": parse_pairs("--tag", &a.tags)?});
+            let path = ["organizations", a.org.org.as_str(), "provisionerkeys"];
+            let created = api.post(&path, Some(&body)).await;
+            let key =
+                created.with_context(|| format!("cannot create provisioner key `{}`", a.name))?;
+            // The secret, on a line of its own for scripts that take the last line.
+            let said = format!(
+                "created provisioner key `{}` for organization `{}`; its secret is shown only now:\n{}",
+                cell(&key, "name"),
+                a.org.org,
+                cell(&key, "key")
+            );
+            out.show(&key, || output::line(said))
         }
         KeysCommand::List(o) => {
             let keys = api

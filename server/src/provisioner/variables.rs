@@ -421,16 +421,15 @@ pub fn check(declared: &[Variable], given: &[ParameterValue]) -> Vec<(String, St
 mod tests {
     use super::*;
 
-    fn vars(text: &str) -> Vec<(String, bool)> {
-        from_hcl(text)
-            .unwrap_or_else(|e| panic!("{e}"))
+    fn vars(text: &str) -> Result<Vec<(String, bool)>, String> {
+        Ok(from_hcl(text)?
             .into_iter()
             .map(|v| (v.name, v.required))
-            .collect()
+            .collect())
     }
 
     #[test]
-    fn variable_blocks_with_and_without_defaults() {
+    fn variable_blocks_with_and_without_defaults() -> Result<(), String> {
         let text = r#"
 # variable "commented" {}
 // variable "also_commented" {}
@@ -462,7 +461,7 @@ variable "compared" {
 }
 "#;
         assert_eq!(
-            vars(text),
+            vars(text)?,
             vec![
                 ("region".to_owned(), false),
                 ("size".to_owned(), true),
@@ -471,6 +470,7 @@ variable "compared" {
                 ("compared".to_owned(), true),
             ]
         );
+        Ok(())
     }
 
     #[test]
@@ -501,20 +501,20 @@ variable "compared" {
     }
 
     #[test]
-    fn archives_read_only_root_terraform_files() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let write = |rel: &str, text: &str| {
+    fn archives_read_only_root_terraform_files() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let write = |rel: &str, text: &str| -> std::io::Result<()> {
             let p = dir.path().join(rel);
             if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+                std::fs::create_dir_all(parent)?;
             }
-            std::fs::write(p, text).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(p, text)
         };
-        write("main.tf", "variable \"a\" {}\n");
-        write("vars.tf.json", r#"{"variable": {"b": {"default": "x"}}}"#);
-        write("modules/m/main.tf", "variable \"inner\" {}\n");
-        write("README.md", "variable \"doc\" {}\n");
-        let tar = super::super::archive::pack_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        write("main.tf", "variable \"a\" {}\n")?;
+        write("vars.tf.json", r#"{"variable": {"b": {"default": "x"}}}"#)?;
+        write("modules/m/main.tf", "variable \"inner\" {}\n")?;
+        write("README.md", "variable \"doc\" {}\n")?;
+        let tar = super::super::archive::pack_dir(dir.path())?;
         assert_eq!(
             declared(&tar),
             Ok(vec![
@@ -528,6 +528,7 @@ variable "compared" {
                 },
             ])
         );
+        Ok(())
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod audit;
 mod authz_api;
 mod bad_input;
 mod cli;
+mod cli_workspaces;
 mod console;
 mod console_deployment;
 mod console_orgs;
@@ -23,6 +24,7 @@ mod idpsync;
 mod isolation;
 mod ldapsync;
 mod logscan;
+mod metrics;
 mod oidc;
 mod operability;
 mod policies;
@@ -35,6 +37,7 @@ mod sec_input;
 mod sec_web;
 #[path = "../support/slapd.rs"]
 mod slapd;
+mod startup;
 #[path = "../support/testkit.rs"]
 mod testkit;
 mod trial;

@@ -24,6 +24,7 @@ mod isolation;
 mod ldapsync;
 mod logscan;
 mod oidc;
+mod openapi;
 mod operability;
 mod policies;
 mod process;

@@ -53,6 +53,15 @@ impl FromRequestParts<AppState> for KeyAuth {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/provisionerd/register",
+    tag = "provisioners",
+    summary = "Daemon protocol: register a daemon",
+    request_body = Registration,
+    security(("provisioner_key" = [])),
+    responses((status = 201, description = "Created", body = Object))
+)]
 pub async fn register(
     State(app): State<AppState>,
     meta: RequestMeta,
@@ -63,12 +72,22 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireQuery {
     pub wait_ms: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/provisionerd/{daemon}/acquire",
+    tag = "provisioners",
+    summary = "Daemon protocol: acquire a job (long poll)",
+    params(AcquireQuery),
+    security(("provisioner_key" = [])),
+    responses((status = 200, description = "A job to run", body = crate::provisioner::AcquiredJob), (status = 204, description = "No job within the wait"))
+)]
 pub async fn acquire(
     State(app): State<AppState>,
     auth: KeyAuth,
@@ -82,6 +101,14 @@ pub async fn acquire(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/provisionerd/{daemon}/jobs/{job}/heartbeat",
+    tag = "provisioners",
+    summary = "Daemon protocol: a running job's heartbeat",
+    security(("provisioner_key" = [])),
+    responses((status = 200, description = "OK", body = HeartbeatReply))
+)]
 pub async fn heartbeat(
     State(app): State<AppState>,
     auth: KeyAuth,
@@ -92,6 +119,15 @@ pub async fn heartbeat(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/provisionerd/{daemon}/jobs/{job}/logs",
+    tag = "provisioners",
+    summary = "Daemon protocol: append log lines to a job",
+    request_body = Logs,
+    security(("provisioner_key" = [])),
+    responses((status = 204, description = "No content"))
+)]
 pub async fn logs(
     State(app): State<AppState>,
     auth: KeyAuth,
@@ -102,6 +138,15 @@ pub async fn logs(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/provisionerd/{daemon}/jobs/{job}/complete",
+    tag = "provisioners",
+    summary = "Daemon protocol: a job succeeded",
+    request_body = JobResult,
+    security(("provisioner_key" = [])),
+    responses((status = 204, description = "No content"))
+)]
 pub async fn complete(
     State(app): State<AppState>,
     auth: KeyAuth,
@@ -112,6 +157,15 @@ pub async fn complete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/provisionerd/{daemon}/jobs/{job}/fail",
+    tag = "provisioners",
+    summary = "Daemon protocol: a job failed",
+    request_body = Failure,
+    security(("provisioner_key" = [])),
+    responses((status = 204, description = "No content"))
+)]
 pub async fn fail(
     State(app): State<AppState>,
     auth: KeyAuth,

@@ -6,10 +6,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::extract::{ApiJson, ApiQuery, Call, RequestMeta};
-use super::reply::{Created, created};
+use super::reply::{Created, Message, created};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Organization, User, UserStatus};
@@ -17,7 +17,7 @@ use crate::throttle;
 use crate::usecase::sessions::{self, LoginOutcome, NewToken, PasswordLogin};
 use crate::usecase::users::{self, FirstUser, NewUser, UserChanges, UserQuery};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FirstUserResponse {
     pub user_id: String,
     pub organization_id: String,
@@ -25,13 +25,43 @@ pub struct FirstUserResponse {
     pub session_token: String,
 }
 
+/// `POST /users/login`: the session's token (also set as the session cookie).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LoginResponse {
+    pub session_token: String,
+}
+
+/// `GET /users`: a page of users and how many match in all.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserList {
+    pub users: Vec<User>,
+    pub count: i64,
+}
+
+/// `POST /users/{user}/keys/tokens`: the token's id, its key (shown once) and
+/// its expiry.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenCreated {
+    pub id: String,
+    pub key: String,
+    pub expires_at: String,
+}
+
 /// `GET /users/first`: 200 once the first user exists, 404 before.
-pub async fn first_exists(State(app): State<AppState>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/users/first",
+    tag = "users",
+    summary = "Whether the first user exists (200) or not yet (404)",
+    security(()),
+    responses((status = 200, description = "The first user exists", body = Message))
+)]
+pub async fn first_exists(State(app): State<AppState>) -> ApiResult<Json<Message>> {
     if !users::first_exists(app.ctx()).await? {
         return Err(ApiError::not_found("first user")
             .with_detail("create it with POST /api/v2/users/first"));
     }
-    Ok(Json(json!({"message": "the first user has been created"})))
+    Ok(Message::json("the first user has been created"))
 }
 
 /// The `Set-Cookie` of a session (empty `token`, `max_age` 0: clears it),
@@ -43,6 +73,15 @@ fn session_cookie(app: &AppState, token: &str, max_age: i64) -> HeaderMap {
 }
 
 /// `POST /users/first`: the first user becomes site owner, signed in.
+#[utoipa::path(
+    post,
+    path = "/users/first",
+    tag = "users",
+    summary = "Create the first user (site owner), signed in",
+    request_body = FirstUser,
+    security(()),
+    responses((status = 201, description = "The first user, its default organization and a session token", body = FirstUserResponse))
+)]
 pub async fn create_first(
     State(app): State<AppState>,
     meta: RequestMeta,
@@ -67,6 +106,15 @@ pub async fn create_first(
 
 /// `POST /users/login`: password login (see [`sessions::password_login`]);
 /// past the throttle's limit, 429 with `Retry-After`.
+#[utoipa::path(
+    post,
+    path = "/users/login",
+    tag = "users",
+    summary = "Sign in with a password",
+    request_body = PasswordLogin,
+    security(()),
+    responses((status = 201, description = "A session (also set as the session cookie)", body = LoginResponse), (status = 429, description = "Too many failed logins; `Retry-After` says when to try again", body = crate::error::ErrorBody))
+)]
 pub async fn login(
     State(app): State<AppState>,
     meta: RequestMeta,
@@ -86,7 +134,9 @@ pub async fn login(
         LoginOutcome::Session(session) => Ok((
             StatusCode::CREATED,
             session_cookie(&app, &session.secret, lifetime),
-            Json(json!({"session_token": session.secret})),
+            Json(LoginResponse {
+                session_token: session.secret,
+            }),
         )
             .into_response()),
         LoginOutcome::Throttled { retry_after } => {
@@ -103,60 +153,130 @@ pub async fn login(
 }
 
 /// `POST /users/logout`: ends the current session.
+#[utoipa::path(
+    post,
+    path = "/users/logout",
+    tag = "users",
+    summary = "End the current session",
+    responses((status = 200, description = "Logged out; the session cookie is cleared", body = Message))
+)]
 pub async fn logout(c: Call) -> ApiResult<Response> {
     sessions::logout(c.ctx(), &c.caller, &c.actor.key_id, &c.actor.user.username).await?;
-    Ok((
-        session_cookie(&c.app, "", 0),
-        Json(json!({"message": "logged out"})),
-    )
-        .into_response())
+    Ok((session_cookie(&c.app, "", 0), Message::json("logged out")).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/{user}",
+    tag = "users",
+    summary = "Get a user",
+    responses((status = 200, description = "OK", body = User))
+)]
 pub async fn get(c: Call<String>) -> ApiResult<Json<User>> {
     Ok(Json(users::get(c.ctx(), &c.caller, &c.path).await?))
 }
 
-pub async fn list(c: Call, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    summary = "List users",
+    params(UserQuery),
+    responses((status = 200, description = "OK", body = UserList))
+)]
+pub async fn list(c: Call, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult<Json<UserList>> {
     let (users, count) = users::list(c.ctx(), &c.caller, &q).await?;
-    Ok(Json(json!({"users": users, "count": count})))
+    Ok(Json(UserList { users, count }))
 }
 
 /// `POST /users`: the user joins the default org and any orgs listed.
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    summary = "Create a user",
+    request_body = NewUser,
+    responses((status = 201, description = "Created", body = User))
+)]
 pub async fn create(c: Call, ApiJson(req): ApiJson<NewUser>) -> ApiResult<Created<User>> {
     Ok(created(users::create(c.ctx(), &c.caller, req).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/users/{user}",
+    tag = "users",
+    summary = "Update a user's profile",
+    request_body = UserChanges,
+    responses((status = 200, description = "OK", body = User))
+)]
 pub async fn update(c: Call<String>, ApiJson(req): ApiJson<UserChanges>) -> ApiResult<Json<User>> {
     Ok(Json(users::update(c.ctx(), &c.caller, &c.path, req).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/users/{user}",
+    tag = "users",
+    summary = "Delete a user",
+    responses((status = 204, description = "No content"))
+)]
 pub async fn delete(c: Call<String>) -> ApiResult<StatusCode> {
     users::delete(c.ctx(), &c.caller, &c.path).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    put,
+    path = "/users/{user}/status/suspend",
+    tag = "users",
+    summary = "Suspend a user",
+    responses((status = 200, description = "OK", body = User))
+)]
 pub async fn suspend(c: Call<String>) -> ApiResult<Json<User>> {
     Ok(Json(
         users::set_status(c.ctx(), &c.caller, &c.path, UserStatus::Suspended).await?,
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/users/{user}/status/activate",
+    tag = "users",
+    summary = "Activate a user",
+    responses((status = 200, description = "OK", body = User))
+)]
 pub async fn activate(c: Call<String>) -> ApiResult<Json<User>> {
     Ok(Json(
         users::set_status(c.ctx(), &c.caller, &c.path, UserStatus::Active).await?,
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/{user}/roles",
+    tag = "users",
+    summary = "Get a user's site roles and the assignable ones",
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn get_roles(c: Call<String>) -> ApiResult<Json<Value>> {
     Ok(Json(users::roles(c.ctx(), &c.caller, &c.path).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolesRequest {
     pub roles: Vec<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/users/{user}/roles",
+    tag = "users",
+    summary = "Replace a user's site roles",
+    request_body = RolesRequest,
+    responses((status = 200, description = "OK", body = User))
+)]
 pub async fn set_roles(
     c: Call<String>,
     ApiJson(req): ApiJson<RolesRequest>,
@@ -166,18 +286,35 @@ pub async fn set_roles(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/{user}/organizations",
+    tag = "users",
+    summary = "List the organizations a user belongs to",
+    responses((status = 200, description = "OK", body = Vec<Organization>))
+)]
 pub async fn organizations(c: Call<String>) -> ApiResult<Json<Vec<Organization>>> {
     Ok(Json(
         users::organizations(c.ctx(), &c.caller, &c.path).await?,
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/users/{user}/keys/tokens",
+    tag = "users",
+    summary = "Create an API token (the key is shown once)",
+    request_body = NewToken,
+    responses((status = 201, description = "Created", body = TokenCreated))
+)]
 pub async fn create_token(
     c: Call<String>,
     ApiJson(req): ApiJson<NewToken>,
-) -> ApiResult<Created<Value>> {
+) -> ApiResult<Created<TokenCreated>> {
     let token = sessions::create_token(c.ctx(), &c.caller, &c.path, &req).await?;
-    Ok(created(
-        json!({"id": token.key_id, "key": token.secret, "expires_at": token.expires_at}),
-    ))
+    Ok(created(TokenCreated {
+        id: token.key_id,
+        key: token.secret,
+        expires_at: token.expires_at,
+    }))
 }

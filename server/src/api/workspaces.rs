@@ -15,6 +15,14 @@ use crate::usecase::workspaces::{
 
 /// `POST /organizations/{organization}/members/{user}/workspaces`: creates the
 /// workspace and its first `start` build.
+#[utoipa::path(
+    post,
+    path = "/organizations/{organization}/members/{user}/workspaces",
+    tag = "workspaces",
+    summary = "Create a workspace (and its first start build)",
+    request_body = NewWorkspace,
+    responses((status = 201, description = "Created", body = Workspace))
+)]
 pub async fn create(
     c: Call<(String, String)>,
     ApiJson(req): ApiJson<NewWorkspace>,
@@ -25,19 +33,49 @@ pub async fn create(
 }
 
 /// `GET /workspaces`: every live workspace the caller may read.
+#[utoipa::path(
+    get,
+    path = "/workspaces",
+    tag = "workspaces",
+    summary = "List the workspaces the caller may read",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn list(c: Call, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Value>> {
     Ok(Json(workspaces::list(c.ctx(), &c.caller, &q).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/workspaces/{id}",
+    tag = "workspaces",
+    summary = "Get a workspace",
+    responses((status = 200, description = "OK", body = Workspace))
+)]
 pub async fn get(c: Call<String>) -> ApiResult<Json<Workspace>> {
     Ok(Json(workspaces::get(c.ctx(), &c.caller, &c.path).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/workspaces/{id}/builds",
+    tag = "workspaces",
+    summary = "List a workspace's builds",
+    responses((status = 200, description = "OK", body = Vec<BuildSummary>))
+)]
 pub async fn builds(c: Call<String>) -> ApiResult<Json<Vec<BuildSummary>>> {
     Ok(Json(workspaces::builds(c.ctx(), &c.caller, &c.path).await?))
 }
 
 /// `POST /workspaces/{id}/builds {transition}`.
+#[utoipa::path(
+    post,
+    path = "/workspaces/{id}/builds",
+    tag = "workspaces",
+    summary = "Start a build (start, stop, delete)",
+    request_body = NewBuild,
+    responses((status = 201, description = "Created", body = Workspace))
+)]
 pub async fn create_build(
     c: Call<String>,
     ApiJson(req): ApiJson<NewBuild>,
@@ -49,6 +87,13 @@ pub async fn create_build(
 
 /// `DELETE /workspaces/{id}`: a `delete` build (202); the workspace is
 /// soft-deleted when it succeeds.
+#[utoipa::path(
+    delete,
+    path = "/workspaces/{id}",
+    tag = "workspaces",
+    summary = "Delete a workspace (a delete build)",
+    responses((status = 202, description = "The delete build has started", body = Workspace))
+)]
 pub async fn delete(c: Call<String>) -> ApiResult<(StatusCode, Json<Workspace>)> {
     let req = NewBuild {
         transition: Transition::Delete,

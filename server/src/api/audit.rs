@@ -14,7 +14,7 @@ use crate::usecase::audit::{self, AuditQuery};
     tag = "audit",
     summary = "Search the audit log",
     params(AuditQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "OK", body = super::openapi::AuditLog))
 )]
 pub async fn list(c: Call, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResult<Json<Value>> {
     Ok(Json(audit::list(c.ctx(), &c.caller, q).await?))

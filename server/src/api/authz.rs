@@ -34,7 +34,7 @@ pub async fn authcheck(
     tag = "authorization",
     summary = "Cedar-native batch decisions for other services",
     request_body = AuthorizeRequest,
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "OK", body = super::openapi::AuthorizeResults))
 )]
 pub async fn authorize(c: Call, ApiJson(req): ApiJson<AuthorizeRequest>) -> ApiResult<Json<Value>> {
     Ok(Json(authz::authorize(c.ctx(), &c.caller, &req).await?))
@@ -45,7 +45,7 @@ pub async fn authorize(c: Call, ApiJson(req): ApiJson<AuthorizeRequest>) -> ApiR
     path = "/policies",
     tag = "authorization",
     summary = "The active policy set (ids, files, hash)",
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "OK", body = super::openapi::PolicySet))
 )]
 pub async fn policies(c: Call) -> ApiResult<Json<Value>> {
     Ok(Json(authz::policies(c.ctx(), &c.caller).await?))
@@ -58,7 +58,7 @@ pub async fn policies(c: Call) -> ApiResult<Json<Value>> {
     path = "/policies/reload",
     tag = "authorization",
     summary = "Reload the policies from their directory",
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "OK", body = super::openapi::PoliciesReloaded))
 )]
 pub async fn reload(c: Call) -> ApiResult<Json<Value>> {
     Ok(Json(authz::reload(c.ctx(), &c.caller).await?))

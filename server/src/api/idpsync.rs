@@ -210,7 +210,7 @@ pub async fn preview(c: Call, ApiJson(req): ApiJson<PreviewRequest>) -> ApiResul
     tag = "idpsync",
     summary = "List IdP sync problems",
     params(ProblemsQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "OK", body = super::openapi::Problems))
 )]
 pub async fn problems(c: Call, ApiQuery(q): ApiQuery<ProblemsQuery>) -> ApiResult<Json<Value>> {
     Ok(Json(settings::problems(c.ctx(), &c.caller, &q).await?))

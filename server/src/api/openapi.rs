@@ -94,6 +94,107 @@ pub async fn serve() -> Json<&'static OpenApi> {
     Json(document())
 }
 
+// ---- The shapes of answers the use cases build as JSON values ----
+//
+// These types only describe those answers in the document (the use cases
+// return `serde_json::Value`); the e2e tests check the fields they name.
+
+/// `GET /users/{user}/roles`.
+#[derive(utoipa::ToSchema)]
+pub struct UserRoles {
+    /// Site roles; `member` is implicit and always listed.
+    pub roles: Vec<String>,
+    /// Org roles by organization id.
+    pub organization_roles: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// `POST /organizations/{organization}/provisionerkeys`: the key and its
+/// secret, shown once.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ProvisionerKeyCreated {
+    #[serde(flatten)]
+    pub provisioner_key: crate::usecase::provisioners::ProvisionerKey,
+    /// The secret to give the daemon (`Orgsync-Provisioner-Key`).
+    pub key: String,
+}
+
+/// `POST /provisionerjobs/{id}/cancel`.
+#[derive(utoipa::ToSchema)]
+pub struct JobCanceled {
+    pub id: String,
+    pub status: crate::provisioner::JobStatus,
+}
+
+/// `POST /provisionerd/register`.
+#[derive(utoipa::ToSchema)]
+pub struct DaemonRegistered {
+    /// The daemon's id, in the paths of its next calls.
+    pub id: String,
+    pub organization_id: String,
+    pub organization_name: String,
+    /// The tags the key gives the daemon.
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+/// `GET /workspaces`.
+#[derive(utoipa::ToSchema)]
+pub struct WorkspaceList {
+    pub workspaces: Vec<crate::usecase::workspaces::Workspace>,
+    pub count: i64,
+}
+
+/// `GET /audit`.
+#[derive(utoipa::ToSchema)]
+pub struct AuditLog {
+    /// Entries, newest first, with the names of the users and organizations
+    /// they refer to.
+    pub audit_logs: Vec<Object>,
+    pub count: i64,
+}
+
+/// `POST /authorize`: one decision per request, in order.
+#[derive(utoipa::ToSchema)]
+pub struct AuthorizeResults {
+    pub results: Vec<Decision>,
+}
+
+/// One decision of `POST /authorize`.
+#[derive(utoipa::ToSchema)]
+pub struct Decision {
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// The ids of the policies that decided.
+    pub reasons: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// `GET /policies`.
+#[derive(utoipa::ToSchema)]
+pub struct PolicySet {
+    pub hash: String,
+    /// Where the policies were loaded from.
+    pub origin: String,
+    /// The policies: id, file, effect, action scope.
+    pub policies: Vec<Object>,
+}
+
+/// `POST /policies/reload`.
+#[derive(utoipa::ToSchema)]
+pub struct PoliciesReloaded {
+    pub hash: String,
+    /// How many policies the set holds.
+    pub policies: i64,
+}
+
+/// `GET /idpsync/problems`.
+#[derive(utoipa::ToSchema)]
+pub struct Problems {
+    pub problems: Vec<Object>,
+}
+
+/// Any JSON object.
+type Object = serde_json::Map<String, serde_json::Value>;
+
 /// What every operation shares, added to the declared ones.
 fn complete(mut doc: OpenApi) -> OpenApi {
     let components = doc.components.get_or_insert_with(Default::default);

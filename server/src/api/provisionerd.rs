@@ -60,7 +60,7 @@ impl FromRequestParts<AppState> for KeyAuth {
     summary = "Daemon protocol: register a daemon",
     request_body = Registration,
     security(("provisioner_key" = [])),
-    responses((status = 201, description = "Created", body = Object))
+    responses((status = 201, description = "Created", body = super::openapi::DaemonRegistered))
 )]
 pub async fn register(
     State(app): State<AppState>,

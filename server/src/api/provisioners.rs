@@ -33,7 +33,7 @@ pub async fn list_keys(c: Call<String>) -> ApiResult<Json<Vec<ProvisionerKey>>> 
     tag = "provisioners",
     summary = "Create a provisioner key (the secret is shown once)",
     request_body = NewKey,
-    responses((status = 201, description = "Created", body = Object))
+    responses((status = 201, description = "Created", body = super::openapi::ProvisionerKeyCreated))
 )]
 pub async fn create_key(
     c: Call<String>,
@@ -126,7 +126,7 @@ pub async fn job_logs(
     path = "/provisionerjobs/{id}/cancel",
     tag = "provisioners",
     summary = "Cancel a job",
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "OK", body = super::openapi::JobCanceled))
 )]
 pub async fn cancel_job(c: Call<String>) -> ApiResult<Json<Value>> {
     Ok(Json(

@@ -211,7 +211,7 @@ pub async fn delete_template(c: Call<String>) -> ApiResult<StatusCode> {
     path = "/templates/{id}/acl",
     tag = "templates",
     summary = "Get a template's ACL",
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "OK", body = crate::usecase::templates::Acl))
 )]
 pub async fn get_acl(c: Call<String>) -> ApiResult<Json<Value>> {
     Ok(Json(templates::get_acl(c.ctx(), &c.caller, &c.path).await?))
@@ -223,7 +223,7 @@ pub async fn get_acl(c: Call<String>) -> ApiResult<Json<Value>> {
     tag = "templates",
     summary = "Change a template's ACL",
     request_body = AclPatch,
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "OK", body = crate::usecase::templates::Acl))
 )]
 pub async fn patch_acl(c: Call<String>, ApiJson(req): ApiJson<AclPatch>) -> ApiResult<Json<Value>> {
     Ok(Json(

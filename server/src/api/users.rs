@@ -257,7 +257,7 @@ pub async fn activate(c: Call<String>) -> ApiResult<Json<User>> {
     path = "/users/{user}/roles",
     tag = "users",
     summary = "Get a user's site roles and the assignable ones",
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "OK", body = super::openapi::UserRoles))
 )]
 pub async fn get_roles(c: Call<String>) -> ApiResult<Json<Value>> {
     Ok(Json(users::roles(c.ctx(), &c.caller, &c.path).await?))

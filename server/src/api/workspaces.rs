@@ -39,7 +39,7 @@ pub async fn create(
     tag = "workspaces",
     summary = "List the workspaces the caller may read",
     params(ListQuery),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "OK", body = super::openapi::WorkspaceList))
 )]
 pub async fn list(c: Call, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Value>> {
     Ok(Json(workspaces::list(c.ctx(), &c.caller, &q).await?))

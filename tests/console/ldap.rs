@@ -105,8 +105,13 @@ async fn an_ldap_dry_run_started_from_the_page() {
     owner.goto(&at("/deployment/idp-sync")).await;
     owner.fill("#claims", r#"{"groups": ["eng"]}"#).await;
     owner.click_text("Preview").await;
-    let text = owner.text().await;
-    assert!(text.contains("+ data-platform"), "{text}");
+    let text = owner
+        .wait_text("What a login with these claims would do", WAIT, false)
+        .await;
+    assert!(
+        text.contains("Organizations") && text.contains("data-platform"),
+        "{text}"
+    );
     owner.screenshot("deployment-idp-sync-preview").await;
     owner.goto(&at("/deployment/policies")).await;
     owner.screenshot("deployment-policies").await;

@@ -187,9 +187,8 @@ async fn login_tx(
             &permit,
             &user.id,
             Change::user(
+                &user,
                 "update",
-                &user.id,
-                &user.username,
                 json!({"oidc_subject": {"old": null, "new": subject}}),
                 200,
             ),

@@ -5,14 +5,8 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "health",
-    summary = "Liveness",
-    security(()),
-    responses((status = 200, description = "OK", body = Health))
-)]
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, description = "OK", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
@@ -43,15 +37,10 @@ pub struct BuildInfo {
     pub policy_hash: String,
 }
 
+/// Readiness (the database answers).
+///
 /// Ready when the database answers.
-#[utoipa::path(
-    get,
-    path = "/readyz",
-    tag = "health",
-    summary = "Readiness (the database answers)",
-    security(()),
-    responses((status = 200, description = "OK", body = Ready))
-)]
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses((status = 200, description = "OK", body = Ready)))]
 pub async fn readyz(State(app): State<AppState>) -> ApiResult<Json<Ready>> {
     app.db.ping().await.map_err(ApiError::unavailable)?;
     Ok(Json(Ready {
@@ -60,17 +49,12 @@ pub async fn readyz(State(app): State<AppState>) -> ApiResult<Json<Ready>> {
     }))
 }
 
+/// Version, commit and the active policy hash.
+///
 /// What is running: the version, the commit it was built from (`unknown`
 /// when built outside a git checkout) and the hash of the active policies.
 /// Public, like `/healthz`: it names no user and no secret.
-#[utoipa::path(
-    get,
-    path = "/buildinfo",
-    tag = "health",
-    summary = "Version, commit and the active policy hash",
-    security(()),
-    responses((status = 200, description = "OK", body = BuildInfo))
-)]
+#[utoipa::path(get, path = "/buildinfo", tag = "health", security(()), responses((status = 200, description = "OK", body = BuildInfo)))]
 pub async fn buildinfo(State(app): State<AppState>) -> Json<BuildInfo> {
     Json(BuildInfo {
         version: env!("CARGO_PKG_VERSION"),

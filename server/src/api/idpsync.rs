@@ -30,25 +30,14 @@ async fn change_in<T: SyncSettings>(
 
 // ---- Deployment-wide: organization sync and site role sync ----
 
-#[utoipa::path(
-    get,
-    path = "/settings/idpsync/organization",
-    tag = "idpsync",
-    summary = "Get the organization sync settings",
-    responses((status = 200, description = "OK", body = OrganizationSyncSettings))
-)]
+/// Get the organization sync settings.
+#[utoipa::path(get, path = "/settings/idpsync/organization", tag = "idpsync", responses((status = 200, description = "OK", body = OrganizationSyncSettings)))]
 pub async fn get_org_sync(c: Call) -> ApiResult<Json<OrganizationSyncSettings>> {
     get_in(&c, Scope::Deployment).await
 }
 
-#[utoipa::path(
-    patch,
-    path = "/settings/idpsync/organization",
-    tag = "idpsync",
-    summary = "Change the organization sync settings (merge)",
-    request_body = OrganizationSyncSettings,
-    responses((status = 200, description = "OK", body = OrganizationSyncSettings))
-)]
+/// Change the organization sync settings (merge).
+#[utoipa::path(patch, path = "/settings/idpsync/organization", tag = "idpsync", request_body = OrganizationSyncSettings, responses((status = 200, description = "OK", body = OrganizationSyncSettings)))]
 pub async fn patch_org_sync(
     c: Call,
     ApiJson(patch): ApiJson<Value>,
@@ -56,14 +45,8 @@ pub async fn patch_org_sync(
     change_in(&c, Scope::Deployment, SettingsChange::Merge(patch)).await
 }
 
-#[utoipa::path(
-    patch,
-    path = "/settings/idpsync/organization/mapping",
-    tag = "idpsync",
-    summary = "Add and remove organization sync mappings",
-    request_body = MappingPatch,
-    responses((status = 200, description = "OK", body = OrganizationSyncSettings))
-)]
+/// Add and remove organization sync mappings.
+#[utoipa::path(patch, path = "/settings/idpsync/organization/mapping", tag = "idpsync", request_body = MappingPatch, responses((status = 200, description = "OK", body = OrganizationSyncSettings)))]
 pub async fn patch_org_sync_mapping(
     c: Call,
     ApiJson(patch): ApiJson<MappingPatch>,
@@ -71,25 +54,14 @@ pub async fn patch_org_sync_mapping(
     change_in(&c, Scope::Deployment, SettingsChange::Mapping(patch)).await
 }
 
-#[utoipa::path(
-    get,
-    path = "/settings/idpsync/site-roles",
-    tag = "idpsync",
-    summary = "Get the site role sync settings",
-    responses((status = 200, description = "OK", body = SiteRoleSyncSettings))
-)]
+/// Get the site role sync settings.
+#[utoipa::path(get, path = "/settings/idpsync/site-roles", tag = "idpsync", responses((status = 200, description = "OK", body = SiteRoleSyncSettings)))]
 pub async fn get_site_role_sync(c: Call) -> ApiResult<Json<SiteRoleSyncSettings>> {
     get_in(&c, Scope::Deployment).await
 }
 
-#[utoipa::path(
-    patch,
-    path = "/settings/idpsync/site-roles",
-    tag = "idpsync",
-    summary = "Change the site role sync settings (merge)",
-    request_body = SiteRoleSyncSettings,
-    responses((status = 200, description = "OK", body = SiteRoleSyncSettings))
-)]
+/// Change the site role sync settings (merge).
+#[utoipa::path(patch, path = "/settings/idpsync/site-roles", tag = "idpsync", request_body = SiteRoleSyncSettings, responses((status = 200, description = "OK", body = SiteRoleSyncSettings)))]
 pub async fn patch_site_role_sync(
     c: Call,
     ApiJson(patch): ApiJson<Value>,
@@ -99,13 +71,8 @@ pub async fn patch_site_role_sync(
 
 // ---- Per organization: group sync and role sync ----
 
-#[utoipa::path(
-    get,
-    path = "/organizations/{organization}/settings/idpsync/groups",
-    tag = "idpsync",
-    summary = "Get an organization's group sync settings",
-    responses((status = 200, description = "OK", body = GroupSyncSettings))
-)]
+/// Get an organization's group sync settings.
+#[utoipa::path(get, path = "/organizations/{organization}/settings/idpsync/groups", tag = "idpsync", responses((status = 200, description = "OK", body = GroupSyncSettings)))]
 pub async fn get_group_sync(
     c: Call,
     Path(org): Path<String>,
@@ -113,14 +80,8 @@ pub async fn get_group_sync(
     get_in(&c, Scope::Org(&org)).await
 }
 
-#[utoipa::path(
-    patch,
-    path = "/organizations/{organization}/settings/idpsync/groups",
-    tag = "idpsync",
-    summary = "Change an organization's group sync settings (merge)",
-    request_body = GroupSyncSettings,
-    responses((status = 200, description = "OK", body = GroupSyncSettings))
-)]
+/// Change an organization's group sync settings (merge).
+#[utoipa::path(patch, path = "/organizations/{organization}/settings/idpsync/groups", tag = "idpsync", request_body = GroupSyncSettings, responses((status = 200, description = "OK", body = GroupSyncSettings)))]
 pub async fn patch_group_sync(
     c: Call,
     Path(org): Path<String>,
@@ -129,14 +90,8 @@ pub async fn patch_group_sync(
     change_in(&c, Scope::Org(&org), SettingsChange::Merge(patch)).await
 }
 
-#[utoipa::path(
-    patch,
-    path = "/organizations/{organization}/settings/idpsync/groups/mapping",
-    tag = "idpsync",
-    summary = "Add and remove group sync mappings",
-    request_body = MappingPatch,
-    responses((status = 200, description = "OK", body = GroupSyncSettings))
-)]
+/// Add and remove group sync mappings.
+#[utoipa::path(patch, path = "/organizations/{organization}/settings/idpsync/groups/mapping", tag = "idpsync", request_body = MappingPatch, responses((status = 200, description = "OK", body = GroupSyncSettings)))]
 pub async fn patch_group_sync_mapping(
     c: Call,
     Path(org): Path<String>,
@@ -145,25 +100,14 @@ pub async fn patch_group_sync_mapping(
     change_in(&c, Scope::Org(&org), SettingsChange::Mapping(patch)).await
 }
 
-#[utoipa::path(
-    get,
-    path = "/organizations/{organization}/settings/idpsync/roles",
-    tag = "idpsync",
-    summary = "Get an organization's role sync settings",
-    responses((status = 200, description = "OK", body = RoleSyncSettings))
-)]
+/// Get an organization's role sync settings.
+#[utoipa::path(get, path = "/organizations/{organization}/settings/idpsync/roles", tag = "idpsync", responses((status = 200, description = "OK", body = RoleSyncSettings)))]
 pub async fn get_role_sync(c: Call, Path(org): Path<String>) -> ApiResult<Json<RoleSyncSettings>> {
     get_in(&c, Scope::Org(&org)).await
 }
 
-#[utoipa::path(
-    patch,
-    path = "/organizations/{organization}/settings/idpsync/roles",
-    tag = "idpsync",
-    summary = "Change an organization's role sync settings (merge)",
-    request_body = RoleSyncSettings,
-    responses((status = 200, description = "OK", body = RoleSyncSettings))
-)]
+/// Change an organization's role sync settings (merge).
+#[utoipa::path(patch, path = "/organizations/{organization}/settings/idpsync/roles", tag = "idpsync", request_body = RoleSyncSettings, responses((status = 200, description = "OK", body = RoleSyncSettings)))]
 pub async fn patch_role_sync(
     c: Call,
     Path(org): Path<String>,
@@ -172,14 +116,8 @@ pub async fn patch_role_sync(
     change_in(&c, Scope::Org(&org), SettingsChange::Merge(patch)).await
 }
 
-#[utoipa::path(
-    patch,
-    path = "/organizations/{organization}/settings/idpsync/roles/mapping",
-    tag = "idpsync",
-    summary = "Add and remove role sync mappings",
-    request_body = MappingPatch,
-    responses((status = 200, description = "OK", body = RoleSyncSettings))
-)]
+/// Add and remove role sync mappings.
+#[utoipa::path(patch, path = "/organizations/{organization}/settings/idpsync/roles/mapping", tag = "idpsync", request_body = MappingPatch, responses((status = 200, description = "OK", body = RoleSyncSettings)))]
 pub async fn patch_role_sync_mapping(
     c: Call,
     Path(org): Path<String>,
@@ -190,66 +128,45 @@ pub async fn patch_role_sync_mapping(
 
 // ---- Preview, problems, claim fields ----
 
+/// Preview the plan a login with these claims would apply.
+///
 /// `POST /idpsync/preview`: the plan a login with these claims would apply.
-#[utoipa::path(
-    post,
-    path = "/idpsync/preview",
-    tag = "idpsync",
-    summary = "Preview the plan a login with these claims would apply",
-    request_body = PreviewRequest,
-    responses((status = 200, description = "OK", body = Object))
-)]
+#[utoipa::path(post, path = "/idpsync/preview", tag = "idpsync", request_body = PreviewRequest, responses((status = 200, description = "OK", body = Object)))]
 pub async fn preview(c: Call, ApiJson(req): ApiJson<PreviewRequest>) -> ApiResult<Json<Value>> {
     Ok(Json(settings::preview(c.ctx(), &c.caller, &req).await?))
 }
 
+/// List IdP sync problems.
+///
 /// `GET /idpsync/problems`.
-#[utoipa::path(
-    get,
-    path = "/idpsync/problems",
-    tag = "idpsync",
-    summary = "List IdP sync problems",
-    params(ProblemsQuery),
-    responses((status = 200, description = "OK", body = super::openapi::Problems))
-)]
+#[utoipa::path(get, path = "/idpsync/problems", tag = "idpsync", params(ProblemsQuery), responses((status = 200, description = "OK", body = super::openapi::Problems)))]
 pub async fn problems(c: Call, ApiQuery(q): ApiQuery<ProblemsQuery>) -> ApiResult<Json<Value>> {
     Ok(Json(settings::problems(c.ctx(), &c.caller, &q).await?))
 }
 
+/// List the claim names seen in stored claims.
+///
 /// `GET /settings/idpsync/available-fields`: claim names seen in stored claims.
-#[utoipa::path(
-    get,
-    path = "/settings/idpsync/available-fields",
-    tag = "idpsync",
-    summary = "List the claim names seen in stored claims",
-    responses((status = 200, description = "OK", body = Vec<String>))
-)]
+#[utoipa::path(get, path = "/settings/idpsync/available-fields", tag = "idpsync", responses((status = 200, description = "OK", body = Vec<String>)))]
 pub async fn available_fields(c: Call) -> ApiResult<Json<Vec<String>>> {
     Ok(Json(settings::claims_seen(c.ctx(), &c.caller, None).await?))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FieldValuesQuery {
     #[serde(rename = "claimField")]
     pub claim_field: String,
 }
 
+/// List the values seen for a claim.
+///
 /// `GET /settings/idpsync/field-values?claimField=`: values seen for a claim.
-#[utoipa::path(
-    get,
-    path = "/settings/idpsync/field-values",
-    tag = "idpsync",
-    summary = "List the values seen for a claim",
-    params(FieldValuesQuery),
-    responses((status = 200, description = "OK", body = Vec<String>))
-)]
+#[utoipa::path(get, path = "/settings/idpsync/field-values", tag = "idpsync", params(FieldValuesQuery), responses((status = 200, description = "OK", body = Vec<String>)))]
 pub async fn field_values(
     c: Call,
     ApiQuery(q): ApiQuery<FieldValuesQuery>,
 ) -> ApiResult<Json<Vec<String>>> {
-    Ok(Json(
-        settings::claims_seen(c.ctx(), &c.caller, Some(&q.claim_field)).await?,
-    ))
+    let values = settings::claims_seen(c.ctx(), &c.caller, Some(&q.claim_field)).await?;
+    Ok(Json(values))
 }

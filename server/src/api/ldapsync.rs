@@ -18,29 +18,20 @@ pub struct RunList {
     pub count: i64,
 }
 
+/// Get the LDAP sync settings (without the bind password).
+///
 /// `GET /settings/ldapsync`: the settings without the bind password.
-#[utoipa::path(
-    get,
-    path = "/settings/ldapsync",
-    tag = "ldapsync",
-    summary = "Get the LDAP sync settings (without the bind password)",
-    responses((status = 200, description = "OK", body = Object))
-)]
+#[utoipa::path(get, path = "/settings/ldapsync", tag = "ldapsync", responses((status = 200, description = "OK", body = Object)))]
 pub async fn get_settings(c: Call) -> ApiResult<Json<Value>> {
     Ok(Json(ldapsync::settings(c.ctx(), &c.caller).await?))
 }
 
+/// Replace the LDAP sync settings.
+///
 /// `PUT /settings/ldapsync`: replaces the settings (absent fields take their
 /// defaults). A missing or null `bind_password` keeps the stored one; `""`
 /// clears it.
-#[utoipa::path(
-    put,
-    path = "/settings/ldapsync",
-    tag = "ldapsync",
-    summary = "Replace the LDAP sync settings",
-    request_body = Object,
-    responses((status = 200, description = "OK", body = Object))
-)]
+#[utoipa::path(put, path = "/settings/ldapsync", tag = "ldapsync", request_body = Object, responses((status = 200, description = "OK", body = Object)))]
 pub async fn put_settings(c: Call, ApiJson(body): ApiJson<Value>) -> ApiResult<Json<Value>> {
     let Value::Object(body) = body else {
         return Err(ApiError::bad_request("the body must be a JSON object"));
@@ -50,45 +41,31 @@ pub async fn put_settings(c: Call, ApiJson(body): ApiJson<Value>) -> ApiResult<J
     ))
 }
 
+/// List LDAP sync runs, newest first.
+///
 /// `GET /ldapsync/runs`: newest first.
-#[utoipa::path(
-    get,
-    path = "/ldapsync/runs",
-    tag = "ldapsync",
-    summary = "List LDAP sync runs, newest first",
-    params(Page),
-    responses((status = 200, description = "OK", body = RunList))
-)]
+#[utoipa::path(get, path = "/ldapsync/runs", tag = "ldapsync", params(Page), responses((status = 200, description = "OK", body = RunList)))]
 pub async fn list_runs(c: Call, ApiQuery(page): ApiQuery<Page>) -> ApiResult<Json<RunList>> {
     let (runs, count) = ldapsync::runs(&c.app.directory_sync(), &c.caller, page).await?;
     Ok(Json(RunList { runs, count }))
 }
 
+/// Get an LDAP sync run.
+///
 /// `GET /ldapsync/runs/{id}`: with progress while running, and the plan of a
 /// dry or aborted run.
-#[utoipa::path(
-    get,
-    path = "/ldapsync/runs/{id}",
-    tag = "ldapsync",
-    summary = "Get an LDAP sync run",
-    responses((status = 200, description = "OK", body = Run))
-)]
+#[utoipa::path(get, path = "/ldapsync/runs/{id}", tag = "ldapsync", responses((status = 200, description = "OK", body = Run)))]
 pub async fn get_run(c: Call<String>) -> ApiResult<Json<Run>> {
     Ok(Json(
         ldapsync::run(&c.app.directory_sync(), &c.caller, &c.path).await?,
     ))
 }
 
+/// Start an LDAP sync run.
+///
 /// `POST /ldapsync/runs {dry_run, force, full?}`: starts a run and answers
 /// 202 with it (`status: running`); poll `GET /ldapsync/runs/{id}`.
-#[utoipa::path(
-    post,
-    path = "/ldapsync/runs",
-    tag = "ldapsync",
-    summary = "Start an LDAP sync run",
-    request_body = StartRun,
-    responses((status = 202, description = "The run has started", body = Run))
-)]
+#[utoipa::path(post, path = "/ldapsync/runs", tag = "ldapsync", request_body = StartRun, responses((status = 202, description = "The run has started", body = Run)))]
 pub async fn start_run(
     c: Call,
     ApiJson(body): ApiJson<StartRun>,

@@ -32,40 +32,10 @@ pub const STATE_COOKIE: &str = "orgsync_oidc_state";
 const STATE_COOKIE_PATH: &str = "/api/v2/users/oidc";
 const LOGIN_PATH: &str = "/api/v2/users/oidc/login";
 
-/// The query of `GET /users/oidc/login` (read from the raw query).
-#[derive(Debug, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct OidcLoginQuery {
-    /// A path of this server to land on after the login.
-    pub redirect: Option<String>,
-}
-
-/// The query the OpenID provider sends to `GET /users/oidc/callback`.
-#[derive(Debug, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct OidcCallbackQuery {
-    /// The authorization code.
-    pub code: Option<String>,
-    /// The login state this server sent.
-    pub state: Option<String>,
-    /// The issuer (RFC 9207), checked when present.
-    pub iss: Option<String>,
-    /// The provider's error code, when the login failed there.
-    pub error: Option<String>,
-    /// The provider's description of that error.
-    pub error_description: Option<String>,
-}
-
+/// Start an OIDC login (302 to the provider).
+///
 /// `GET /users/oidc/login[?redirect=/path]`: 302 to the provider.
-#[utoipa::path(
-    get,
-    path = "/users/oidc/login",
-    tag = "users",
-    summary = "Start an OIDC login (302 to the provider)",
-    params(OidcLoginQuery),
-    security(()),
-    responses((status = 302, description = "To the OpenID provider"))
-)]
+#[utoipa::path(get, path = "/users/oidc/login", tag = "users", params(("redirect" = Option<String>, Query, description = "A path of this server to land on after the login")), security(()), responses((status = 302, description = "To the OpenID provider")))]
 pub async fn login(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -77,17 +47,11 @@ pub async fn login(
     }
 }
 
+/// Finish an OIDC login (sets the session cookie, 302 on).
+///
 /// `GET /users/oidc/callback?code&state`: finishes the login, sets the session
 /// cookie and sends the browser on.
-#[utoipa::path(
-    get,
-    path = "/users/oidc/callback",
-    tag = "users",
-    summary = "Finish an OIDC login (sets the session cookie, 302 on)",
-    params(OidcCallbackQuery),
-    security(()),
-    responses((status = 302, description = "Signed in; to the redirect target"))
-)]
+#[utoipa::path(get, path = "/users/oidc/callback", tag = "users", params(("code" = Option<String>, Query, description = "The authorization code"), ("state" = Option<String>, Query, description = "The login state this server sent"), ("iss" = Option<String>, Query, description = "The issuer (RFC 9207), checked when present"), ("error" = Option<String>, Query, description = "The provider's error code"), ("error_description" = Option<String>, Query, description = "The provider's description of that error")), security(()), responses((status = 302, description = "Signed in; to the redirect target")))]
 pub async fn callback(
     State(app): State<AppState>,
     meta: RequestMeta,

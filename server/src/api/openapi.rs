@@ -49,18 +49,10 @@ const ERROR_RESPONSE: &str = "Error";
     servers((url = "/api/v2", description = "This server")),
     components(schemas(crate::error::ErrorBody)),
     tags(
-        (name = "users", description = "Users, sign-in, sessions and API tokens"),
-        (name = "organizations", description = "Organizations"),
-        (name = "members", description = "Organization members and their org roles"),
-        (name = "groups", description = "Groups of an organization"),
-        (name = "templates", description = "Template files, versions, templates and their ACLs"),
-        (name = "provisioners", description = "Provisioner keys, daemons and jobs; the daemon protocol"),
-        (name = "workspaces", description = "Workspaces and their builds"),
-        (name = "idpsync", description = "IdP sync settings, preview and problems"),
-        (name = "ldapsync", description = "LDAP directory sync settings and runs"),
-        (name = "authorization", description = "Authorization checks and the policy set"),
-        (name = "audit", description = "The audit log"),
-        (name = "health", description = "Liveness, readiness, build info and this document"),
+        (name = "users", description = "Users, sign-in, sessions and API tokens"), (name = "organizations", description = "Organizations"), (name = "members", description = "Organization members and their org roles"), (name = "groups", description = "Groups of an organization"),
+        (name = "templates", description = "Template files, versions, templates and their ACLs"), (name = "provisioners", description = "Provisioner keys, daemons and jobs; the daemon protocol"), (name = "workspaces", description = "Workspaces and their builds"),
+        (name = "idpsync", description = "IdP sync settings, preview and problems"), (name = "ldapsync", description = "LDAP directory sync settings and runs"),
+        (name = "authorization", description = "Authorization checks and the policy set"), (name = "audit", description = "The audit log"), (name = "health", description = "Liveness, readiness, build info and this document"),
     )
 )]
 struct Base;
@@ -83,13 +75,7 @@ pub fn document() -> &'static OpenApi {
 }
 
 /// The OpenAPI 3.1 document of this API (what you are reading).
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "health",
-    security(()),
-    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
-)]
+#[utoipa::path(get, path = "/openapi.json", tag = "health", security(()), responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub async fn serve() -> Json<&'static OpenApi> {
     Json(document())
 }
@@ -293,10 +279,18 @@ fn describe(name: &str) -> &'static str {
     }
 }
 
-/// Declares each path parameter an operation does not declare itself: a
-/// required string described by [`describe`].
+/// Declares each path parameter an operation does not declare itself (a
+/// required string described by [`describe`]), and puts the others in the
+/// query.
 fn add_path_parameters(op: &mut Operation, names: &[&str]) {
     let params = op.parameters.get_or_insert_with(Vec::new);
+    // A query type's `IntoParams` says no location (the default is the
+    // path): a parameter the path does not name is in the query.
+    for p in params.iter_mut() {
+        if p.parameter_in == ParameterIn::Path && !names.contains(&p.name.as_str()) {
+            p.parameter_in = ParameterIn::Query;
+        }
+    }
     for name in names.iter().rev() {
         let declared = params
             .iter()

@@ -53,15 +53,8 @@ impl FromRequestParts<AppState> for KeyAuth {
     }
 }
 
-#[utoipa::path(
-    post,
-    path = "/provisionerd/register",
-    tag = "provisioners",
-    summary = "Daemon protocol: register a daemon",
-    request_body = Registration,
-    security(("provisioner_key" = [])),
-    responses((status = 201, description = "Created", body = super::openapi::DaemonRegistered))
-)]
+/// Daemon protocol: register a daemon.
+#[utoipa::path(post, path = "/provisionerd/register", tag = "provisioners", request_body = Registration, security(("provisioner_key" = [])), responses((status = 201, description = "Created", body = super::openapi::DaemonRegistered)))]
 pub async fn register(
     State(app): State<AppState>,
     meta: RequestMeta,
@@ -73,21 +66,13 @@ pub async fn register(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireQuery {
     pub wait_ms: Option<u64>,
 }
 
-#[utoipa::path(
-    post,
-    path = "/provisionerd/{daemon}/acquire",
-    tag = "provisioners",
-    summary = "Daemon protocol: acquire a job (long poll)",
-    params(AcquireQuery),
-    security(("provisioner_key" = [])),
-    responses((status = 200, description = "A job to run", body = crate::provisioner::AcquiredJob), (status = 204, description = "No job within the wait"))
-)]
+/// Daemon protocol: acquire a job (long poll).
+#[utoipa::path(post, path = "/provisionerd/{daemon}/acquire", tag = "provisioners", params(AcquireQuery), security(("provisioner_key" = [])), responses((status = 200, description = "A job to run", body = crate::provisioner::AcquiredJob), (status = 204, description = "No job within the wait")))]
 pub async fn acquire(
     State(app): State<AppState>,
     auth: KeyAuth,
@@ -101,14 +86,8 @@ pub async fn acquire(
     }
 }
 
-#[utoipa::path(
-    post,
-    path = "/provisionerd/{daemon}/jobs/{job}/heartbeat",
-    tag = "provisioners",
-    summary = "Daemon protocol: a running job's heartbeat",
-    security(("provisioner_key" = [])),
-    responses((status = 200, description = "OK", body = HeartbeatReply))
-)]
+/// Daemon protocol: a running job's heartbeat.
+#[utoipa::path(post, path = "/provisionerd/{daemon}/jobs/{job}/heartbeat", tag = "provisioners", security(("provisioner_key" = [])), responses((status = 200, description = "OK", body = HeartbeatReply)))]
 pub async fn heartbeat(
     State(app): State<AppState>,
     auth: KeyAuth,
@@ -119,15 +98,8 @@ pub async fn heartbeat(
     ))
 }
 
-#[utoipa::path(
-    post,
-    path = "/provisionerd/{daemon}/jobs/{job}/logs",
-    tag = "provisioners",
-    summary = "Daemon protocol: append log lines to a job",
-    request_body = Logs,
-    security(("provisioner_key" = [])),
-    responses((status = 204, description = "No content"))
-)]
+/// Daemon protocol: append log lines to a job.
+#[utoipa::path(post, path = "/provisionerd/{daemon}/jobs/{job}/logs", tag = "provisioners", request_body = Logs, security(("provisioner_key" = [])), responses((status = 204, description = "No content")))]
 pub async fn logs(
     State(app): State<AppState>,
     auth: KeyAuth,
@@ -138,15 +110,8 @@ pub async fn logs(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(
-    post,
-    path = "/provisionerd/{daemon}/jobs/{job}/complete",
-    tag = "provisioners",
-    summary = "Daemon protocol: a job succeeded",
-    request_body = JobResult,
-    security(("provisioner_key" = [])),
-    responses((status = 204, description = "No content"))
-)]
+/// Daemon protocol: a job succeeded.
+#[utoipa::path(post, path = "/provisionerd/{daemon}/jobs/{job}/complete", tag = "provisioners", request_body = JobResult, security(("provisioner_key" = [])), responses((status = 204, description = "No content")))]
 pub async fn complete(
     State(app): State<AppState>,
     auth: KeyAuth,
@@ -157,15 +122,8 @@ pub async fn complete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(
-    post,
-    path = "/provisionerd/{daemon}/jobs/{job}/fail",
-    tag = "provisioners",
-    summary = "Daemon protocol: a job failed",
-    request_body = Failure,
-    security(("provisioner_key" = [])),
-    responses((status = 204, description = "No content"))
-)]
+/// Daemon protocol: a job failed.
+#[utoipa::path(post, path = "/provisionerd/{daemon}/jobs/{job}/fail", tag = "provisioners", request_body = Failure, security(("provisioner_key" = [])), responses((status = 204, description = "No content")))]
 pub async fn fail(
     State(app): State<AppState>,
     auth: KeyAuth,

@@ -47,15 +47,10 @@ pub struct TokenCreated {
     pub expires_at: String,
 }
 
+/// Whether the first user exists (200) or not yet (404).
+///
 /// `GET /users/first`: 200 once the first user exists, 404 before.
-#[utoipa::path(
-    get,
-    path = "/users/first",
-    tag = "users",
-    summary = "Whether the first user exists (200) or not yet (404)",
-    security(()),
-    responses((status = 200, description = "The first user exists", body = Message))
-)]
+#[utoipa::path(get, path = "/users/first", tag = "users", security(()), responses((status = 200, description = "The first user exists", body = Message)))]
 pub async fn first_exists(State(app): State<AppState>) -> ApiResult<Json<Message>> {
     if !users::first_exists(app.ctx()).await? {
         return Err(ApiError::not_found("first user")
@@ -72,16 +67,10 @@ fn session_cookie(app: &AppState, token: &str, max_age: i64) -> HeaderMap {
     headers
 }
 
+/// Create the first user (site owner), signed in.
+///
 /// `POST /users/first`: the first user becomes site owner, signed in.
-#[utoipa::path(
-    post,
-    path = "/users/first",
-    tag = "users",
-    summary = "Create the first user (site owner), signed in",
-    request_body = FirstUser,
-    security(()),
-    responses((status = 201, description = "The first user, its default organization and a session token", body = FirstUserResponse))
-)]
+#[utoipa::path(post, path = "/users/first", tag = "users", request_body = FirstUser, security(()), responses((status = 201, description = "The first user, its default organization and a session token", body = FirstUserResponse)))]
 pub async fn create_first(
     State(app): State<AppState>,
     meta: RequestMeta,
@@ -104,17 +93,11 @@ pub async fn create_first(
         .into_response())
 }
 
+/// Sign in with a password.
+///
 /// `POST /users/login`: password login (see [`sessions::password_login`]);
 /// past the throttle's limit, 429 with `Retry-After`.
-#[utoipa::path(
-    post,
-    path = "/users/login",
-    tag = "users",
-    summary = "Sign in with a password",
-    request_body = PasswordLogin,
-    security(()),
-    responses((status = 201, description = "A session (also set as the session cookie)", body = LoginResponse), (status = 429, description = "Too many failed logins; `Retry-After` says when to try again", body = crate::error::ErrorBody))
-)]
+#[utoipa::path(post, path = "/users/login", tag = "users", request_body = PasswordLogin, security(()), responses((status = 201, description = "A session (also set as the session cookie)", body = LoginResponse), (status = 429, description = "Too many failed logins; `Retry-After` says when to try again", body = crate::error::ErrorBody)))]
 pub async fn login(
     State(app): State<AppState>,
     meta: RequestMeta,
@@ -152,113 +135,67 @@ pub async fn login(
     }
 }
 
+/// End the current session.
+///
 /// `POST /users/logout`: ends the current session.
-#[utoipa::path(
-    post,
-    path = "/users/logout",
-    tag = "users",
-    summary = "End the current session",
-    responses((status = 200, description = "Logged out; the session cookie is cleared", body = Message))
-)]
+#[utoipa::path(post, path = "/users/logout", tag = "users", responses((status = 200, description = "Logged out; the session cookie is cleared", body = Message)))]
 pub async fn logout(c: Call) -> ApiResult<Response> {
     sessions::logout(c.ctx(), &c.caller, &c.actor.key_id, &c.actor.user.username).await?;
     Ok((session_cookie(&c.app, "", 0), Message::json("logged out")).into_response())
 }
 
-#[utoipa::path(
-    get,
-    path = "/users/{user}",
-    tag = "users",
-    summary = "Get a user",
-    responses((status = 200, description = "OK", body = User))
-)]
+/// Get a user.
+#[utoipa::path(get, path = "/users/{user}", tag = "users", responses((status = 200, description = "OK", body = User)))]
 pub async fn get(c: Call<String>) -> ApiResult<Json<User>> {
     Ok(Json(users::get(c.ctx(), &c.caller, &c.path).await?))
 }
 
-#[utoipa::path(
-    get,
-    path = "/users",
-    tag = "users",
-    summary = "List users",
-    params(UserQuery),
-    responses((status = 200, description = "OK", body = UserList))
-)]
+/// List users.
+#[utoipa::path(get, path = "/users", tag = "users", params(UserQuery), responses((status = 200, description = "OK", body = UserList)))]
 pub async fn list(c: Call, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult<Json<UserList>> {
     let (users, count) = users::list(c.ctx(), &c.caller, &q).await?;
     Ok(Json(UserList { users, count }))
 }
 
+/// Create a user.
+///
 /// `POST /users`: the user joins the default org and any orgs listed.
-#[utoipa::path(
-    post,
-    path = "/users",
-    tag = "users",
-    summary = "Create a user",
-    request_body = NewUser,
-    responses((status = 201, description = "Created", body = User))
-)]
+#[utoipa::path(post, path = "/users", tag = "users", request_body = NewUser, responses((status = 201, description = "Created", body = User)))]
 pub async fn create(c: Call, ApiJson(req): ApiJson<NewUser>) -> ApiResult<Created<User>> {
     Ok(created(users::create(c.ctx(), &c.caller, req).await?))
 }
 
-#[utoipa::path(
-    patch,
-    path = "/users/{user}",
-    tag = "users",
-    summary = "Update a user's profile",
-    request_body = UserChanges,
-    responses((status = 200, description = "OK", body = User))
-)]
+/// Update a user's profile.
+#[utoipa::path(patch, path = "/users/{user}", tag = "users", request_body = UserChanges, responses((status = 200, description = "OK", body = User)))]
 pub async fn update(c: Call<String>, ApiJson(req): ApiJson<UserChanges>) -> ApiResult<Json<User>> {
     Ok(Json(users::update(c.ctx(), &c.caller, &c.path, req).await?))
 }
 
-#[utoipa::path(
-    delete,
-    path = "/users/{user}",
-    tag = "users",
-    summary = "Delete a user",
-    responses((status = 204, description = "No content"))
-)]
+/// Delete a user.
+#[utoipa::path(delete, path = "/users/{user}", tag = "users", responses((status = 204, description = "No content")))]
 pub async fn delete(c: Call<String>) -> ApiResult<StatusCode> {
     users::delete(c.ctx(), &c.caller, &c.path).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(
-    put,
-    path = "/users/{user}/status/suspend",
-    tag = "users",
-    summary = "Suspend a user",
-    responses((status = 200, description = "OK", body = User))
-)]
+/// Suspend a user.
+#[utoipa::path(put, path = "/users/{user}/status/suspend", tag = "users", responses((status = 200, description = "OK", body = User)))]
 pub async fn suspend(c: Call<String>) -> ApiResult<Json<User>> {
     Ok(Json(
         users::set_status(c.ctx(), &c.caller, &c.path, UserStatus::Suspended).await?,
     ))
 }
 
-#[utoipa::path(
-    put,
-    path = "/users/{user}/status/activate",
-    tag = "users",
-    summary = "Activate a user",
-    responses((status = 200, description = "OK", body = User))
-)]
+/// Activate a user.
+#[utoipa::path(put, path = "/users/{user}/status/activate", tag = "users", responses((status = 200, description = "OK", body = User)))]
 pub async fn activate(c: Call<String>) -> ApiResult<Json<User>> {
     Ok(Json(
         users::set_status(c.ctx(), &c.caller, &c.path, UserStatus::Active).await?,
     ))
 }
 
-#[utoipa::path(
-    get,
-    path = "/users/{user}/roles",
-    tag = "users",
-    summary = "Get a user's site roles and the assignable ones",
-    responses((status = 200, description = "OK", body = super::openapi::UserRoles))
-)]
+/// Get a user's site roles and the assignable ones.
+#[utoipa::path(get, path = "/users/{user}/roles", tag = "users", responses((status = 200, description = "OK", body = super::openapi::UserRoles)))]
 pub async fn get_roles(c: Call<String>) -> ApiResult<Json<Value>> {
     Ok(Json(users::roles(c.ctx(), &c.caller, &c.path).await?))
 }
@@ -269,44 +206,26 @@ pub struct RolesRequest {
     pub roles: Vec<String>,
 }
 
-#[utoipa::path(
-    put,
-    path = "/users/{user}/roles",
-    tag = "users",
-    summary = "Replace a user's site roles",
-    request_body = RolesRequest,
-    responses((status = 200, description = "OK", body = User))
-)]
+/// Replace a user's site roles.
+#[utoipa::path(put, path = "/users/{user}/roles", tag = "users", request_body = RolesRequest, responses((status = 200, description = "OK", body = User)))]
 pub async fn set_roles(
     c: Call<String>,
-    ApiJson(req): ApiJson<RolesRequest>,
+    ApiJson(RolesRequest { roles }): ApiJson<RolesRequest>,
 ) -> ApiResult<Json<User>> {
-    Ok(Json(
-        users::set_roles(c.ctx(), &c.caller, &c.path, &req.roles).await?,
-    ))
+    let user = users::set_roles(c.ctx(), &c.caller, &c.path, &roles).await?;
+    Ok(Json(user))
 }
 
-#[utoipa::path(
-    get,
-    path = "/users/{user}/organizations",
-    tag = "users",
-    summary = "List the organizations a user belongs to",
-    responses((status = 200, description = "OK", body = Vec<Organization>))
-)]
+/// List the organizations a user belongs to.
+#[utoipa::path(get, path = "/users/{user}/organizations", tag = "users", responses((status = 200, description = "OK", body = Vec<Organization>)))]
 pub async fn organizations(c: Call<String>) -> ApiResult<Json<Vec<Organization>>> {
     Ok(Json(
         users::organizations(c.ctx(), &c.caller, &c.path).await?,
     ))
 }
 
-#[utoipa::path(
-    post,
-    path = "/users/{user}/keys/tokens",
-    tag = "users",
-    summary = "Create an API token (the key is shown once)",
-    request_body = NewToken,
-    responses((status = 201, description = "Created", body = TokenCreated))
-)]
+/// Create an API token (the key is shown once).
+#[utoipa::path(post, path = "/users/{user}/keys/tokens", tag = "users", request_body = NewToken, responses((status = 201, description = "Created", body = TokenCreated)))]
 pub async fn create_token(
     c: Call<String>,
     ApiJson(req): ApiJson<NewToken>,

@@ -14,7 +14,6 @@ use crate::store::{self, audit::AuditFilter};
 
 /// The filters of an audit query.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Space-separated `key:value` terms: organization, user, resource_type,

@@ -472,7 +472,6 @@ fn hide_orgs(plan: &mut Value, hidden: &[String]) {
 
 /// Which problems to list.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProblemsQuery {
     pub organization: Option<String>,

@@ -117,7 +117,6 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, key: &str, req: &NewLink) -> 
 
 /// Which link to remove.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Unlink {
     pub source: Option<String>,

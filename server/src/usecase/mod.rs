@@ -377,7 +377,6 @@ pub(crate) fn roles_changed(
 
 /// `?limit=&offset=` of a list.
 #[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     pub limit: Option<i64>,

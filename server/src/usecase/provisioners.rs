@@ -160,7 +160,6 @@ pub(crate) fn job_resource(org: &Organization, job: &Job) -> Resource {
 
 /// `?status=&limit=&offset=` of a job list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobsQuery {
     pub status: Option<String>,
@@ -237,7 +236,6 @@ pub async fn get_job(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<Job> {
 
 /// `?after=&limit=` of a job's logs.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     /// Only lines after this id.

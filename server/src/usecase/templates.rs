@@ -24,7 +24,6 @@ use crate::store::{self, Conn};
 
 /// `?organization=` of an upload.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FileQuery {
     /// The organization the file is for (optional): binds the file to that

@@ -285,7 +285,6 @@ pub async fn get(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<User> {
 
 /// `?q=&status=&limit=&offset=` of the user list.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserQuery {
     pub q: Option<String>,

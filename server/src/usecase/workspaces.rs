@@ -219,7 +219,6 @@ pub async fn create(
 
 /// `?owner=&limit=&offset=` of a workspace list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `me`, a username or an id.

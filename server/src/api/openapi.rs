@@ -231,7 +231,10 @@ fn complete(mut doc: OpenApi) -> OpenApi {
     ]);
     for (path, item) in doc.paths.paths.iter_mut() {
         let names = path_parameters(path);
-        for op in operations(item) {
+        for (method, op) in operations(item) {
+            // Handlers of different modules share names (`list`, `get`):
+            // the method and the path name an operation uniquely.
+            op.operation_id = Some(operation_id(method, path));
             add_path_parameters(op, &names);
             for range in ["4XX", "5XX"] {
                 op.responses
@@ -244,20 +247,31 @@ fn complete(mut doc: OpenApi) -> OpenApi {
     doc
 }
 
-/// The operations of a path, whatever their method.
-pub fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+/// The operations of a path with their methods.
+pub fn operations(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
     [
-        &mut item.get,
-        &mut item.put,
-        &mut item.post,
-        &mut item.delete,
-        &mut item.options,
-        &mut item.head,
-        &mut item.patch,
-        &mut item.trace,
+        ("get", &mut item.get),
+        ("put", &mut item.put),
+        ("post", &mut item.post),
+        ("delete", &mut item.delete),
+        ("options", &mut item.options),
+        ("head", &mut item.head),
+        ("patch", &mut item.patch),
+        ("trace", &mut item.trace),
     ]
     .into_iter()
-    .filter_map(Option::as_mut)
+    .filter_map(|(method, op)| Some((method, op.as_mut()?)))
+}
+
+/// `get_users_user_links` for `GET /users/{user}/links`.
+fn operation_id(method: &str, path: &str) -> String {
+    let words = path
+        .split(['/', '-', '.', '{', '}'])
+        .filter(|w| !w.is_empty());
+    std::iter::once(method)
+        .chain(words)
+        .collect::<Vec<_>>()
+        .join("_")
 }
 
 /// The `{name}` segments of a route.
@@ -399,10 +413,13 @@ mod tests {
             .iter()
             .map(|t| t["name"].as_str().unwrap())
             .collect();
+        let mut ids = BTreeSet::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
             let declared: BTreeSet<&str> = path_parameters(path).into_iter().collect();
             for (method, op) in item.as_object().unwrap() {
                 let at = format!("{method} {path}");
+                let id = op["operationId"].as_str().expect("an operationId");
+                assert!(ids.insert(id.to_owned()), "{at}: operationId {id} twice");
                 let summary = op["summary"].as_str().unwrap_or_default();
                 assert!(!summary.trim().is_empty(), "{at}: no summary");
                 let op_tags = op["tags"].as_array().expect("tags");

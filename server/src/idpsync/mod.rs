@@ -32,6 +32,9 @@ pub struct SyncOutcome {
     pub changed: bool,
     /// Problems recorded.
     pub problems: usize,
+    /// The kinds of the changes written, for the metrics once committed
+    /// (`metrics::idpsync_changes`).
+    pub changes: Vec<&'static str>,
 }
 
 /// Where each settings object lives.
@@ -436,6 +439,7 @@ pub async fn apply_plan_with(
     record_problems: bool,
 ) -> Result<SyncOutcome, Error> {
     let mut changed = false;
+    let mut changes = Vec::new();
     if plan.has_changes() {
         let username = store::users::find_by_id(w.conn(), user_id)
             .await?
@@ -461,6 +465,7 @@ pub async fn apply_plan_with(
             ctx,
         )
         .await?;
+        changes = std::mem::take(&mut rows.changes);
         rows.flush(w).await?;
         changed = audited > 0;
     }
@@ -470,6 +475,7 @@ pub async fn apply_plan_with(
     Ok(SyncOutcome {
         changed,
         problems: plan.problems.len(),
+        changes,
     })
 }
 

@@ -33,21 +33,21 @@ const CLI_ENV: [&str; 8] = [
     "ORGSYNC_CONFIG_DIR",
 ];
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// The CLI with its own config dir (so its own stored session).
-struct Cli {
+pub(crate) struct Cli {
     dir: tempfile::TempDir,
     url: String,
     env: Vec<(String, String)>,
 }
 
 impl Cli {
-    fn new(s: &TestServer) -> Cli {
+    pub(crate) fn new(s: &TestServer) -> Cli {
         Cli {
             dir: tempfile::tempdir().unwrap(),
             url: s.base.clone(),
@@ -59,12 +59,12 @@ impl Cli {
         self.dir.path().join("config")
     }
 
-    fn with_env(mut self, key: &str, value: &str) -> Cli {
+    pub(crate) fn with_env(mut self, key: &str, value: &str) -> Cli {
         self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
-    async fn run(&self, args: &[&str]) -> Out {
+    pub(crate) async fn run(&self, args: &[&str]) -> Out {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgsync"));
         for var in CLI_ENV {
             cmd.env_remove(var);
@@ -94,7 +94,7 @@ impl Cli {
     }
 
     /// Runs a command that must succeed; returns its stdout.
-    async fn ok(&self, args: &[&str]) -> String {
+    pub(crate) async fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args).await;
         assert_eq!(
             out.code, 0,
@@ -105,7 +105,7 @@ impl Cli {
     }
 
     /// Runs a command with `--output json` that must succeed; parses stdout.
-    async fn json(&self, args: &[&str]) -> Value {
+    pub(crate) async fn json(&self, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.extend(["--output", "json"]);
         let stdout = self.ok(&args).await;
@@ -114,7 +114,7 @@ impl Cli {
     }
 
     /// Runs a command that must fail with `code`; returns its stderr.
-    async fn fails(&self, code: i32, args: &[&str]) -> String {
+    pub(crate) async fn fails(&self, code: i32, args: &[&str]) -> String {
         let out = self.run(args).await;
         assert_eq!(
             out.code, code,
@@ -137,7 +137,7 @@ impl Cli {
 }
 
 /// Logs in as the owner (creating it) and returns the CLI.
-async fn owner_cli(s: &TestServer) -> Cli {
+pub(crate) async fn owner_cli(s: &TestServer) -> Cli {
     let cli = Cli::new(s);
     cli.login_owner().await;
     cli
@@ -152,7 +152,7 @@ fn names(list: &Value, key: &str) -> Vec<String> {
 }
 
 /// The line of a table whose first column is `first`.
-fn row<'a>(table: &'a str, first: &str) -> &'a str {
+pub(crate) fn row<'a>(table: &'a str, first: &str) -> &'a str {
     table
         .lines()
         .find(|l| l.split_whitespace().next() == Some(first))

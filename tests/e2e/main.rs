@@ -13,6 +13,7 @@ mod audit;
 mod authz_api;
 mod bad_input;
 mod cli;
+mod cli_admin;
 mod console;
 mod console_deployment;
 mod console_orgs;

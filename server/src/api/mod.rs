@@ -62,7 +62,11 @@ pub fn router(state: AppState) -> Router {
             "/users/{user}/links",
             get(links::list).post(links::create).delete(links::delete),
         )
-        .route("/users/{user}/keys/tokens", post(users::create_token))
+        .route(
+            "/users/{user}/keys/tokens",
+            get(users::list_tokens).post(users::create_token),
+        )
+        .route("/users/{user}/keys/{id}", delete(users::delete_token))
         .route("/organizations", get(orgs::list).post(orgs::create))
         .route(
             "/organizations/{organization}",

@@ -181,3 +181,16 @@ pub async fn create_token(
         json!({"id": token.key_id, "key": token.secret, "expires_at": token.expires_at}),
     ))
 }
+
+/// `GET /users/{user}/keys/tokens`: the user's API tokens, never their secrets.
+pub async fn list_tokens(c: Call<String>) -> ApiResult<Json<Value>> {
+    let tokens = sessions::list_tokens(c.ctx(), &c.caller, &c.path).await?;
+    Ok(Json(json!(tokens)))
+}
+
+/// `DELETE /users/{user}/keys/{id}`: deletes one of the user's tokens (or sessions).
+pub async fn delete_token(c: Call<(String, String)>) -> ApiResult<StatusCode> {
+    let (user, id) = &c.path;
+    sessions::delete_token(c.ctx(), &c.caller, user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -28,7 +28,8 @@ pub enum TemplatesCommand {
     Push(PushArgs),
     /// List the templates you may see (of one org with --org).
     List {
-        #[arg(long, value_name = "ORG")]
+        /// Only this organization's templates (name or id).
+        #[arg(long, short = 'O', value_name = "ORG")]
         org: Option<String>,
     },
 }
@@ -38,7 +39,7 @@ pub struct PushArgs {
     /// The template's name (a lowercase slug).
     pub name: String,
     /// The organization (name or id).
-    #[arg(long, value_name = "ORG")]
+    #[arg(long, short = 'O', value_name = "ORG")]
     pub org: String,
     /// The template's directory.
     #[arg(

@@ -15,13 +15,13 @@ pub struct AuditArgs {
     #[arg(long, short = 'O', value_name = "ORG")]
     pub org: Option<String>,
     /// Only entries made by this user (username or id).
-    #[arg(long, value_name = "USER")]
+    #[arg(long)]
     pub user: Option<String>,
     /// Only entries about this kind of resource, e.g. `organization`, `group`, `api_key`.
     #[arg(long, value_name = "TYPE")]
     pub resource_type: Option<String>,
     /// Only entries of this action, e.g. `create`, `delete`, `login`.
-    #[arg(long, value_name = "ACTION")]
+    #[arg(long)]
     pub action: Option<String>,
     /// Only entries at or after this time: RFC 3339, or an age such as `2h` or `7d`.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]

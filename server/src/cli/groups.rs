@@ -104,12 +104,12 @@ async fn update(api: &ApiClient, out: OutputArgs, args: UpdateArgs) -> Result<()
         .await
         .with_context(|| format!("cannot update group `{group}`"))?;
     out.show(&updated, || {
-        output::line(format!(
-            "updated group `{}` in organization `{}` (display name {})",
-            cell(&updated, "name"),
-            org.org,
-            cell(&updated, "display_name")
-        ))
+        output::fields(&[
+            ("Updated group", cell(&updated, "name")),
+            ("Display name", cell(&updated, "display_name")),
+            ("Organization", org.org.clone()),
+            ("ID", id),
+        ])
     })
 }
 

@@ -51,12 +51,8 @@ pub enum OrgsCommand {
 pub struct UpdateArgs {
     /// The organization's name or id.
     pub name: String,
-    /// The new display name.
-    #[arg(long)]
-    pub display_name: Option<String>,
-    /// The new description (empty: none).
-    #[arg(long)]
-    pub description: Option<String>,
+    #[command(flatten)]
+    pub fields: OrgFields,
     /// The icon's URL: http(s), or a path on this server (empty: none).
     #[arg(long, value_name = "URL")]
     pub icon: Option<String>,
@@ -66,10 +62,17 @@ pub struct UpdateArgs {
 pub struct CreateArgs {
     /// The organization's name: a lowercase slug such as `data-platform`.
     pub name: String,
-    /// Display name [default: the name].
+    #[command(flatten)]
+    pub fields: OrgFields,
+}
+
+/// What `create` and `update` set alike.
+#[derive(Debug, Args)]
+pub struct OrgFields {
+    /// Display name [default on create: the name].
     #[arg(long)]
     pub display_name: Option<String>,
-    /// Description.
+    /// Description (empty: none).
     #[arg(long)]
     pub description: Option<String>,
 }
@@ -87,15 +90,19 @@ pub fn run(args: OrgsArgs) -> ExitCode {
 }
 
 async fn update(api: &ApiClient, out: OutputArgs, args: UpdateArgs) -> Result<()> {
-    if args.display_name.is_none() && args.description.is_none() && args.icon.is_none() {
+    let OrgFields {
+        display_name,
+        description,
+    } = args.fields;
+    if display_name.is_none() && description.is_none() && args.icon.is_none() {
         return Err(UsageError(
             "nothing to change: give --display-name, --description or --icon".into(),
         )
         .into());
     }
     let body = client::fields([
-        ("display_name", args.display_name.map(Value::from)),
-        ("description", args.description.map(Value::from)),
+        ("display_name", display_name.map(Value::from)),
+        ("description", description.map(Value::from)),
         ("icon", args.icon.map(Value::from)),
     ]);
     let org = api
@@ -111,8 +118,8 @@ async fn update(api: &ApiClient, out: OutputArgs, args: UpdateArgs) -> Result<()
 async fn create(api: &ApiClient, out: OutputArgs, args: CreateArgs) -> Result<()> {
     let body = client::fields([
         ("name", Some(json!(args.name))),
-        ("display_name", args.display_name.map(Value::from)),
-        ("description", args.description.map(Value::from)),
+        ("display_name", args.fields.display_name.map(Value::from)),
+        ("description", args.fields.description.map(Value::from)),
     ]);
     let org = api
         .post(&["organizations"], Some(&body))

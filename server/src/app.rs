@@ -1,5 +1,5 @@
-//! Startup: open the database, make sure the default org exists, load the
-//! policies, serve the API until shutdown.
+//! Startup: bind the listen address, load the policies, open the database,
+//! make sure the default org exists, serve the API until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,9 +67,8 @@ impl App {
             private_file(&file)
                 .with_context(|| format!("cannot create the SQLite file `{}`", file.display()))?;
         }
-        let db = Db::open(config.database_url.expose())
-            .await
-            .context("cannot open the database")?;
+        // Its errors name the server and the cause (`DbError`).
+        let db = Db::open(config.database_url.expose()).await?;
         crate::usecase::orgs::ensure_default(crate::usecase::Ctx::new(&db, &authz))
             .await
             .map_err(|e| startup_error("cannot create the default organization", e))?;
@@ -282,10 +281,12 @@ pub async fn serve(
 /// `orgsync server`: runs until SIGINT/SIGTERM; SIGHUP reloads the policies.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let listen = config.listen;
-    let state = App::init(config).await?;
+    // The address first: a port already taken fails before anything is
+    // created on disk (the data dir, the SQLite file) or migrated.
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let state = App::init(config).await?;
     let engine = state.authz.engine();
     tracing::info!(
         %listen,

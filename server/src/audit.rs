@@ -74,15 +74,14 @@ pub struct Change<'a> {
 }
 
 impl<'a> Change<'a> {
-    /// A change of a user account (site-wide).
+    /// A change of `user`'s account (site-wide).
     pub fn user(
+        user: &'a crate::model::User,
         action: &'a str,
-        user_id: &'a str,
-        username: &'a str,
         diff: Value,
         status_code: u16,
     ) -> Self {
-        Self::site("user", action, user_id, username, diff, status_code)
+        Self::site("user", action, &user.id, &user.username, diff, status_code)
     }
 
     /// An event of a session or API token (login, logout, token creation).
@@ -116,29 +115,115 @@ impl<'a> Change<'a> {
         }
     }
 
-    /// A change of a resource of organization `org_id`.
-    pub fn in_org(
+    /// A change of `user`'s membership of organization `org_id`.
+    pub fn member(
         org_id: &'a str,
-        resource_type: &'a str,
+        user: &'a crate::model::User,
         action: &'a str,
-        resource_id: &'a str,
-        resource_target: &'a str,
         diff: Value,
         status_code: u16,
     ) -> Self {
+        let change = Self::site(
+            "organization_member",
+            action,
+            &user.id,
+            &user.username,
+            diff,
+            status_code,
+        );
+        change.in_org(org_id)
+    }
+
+    /// This change, of a resource of organization `org_id`.
+    pub fn in_org(self, org_id: &'a str) -> Self {
         Self {
             organization_id: Some(org_id),
-            ..Self::site(
-                resource_type,
-                action,
-                resource_id,
-                resource_target,
-                diff,
-                status_code,
-            )
+            ..self
         }
     }
 }
+
+/// A resource whose creation, update and deletion are audited: what its
+/// entries name.
+pub trait Audited: serde::Serialize {
+    /// The entries' `resource_type`.
+    const RESOURCE_TYPE: &'static str;
+    fn audit_id(&self) -> &str;
+    /// The entries' `resource_target`: the name people know it by.
+    fn audit_target(&self) -> &str;
+    /// The organization it belongs to (`None`: site-wide).
+    fn audit_org(&self) -> Option<&str>;
+}
+
+impl<'a> Change<'a> {
+    fn of<T: Audited>(item: &'a T, action: &'a str, diff: Value, status_code: u16) -> Self {
+        Self {
+            organization_id: item.audit_org(),
+            action,
+            resource_type: T::RESOURCE_TYPE,
+            resource_id: item.audit_id(),
+            resource_target: item.audit_target(),
+            diff,
+            status_code,
+        }
+    }
+
+    /// `new` was created (201).
+    pub fn created<T: Audited>(new: &'a T) -> Self {
+        Self::of(new, "create", created(&to_value(new)), 201)
+    }
+
+    /// `old` became `new` (200; named as it is now).
+    pub fn updated<T: Audited>(old: &T, new: &'a T) -> Self {
+        Self::of(new, "update", diff(&to_value(old), &to_value(new)), 200)
+    }
+
+    /// `old` was deleted (204).
+    pub fn deleted<T: Audited>(old: &'a T) -> Self {
+        Self::of(old, "delete", deleted(&to_value(old)), 204)
+    }
+}
+
+macro_rules! audited {
+    ($ty:ty, $kind:literal, $target:ident, |$s:ident| $org:expr) => {
+        impl Audited for $ty {
+            const RESOURCE_TYPE: &'static str = $kind;
+            fn audit_id(&self) -> &str {
+                &self.id
+            }
+            fn audit_target(&self) -> &str {
+                &self.$target
+            }
+            fn audit_org(&self) -> Option<&str> {
+                let $s = self;
+                $org
+            }
+        }
+    };
+}
+
+audited!(crate::model::User, "user", username, |_u| None);
+audited!(crate::model::Organization, "organization", name, |o| Some(
+    &o.id
+));
+audited!(crate::model::Group, "group", name, |g| Some(
+    &g.organization_id
+));
+audited!(crate::store::templates::Template, "template", name, |t| {
+    Some(&t.organization_id)
+});
+audited!(
+    crate::store::templates::TemplateVersion,
+    "template_version",
+    name,
+    |v| Some(&v.organization_id)
+);
+audited!(
+    crate::store::provisioners::ProvisionerKey,
+    "provisioner_key",
+    name,
+    |k| Some(&k.organization_id)
+);
 
 /// The audit entry of `change`, made by `ctx` at `now`.
 pub fn entry(ctx: &AuditCtx, now: &str, change: Change<'_>) -> AuditEntry {

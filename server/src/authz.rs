@@ -418,9 +418,18 @@ impl Authz {
         resource: &Resource,
         context: &RequestContext,
     ) -> Decision {
-        let d = self
-            .engine()
-            .authorize_named(principal, action, resource, context);
+        let engine = self.engine();
+        let d = engine.authorize_named(principal, action, resource, context);
+        // An action name can come from a request (`POST /authcheck`): the
+        // metric's label is one of the schema's actions or `unknown`.
+        crate::metrics::authz_decision(
+            if engine.has_action(action) {
+                action
+            } else {
+                "unknown"
+            },
+            d.allowed,
+        );
         tracing::debug!(
             principal = %principal.uid(),
             action,

@@ -310,6 +310,34 @@ fn check_not_shared(path: &std::path::Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Parses a config file; an error names the line (and column) and the key:
+/// `line 3, column 23: key `provisioner_daemons`: invalid type: ...`, or for
+/// an unknown key `line 1, column 1: unknown field `lissten`, expected ...`.
+pub fn parse_file(text: &str) -> Result<FileConfig, String> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize::<_, FileConfig>(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let mut out = String::new();
+        if let Some(span) = inner.span() {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before
+                .rsplit_once('\n')
+                .map_or(before, |(_, l)| l)
+                .chars()
+                .count()
+                + 1;
+            out.push_str(&format!("line {line}, column {column}: "));
+        }
+        if !key.is_empty() && key != "." && key != "?" {
+            out.push_str(&format!("key `{key}`: "));
+        }
+        out.push_str(inner.message().trim_end());
+        out
+    })
+}
+
 impl ServerConfig {
     /// Resolves flags/env (`args`) over the config file over defaults.
     pub fn resolve(args: &ServerArgs) -> Result<Self, ConfigError> {
@@ -320,9 +348,9 @@ impl ServerConfig {
                     source,
                 })?;
                 check_not_shared(path)?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                parse_file(&text).map_err(|message| ConfigError::Parse {
                     path: path.display().to_string(),
-                    message: e.message().to_owned(),
+                    message,
                 })?
             }
             None => FileConfig::default(),
@@ -817,6 +845,32 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<FileConfig>("lissten = \"x\"").is_err());
+    }
+
+    #[test]
+    fn file_errors_name_the_line_and_the_key() {
+        for (text, starts, names) in [
+            (
+                "listen = \"127.0.0.1:3000\"\nlissten = \"x\"\n",
+                "line 2, column 1: ",
+                "unknown field `lissten`",
+            ),
+            (
+                "# daemons\n\nprovisioner_daemons = \"three\"\n",
+                "line 3, column 23: ",
+                "key `provisioner_daemons`: invalid type",
+            ),
+            ("[ldapsync]\nurl = 3\n", "line 2, ", "key `ldapsync.url`"),
+            (
+                "log = \"info\"\nlog_format = \"yaml\"\n",
+                "line 2, ",
+                "key `log_format`",
+            ),
+        ] {
+            let e = parse_file(text).err().unwrap_or_default();
+            assert!(e.starts_with(starts), "{text}: {e}");
+            assert!(e.contains(names), "{text}: {e}");
+        }
     }
 
     #[test]

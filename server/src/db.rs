@@ -3,10 +3,11 @@
 //! Business logic never branches on the database. The few statements that differ
 //! per dialect live in [`Dialect`], here and nowhere else.
 
+use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions as _, Connection as _, Executor};
 
 /// A transaction; every use case that writes runs in exactly one.
 pub type Tx = sqlx::Transaction<'static, Any>;
@@ -64,12 +65,97 @@ pub struct Db {
     dialect: Dialect,
 }
 
+/// Why the database cannot be opened. Each message stands alone (it names
+/// the server and the cause once; no source chain repeats it).
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("cannot connect to the database")]
-    Connect(#[source] sqlx::Error),
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("cannot connect to the database at {at}: {cause}")]
+    Unreachable { at: String, cause: String },
+    #[error(
+        "the PostgreSQL database `{database}` does not exist on {at}; create it with \
+         `createdb -h {host} -p {port} -U {user} {database}` (or point --database-url at \
+         an existing one)"
+    )]
+    MissingDatabase {
+        database: String,
+        at: String,
+        host: String,
+        port: u16,
+        user: String,
+    },
     #[error("cannot migrate the database")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// How long the first connection may take before startup gives up: an
+/// unreachable database is an error in seconds, not a pool timing out.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The server of a PostgreSQL URL, for messages: host, port, database, user
+/// (never the password).
+struct PgTarget {
+    host: String,
+    port: u16,
+    database: String,
+    user: String,
+}
+
+impl PgTarget {
+    fn of_url(url: &str) -> Option<PgTarget> {
+        let o = sqlx::postgres::PgConnectOptions::from_str(url).ok()?;
+        Some(PgTarget {
+            host: o.get_host().to_owned(),
+            port: o.get_port(),
+            database: o
+                .get_database()
+                .unwrap_or_else(|| o.get_username())
+                .to_owned(),
+            user: o.get_username().to_owned(),
+        })
+    }
+
+    fn at(&self) -> String {
+        if self.host.starts_with('/') {
+            format!("the socket in `{}` (port {})", self.host, self.port)
+        } else if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The first connection's failure, said once with what it names.
+    fn error(&self, e: &sqlx::Error) -> DbError {
+        match e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000") => {
+                DbError::MissingDatabase {
+                    database: self.database.clone(),
+                    at: self.at(),
+                    host: self.host.clone(),
+                    port: self.port,
+                    user: self.user.clone(),
+                }
+            }
+            sqlx::Error::Io(io) => DbError::Unreachable {
+                at: self.at(),
+                cause: io.to_string(),
+            },
+            sqlx::Error::Tls(tls) => DbError::Unreachable {
+                at: self.at(),
+                cause: format!("TLS: {tls}"),
+            },
+            sqlx::Error::Database(db) => DbError::Unreachable {
+                at: self.at(),
+                cause: db.message().to_owned(),
+            },
+            other => DbError::Unreachable {
+                at: self.at(),
+                cause: other.to_string(),
+            },
+        }
+    }
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -87,6 +173,30 @@ impl Db {
             Dialect::Sqlite => 4,
             Dialect::Postgres => 16,
         };
+        // No SQL in the logs, whatever the filter (`--log debug`).
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| DbError::Connect(e.to_string()))?
+            .disable_statement_logging();
+        // One connection first, within a few seconds, so that an unreachable
+        // or missing database is said at once, naming the server.
+        if let Some(target) = (dialect == Dialect::Postgres)
+            .then(|| PgTarget::of_url(&url))
+            .flatten()
+        {
+            match tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(&options)).await
+            {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                }
+                Ok(Err(e)) => return Err(target.error(&e)),
+                Err(_) => {
+                    return Err(DbError::Unreachable {
+                        at: target.at(),
+                        cause: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                    });
+                }
+            }
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(30))
@@ -96,9 +206,9 @@ impl Db {
                     Ok(())
                 })
             })
-            .connect(&url)
+            .connect_with(options)
             .await
-            .map_err(DbError::Connect)?;
+            .map_err(|e| DbError::Connect(e.to_string()))?;
         let db = Db { pool, dialect };
         // PostgreSQL migrations take an advisory lock; SQLite's do not, so two
         // processes starting on one new file can race: the loser retries and
@@ -116,6 +226,16 @@ impl Db {
             }
         }
         Ok(db)
+    }
+
+    /// The pool's connections: (open, idle, the most it opens).
+    pub fn pool_stats(&self) -> (u32, u32, u32) {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        (
+            self.pool.size(),
+            idle,
+            self.pool.options().get_max_connections(),
+        )
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -146,8 +146,15 @@ pub async fn acquire(
             tracing::warn!(job_id = %job.id, daemon = %daemon.id, "job failed: its template archive is not bound to its organization");
             continue;
         }
+        let acquired_at = work.now;
         work.commit().await?;
         if let Some(p) = payload {
+            let waited = claimed
+                .as_ref()
+                .and_then(|j| clock::parse(&j.created_at))
+                .and_then(|created| (acquired_at - created).to_std().ok())
+                .unwrap_or_default();
+            crate::metrics::job_acquired(p.job_type.as_str(), waited);
             tracing::info!(job_id = %p.id, daemon = %daemon.id, "job acquired");
             return Ok(Some(p));
         }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod idpsync;
 pub mod jobs;
 pub mod ldapsync;
+pub mod metrics;
 pub mod model;
 pub mod oidc;
 pub mod provisioner;

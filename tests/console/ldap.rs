@@ -105,8 +105,13 @@ async fn an_ldap_dry_run_started_from_the_page() {
     owner.goto(&at("/deployment/idp-sync")).await;
     owner.fill("#claims", r#"{"groups": ["eng"]}"#).await;
     owner.click_text("Preview").await;
-    let text = owner.text().await;
-    assert!(text.contains("+ data-platform"), "{text}");
+    let text = owner
+        .wait_text("What a login with these claims would do", WAIT, false)
+        .await;
+    assert!(
+        text.contains("Organizations") && text.contains("data-platform"),
+        "{text}"
+    );
     owner.screenshot("deployment-idp-sync-preview").await;
     owner.goto(&at("/deployment/policies")).await;
     owner.screenshot("deployment-policies").await;
@@ -155,4 +160,120 @@ async fn an_ldap_dry_run_started_from_the_page() {
         );
     }
     owner.close().await;
+}
+
+/// Signs `b` in as the harness's owner through the login form (no script
+/// needed), landing on `path`.
+async fn sign_in(b: &crate::browser::Browser, base: &str, path: &str) {
+    b.goto(&format!(
+        "{base}/login?redirect={}",
+        path.replace('/', "%2F")
+    ))
+    .await;
+    b.fill("#email", "admin@example.com").await;
+    b.fill("#password", "password123").await;
+    b.click_text("Sign in").await;
+    assert_eq!(b.path().await, path);
+}
+
+/// A run that takes seconds (the first sync of 8,000 directory users into
+/// orgs and groups) watched on its page while it runs: with scripts the page
+/// polls the API and shows the end by itself; without them it refreshes
+/// itself every 3 s. Neither browser is reloaded by the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_ldap_sync_is_followed_live_with_and_without_scripts() {
+    let slapd = Slapd::start();
+    let entries = slapd.load_generated(8_000, 40, false);
+    assert!(entries >= 8_040, "{entries}");
+
+    let s = TestServer::start().await;
+    let owner_api = s.owner().await;
+    owner_api.create_org("data-platform").await;
+    for (path, body) in [
+        (
+            "/settings/idpsync/organization",
+            serde_json::json!({"field": "groups", "mapping": {"group-0000": ["data-platform"]}}),
+        ),
+        (
+            "/organizations/data-platform/settings/idpsync/groups",
+            serde_json::json!({"field": "groups", "auto_create_missing_groups": true}),
+        ),
+    ] {
+        let (status, body) = owner_api.patch(path, body).await;
+        assert!(status.is_success(), "{path}: {body}");
+    }
+    let (status, body) = owner_api
+        .put(
+            "/settings/ldapsync",
+            serde_json::json!({
+                "enabled": true,
+                "url": slapd.url(),
+                "bind_dn": format!("cn=sync,ou=services,{BASE}"),
+                "bind_password": "sync-password",
+                "user_base_dn": format!("ou=people,{BASE}"),
+                "group_base_dn": format!("ou=groups,{BASE}"),
+                "claims": {"groups": "groups"},
+                "schedule": "0 0 0 1 1 *",
+            }),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+
+    let driver = Driver::start().await;
+    let live = driver.browser(true).await;
+    let plain = driver.browser(false).await;
+    sign_in(&live, &s.base, "/deployment/ldap-sync").await;
+    sign_in(&plain, &s.base, "/deployment/ldap-sync").await;
+
+    // Run now: the run's page, while the run is still going.
+    live.click_text("Run now").await;
+    let path = live.path().await;
+    assert!(path.starts_with("/deployment/ldap-sync/runs/"), "{path}");
+    plain.goto(&format!("{}{path}", s.base)).await;
+    for (b, name) in [(&live, "scripts"), (&plain, "no scripts")] {
+        assert_eq!(b.text_of("#run-status").await, "running", "{name}");
+        assert!(b.exists("#run-progress").await, "{name}: progress shown");
+        let text = b.text().await;
+        assert!(text.contains("so far"), "{name}: {text}");
+        assert!(text.contains("Stats appear when the run ends."), "{name}");
+    }
+    live.screenshot("deployment-ldap-run-live").await;
+    // The page without scripts says it refreshes itself, and does so
+    // through its <noscript> refresh; the scripted one polls instead.
+    let plain_text = plain.text().await;
+    assert!(
+        plain_text.contains("This page refreshes every 3 seconds"),
+        "{plain_text}"
+    );
+    assert!(
+        plain
+            .source()
+            .await
+            .contains(r#"<meta http-equiv="refresh" content="3">"#)
+    );
+    plain.screenshot("deployment-ldap-run-live-noscript").await;
+
+    // Both follow the run to its end by themselves.
+    for (b, name) in [(&live, "scripts"), (&plain, "no scripts")] {
+        let text = b.wait_text("succeeded", WAIT, false).await;
+        assert_eq!(b.path().await, path, "{name} stayed on the run");
+        assert_eq!(b.text_of("#run-status").await, "succeeded", "{name}");
+        assert!(
+            text.to_lowercase().contains("users seen") && text.contains("8000"),
+            "{name}: the stats: {text}"
+        );
+        assert!(!text.contains("so far"), "{name}: {text}");
+        assert!(
+            !b.source().await.contains("http-equiv=\"refresh\""),
+            "{name}"
+        );
+    }
+    live.screenshot("deployment-ldap-run-done").await;
+    // The run really wrote: the directory's users are members of the org.
+    let members = owner_api
+        .get_ok("/organizations/data-platform/members")
+        .await;
+    assert!(members.to_string().contains("\"user0"), "{members}");
+    live.close().await;
+    plain.close().await;
 }

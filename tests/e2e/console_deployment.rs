@@ -360,10 +360,10 @@ async fn console_deployment_idp_sync_saves_and_previews_without_writing() {
             &[
                 ("org-field", "groups"),
                 ("organization_assign_default", "true"),
-                ("org_value", "eng"),
-                ("org_gets", "data-platform"),
-                ("org_value", ""),
-                ("org_gets", ""),
+                ("org_mapping.0.given", "eng"),
+                ("org_mapping.0.gets", "data-platform"),
+                ("org_mapping.1.given", ""),
+                ("org_mapping.1.gets", ""),
             ],
         )
         .await;
@@ -385,8 +385,8 @@ async fn console_deployment_idp_sync_saves_and_previews_without_writing() {
             "/deployment/idp-sync/site-roles",
             &[
                 ("site-field", "roles"),
-                ("site_value", "admins"),
-                ("site_gets", "superuser"),
+                ("site_mapping.0.given", "admins"),
+                ("site_mapping.0.gets", "superuser"),
             ],
         )
         .await;
@@ -406,8 +406,8 @@ async fn console_deployment_idp_sync_saves_and_previews_without_writing() {
             &[
                 ("site-field", "roles"),
                 ("default_roles", "auditor"),
-                ("site_value", "admins"),
-                ("site_gets", "template-admin"),
+                ("site_mapping.0.given", "admins"),
+                ("site_mapping.0.gets", "template-admin"),
             ],
         )
         .await;
@@ -429,9 +429,17 @@ async fn console_deployment_idp_sync_saves_and_previews_without_writing() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(html.contains("+ data-platform"), "{html}");
+    // The same panel as an org's preview, every part of a login shown.
+    for text in [
+        "What a login with these claims would do",
+        "Organizations</h4>",
+        "Site roles</h4>",
+        "<strong>data-platform</strong>",
+        "<strong>template-admin</strong>",
+    ] {
+        assert!(html.contains(text), "{text}: {html}");
+    }
     assert!(html.contains("mapping"), "the reason is shown: {html}");
-    assert!(html.contains("+ template-admin"), "{html}");
     assert_eq!(owner.get_ok("/users").await["count"], users);
     assert_eq!(audit_count(&owner).await, before);
     // Claims that are not JSON: a field error.
@@ -459,8 +467,8 @@ async fn console_deployment_idp_sync_saves_and_previews_without_writing() {
         .form(&[
             ("csrf", token.as_str()),
             ("org-field", "evil"),
-            ("org_value", "x"),
-            ("org_gets", "coder"),
+            ("org_mapping.0.given", "x"),
+            ("org_mapping.0.gets", "coder"),
         ])
         .send()
         .await
@@ -497,8 +505,8 @@ fn ldap_form<'a>(url: &'a str, bind_dn: &'a str, password: &'a str) -> Vec<(&'a 
         ("schedule", "0 0 0 1 1 *"),
         ("full_sync_interval", "24h"),
         ("max_removal_percent", "50"),
-        ("claim_value", "groups"),
-        ("claim_gets", "groups"),
+        ("claims.0.given", "groups"),
+        ("claims.0.gets", "groups"),
     ]
 }
 

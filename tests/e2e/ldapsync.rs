@@ -330,10 +330,35 @@ async fn a_run_creates_users_in_orgs_groups_and_roles_and_a_second_writes_nothin
     let (status, body) = owner.get("/users/alice").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
+    let runs = r#"orgsync_directory_runs_total{status="succeeded"}"#;
+    let took = r#"orgsync_directory_run_duration_seconds_count{status="succeeded"}"#;
+    let joins = r#"orgsync_idpsync_changes_total{kind="group_join",source="ldap_sync"}"#;
+    let counted = async || {
+        let mut now = Vec::new();
+        for key in [runs, took, joins] {
+            now.push(crate::metrics::sample(&s.base, key).await);
+        }
+        now
+    };
+    let before_run = counted().await;
     let r = run(&owner, json!({})).await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["trigger"], "manual");
     assert_eq!(r["full"], true);
+    // The run, its duration and the group joins it wrote are counted (just
+    // after the run's end is committed).
+    wait_for(
+        "the run in the metrics",
+        Duration::from_secs(10),
+        async || {
+            let now = counted().await;
+            let grew = now[0] > before_run[0] && now[1] > before_run[1];
+            (grew && now[2] >= before_run[2] + 4.0)
+                .then_some(())
+                .ok_or(format!("{before_run:?} -> {now:?}"))
+        },
+    )
+    .await;
     assert_eq!(stat(&r, "users_seen"), 4);
     assert_eq!(stat(&r, "users_created"), 4);
     assert!(stat(&r, "groups_seen") >= 4, "{r}");

@@ -24,6 +24,7 @@ mod idpsync;
 mod isolation;
 mod ldapsync;
 mod logscan;
+mod metrics;
 mod oidc;
 mod operability;
 mod policies;
@@ -35,6 +36,7 @@ mod sec_input;
 mod sec_web;
 #[path = "../support/slapd.rs"]
 mod slapd;
+mod startup;
 #[path = "../support/testkit.rs"]
 mod testkit;
 mod trial;

@@ -1267,10 +1267,15 @@ async fn idp_sync_runs_in_the_login_and_its_refusal_rolls_back() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
+    // Each change a login's sync writes is counted by kind and source.
+    let joins = r#"orgsync_idpsync_changes_total{kind="organization_join",source="oidc_login"}"#;
+    let leaves = r#"orgsync_idpsync_changes_total{kind="organization_leave",source="oidc_login"}"#;
+    let joins_before = crate::metrics::sample(&s.base, joins).await;
     let b = Browser::new(&s);
     let (_, token) = b.login("sub-nia").await;
     let mut nia = s.client();
     nia.token = Some(token);
+    assert!(crate::metrics::sample(&s.base, joins).await >= joins_before + 1.0);
     let names = |orgs: &Value| -> Vec<String> {
         orgs.as_array()
             .unwrap()
@@ -1286,11 +1291,13 @@ async fn idp_sync_runs_in_the_login_and_its_refusal_rolls_back() {
         "sub-nia": account("nia@example.com", "nia", &[]),
         "sub-oz": {"email": "oz@example.com", "email_verified": true, "groups": "eng,ops"},
     }));
+    let leaves_before = crate::metrics::sample(&s.base, leaves).await;
     let b = Browser::new(&s);
     let (_, token) = b.login("sub-nia").await;
     nia.token = Some(token);
     let orgs = nia.get_ok("/users/me/organizations").await;
     assert_eq!(names(&orgs), ["coder"], "{orgs}");
+    assert!(crate::metrics::sample(&s.base, leaves).await >= leaves_before + 1.0);
 
     // A claim org sync cannot parse refuses the login: the new user is not kept.
     let before = counts(&s).await;

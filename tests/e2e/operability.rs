@@ -1,12 +1,14 @@
 //! What an operator relies on: build info, readiness at the root, the access
 //! log (one line per request with route, status, latency, user and request
-//! id), JSON logs, no colour codes in a log file, `--listen` with a host name.
+//! id), JSON logs, no colour codes in a log file, `--listen` with a host name,
+//! no SQL in verbose logs, the provisioner daemon's job and reconnect lines.
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::harness::{TestDb, TestServer};
 use crate::process::ServerProcess;
+use crate::testkit::wait_for;
 
 #[tokio::test]
 async fn buildinfo_names_version_commit_and_the_active_policies_and_readyz_answers_at_the_root() {
@@ -191,4 +193,136 @@ fn listen_takes_a_host_name_and_refuses_what_is_not_host_port() {
         orgsync::config::parse_listen("127.0.0.1:0").map(|a| a.to_string()),
         Ok("127.0.0.1:0".to_owned())
     );
+}
+
+/// At the most verbose level (`trace`, which includes `debug`; the process
+/// harness always logs at it) the server writes no SQL statement: sqlx's
+/// statement logging is off on every connection.
+#[tokio::test]
+async fn verbose_logs_hold_no_sql_statements() {
+    let (_db, url, _) = TestDb::new().await;
+    let server = ServerProcess::start("nosql", &url, &[]).await;
+    let owner = server.owner().await;
+    let (member, _) = owner.create_user("nosql-member").await;
+    let (status, _) = owner
+        .post("/organizations", serde_json::json!({"name": "nosql"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = member.get("/organizations/nosql").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = owner.get("/audit").await;
+    assert_eq!(status, StatusCode::OK);
+    let log = server.log();
+    // The requests were logged at this level (the check looks at a real log).
+    assert!(log.contains("finished processing request"), "{log}");
+    assert!(log.contains("authorization decision"), "{log}");
+    for statement in ["SELECT ", "INSERT ", "UPDATE ", "DELETE FROM", "BEGIN"] {
+        let hits: Vec<&str> = log.lines().filter(|l| l.contains(statement)).collect();
+        assert!(
+            hits.is_empty(),
+            "`{statement}` in the log:\n{}",
+            hits.join("\n")
+        );
+    }
+}
+
+/// `orgsync provisionerd start` logs each job it acquires and finishes (id,
+/// kind, org, outcome, duration) and, when the server goes away, each failed
+/// attempt (the error, the backoff), then its reconnect.
+#[tokio::test]
+async fn provisionerd_logs_its_jobs_its_failed_attempts_and_its_reconnect() {
+    let (_db, url, _) = TestDb::new().await;
+    let mut server = ServerProcess::start("reconnect", &url, &[]).await;
+    let owner = server.owner().await;
+    let org_id = owner.create_org("recon").await;
+    let (status, key) = owner
+        .post(
+            "/organizations/recon/provisionerkeys",
+            serde_json::json!({"name": "recon-key"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let logs = tempfile::tempdir().unwrap();
+    let err_path = logs.path().join("daemon.stderr");
+    crate::logscan::register_log_file("the stderr of daemon `recon`", &err_path);
+    let _daemon = crate::walkthrough::Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
+            .args([
+                "provisionerd",
+                "start",
+                "--org",
+                "recon",
+                "--executor",
+                "echo",
+            ])
+            .args(["--name", "recon-daemon"])
+            .env("ORGSYNC_URL", &server.base)
+            .env(
+                "ORGSYNC_PROVISIONER_DAEMON_KEY",
+                key["key"].as_str().unwrap(),
+            )
+            .env("ORGSYNC_LOG", crate::logscan::LOG_FILTER)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let daemon_log = || std::fs::read_to_string(&err_path).unwrap_or_default();
+    let line_with = async |what: &str, parts: &[&str]| -> String {
+        wait_for(what, std::time::Duration::from_secs(30), async || {
+            let log = daemon_log();
+            log.lines()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+                .map(str::to_owned)
+                .ok_or(log)
+        })
+        .await
+    };
+    line_with("the daemon to register", &["serving organization `recon`"]).await;
+
+    server.kill();
+    let failed = line_with(
+        "a failed attempt while the server is down",
+        &["cannot acquire a job; retrying after the backoff"],
+    )
+    .await;
+    for field in ["WARN", "error=", "backoff_ms="] {
+        assert!(failed.contains(field), "{field} missing in: {failed}");
+    }
+    server.restart_at_same_address().await;
+    let reconnected = line_with(
+        "the daemon's reconnect",
+        &["provisioner daemon reconnected"],
+    )
+    .await;
+    assert!(reconnected.contains("INFO"), "{reconnected}");
+
+    let owner = server.client_as(&owner.token);
+    let tar = crate::provisioning::template_tar(&[("main.tf", "# recon\n")]);
+    let version =
+        crate::provisioning::import_version(&owner, "recon", "echo", tar, serde_json::json!({}))
+            .await;
+    let job_id = version["job"]["id"].as_str().unwrap().to_owned();
+    let job =
+        crate::provisioning::wait_job(&owner, &job_id, std::time::Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let acquired = line_with(
+        "the job's acquired line",
+        &["provisioner daemon: running a job", &job_id],
+    )
+    .await;
+    let finished = line_with(
+        "the job's finished line",
+        &["provisioner daemon: job finished", &job_id],
+    )
+    .await;
+    for line in [&acquired, &finished] {
+        for field in ["INFO", "template_version_import", org_id.as_str()] {
+            assert!(line.contains(field), "{field} missing in: {line}");
+        }
+    }
+    for field in ["succeeded", "duration_ms="] {
+        assert!(finished.contains(field), "{field} missing in: {finished}");
+    }
 }

@@ -37,6 +37,9 @@ pub(crate) struct ServerProcess {
     starts: u32,
     /// `http://127.0.0.1:PORT` of the current start.
     pub(crate) base: String,
+    /// The `--listen` of the next start: `127.0.0.1:0` unless a restart
+    /// keeps the address ([`Self::restart_at_same_address`]).
+    listen: String,
 }
 
 impl ServerProcess {
@@ -61,6 +64,7 @@ impl ServerProcess {
             child: None,
             starts: 0,
             base: String::new(),
+            listen: "127.0.0.1:0".to_owned(),
         };
         p.spawn().await;
         p
@@ -94,7 +98,7 @@ impl ServerProcess {
             &stderr_path,
         );
         let mut cmd = Command::new(BIN);
-        cmd.args(["server", "--listen", "127.0.0.1:0"])
+        cmd.args(["server", "--listen", &self.listen])
             .args(["--log", crate::logscan::LOG_FILTER])
             .arg("--data-dir")
             .arg(self.dir().join("data"))
@@ -195,6 +199,17 @@ impl ServerProcess {
     /// Starts the server again on the same database and flags (a new port:
     /// clients must be made again from [`Self::client`]).
     pub(crate) async fn restart(&mut self) {
+        self.spawn().await;
+    }
+
+    /// Starts the server again on the same database, flags and address (so
+    /// clients and daemons that know its URL reach it again).
+    pub(crate) async fn restart_at_same_address(&mut self) {
+        self.listen = self
+            .base
+            .strip_prefix("http://")
+            .expect("a started server")
+            .to_owned();
         self.spawn().await;
     }
 

@@ -323,6 +323,7 @@ olcSuffix: {SUFFIX}
 olcRootDN: {ADMIN_DN}
 olcRootPW: {ADMIN_PASSWORD}
 olcDbNoSync: TRUE
+olcDbMaxSize: 268435456
 olcDbIndex: objectClass eq
 olcDbIndex: entryUUID eq
 olcDbIndex: uid eq

@@ -644,31 +644,17 @@ mod tests {
 
     #[test]
     fn the_bearer_header_wins_over_the_cookie() {
+        use axum::http::HeaderValue;
+        use axum::http::header::{AUTHORIZATION, COOKIE};
         let mut h = HeaderMap::new();
-        h.insert(
-            axum::http::header::COOKIE,
-            axum::http::HeaderValue::from_static("a=b; orgsync_session=c"),
-        );
-        assert_eq!(
-            credential(&h),
-            Some(("c".to_owned(), CredentialSource::Cookie))
-        );
-        h.insert(
-            axum::http::header::AUTHORIZATION,
-            axum::http::HeaderValue::from_static("Basic x"),
-        );
-        assert_eq!(
-            credential(&h),
-            Some(("c".to_owned(), CredentialSource::Cookie))
-        );
-        h.insert(
-            axum::http::header::AUTHORIZATION,
-            axum::http::HeaderValue::from_static("Bearer t"),
-        );
-        assert_eq!(
-            credential(&h),
-            Some(("t".to_owned(), CredentialSource::Bearer))
-        );
+        let cookie = Some(("c".to_owned(), CredentialSource::Cookie));
+        h.insert(COOKIE, HeaderValue::from_static("a=b; orgsync_session=c"));
+        assert_eq!(credential(&h), cookie);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic x"));
+        assert_eq!(credential(&h), cookie);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        let bearer = Some(("t".to_owned(), CredentialSource::Bearer));
+        assert_eq!(credential(&h), bearer);
         assert_eq!(credential(&HeaderMap::new()), None);
     }
 

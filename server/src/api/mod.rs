@@ -11,6 +11,7 @@ pub mod idpsync;
 pub mod ldapsync;
 pub mod links;
 pub mod members;
+pub mod metrics;
 pub mod oidc;
 pub mod orgs;
 pub mod provisionerd;
@@ -233,10 +234,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(no_store));
-    Router::new()
-        .nest("/api/v2", api)
+    // Served at the root beside the API: probes and the Prometheus scrape.
+    let root = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::scrape))
+        .route_layer(axum::middleware::from_fn(record_route));
+    Router::new()
+        .nest("/api/v2", api)
+        .merge(root)
         // The web console: pages beside the API, under the same layers.
         .merge(crate::console::router().route_layer(axum::middleware::from_fn(record_route)))
         .fallback(crate::console::fallback)
@@ -276,20 +282,25 @@ pub fn router(state: AppState) -> Router {
                         .latency_unit(LatencyUnit::Micros),
                 ),
         )
+        // Metrics: every request by method, matched route template and status.
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
 }
 
 /// Records the route the request matched (`/api/v2/users/{user}`, not the
-/// path with its ids) in the request's span, for the access log.
+/// path with its ids) in the request's span, for the access log, and on the
+/// response, for the request metrics (`metrics::track`).
 async fn record_route(
     path: axum::extract::MatchedPath,
     req: Request<axum::body::Body>,
     next: axum::middleware::Next,
 ) -> Response {
     tracing::Span::current().record("route", path.as_str());
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    resp.extensions_mut().insert(path);
+    resp
 }
 
 /// API responses are private to their caller, and some carry secrets (session

@@ -11,8 +11,9 @@ use axum::http::StatusCode;
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 
+use super::form::status_of;
 use super::form::{FormErrors, encode};
-use super::orgs::{org_context, status_of};
+use super::orgs::org_context;
 use super::page::{Chrome, OrgNav, PageError, PageResult, Section, Viewer, render};
 use super::time::When;
 use crate::error::Error;

@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 
+use askama::Template;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::de::DeserializeOwned;
 
-use super::page::{PageError, Viewer, redirect};
+use super::page::{PageError, Viewer, redirect, render};
 use crate::api::csrf::{append_cookie, origin_of};
 use crate::api::extract::invalid_text;
 use crate::error::{Error, Kind};
@@ -144,6 +145,107 @@ pub fn same_origin(headers: &HeaderMap, access_url: &str) -> Result<(), PageErro
     }
 }
 
+/// A form that needs no session (login, setup): from this server's pages
+/// ([`same_origin`]), its text storable, decoded into `T`.
+pub fn public<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    access_url: &str,
+    body: &Bytes,
+) -> Result<T, PageError> {
+    same_origin(headers, access_url)?;
+    fields(body)?;
+    decode(body)
+}
+
+/// The status of a page showing `e` next to its form.
+pub fn status_of(e: &Error) -> StatusCode {
+    StatusCode::from_u16(e.kind.code()).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+/// Where a form that succeeded goes, and the message it shows there.
+pub struct Done {
+    pub to: String,
+    pub message: String,
+}
+
+impl Done {
+    pub fn new(to: impl Into<String>, message: impl Into<String>) -> Done {
+        Done {
+            to: to.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The answer to a form post (POST-redirect-GET): on success a redirect
+/// carrying `done`'s message; when the operation refused the input
+/// (validation, conflict), the form's page again, built by `again` with the
+/// errors next to their fields, at the error's status; any other error
+/// (404, 403, 5xx) its own page.
+pub async fn answer<T, P, F>(
+    viewer: &Viewer,
+    result: Result<T, Error>,
+    done: impl FnOnce(T) -> Done,
+    again: impl FnOnce(FormErrors) -> F,
+) -> Result<Response, PageError>
+where
+    P: Template,
+    F: Future<Output = Result<P, PageError>>,
+{
+    match result {
+        Ok(v) => {
+            let d = done(v);
+            Ok(redirect_with(viewer, &d.to, "success", &d.message))
+        }
+        Err(e) => {
+            let status = status_of(&e);
+            let errors = FormErrors::from_refusal(e)?;
+            let page = again(errors).await?;
+            Ok(render(&viewer.app, status, &page, false))
+        }
+    }
+}
+
+/// The answer to a button of a list (remove, suspend, run): back to `back`
+/// with a success or an error banner; errors that are not about the input
+/// (404, 5xx) get their own page.
+pub fn answer_back<T>(
+    viewer: &Viewer,
+    back: &str,
+    result: Result<T, Error>,
+    done: impl FnOnce(T) -> String,
+) -> Result<Response, PageError> {
+    match result {
+        Ok(v) => Ok(redirect_with(viewer, back, "success", &done(v))),
+        Err(e) => {
+            let errors = FormErrors::from_error(e)?;
+            Ok(redirect_with(viewer, back, "error", errors.top()))
+        }
+    }
+}
+
+/// `e` with its validation of field `from` shown at the form's field `to`.
+pub fn rename_field(mut e: Error, from: &str, to: &str) -> Error {
+    for v in &mut e.body.validations {
+        if v.field == from {
+            v.field = to.to_owned();
+        }
+    }
+    e
+}
+
+/// A typed confirmation of a deletion: `typed` must be `name`.
+pub fn confirmed(typed: &str, name: &str) -> Result<(), Error> {
+    if typed.trim() == name {
+        Ok(())
+    } else {
+        Err(Error::validation(
+            "confirm",
+            format!("type `{name}` to confirm"),
+        ))
+    }
+}
+
 /// The errors of a refused form: the message on top and one per field.
 #[derive(Debug, Default, Clone)]
 pub struct FormErrors {
@@ -157,24 +259,40 @@ impl FormErrors {
     pub fn from_error(e: Error) -> Result<FormErrors, PageError> {
         match e.kind {
             Kind::Invalid | Kind::Conflict | Kind::Throttled | Kind::TooLarge => {
-                let fields = e
-                    .body
-                    .validations
-                    .iter()
-                    .map(|v| (v.field.clone(), v.detail.clone()))
-                    .collect();
-                Ok(FormErrors {
-                    message: Some(e.body.message.clone()),
-                    fields,
-                })
+                let message = e.body.message.clone();
+                Ok(FormErrors::naming(&e, message))
             }
             Kind::Other(code) if (400..500).contains(&code) && code != 404 && code != 403 => {
-                Ok(FormErrors {
-                    message: Some(e.body.message.clone()),
-                    fields: BTreeMap::new(),
-                })
+                Ok(FormErrors::message(e.body.message))
             }
             _ => Err(PageError(e)),
+        }
+    }
+
+    /// [`FormErrors::from_error`], and also a refusal of the grant rule (a
+    /// 403 naming the field that asked for more than the caller may give),
+    /// which is about the input: shown on the form with its detail.
+    pub fn from_refusal(e: Error) -> Result<FormErrors, PageError> {
+        if e.kind == Kind::Forbidden && !e.body.validations.is_empty() {
+            let message = match &e.body.detail {
+                Some(d) => format!("{}: {d}", e.body.message),
+                None => e.body.message.clone(),
+            };
+            return Ok(FormErrors::naming(&e, message));
+        }
+        FormErrors::from_error(e)
+    }
+
+    /// `message` on top and the fields `e` names.
+    fn naming(e: &Error, message: String) -> FormErrors {
+        FormErrors {
+            message: Some(message),
+            fields: e
+                .body
+                .validations
+                .iter()
+                .map(|v| (v.field.clone(), v.detail.clone()))
+                .collect(),
         }
     }
 

@@ -9,11 +9,11 @@ use axum::extract::Path;
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 
-use super::form::{self, CsrfOnly, FormErrors, redirect_with};
-use super::orgs::{org_context, status_of};
-use super::page::{Chrome, OrgNav, PageError, PageResult, Viewer, ok, render};
+use super::form::{self, CsrfOnly, Done, FormErrors};
+use super::orgs::org_context;
+use super::page::{Chrome, OrgNav, PageError, PageResult, Viewer, ok};
 use super::time::When;
-use crate::error::{Error, Kind};
+use crate::error::Error;
 use crate::model::{Group, Organization};
 use crate::usecase::Page;
 use crate::usecase::groups::{self, GroupChanges, NewGroup};
@@ -137,20 +137,16 @@ pub async fn create(viewer: Viewer, Path(key): Path<String>, body: Bytes) -> Pag
         }
         Err(e) => Err(e),
     };
-    match result {
-        Ok(g) => Ok(redirect_with(
-            &viewer,
-            &format!("/organizations/{key}/groups/{}", g.name),
-            "success",
-            &format!("Group `{}` created.", g.name),
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            let errors = FormErrors::from_error(e)?;
-            let page = groups_of(&viewer, &key, f, errors).await?;
-            Ok(render(&viewer.app, status, &page, false))
-        }
-    }
+    let done = |g: Group| {
+        Done::new(
+            format!("/organizations/{key}/groups/{}", g.name),
+            format!("Group `{}` created.", g.name),
+        )
+    };
+    form::answer(&viewer, result, done, |errors| {
+        groups_of(&viewer, &key, f, errors)
+    })
+    .await
 }
 
 /// A member row of a group's page.
@@ -265,25 +261,21 @@ pub async fn update(
         }
         Err(e) => Err(e),
     };
-    match result {
-        Ok(g) => Ok(redirect_with(
-            &viewer,
-            &format!("/organizations/{key}/groups/{}", g.name),
-            "success",
+    let done = |g: Group| {
+        Done::new(
+            format!("/organizations/{key}/groups/{}", g.name),
             "Group saved.",
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            let errors = FormErrors::from_error(e)?;
-            let state = GroupFormState {
-                f: Some(f),
-                errors,
-                ..GroupFormState::default()
-            };
-            let page = group_of(&viewer, &key, &group, state).await?;
-            Ok(render(&viewer.app, status, &page, false))
-        }
-    }
+        )
+    };
+    form::answer(&viewer, result, done, |errors| {
+        let state = GroupFormState {
+            f: Some(f),
+            errors,
+            ..GroupFormState::default()
+        };
+        group_of(&viewer, &key, &group, state)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -311,28 +303,22 @@ pub async fn add_member(
         };
         groups::update(viewer.ctx(), &viewer.caller, &g.id, req).await
     };
-    match result {
-        Ok(_) => Ok(redirect_with(
-            &viewer,
-            &format!("/organizations/{key}/groups/{}", g.name),
-            "success",
-            &format!("`{user}` added to the group."),
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            let mut member_errors = FormErrors::from_error(e)?;
-            if let Some(detail) = member_errors.fields.remove("add_users[0]") {
-                member_errors.fields.insert("user".to_owned(), detail);
-            }
-            let state = GroupFormState {
-                user,
-                member_errors,
-                ..GroupFormState::default()
-            };
-            let page = group_of(&viewer, &key, &group, state).await?;
-            Ok(render(&viewer.app, status, &page, false))
-        }
-    }
+    let result = result.map_err(|e| form::rename_field(e, "add_users[0]", "user"));
+    let done = |_| {
+        Done::new(
+            format!("/organizations/{key}/groups/{}", g.name),
+            format!("`{user}` added to the group."),
+        )
+    };
+    form::answer(&viewer, result, done, |member_errors| {
+        let state = GroupFormState {
+            user: user.clone(),
+            member_errors,
+            ..GroupFormState::default()
+        };
+        group_of(&viewer, &key, &group, state)
+    })
+    .await
 }
 
 /// `POST /organizations/{org}/groups/{group}/members/{user}/remove`.
@@ -348,18 +334,10 @@ pub async fn remove_member(
         remove_users: vec![user],
         ..GroupChanges::default()
     };
-    match groups::update(viewer.ctx(), &viewer.caller, &g.id, req).await {
-        Ok(_) => Ok(redirect_with(
-            &viewer,
-            &back,
-            "success",
-            "Removed from the group.",
-        )),
-        Err(e) => {
-            let errors = FormErrors::from_error(e)?;
-            Ok(redirect_with(&viewer, &back, "error", errors.top()))
-        }
-    }
+    let result = groups::update(viewer.ctx(), &viewer.caller, &g.id, req).await;
+    form::answer_back(&viewer, &back, result, |_| {
+        "Removed from the group.".to_owned()
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,31 +355,22 @@ pub async fn delete(
 ) -> PageResult {
     let f: DeleteForm = form::parse(&viewer, &body)?;
     let g = group_id(&viewer, &key, &group).await?;
-    let result = if f.confirm.trim() == g.name {
-        groups::delete(viewer.ctx(), &viewer.caller, &g.id).await
-    } else {
-        Err(Error::validation(
-            "confirm",
-            format!("type `{}` to confirm", g.name),
-        ))
+    let result = match form::confirmed(&f.confirm, &g.name) {
+        Ok(()) => groups::delete(viewer.ctx(), &viewer.caller, &g.id).await,
+        Err(e) => Err(e),
     };
-    match result {
-        Ok(()) => Ok(redirect_with(
-            &viewer,
-            &format!("/organizations/{key}/groups"),
-            "success",
-            &format!("Group `{}` deleted.", g.name),
-        )),
-        Err(e) if e.kind == Kind::Forbidden || e.kind == Kind::NotFound => Err(PageError(e)),
-        Err(e) => {
-            let status = status_of(&e);
-            let delete_errors = FormErrors::from_error(e)?;
-            let state = GroupFormState {
-                delete_errors,
-                ..GroupFormState::default()
-            };
-            let page = group_of(&viewer, &key, &group, state).await?;
-            Ok(render(&viewer.app, status, &page, false))
-        }
-    }
+    let done = |()| {
+        Done::new(
+            format!("/organizations/{key}/groups"),
+            format!("Group `{}` deleted.", g.name),
+        )
+    };
+    form::answer(&viewer, result, done, |delete_errors| {
+        let state = GroupFormState {
+            delete_errors,
+            ..GroupFormState::default()
+        };
+        group_of(&viewer, &key, &group, state)
+    })
+    .await
 }

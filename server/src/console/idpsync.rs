@@ -10,18 +10,18 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use orgsync_policy::{Action, ORG_ROLES, Resource};
 use orgsync_sync::{GroupSyncSettings, RoleSyncSettings};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::form::{self, FormErrors, redirect_with};
-use super::orgs::{org_context, status_of};
+use super::form::{self, Done, FormErrors};
+use super::orgs::org_context;
 use super::page::{Chrome, OrgNav, PageError, PageResult, Viewer, ok, render};
-use super::sync_view::{self, BLANK_ROWS, MORE_ROWS, MappingTable, SyncPreview};
+use super::sync_view::{self, BLANK_ROWS, MappingTable, PreviewForm};
 use super::time::When;
-use crate::error::{Error, Kind};
+
 use crate::model::Organization;
 use crate::usecase::Page;
 use crate::usecase::groups;
-use crate::usecase::idpsync::{self, PreviewRequest, ProblemsQuery, Scope, SettingsChange};
+use crate::usecase::idpsync::{self, ProblemsQuery, Scope, SettingsChange};
 
 const GROUP_MAP: &str = "group_mapping";
 const ROLE_MAP: &str = "role_mapping";
@@ -41,16 +41,6 @@ struct GroupForm {
 struct RoleForm {
     field: String,
     table: String,
-    errors: FormErrors,
-}
-
-/// The preview form and its result.
-#[derive(Default)]
-#[allow(dead_code, reason = "fields read by the askama templates only")]
-struct PreviewForm {
-    claims: String,
-    user: String,
-    result: String,
     errors: FormErrors,
 }
 
@@ -108,6 +98,16 @@ impl Typed {
             blank: BLANK_ROWS,
             errors: FormErrors::default(),
         }
+    }
+}
+
+/// The JSON of a typed claim field: blank is `null` (sync off).
+pub(super) fn value_or_null(s: &str) -> Value {
+    let s = s.trim();
+    if s.is_empty() {
+        Value::Null
+    } else {
+        Value::String(s.to_owned())
     }
 }
 
@@ -236,39 +236,8 @@ async fn page_of(
 
 /// `GET /organizations/{org}/idp-sync`.
 pub async fn page(viewer: Viewer, Path(key): Path<String>) -> PageResult {
-    let page = page_of(&viewer, &key, None, None, PreviewForm::default()).await?;
+    let page = page_of(&viewer, &key, None, None, PreviewForm::org(&key)).await?;
     Ok(ok(&viewer, &page))
-}
-
-/// The errors of a refused save: a grant-rule refusal (403) names its field
-/// in `validations` and is shown there; other 403s and 404s are their pages.
-fn save_errors(e: Error) -> Result<FormErrors, PageError> {
-    if e.kind == Kind::Forbidden && !e.body.validations.is_empty() {
-        let fields = e
-            .body
-            .validations
-            .iter()
-            .map(|v| (v.field.clone(), v.detail.clone()))
-            .collect();
-        let message = match &e.body.detail {
-            Some(d) => format!("{}: {d}", e.body.message),
-            None => e.body.message.clone(),
-        };
-        return Ok(FormErrors {
-            message: Some(message),
-            fields,
-        });
-    }
-    FormErrors::from_error(e)
-}
-
-fn value_or_null(s: &str) -> Value {
-    let s = s.trim();
-    if s.is_empty() {
-        Value::Null
-    } else {
-        Value::String(s.to_owned())
-    }
 }
 
 /// Saves one kind of settings from its form, or renders the page again with
@@ -295,85 +264,63 @@ async fn save(viewer: Viewer, key: String, body: Bytes, groups_form: bool) -> Pa
         blank: BLANK_ROWS,
         errors: FormErrors::default(),
     };
-    let result = match sync_view::parse_rows(&body, prefix) {
+    let posted = sync_view::posted_mapping(&body, &fields, prefix);
+    typed.rows = posted.rows;
+    typed.blank = posted.blank;
+    let Some(mapping) = posted.save else {
+        let page = rerender(&viewer, &key, typed, groups_form).await?;
+        return Ok(render(&viewer.app, StatusCode::OK, &page, false));
+    };
+    let result = match mapping {
         Err(e) => Err(e),
-        Ok(rows) => {
-            typed.rows = rows;
-            if fields.get("more").is_some_and(|m| m == prefix) {
-                typed.blank = BLANK_ROWS + MORE_ROWS;
-                return rerender(&viewer, &key, typed, groups_form, StatusCode::OK).await;
-            }
-            match sync_view::to_mapping(prefix, &typed.rows) {
-                Err(e) => Err(e),
-                Ok(mapping) => {
-                    let patch = if groups_form {
-                        json!({
-                            "field": value_or_null(&typed.field),
-                            "mapping": mapping,
-                            "regex_filter": value_or_null(&typed.regex_filter),
-                            "auto_create_missing_groups": typed.auto_create,
-                        })
-                    } else {
-                        json!({"field": value_or_null(&typed.field), "mapping": mapping})
-                    };
-                    let change = SettingsChange::Merge(patch);
-                    let scope = Scope::Org(&key);
-                    if groups_form {
-                        idpsync::update::<GroupSyncSettings>(
-                            viewer.ctx(),
-                            &viewer.caller,
-                            scope,
-                            change,
-                        )
-                        .await
-                        .map(|_| ())
-                    } else {
-                        idpsync::update::<RoleSyncSettings>(
-                            viewer.ctx(),
-                            &viewer.caller,
-                            scope,
-                            change,
-                        )
-                        .await
-                        .map(|_| ())
-                    }
-                }
+        Ok(mapping) => {
+            let field = value_or_null(&typed.field);
+            let scope = Scope::Org(&key);
+            if groups_form {
+                let patch = json!({
+                    "field": field,
+                    "mapping": mapping,
+                    "regex_filter": value_or_null(&typed.regex_filter),
+                    "auto_create_missing_groups": typed.auto_create,
+                });
+                let change = SettingsChange::Merge(patch);
+                idpsync::update::<GroupSyncSettings>(viewer.ctx(), &viewer.caller, scope, change)
+                    .await
+                    .map(|_| ())
+            } else {
+                let change = SettingsChange::Merge(json!({"field": field, "mapping": mapping}));
+                idpsync::update::<RoleSyncSettings>(viewer.ctx(), &viewer.caller, scope, change)
+                    .await
+                    .map(|_| ())
             }
         }
     };
-    match result {
-        Ok(()) => Ok(redirect_with(
-            &viewer,
-            &format!("/organizations/{key}/idp-sync"),
-            "success",
-            if groups_form {
-                "Group sync settings saved."
-            } else {
-                "Role sync settings saved."
-            },
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            typed.errors = save_errors(e)?;
-            rerender(&viewer, &key, typed, groups_form, status).await
-        }
-    }
+    let saved = if groups_form {
+        "Group sync settings saved."
+    } else {
+        "Role sync settings saved."
+    };
+    let done = |()| Done::new(format!("/organizations/{key}/idp-sync"), saved);
+    form::answer(&viewer, result, done, |errors| {
+        typed.errors = errors;
+        rerender(&viewer, &key, typed, groups_form)
+    })
+    .await
 }
 
+/// The page with `typed` in its form.
 async fn rerender(
     viewer: &Viewer,
     key: &str,
     typed: Typed,
     groups_form: bool,
-    status: StatusCode,
-) -> PageResult {
+) -> Result<IdpSyncPage, PageError> {
     let (group, role) = if groups_form {
         (Some(typed), None)
     } else {
         (None, Some(typed))
     };
-    let page = page_of(viewer, key, group, role, PreviewForm::default()).await?;
-    Ok(render(&viewer.app, status, &page, false))
+    page_of(viewer, key, group, role, PreviewForm::org(key)).await
 }
 
 /// `POST /organizations/{org}/idp-sync/groups` (**Save** of group sync).
@@ -386,59 +333,12 @@ pub async fn save_roles(viewer: Viewer, Path(key): Path<String>, body: Bytes) ->
     save(viewer, key, body, false).await
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct PreviewFields {
-    #[serde(default)]
-    claims: String,
-    #[serde(default)]
-    user: String,
-}
-
 /// `POST /organizations/{org}/idp-sync/preview` (**Preview**): the plan of
 /// this org's sync for the claims, shown on the page; nothing is written.
 pub async fn preview(viewer: Viewer, Path(key): Path<String>, body: Bytes) -> PageResult {
-    let f: PreviewFields = form::parse(&viewer, &body)?;
-    let claims: Result<Map<String, Value>, Error> = if f.claims.trim().is_empty() {
-        Err(Error::validation(
-            "claims",
-            "paste the claims of a login, as a JSON object",
-        ))
-    } else {
-        serde_json::from_str(&f.claims)
-            .map_err(|e| Error::validation("claims", format!("not a JSON object: {e}")))
-    };
-    let user = f.user.trim().to_owned();
-    let result = match claims {
-        Err(e) => Err(e),
-        Ok(claims) => {
-            let req = PreviewRequest {
-                claims,
-                user: (!user.is_empty()).then(|| user.clone()),
-                organization: Some(key.clone()),
-            };
-            idpsync::preview(viewer.ctx(), &viewer.caller, &req).await
-        }
-    };
-    let (status, form) = match result {
-        Ok(plan) => (
-            StatusCode::OK,
-            PreviewForm {
-                claims: f.claims,
-                user,
-                result: SyncPreview::of(&plan).html(),
-                errors: FormErrors::default(),
-            },
-        ),
-        Err(e) => (
-            status_of(&e),
-            PreviewForm {
-                claims: f.claims,
-                user,
-                result: String::new(),
-                errors: FormErrors::from_error(e)?,
-            },
-        ),
-    };
+    let (status, form) = PreviewForm::org(&key)
+        .run(&viewer, &body, Some(key.clone()))
+        .await?;
     let page = page_of(&viewer, &key, None, None, form).await?;
     Ok(render(&viewer.app, status, &page, false))
 }

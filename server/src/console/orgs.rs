@@ -5,15 +5,14 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
-use axum::http::StatusCode;
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 
-use super::form::{self, CsrfOnly, FormErrors, redirect_with};
-use super::page::{Chrome, OrgNav, PageError, PageResult, Section, Viewer, ok, redirect, render};
+use super::form::{self, CsrfOnly, Done, FormErrors, redirect_with};
+use super::page::{Chrome, OrgNav, PageError, PageResult, Section, Viewer, ok, redirect};
 use super::paging::{PageQuery, Pager};
 use super::time::When;
-use crate::error::Error;
+use crate::error::{Error, Kind};
 use crate::model::{Member, Organization};
 use crate::usecase::members::{self, AssignableRole};
 use crate::usecase::orgs::{self, NewOrg, OrgChanges};
@@ -93,28 +92,21 @@ pub async fn create(viewer: Viewer, body: Bytes) -> PageResult {
         description: f.description.clone(),
         icon: f.icon.trim().to_owned(),
     };
-    match orgs::create(viewer.ctx(), &viewer.caller, req).await {
-        Ok(org) => Ok(redirect_with(
-            &viewer,
-            &format!("/organizations/{}", org.name),
-            "success",
-            &format!("Organization `{}` created.", org.name),
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            let errors = FormErrors::from_error(e)?;
-            let page = NewOrgPage {
-                chrome: viewer.chrome("Create Organization", Section::Admin).await?,
-                f,
-                errors,
-            };
-            Ok(render(&viewer.app, status, &page, false))
-        }
-    }
-}
-
-pub(super) fn status_of(e: &Error) -> StatusCode {
-    StatusCode::from_u16(e.kind.code()).unwrap_or(StatusCode::BAD_REQUEST)
+    let result = orgs::create(viewer.ctx(), &viewer.caller, req).await;
+    let done = |org: Organization| {
+        Done::new(
+            format!("/organizations/{}", org.name),
+            format!("Organization `{}` created.", org.name),
+        )
+    };
+    form::answer(&viewer, result, done, |errors| async {
+        Ok(NewOrgPage {
+            chrome: viewer.chrome("Create Organization", Section::Admin).await?,
+            f,
+            errors,
+        })
+    })
+    .await
 }
 
 /// An org page's common parts: the org (404 when unknown or unreadable), the
@@ -200,20 +192,13 @@ pub async fn update(viewer: Viewer, Path(key): Path<String>, body: Bytes) -> Pag
         description: Some(f.description.clone()),
         icon: Some(f.icon.trim().to_owned()),
     };
-    match orgs::update(viewer.ctx(), &viewer.caller, &key, req).await {
-        Ok(org) => Ok(redirect_with(
-            &viewer,
-            &format!("/organizations/{}", org.name),
-            "success",
-            "Settings saved.",
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            let errors = FormErrors::from_error(e)?;
-            let page = settings_of(&viewer, &key, Some(f), errors, FormErrors::default()).await?;
-            Ok(render(&viewer.app, status, &page, false))
-        }
-    }
+    let result = orgs::update(viewer.ctx(), &viewer.caller, &key, req).await;
+    let done =
+        |org: Organization| Done::new(format!("/organizations/{}", org.name), "Settings saved.");
+    form::answer(&viewer, result, done, |errors| {
+        settings_of(&viewer, &key, Some(f), errors, FormErrors::default())
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,28 +212,20 @@ pub struct DeleteForm {
 pub async fn delete(viewer: Viewer, Path(key): Path<String>, body: Bytes) -> PageResult {
     let f: DeleteForm = form::parse(&viewer, &body)?;
     let org = orgs::get(viewer.ctx(), &viewer.caller, &key).await?;
-    let result = if f.confirm.trim() == org.name {
-        orgs::delete(viewer.ctx(), &viewer.caller, &org.id).await
-    } else {
-        Err(Error::validation(
-            "confirm",
-            format!("type `{}` to confirm", org.name),
-        ))
+    let result = match form::confirmed(&f.confirm, &org.name) {
+        Ok(()) => orgs::delete(viewer.ctx(), &viewer.caller, &org.id).await,
+        Err(e) => Err(e),
     };
-    match result {
-        Ok(()) => Ok(redirect_with(
-            &viewer,
+    let done = |()| {
+        Done::new(
             "/organizations",
-            "success",
-            &format!("Organization `{}` deleted.", org.name),
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            let errors = FormErrors::from_error(e)?;
-            let page = settings_of(&viewer, &key, None, FormErrors::default(), errors).await?;
-            Ok(render(&viewer.app, status, &page, false))
-        }
-    }
+            format!("Organization `{}` deleted.", org.name),
+        )
+    };
+    form::answer(&viewer, result, done, |errors| {
+        settings_of(&viewer, &key, None, FormErrors::default(), errors)
+    })
+    .await
 }
 
 /// A member row of the members page.
@@ -376,30 +353,23 @@ pub async fn add_member(viewer: Viewer, Path(key): Path<String>, body: Bytes) ->
     } else {
         members::add(viewer.ctx(), &viewer.caller, &key, &user).await
     };
-    match result {
-        Ok(m) => Ok(redirect_with(
-            &viewer,
-            &format!("/organizations/{key}/members"),
-            "success",
-            &format!("`{}` is now a member.", m.username),
-        )),
-        // The org is readable (the page renders below, else its 404): the
-        // user is what was not found.
-        Err(e) if e.kind == crate::error::Kind::NotFound => {
-            let errors = FormErrors::field("user", "no user with this username or email");
-            let page = members_of(&viewer, &key, user, errors, &PageQuery::default()).await?;
-            Ok(render(&viewer.app, StatusCode::BAD_REQUEST, &page, false))
-        }
-        Err(e) => {
-            let status = status_of(&e);
-            let mut errors = FormErrors::from_error(e)?;
-            if let Some(detail) = errors.fields.remove("user_id") {
-                errors.fields.insert("user".to_owned(), detail);
-            }
-            let page = members_of(&viewer, &key, user, errors, &PageQuery::default()).await?;
-            Ok(render(&viewer.app, status, &page, false))
-        }
-    }
+    // The org is readable (the page renders below, else its 404): the user
+    // is what was not found.
+    let result = result.map_err(|e| match e.kind {
+        Kind::NotFound => Error::validation("user", "no user with this username or email"),
+        _ => form::rename_field(e, "user_id", "user"),
+    });
+    let done = |m: Member| {
+        Done::new(
+            format!("/organizations/{key}/members"),
+            format!("`{}` is now a member.", m.username),
+        )
+    };
+    let q = PageQuery::default();
+    form::answer(&viewer, result, done, |errors| {
+        members_of(&viewer, &key, user.clone(), errors, &q)
+    })
+    .await
 }
 
 /// `POST /organizations/{org}/members/{user}/roles`: the checked roles (and
@@ -416,18 +386,10 @@ pub async fn set_roles(
         .map(|(_, v)| v.into_owned())
         .collect();
     let back = format!("/organizations/{key}/members");
-    match members::set_roles(viewer.ctx(), &viewer.caller, &key, &user, &roles).await {
-        Ok(m) => Ok(redirect_with(
-            &viewer,
-            &back,
-            "success",
-            &format!("Roles of `{}` saved.", m.username),
-        )),
-        Err(e) => {
-            let errors = FormErrors::from_error(e)?;
-            Ok(redirect_with(&viewer, &back, "error", errors.top()))
-        }
-    }
+    let result = members::set_roles(viewer.ctx(), &viewer.caller, &key, &user, &roles).await;
+    form::answer_back(&viewer, &back, result, |m| {
+        format!("Roles of `{}` saved.", m.username)
+    })
 }
 
 /// `POST /organizations/{org}/members/{user}/remove`: [`members::remove`].
@@ -439,13 +401,9 @@ pub async fn remove_member(
     let _: CsrfOnly = form::parse(&viewer, &body)?;
     let back = format!("/organizations/{key}/members");
     match members::remove(viewer.ctx(), &viewer.caller, &key, &user).await {
-        Ok(()) => Ok(redirect_with(&viewer, &back, "success", "Member removed.")),
-        Err(e) if e.kind == crate::error::Kind::Forbidden => {
+        Err(e) if e.kind == Kind::Forbidden => {
             Ok(redirect_with(&viewer, &back, "error", &e.body.message))
         }
-        Err(e) => {
-            let errors = FormErrors::from_error(e)?;
-            Ok(redirect_with(&viewer, &back, "error", errors.top()))
-        }
+        result => form::answer_back(&viewer, &back, result, |()| "Member removed.".to_owned()),
     }
 }

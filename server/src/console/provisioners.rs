@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 
-use super::form::{self, CsrfOnly, FormErrors, redirect_with};
-use super::orgs::{org_context, status_of};
+use super::form::{self, CsrfOnly, FormErrors};
+use super::orgs::org_context;
 use super::page::{Chrome, OrgNav, PageError, PageResult, Viewer, ok, render};
 use super::time::When;
 use crate::error::{Error, Kind};
@@ -222,7 +222,7 @@ pub async fn create_key(viewer: Viewer, Path(key): Path<String>, body: Bytes) ->
             ))
         }
         Err(e) => {
-            let status = status_of(&e);
+            let status = form::status_of(&e);
             let errors = FormErrors::from_error(e)?;
             let page = page_of(&viewer, &key, None, name, errors).await?;
             Ok(render(&viewer.app, status, &page, false))
@@ -239,18 +239,10 @@ pub async fn delete_key(
 ) -> PageResult {
     let _: CsrfOnly = form::parse(&viewer, &body)?;
     let back = format!("/organizations/{key}/provisioners");
-    match provisioners::delete_key(viewer.ctx(), &viewer.caller, &key, &name).await {
-        Ok(()) => Ok(redirect_with(
-            &viewer,
-            &back,
-            "success",
-            &format!("Key `{name}` deleted; its daemons are disconnected."),
-        )),
-        Err(e) => {
-            let errors = FormErrors::from_error(e)?;
-            Ok(redirect_with(&viewer, &back, "error", errors.top()))
-        }
-    }
+    let result = provisioners::delete_key(viewer.ctx(), &viewer.caller, &key, &name).await;
+    form::answer_back(&viewer, &back, result, |()| {
+        format!("Key `{name}` deleted; its daemons are disconnected.")
+    })
 }
 
 #[cfg(test)]

@@ -117,9 +117,7 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> PageResult {
-    form::same_origin(&headers, &app.config.access_url)?;
-    form::fields(&body)?;
-    let f: LoginForm = form::decode(&body)?;
+    let f: LoginForm = form::public(&headers, &app.config.access_url, &body)?;
     let redirect_to = after_login(f.redirect.as_deref());
     let lifetime = app.config.session_lifetime_seconds;
     let outcome = sessions::password_login(
@@ -214,9 +212,7 @@ pub async fn setup(
     headers: HeaderMap,
     body: Bytes,
 ) -> PageResult {
-    form::same_origin(&headers, &app.config.access_url)?;
-    form::fields(&body)?;
-    let f: SetupForm = form::decode(&body)?;
+    let f: SetupForm = form::public(&headers, &app.config.access_url, &body)?;
     let lifetime = app.config.session_lifetime_seconds;
     let req = FirstUser {
         username: f.username.clone(),

@@ -1,6 +1,8 @@
 //! Rendering shared by the IdP sync pages (an org's `/organizations/{org}/idp-sync`
-//! and the deployment's): the editable mapping table (`mapping_table.html`)
-//! and the preview of a plan (`sync_preview.html`).
+//! and the deployment's `/deployment/idp-sync`) and the LDAP sync pages: the
+//! editable mapping table (`mapping_table.html`), the **Preview** form
+//! (`sync_preview_form.html`) and the plan it shows (`sync_preview.html`),
+//! also used for the plan of a directory run.
 //!
 //! A mapping table is a form part that works with JavaScript off: each row is
 //! `{prefix}.{i}.given` / `{prefix}.{i}.gets` with a **Remove** checkbox
@@ -11,10 +13,15 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
+use axum::body::Bytes;
+use axum::http::StatusCode;
 use orgsync_sync::Mapping;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::form::{self, FormErrors, status_of};
+use super::page::{PageError, Viewer};
 use crate::error::Error;
+use crate::usecase::idpsync::{self, PreviewRequest};
 
 /// Blank rows under a table's filled ones.
 pub const BLANK_ROWS: usize = 2;
@@ -163,6 +170,48 @@ pub fn parse_rows(body: &[u8], prefix: &str) -> Result<Vec<(String, String)>, Er
         .filter(|(given, gets, removed)| !*removed && (!given.is_empty() || !gets.is_empty()))
         .map(|(given, gets, _)| (given, gets))
         .collect())
+}
+
+/// What a form with mapping table `prefix` posted: its rows, to show again,
+/// and the mapping to save, unless the form asked for more rows
+/// (`more={prefix}`).
+pub struct PostedMapping {
+    pub rows: Vec<(String, String)>,
+    /// Blank rows to show under them.
+    pub blank: usize,
+    /// `None` for **More rows**; else the mapping or why there is none.
+    pub save: Option<Result<Mapping, Error>>,
+}
+
+/// Reads table `prefix` of a posted form whose fields are `fields`.
+pub fn posted_mapping(
+    body: &[u8],
+    fields: &BTreeMap<String, String>,
+    prefix: &str,
+) -> PostedMapping {
+    let rows = match parse_rows(body, prefix) {
+        Ok(rows) => rows,
+        Err(e) => {
+            return PostedMapping {
+                rows: Vec::new(),
+                blank: BLANK_ROWS,
+                save: Some(Err(e)),
+            };
+        }
+    };
+    if fields.get("more").is_some_and(|m| m == prefix) {
+        return PostedMapping {
+            rows,
+            blank: BLANK_ROWS + MORE_ROWS,
+            save: None,
+        };
+    }
+    let save = Some(to_mapping(prefix, &rows));
+    PostedMapping {
+        rows,
+        blank: BLANK_ROWS,
+        save,
+    }
 }
 
 /// The mapping of `pairs`: a row with no claim value or no target is an
@@ -316,6 +365,109 @@ impl SyncPreview {
     pub fn html(&self) -> String {
         self.render()
             .unwrap_or_else(|e| format!("<p class=\"err\">preview: {e}</p>"))
+    }
+}
+
+/// The **Preview** form of an IdP sync page (`sync_preview_form.html`) and
+/// the plan it answered.
+#[derive(Debug, Default)]
+pub struct PreviewForm {
+    /// Where the form posts.
+    pub action: String,
+    /// What the page previews, shown above the form.
+    pub intro: &'static str,
+    /// Label and hint of the optional user field.
+    pub user_label: &'static str,
+    pub user_hint: &'static str,
+    pub claims: String,
+    pub user: String,
+    /// The plan's panel (HTML of [`SyncPreview`]), empty before a preview.
+    pub result: String,
+    pub errors: FormErrors,
+}
+
+impl PreviewForm {
+    /// The preview of an organization's group and role sync.
+    pub fn org(org: &str) -> PreviewForm {
+        PreviewForm {
+            action: format!("/organizations/{org}/idp-sync/preview"),
+            intro: "Paste the claims of a login to see what this organization's group and role sync would do. Nothing is written.",
+            user_label: "Member (optional)",
+            user_hint: "Username or email of a member, to start from their current groups and roles; blank for a new member.",
+            ..PreviewForm::default()
+        }
+    }
+
+    /// The preview of a whole login: organizations, groups, roles, site roles.
+    pub fn deployment() -> PreviewForm {
+        PreviewForm {
+            action: "/deployment/idp-sync/preview".to_owned(),
+            intro: "What a login with these claims would change, and why. Nothing is written.",
+            user_label: "Existing user (optional)",
+            user_hint: "A username: the plan starts from that user's memberships. Empty: a new user.",
+            ..PreviewForm::default()
+        }
+    }
+
+    /// Answers a posted preview form (`claims`, `user`): the plan of
+    /// [`idpsync::preview`] (of `organization` only when given) as a panel,
+    /// or the errors next to their fields, with the page's status.
+    pub async fn run(
+        mut self,
+        viewer: &Viewer,
+        body: &Bytes,
+        organization: Option<String>,
+    ) -> Result<(StatusCode, PreviewForm), PageError> {
+        let fields = form::fields(body)?;
+        let _: form::CsrfOnly = form::parse(viewer, body)?;
+        self.claims = fields.get("claims").cloned().unwrap_or_default();
+        self.user = fields
+            .get("user")
+            .map(|u| u.trim().to_owned())
+            .unwrap_or_default();
+        let result = match parse_claims(&self.claims) {
+            Err(e) => Err(e),
+            Ok(claims) => {
+                let req = PreviewRequest {
+                    claims,
+                    user: (!self.user.is_empty()).then(|| self.user.clone()),
+                    organization,
+                };
+                idpsync::preview(viewer.ctx(), &viewer.caller, &req).await
+            }
+        };
+        match result {
+            Ok(plan) => {
+                self.result = SyncPreview::of(&plan).html();
+                Ok((StatusCode::OK, self))
+            }
+            Err(e) => {
+                let status = status_of(&e);
+                self.errors = FormErrors::from_error(e)?;
+                Ok((status, self))
+            }
+        }
+    }
+}
+
+/// The claims typed in a preview form: a JSON object.
+pub fn parse_claims(text: &str) -> Result<Map<String, Value>, Error> {
+    if text.trim().is_empty() {
+        return Err(Error::validation(
+            "claims",
+            "paste the claims of a login, as a JSON object",
+        ));
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Error::validation(
+            "claims",
+            "must be a JSON object, e.g. {\"groups\": [\"eng\"]}",
+        )),
+        Err(e) => Err(Error::validation(
+            "claims",
+            format!("is not valid JSON: {e}"),
+        )),
     }
 }
 

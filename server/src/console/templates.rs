@@ -12,8 +12,7 @@ use axum::extract::{Multipart, Path, Query};
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 
-use super::form::{self, FormErrors, redirect_with};
-use super::orgs::status_of;
+use super::form::{self, Done, FormErrors};
 use super::page::{Chrome, PageError, PageResult, Section, Viewer, ok, redirect, render};
 use super::paging::{PAGE_SIZE, PageQuery, Pager};
 use super::time::When;
@@ -254,12 +253,9 @@ pub async fn upload(viewer: Viewer, mp: Multipart) -> PageResult {
             form::encode(&f.display_name)
         ))),
         Err(e) => {
-            let status = status_of(&e);
-            let mut errors = FormErrors::from_error(e)?;
-            if let Some(d) = errors.fields.remove("file_hash") {
-                errors.fields.insert("file".to_owned(), d);
-            }
-            let page = new_page_of(&viewer, f, errors).await?;
+            let status = form::status_of(&e);
+            let e = form::rename_field(e, "file_hash", "file");
+            let page = new_page_of(&viewer, f, FormErrors::from_error(e)?).await?;
             Ok(render(&viewer.app, status, &page, false))
         }
     }
@@ -391,21 +387,17 @@ pub async fn create(
         version_id: version.clone(),
         disable_everyone_group_access: false,
     };
-    match templates::create_template(viewer.ctx(), &viewer.caller, &org, req).await {
-        Ok(t) => Ok(redirect_with(
-            &viewer,
-            &format!("/templates/{org}/{}", t.name),
-            "success",
-            &format!("Template `{}` created.", t.name),
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            let errors = FormErrors::from_error(e)?;
-            let page =
-                import_page_of(&viewer, &org, &version, f.name, f.display_name, errors).await?;
-            Ok(render(&viewer.app, status, &page, false))
-        }
-    }
+    let result = templates::create_template(viewer.ctx(), &viewer.caller, &org, req).await;
+    let done = |t: Tpl| {
+        Done::new(
+            format!("/templates/{org}/{}", t.name),
+            format!("Template `{}` created.", t.name),
+        )
+    };
+    form::answer(&viewer, result, done, |errors| {
+        import_page_of(&viewer, &org, &version, f.name, f.display_name, errors)
+    })
+    .await
 }
 
 #[allow(dead_code, reason = "fields read by the askama templates only")]

@@ -12,15 +12,14 @@ use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::form::{self, FormErrors, redirect_with};
-use super::orgs::status_of;
-use super::page::{Chrome, PageError, PageResult, Section, Viewer, ok, redirect, render};
+use super::form::{self, Done, FormErrors};
+use super::page::{Chrome, PageError, PageResult, Section, Viewer, ok, redirect};
 use super::templates::{LogLine, find_template, job_log};
 use super::time::When;
 use crate::error::{Error, Kind};
 use crate::model::Organization;
 use crate::provisioner::{ParameterValue, Transition};
-use crate::usecase::workspaces::{self, ListQuery, NewBuild, NewWorkspace};
+use crate::usecase::workspaces::{self, ListQuery, NewBuild, NewWorkspace, Workspace};
 
 /// A workspace as the list answers it (the use case answers JSON).
 #[allow(dead_code, reason = "fields read by the askama templates only")]
@@ -220,30 +219,24 @@ pub async fn create(viewer: Viewer, body: Bytes) -> PageResult {
         }
         Err(e) => Err(e),
     };
-    match result {
-        Ok(ws) => Ok(redirect_with(
-            &viewer,
-            &format!("/workspaces/{}/{}", viewer.actor.user.username, ws.name),
-            "success",
-            &format!("Workspace `{}` created; its first build started.", ws.name),
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            let mut errors = FormErrors::from_error(e)?;
-            let moved: Vec<(String, String)> = errors
-                .fields
-                .iter()
-                .filter(|(k, _)| k.starts_with("rich_parameter_values"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            for (k, v) in moved {
-                errors.fields.remove(&k);
-                errors.fields.insert("parameters".to_owned(), v);
+    let result = result.map_err(|mut e| {
+        for v in &mut e.body.validations {
+            if v.field.starts_with("rich_parameter_values") {
+                v.field = "parameters".to_owned();
             }
-            let page = new_page_of(&viewer, &f.template, f.name, f.parameters, errors).await?;
-            Ok(render(&viewer.app, status, &page, false))
         }
-    }
+        e
+    });
+    let done = |ws: Workspace| {
+        Done::new(
+            format!("/workspaces/{}/{}", viewer.actor.user.username, ws.name),
+            format!("Workspace `{}` created; its first build started.", ws.name),
+        )
+    };
+    form::answer(&viewer, result, done, |errors| {
+        new_page_of(&viewer, &f.template, f.name, f.parameters, errors)
+    })
+    .await
 }
 
 #[allow(dead_code, reason = "fields read by the askama templates only")]
@@ -378,19 +371,11 @@ pub async fn build(
         template_version_id: None,
         rich_parameter_values: None,
     };
-    match workspaces::start_build(viewer.ctx(), &viewer.app.jobs, &viewer.caller, &w.id, req).await
-    {
-        Ok(_) => Ok(redirect_with(
-            &viewer,
-            &back,
-            "success",
-            &format!("{} build started.", transition_label(transition)),
-        )),
-        Err(e) => {
-            let errors = FormErrors::from_error(e)?;
-            Ok(redirect_with(&viewer, &back, "error", errors.top()))
-        }
-    }
+    let result =
+        workspaces::start_build(viewer.ctx(), &viewer.app.jobs, &viewer.caller, &w.id, req).await;
+    form::answer_back(&viewer, &back, result, |_| {
+        format!("{} build started.", transition_label(transition))
+    })
 }
 
 fn transition_label(t: Transition) -> &'static str {

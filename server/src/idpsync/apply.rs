@@ -25,6 +25,9 @@ pub struct Rows {
     pub(crate) links: Vec<ArgRow>,
     pub(crate) audit: Vec<ArgRow>,
     pub(crate) touched: BTreeSet<String>,
+    /// The kinds of the IdP sync changes written (`metrics::SYNC_CHANGE_KINDS`),
+    /// counted once their transaction commits.
+    pub(crate) changes: Vec<&'static str>,
 }
 
 impl Rows {
@@ -224,6 +227,7 @@ pub async fn apply_plan(
                 json!({"organization": {"old": o.name, "new": null}, "groups": {"old": left, "new": []}, "reason": o.reason}),
                 204,
             );
+        rows.changes.push("organization_leave");
     }
     for o in &plan.organizations.add {
         let roles = org_roles(&o.id);
@@ -240,6 +244,7 @@ pub async fn apply_plan(
                 json!({"organization": {"old": null, "new": o.name}, "roles": {"old": null, "new": roles}, "reason": o.reason}),
                 201,
             );
+        rows.changes.push("organization_join");
     }
     let member_of = |org: &str| {
         !plan.organizations.managed
@@ -265,6 +270,7 @@ pub async fn apply_plan(
                     json!({"members": {"old": [user_id], "new": []}, "reason": g.reason}),
                     200,
                 );
+                rows.changes.push("group_leave");
             }
         }
         if !member_of(org) {
@@ -295,6 +301,7 @@ pub async fn apply_plan(
                 json!({"members": {"old": [], "new": [user_id]}, "reason": g.reason}),
                 200,
             );
+            rows.changes.push("group_join");
         }
     }
 
@@ -326,6 +333,7 @@ pub async fn apply_plan(
             json!({"roles": {"old": old.roles, "new": roles}}),
             200,
         );
+        rows.changes.push("organization_roles");
     }
     // Site roles of an existing user.
     let sr = &plan.site_roles;
@@ -343,6 +351,7 @@ pub async fn apply_plan(
             username,
             json!({"roles": {"old": old, "new": sr.result}}),
         );
+        rows.changes.push("site_roles");
     }
     Ok(rows.audit.len() - audited)
 }

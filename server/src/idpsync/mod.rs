@@ -32,6 +32,9 @@ pub struct SyncOutcome {
     pub changed: bool,
     /// Problems recorded.
     pub problems: usize,
+    /// The kinds of the changes written, for the metrics once committed
+    /// (`metrics::idpsync_changes`).
+    pub changes: Vec<&'static str>,
 }
 
 /// Where each settings object lives.
@@ -168,62 +171,62 @@ pub async fn directory_grants(conn: &mut Conn) -> sqlx::Result<Vec<Grant>> {
     Ok(grants)
 }
 
-/// Refuses a manual org add for a user whose memberships the IdP manages.
-pub async fn guard_manual_member_add(
-    conn: &mut Conn,
-    login_type: LoginType,
-    username: &str,
-) -> Result<(), Error> {
-    if !matches!(login_type, LoginType::Oidc | LoginType::Ldap) {
-        return Ok(());
-    }
-    let s: orgsync_sync::OrganizationSyncSettings =
-        load_settings(conn, None, SettingsKey::Organization).await?;
-    if s.enabled_field().is_some() {
-        return Err(Error::bad_request(format!(
-            "organization memberships of `{username}` are managed by the identity provider (organization sync is on); \
-             change the IdP's claims or the organization sync mapping instead"
-        )));
-    }
-    Ok(())
+/// What of an account the IdP may manage, and so a manual change may not touch.
+#[derive(Debug, Clone, Copy)]
+pub enum Managed<'a> {
+    /// Organization memberships (organization sync).
+    Memberships,
+    /// The roles in one organization, by id (its role sync).
+    OrgRoles(&'a str),
+    /// Site roles (site role sync).
+    SiteRoles,
 }
 
-/// Refuses a manual org role change for a user whose roles in `org` the IdP manages.
-pub async fn guard_manual_role_change(
+/// Refuses a manual change of `what` for `username` (an account of
+/// `login_type`) while the IdP manages it: the account signs in through an
+/// IdP and that sync is on.
+pub async fn guard_manual_change(
     conn: &mut Conn,
     login_type: LoginType,
-    org_id: &str,
+    what: Managed<'_>,
     username: &str,
 ) -> Result<(), Error> {
     if !matches!(login_type, LoginType::Oidc | LoginType::Ldap) {
         return Ok(());
     }
-    let s: orgsync_sync::RoleSyncSettings =
-        load_settings(conn, Some(org_id), SettingsKey::Roles).await?;
-    if s.enabled_field().is_some() {
+    let (on, what, sync) = match what {
+        Managed::Memberships => {
+            let s: orgsync_sync::OrganizationSyncSettings =
+                load_settings(conn, None, SettingsKey::Organization).await?;
+            (
+                s.enabled_field().is_some(),
+                "organization memberships",
+                "organization sync is on",
+            )
+        }
+        Managed::OrgRoles(org_id) => {
+            let s: orgsync_sync::RoleSyncSettings =
+                load_settings(conn, Some(org_id), SettingsKey::Roles).await?;
+            (
+                s.enabled_field().is_some(),
+                "organization roles",
+                "role sync is on in this organization",
+            )
+        }
+        Managed::SiteRoles => {
+            let s: orgsync_sync::SiteRoleSyncSettings =
+                load_settings(conn, None, SettingsKey::SiteRoles).await?;
+            (
+                s.enabled_field().is_some(),
+                "site roles",
+                "site role sync is on",
+            )
+        }
+    };
+    if on {
         return Err(Error::bad_request(format!(
-            "the organization roles of `{username}` are managed by the identity provider (role sync is on in this \
-             organization); change the IdP's claims or the role sync mapping instead"
-        )));
-    }
-    Ok(())
-}
-
-/// Refuses a manual site role change for a user whose site roles the IdP manages.
-pub async fn guard_manual_site_role_change(
-    conn: &mut Conn,
-    login_type: LoginType,
-    username: &str,
-) -> Result<(), Error> {
-    if !matches!(login_type, LoginType::Oidc | LoginType::Ldap) {
-        return Ok(());
-    }
-    let s: orgsync_sync::SiteRoleSyncSettings =
-        load_settings(conn, None, SettingsKey::SiteRoles).await?;
-    if s.enabled_field().is_some() {
-        return Err(Error::bad_request(format!(
-            "the site roles of `{username}` are managed by the identity provider (site role sync is on); \
-             change the IdP's claims or the site role sync mapping instead"
+            "the {what} of `{username}` are managed by the identity provider ({sync}); \
+             change the IdP's claims or the sync mapping instead"
         )));
     }
     Ok(())
@@ -436,6 +439,7 @@ pub async fn apply_plan_with(
     record_problems: bool,
 ) -> Result<SyncOutcome, Error> {
     let mut changed = false;
+    let mut changes = Vec::new();
     if plan.has_changes() {
         let username = store::users::find_by_id(w.conn(), user_id)
             .await?
@@ -461,6 +465,7 @@ pub async fn apply_plan_with(
             ctx,
         )
         .await?;
+        changes = std::mem::take(&mut rows.changes);
         rows.flush(w).await?;
         changed = audited > 0;
     }
@@ -470,6 +475,7 @@ pub async fn apply_plan_with(
     Ok(SyncOutcome {
         changed,
         problems: plan.problems.len(),
+        changes,
     })
 }
 

@@ -25,7 +25,7 @@ pub(super) async fn apply_batch(
     now: &str,
     ctx: &AuditCtx,
     groups: &mut GroupIds<'_>,
-) -> Result<(), ApiError> {
+) -> Result<Vec<&'static str>, ApiError> {
     let mut rows = Rows::default();
     for c in batch {
         let user_id = c.user_id.as_str();
@@ -102,8 +102,9 @@ pub(super) async fn apply_batch(
         )
         .await?;
     }
+    let changes = std::mem::take(&mut rows.changes);
     rows.flush(w).await?;
-    Ok(())
+    Ok(changes)
 }
 
 async fn suspend(

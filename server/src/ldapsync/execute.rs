@@ -537,14 +537,16 @@ impl Applier<'_> {
             source: "ldap",
         };
         let mut w = work.write(&permits[0]).map_err(RunError::Apply)?;
-        apply::apply_batch(&mut w, batch, self.default_org, &now_s, &audit, &mut groups)
-            .await
-            .map_err(RunError::Apply)?;
+        let changes =
+            apply::apply_batch(&mut w, batch, self.default_org, &now_s, &audit, &mut groups)
+                .await
+                .map_err(RunError::Apply)?;
         problems::insert_rows(&mut w, &problem_rows, &now_s).await?;
         let mut committed = self.committed.lock().await;
         sync.still_ours(&mut w, self.ctx, clock::now()).await?;
         work.touch_all(batch.iter().map(|c| c.user_id.clone()));
         work.commit().await.map_err(RunError::Apply)?;
+        crate::metrics::idpsync_changes(&changes, audit.source);
         committed.batches += 1;
         self.ctx.set_progress(|p| p.users_applied += users);
         Ok(())

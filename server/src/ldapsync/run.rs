@@ -474,6 +474,10 @@ impl DirectorySync {
         .await?;
         directory_runs::release_lease(&mut w, &ctx.id).await?;
         work.commit().await?;
+        crate::metrics::directory_run(
+            outcome.status.as_str(),
+            std::time::Duration::from_millis(outcome.stats.duration_ms),
+        );
         match outcome.status {
             RunStatus::Succeeded => {
                 tracing::info!(run = %ctx.id, stats = ?outcome.stats, "ldap sync run succeeded")

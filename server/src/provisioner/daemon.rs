@@ -76,6 +76,8 @@ pub async fn serve<S: JobSource>(
     shutdown: &CancellationToken,
 ) -> Result<(), SourceError> {
     let mut backoff = Duration::from_millis(200);
+    // Failed acquisitions in a row: the next success is a reconnect.
+    let mut failures = 0u32;
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
@@ -84,6 +86,10 @@ pub async fn serve<S: JobSource>(
             r = source.acquire() => r,
             () = shutdown.cancelled() => return Ok(()),
         };
+        if acquired.is_ok() && failures > 0 {
+            tracing::info!(failed_attempts = failures, "provisioner daemon reconnected");
+            failures = 0;
+        }
         match acquired {
             Ok(Some(job)) => {
                 backoff = Duration::from_millis(200);
@@ -105,7 +111,13 @@ pub async fn serve<S: JobSource>(
             Ok(None) => {}
             Err(SourceError::Unauthorized(m)) => return Err(SourceError::Unauthorized(m)),
             Err(SourceError::Transient(m)) => {
-                tracing::warn!("provisioner daemon: {m}; retrying in {backoff:?}");
+                failures += 1;
+                tracing::warn!(
+                    error = %m,
+                    backoff_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                    failed_attempts = failures,
+                    "provisioner daemon: cannot acquire a job; retrying after the backoff"
+                );
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = shutdown.cancelled() => return Ok(()),
@@ -122,6 +134,14 @@ async fn run_job<S: JobSource>(
     timing: DaemonTiming,
     job: &AcquiredJob,
 ) -> Result<(), SourceError> {
+    let started = std::time::Instant::now();
+    tracing::info!(
+        job_id = %job.id,
+        kind = job.job_type.as_str(),
+        org = %job.organization_id,
+        provisioner = %job.provisioner,
+        "provisioner daemon: running a job"
+    );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LogLine>();
     let cancel = CancellationToken::new();
     let work = executor.run(job, &tx, &cancel);
@@ -153,11 +173,19 @@ async fn run_job<S: JobSource>(
         pending.push(line);
     }
     ship(source, &job.id, &mut pending).await?;
-    let reported = match outcome {
-        Ok(result) => source.complete(&job.id, result).await,
-        Err(JobFailure::Failed(e)) => source.fail(&job.id, &e, false).await,
-        Err(JobFailure::Canceled) => source.fail(&job.id, "canceled", true).await,
+    let (reported, result) = match outcome {
+        Ok(result) => (source.complete(&job.id, result).await, "succeeded"),
+        Err(JobFailure::Failed(e)) => (source.fail(&job.id, &e, false).await, "failed"),
+        Err(JobFailure::Canceled) => (source.fail(&job.id, "canceled", true).await, "canceled"),
     };
+    tracing::info!(
+        job_id = %job.id,
+        kind = job.job_type.as_str(),
+        org = %job.organization_id,
+        outcome = result,
+        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "provisioner daemon: job finished"
+    );
     match reported {
         Err(SourceError::Unauthorized(m)) => Err(SourceError::Unauthorized(m)),
         Err(SourceError::Transient(m)) => {

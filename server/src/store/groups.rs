@@ -78,9 +78,10 @@ pub async fn list(conn: &mut Conn, org_id: &str) -> Result<Vec<Group>> {
     all(conn, sql, (org_id,)).await
 }
 
-/// The members of a group; the Everyone group holds every org member.
-pub async fn members(conn: &mut Conn, group: &Group) -> Result<Vec<GroupMember>> {
-    let (table, column, key) = if group.is_everyone {
+/// Where a group's members are: the table, its column naming the group, and
+/// the key (the Everyone group holds every member of its org).
+fn member_rows(group: &Group) -> (&'static str, &'static str, &str) {
+    if group.is_everyone {
         (
             "organization_members",
             "organization_id",
@@ -88,7 +89,12 @@ pub async fn members(conn: &mut Conn, group: &Group) -> Result<Vec<GroupMember>>
         )
     } else {
         ("group_members", "group_id", &group.id)
-    };
+    }
+}
+
+/// The members of a group; the Everyone group holds every org member.
+pub async fn members(conn: &mut Conn, group: &Group) -> Result<Vec<GroupMember>> {
+    let (table, column, key) = member_rows(group);
     // The names are the constants above: no input reaches the SQL text.
     let sql = sql!(
         "SELECT u.id, u.username, u.email, u.name FROM {table} m \
@@ -100,15 +106,7 @@ pub async fn members(conn: &mut Conn, group: &Group) -> Result<Vec<GroupMember>>
 /// How many members a group has (the Everyone group: the org's members),
 /// without reading them: for listings.
 pub async fn member_count(conn: &mut Conn, group: &Group) -> Result<i64> {
-    let (table, column, key) = if group.is_everyone {
-        (
-            "organization_members",
-            "organization_id",
-            &group.organization_id,
-        )
-    } else {
-        ("group_members", "group_id", &group.id)
-    };
+    let (table, column, key) = member_rows(group);
     // The names are the constants above: no input reaches the SQL text.
     let sql = sql!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");
     scalar(conn, sql, (key,)).await

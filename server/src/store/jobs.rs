@@ -98,6 +98,17 @@ pub async fn list(
     all(conn, sql, (org_id, status, limit, offset)).await
 }
 
+/// Pending jobs per job type: the queue depth (`orgsync_jobs_pending`).
+pub async fn pending_by_type(conn: &mut Conn) -> Result<Vec<(String, i64)>> {
+    all(
+        conn,
+        "SELECT job_type, COUNT(*) FROM provisioner_jobs WHERE status = 'pending' \
+         GROUP BY job_type",
+        (),
+    )
+    .await
+}
+
 /// Claims the oldest pending job of `org_id` that this daemon may run: its
 /// provisioner is one the daemon runs and its tags match the daemon's. Runs in
 /// the caller's transaction; on PostgreSQL candidate rows are locked with

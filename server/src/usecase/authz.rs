@@ -282,15 +282,19 @@ async fn stored_resource(ctx: Ctx<'_>, v: &Value) -> Result<Resource, Unresolved
         .await
         .map_err(|_| Unresolved::from("database unavailable"))?;
     let db = |_| Unresolved::from("database error");
-    let org_of = |org: crate::model::Organization| org.org_ref();
+    // The org of `id` as the policies see it.
+    async fn org_ref(conn: &mut Conn, id: &str) -> std::result::Result<OrgRef, Unresolved> {
+        store::orgs::find(conn, id)
+            .await
+            .map_err(|_| Unresolved::from("database error"))?
+            .map(|o| o.org_ref())
+            .ok_or_else(|| format!("organization `{id}` not found").into())
+    }
     match t.as_str() {
         "Site" => Ok(Resource::site()),
         "Organization" => {
-            let org = store::orgs::find(&mut conn, &id)
-                .await
-                .map_err(db)?
-                .ok_or(format!("organization `{id}` not found"))?;
-            Ok(Resource::organization(&org_of(org)))
+            let org = org_ref(&mut conn, &id).await?;
+            Ok(Resource::organization(&org))
         }
         "User" => {
             let u = store::users::find_by_id(&mut conn, &id)
@@ -304,47 +308,35 @@ async fn stored_resource(ctx: Ctx<'_>, v: &Value) -> Result<Resource, Unresolved
             let (org_id, role) = id
                 .split_once('/')
                 .ok_or("an OrganizationRole id is `ORG_ID/ROLE`")?;
-            let org = store::orgs::find(&mut conn, org_id)
-                .await
-                .map_err(db)?
-                .ok_or(format!("organization `{org_id}` not found"))?;
-            Ok(Resource::org_role(&org_of(org), role))
+            let org = org_ref(&mut conn, org_id).await?;
+            Ok(Resource::org_role(&org, role))
         }
         "Group" => {
             let g = store::groups::find(&mut conn, &id)
                 .await
                 .map_err(db)?
                 .ok_or(format!("group `{id}` not found"))?;
-            let org = store::orgs::find(&mut conn, &g.organization_id)
-                .await
-                .map_err(db)?
-                .ok_or("organization not found")?;
-            Ok(Resource::group(&org_of(org), &g.id))
+            let org = org_ref(&mut conn, &g.organization_id).await?;
+            Ok(Resource::group(&org, &g.id))
         }
         "Member" => {
             let (org_id, user_id) = id
                 .split_once('/')
                 .ok_or("a Member id is `ORG_ID/USER_ID`")?;
-            let org = store::orgs::find(&mut conn, org_id)
-                .await
-                .map_err(db)?
-                .ok_or(format!("organization `{org_id}` not found"))?;
+            let org = org_ref(&mut conn, org_id).await?;
             let roles = store::users::find_by_id(&mut conn, user_id)
                 .await
                 .map_err(db)?
                 .map(|u| u.roles)
                 .unwrap_or_default();
-            Ok(Resource::member(&org_of(org), user_id).with_site_roles(&roles))
+            Ok(Resource::member(&org, user_id).with_site_roles(&roles))
         }
         "AuditLog" | "IdpSyncSettings" => {
-            let org = store::orgs::find(&mut conn, &id)
-                .await
-                .map_err(db)?
-                .ok_or(format!("organization `{id}` not found"))?;
+            let org = org_ref(&mut conn, &id).await?;
             Ok(if t == "AuditLog" {
-                Resource::audit_log(&org_of(org))
+                Resource::audit_log(&org)
             } else {
-                Resource::idpsync_settings(&org_of(org))
+                Resource::idpsync_settings(&org)
             })
         }
         other => Err(format!("resource type `{other}` cannot be resolved by this server").into()),
@@ -423,15 +415,19 @@ pub async fn authorize(ctx: Ctx<'_>, caller: &Caller, req: &AuthorizeRequest) ->
     Ok(json!({"results": results}))
 }
 
+/// The running policies, for a caller who may read them.
+fn readable_engine(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+) -> Result<std::sync::Arc<orgsync_policy::Engine>> {
+    let site = Resource::site();
+    caller.require(ctx.authz, Action::POLICY_READ, &site, "policies")?;
+    Ok(ctx.authz.engine())
+}
+
 /// The running policy set: `{hash, origin, policies}`.
 pub async fn policies(ctx: Ctx<'_>, caller: &Caller) -> Result<Value> {
-    caller.require(
-        ctx.authz,
-        Action::POLICY_READ,
-        &Resource::site(),
-        "policies",
-    )?;
-    let engine = ctx.authz.engine();
+    let engine = readable_engine(ctx, caller)?;
     Ok(json!({"hash": engine.hash(), "origin": engine.origin(), "policies": engine.policies()}))
 }
 
@@ -451,13 +447,7 @@ pub struct PolicySet {
 
 /// [`PolicySet`] of the running policies, for `policy:read`.
 pub async fn policy_set(ctx: Ctx<'_>, caller: &Caller) -> Result<PolicySet> {
-    caller.require(
-        ctx.authz,
-        Action::POLICY_READ,
-        &Resource::site(),
-        "policies",
-    )?;
-    let engine = ctx.authz.engine();
+    let engine = readable_engine(ctx, caller)?;
     Ok(PolicySet {
         hash: engine.hash().to_owned(),
         origin: engine.origin().to_owned(),

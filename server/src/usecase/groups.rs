@@ -118,19 +118,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, org_key: &str, req: NewGroup)
     let group = store::groups::find(work.conn(), &id)
         .await?
         .ok_or_else(|| Error::internal("group vanished"))?;
-    work.audit(
-        &permit,
-        Change::in_org(
-            &org.id,
-            "group",
-            "create",
-            &id,
-            &name,
-            audit::created(&to_value(&group)),
-            201,
-        ),
-    )
-    .await?;
+    work.audit(&permit, Change::created(&group)).await?;
     work.commit().await?;
     Ok(group)
 }
@@ -294,11 +282,18 @@ pub async fn delete(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<()> {
     }
     let members = store::groups::member_ids(work.conn(), &group.id).await?;
     store::groups::delete(&mut work.write(&permit)?, &group.id).await?;
+    let gone = json!({"name": group.name, "display_name": group.display_name, "members": members});
     work.audit(
         &permit,
-        Change::in_org(&org.id, "group", "delete", &group.id, &group.name, audit::deleted(
-                &json!({"name": group.name, "display_name": group.display_name, "members": members}),
-            ), 204),
+        Change::site(
+            "group",
+            "delete",
+            &group.id,
+            &group.name,
+            audit::deleted(&gone),
+            204,
+        )
+        .in_org(&org.id),
     )
     .await?;
     work.touch_all(members);

@@ -99,9 +99,8 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, key: &str, req: &NewLink) -> 
     work.audit(
         &permit,
         Change::user(
+            &user,
             "update",
-            &user.id,
-            &user.username,
             json!({format!("{source}_subject"): {"old": null, "new": external_id}}),
             201,
         ),
@@ -138,9 +137,8 @@ pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str, q: &Unlink) -> Res
     work.audit(
         &permit,
         Change::user(
+            &user,
             "update",
-            &user.id,
-            &user.username,
             json!({format!("{source}_subject"): {"old": removed.join(","), "new": null}}),
             204,
         ),

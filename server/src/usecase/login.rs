@@ -91,6 +91,7 @@ pub async fn oidc(
         }
     };
     work.commit().await?;
+    crate::metrics::idpsync_changes(&done.sync_changes, "oidc_login");
     tracing::info!(user = %done.user.username, created = done.created, linked = done.linked, "oidc login");
     Ok(done)
 }
@@ -104,6 +105,9 @@ pub struct LoggedIn {
     pub created: bool,
     /// The account was linked to the identity by its verified email.
     pub linked: bool,
+    /// The kinds of the IdP sync changes the login wrote (counted once
+    /// committed).
+    pub sync_changes: Vec<&'static str>,
 }
 
 /// A refused login: the answer, and whether it is worth a `login_failed`
@@ -187,9 +191,8 @@ async fn login_tx(
             &permit,
             &user.id,
             Change::user(
+                &user,
                 "update",
-                &user.id,
-                &user.username,
                 json!({"oidc_subject": {"old": null, "new": subject}}),
                 200,
             ),
@@ -207,14 +210,18 @@ async fn login_tx(
         permits.push(work.require(*action, &Resource::site(), "IdP sync")?);
     }
     let mut w = work.write(&permits[0])?;
-    if let Err(r) = crate::idpsync::sync_at_login(&mut w, &user.id, claims, &now_s, &audit).await {
-        let error = if r.status >= 500 {
-            Error::internal(r.message)
-        } else {
-            Error::with_status(r.status, r.message)
-        };
-        return Err(Refusal::new(error, (!created).then_some(user.id.as_str())));
-    }
+    let synced = match crate::idpsync::sync_at_login(&mut w, &user.id, claims, &now_s, &audit).await
+    {
+        Ok(synced) => synced,
+        Err(r) => {
+            let error = if r.status >= 500 {
+                Error::internal(r.message)
+            } else {
+                Error::with_status(r.status, r.message)
+            };
+            return Err(Refusal::new(error, (!created).then_some(user.id.as_str())));
+        }
+    };
     work.touch(user.id.clone());
     let session = sessions::open(work, &user, session_lifetime_seconds, 302).await?;
     if let Some(u) = store::users::find_by_id(work.conn(), &user.id).await? {
@@ -225,6 +232,7 @@ async fn login_tx(
         session,
         created,
         linked,
+        sync_changes: synced.changes,
     })
 }
 

@@ -12,6 +12,7 @@ use super::{Caller, Ctx, Page, Work, orgs, roles_changed};
 use crate::audit::Change;
 use crate::authz::Grant;
 use crate::error::{Error, Result};
+use crate::idpsync::Managed;
 use crate::model::{Member, Organization, User};
 use crate::store::{self, Conn};
 
@@ -64,7 +65,13 @@ pub async fn add(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str) -
         &[Grant::org(&org, "organization-member")],
         &format!("adding `{}` to `{}`", user.username, org.name),
     )?;
-    crate::idpsync::guard_manual_member_add(work.conn(), user.login_type, &user.username).await?;
+    crate::idpsync::guard_manual_change(
+        work.conn(),
+        user.login_type,
+        Managed::Memberships,
+        &user.username,
+    )
+    .await?;
     if store::members::get(work.conn(), &org.id, &user.id)
         .await?
         .is_some()
@@ -81,12 +88,10 @@ pub async fn add(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str) -
         .ok_or_else(|| Error::internal("member vanished"))?;
     work.audit(
         &permit,
-        Change::in_org(
+        Change::member(
             &org.id,
-            "organization_member",
+            &user,
             "create",
-            &user.id,
-            &user.username,
             json!({"roles": {"old": null, "new": []}}),
             201,
         ),
@@ -122,7 +127,7 @@ pub async fn remove(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str
     let groups = store::members::remove(&mut work.write(&permit)?, &org.id, &user.id).await?;
     work.audit(
         &permit,
-        Change::in_org(&org.id, "organization_member", "delete", &user.id, &user.username, json!({"roles": {"old": member.roles, "new": null}, "groups": {"old": groups, "new": []}}), 204),
+        Change::member(&org.id, &user, "delete", json!({"roles": {"old": member.roles, "new": null}, "groups": {"old": groups, "new": []}}), 204),
     )
     .await?;
     work.touch(user.id);
@@ -181,8 +186,13 @@ pub async fn set_roles(
     if changed.is_empty() {
         return Ok(member);
     }
-    crate::idpsync::guard_manual_role_change(work.conn(), user.login_type, &org.id, &user.username)
-        .await?;
+    crate::idpsync::guard_manual_change(
+        work.conn(),
+        user.login_type,
+        Managed::OrgRoles(&org.id),
+        &user.username,
+    )
+    .await?;
     let list: Vec<String> = wanted.into_iter().collect();
     let now_s = work.now_s.clone();
     store::members::set_roles(&mut work.write(&permit)?, &org.id, &user.id, &list, &now_s).await?;
@@ -191,12 +201,10 @@ pub async fn set_roles(
         .ok_or_else(|| Error::not_found("member"))?;
     work.audit(
         &permit,
-        Change::in_org(
+        Change::member(
             &org.id,
-            "organization_member",
+            &user,
             "update",
-            &user.id,
-            &user.username,
             json!({"roles": {"old": member.roles, "new": updated.roles}}),
             200,
         ),

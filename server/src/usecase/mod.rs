@@ -17,6 +17,7 @@ pub mod ldapsync;
 pub mod links;
 pub mod login;
 pub mod members;
+pub mod metrics;
 pub mod orgs;
 pub mod provisionerd;
 pub mod provisioners;

@@ -6,7 +6,7 @@ use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 
 use super::{Caller, Ctx, Page, Work};
-use crate::audit::{self, Change, to_value};
+use crate::audit::Change;
 use crate::authz::{Authz, Permit, System};
 use crate::error::{Error, Result};
 use crate::model::{DEFAULT_ORG_NAME, Name, Organization, parse_image_url, parse_text};
@@ -171,19 +171,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewOrg) -> Result<Organi
         store::members::insert(&mut w, &org.id, creator, &now_s).await?;
         work.touch(creator);
     }
-    work.audit(
-        &permit,
-        Change::in_org(
-            &org.id,
-            "organization",
-            "create",
-            &org.id,
-            &org.name,
-            audit::created(&to_value(&org)),
-            201,
-        ),
-    )
-    .await?;
+    work.audit(&permit, Change::created(&org)).await?;
     work.commit().await?;
     Ok(org)
 }
@@ -269,19 +257,7 @@ pub async fn update(
     store::orgs::update(&mut work.write(&permit)?, &updated)
         .await
         .map_err(Error::on_unique(name_taken(&updated.name)))?;
-    work.audit(
-        &permit,
-        Change::in_org(
-            &org.id,
-            "organization",
-            "update",
-            &org.id,
-            &updated.name,
-            audit::diff(&to_value(&org), &to_value(&updated)),
-            200,
-        ),
-    )
-    .await?;
+    work.audit(&permit, Change::updated(&org, &updated)).await?;
     work.commit().await?;
     Ok(updated)
 }
@@ -302,19 +278,7 @@ pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<()> {
     }
     let members = store::members::user_ids(work.conn(), &org.id).await?;
     store::orgs::delete(&mut work.write(&permit)?, &org.id).await?;
-    work.audit(
-        &permit,
-        Change::in_org(
-            &org.id,
-            "organization",
-            "delete",
-            &org.id,
-            &org.name,
-            audit::deleted(&to_value(&org)),
-            204,
-        ),
-    )
-    .await?;
+    work.audit(&permit, Change::deleted(&org)).await?;
     work.touch_all(members);
     work.commit().await?;
     Ok(())

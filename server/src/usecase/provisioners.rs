@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Caller, Ctx, Page, Work, orgs};
-use crate::audit::{self, Change, to_value};
+use crate::audit::{Change, to_value};
 use crate::authz::Permit;
 use crate::error::{Error, Result};
 use crate::jobs;
@@ -96,19 +96,7 @@ pub async fn create_key(
         "a provisioner key named `{}` already exists in `{}`",
         key.name, org.name
     )))?;
-    work.audit(
-        &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "create",
-            resource_type: "provisioner_key",
-            resource_id: &key.id,
-            resource_target: &key.name,
-            diff: audit::created(&to_value(&key)),
-            status_code: 201,
-        },
-    )
-    .await?;
+    work.audit(&permit, Change::created(&key)).await?;
     work.commit().await?;
     let mut body = to_value(&key);
     if let Some(map) = body.as_object_mut() {
@@ -145,19 +133,7 @@ pub async fn delete_key(ctx: Ctx<'_>, caller: &Caller, org_key: &str, name: &str
     )
     .await?;
     store::provisioners::delete_key(&mut work.write(&permit)?, &key.id).await?;
-    work.audit(
-        &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "delete",
-            resource_type: "provisioner_key",
-            resource_id: &key.id,
-            resource_target: &key.name,
-            diff: audit::deleted(&to_value(&key)),
-            status_code: 204,
-        },
-    )
-    .await?;
+    work.audit(&permit, Change::deleted(&key)).await?;
     work.commit().await
 }
 

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::members::org_member_by_key;
 use super::provisioners::caller_id;
 use super::{Caller, Ctx, Page, Work, orgs};
-use crate::audit::{self, Change, to_value};
+use crate::audit::Change;
 use crate::authz::Permit;
 use crate::error::{Error, Result};
 use crate::jobs::{self, JobsHub};
@@ -229,19 +229,7 @@ pub async fn create_version(
         created_at: now_s,
     };
     store::templates::insert_version(&mut work.write(&permit)?, &version).await?;
-    work.audit(
-        &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "create",
-            resource_type: "template_version",
-            resource_id: &version.id,
-            resource_target: &version.name,
-            diff: audit::created(&to_value(&version)),
-            status_code: 201,
-        },
-    )
-    .await?;
+    work.audit(&permit, Change::created(&version)).await?;
     work.commit().await?;
     jobs::after_commit(hub);
     Ok(version)
@@ -381,19 +369,7 @@ pub async fn create_template(
         )))?;
     store::templates::set_version_template(&mut work.write(&permit)?, &version.id, &template.id)
         .await?;
-    work.audit(
-        &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "create",
-            resource_type: "template",
-            resource_id: &template.id,
-            resource_target: &template.name,
-            diff: audit::created(&to_value(&template)),
-            status_code: 201,
-        },
-    )
-    .await?;
+    work.audit(&permit, Change::created(&template)).await?;
     work.commit().await?;
     Ok(template)
 }
@@ -558,19 +534,7 @@ pub async fn update_template(
             "a template named `{}` already exists in `{}`",
             updated.name, org.name
         )))?;
-    work.audit(
-        &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "update",
-            resource_type: "template",
-            resource_id: &t.id,
-            resource_target: &updated.name,
-            diff: audit::diff(&to_value(&t), &to_value(&updated)),
-            status_code: 200,
-        },
-    )
-    .await?;
+    work.audit(&permit, Change::updated(&t, &updated)).await?;
     work.commit().await?;
     Ok(updated)
 }
@@ -578,7 +542,7 @@ pub async fn update_template(
 /// Deletes a template; 409 while it has workspaces.
 pub async fn delete_template(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<()> {
     let mut work = Work::begin(ctx, caller).await?;
-    let (t, org, permit) =
+    let (t, _, permit) =
         load_template(work.conn(), ctx, caller, id, Action::TEMPLATE_DELETE).await?;
     let n = store::workspaces::count_for_template(work.conn(), &t.id).await?;
     if n > 0 {
@@ -588,19 +552,7 @@ pub async fn delete_template(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<
         )));
     }
     store::templates::delete_template(&mut work.write(&permit)?, &t.id).await?;
-    work.audit(
-        &permit,
-        Change {
-            organization_id: Some(&org.id),
-            action: "delete",
-            resource_type: "template",
-            resource_id: &t.id,
-            resource_target: &t.name,
-            diff: audit::deleted(&to_value(&t)),
-            status_code: 204,
-        },
-    )
-    .await?;
+    work.audit(&permit, Change::deleted(&t)).await?;
     work.commit().await
 }
 

@@ -12,6 +12,7 @@ use super::{Caller, Ctx, Page, Work, roles_changed};
 use crate::audit::{self, AuditCtx, Change, to_value};
 use crate::authz::{Grant, Permit, System};
 use crate::error::{Error, Result};
+use crate::idpsync::Managed;
 use crate::idpsync::apply::Rows;
 use crate::model::{
     LoginType, Organization, User, UserStatus, Username, parse_email, parse_password, parse_text,
@@ -410,12 +411,10 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewUser) -> Result<User>
         store::members::insert(&mut work.write(&permit)?, &org.id, &user.id, &now_s).await?;
         work.audit(
             &member,
-            Change::in_org(
+            Change::member(
                 &org.id,
-                "organization_member",
+                &user,
                 "create",
-                &user.id,
-                &user.username,
                 json!({"roles": {"old": null, "new": []}}),
                 201,
             ),
@@ -602,17 +601,7 @@ pub async fn delete(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<()> {
         )));
     }
     store::users::delete(&mut work.write(&permit)?, &user.id).await?;
-    work.audit(
-        &permit,
-        Change::user(
-            "delete",
-            &user.id,
-            &user.username,
-            audit::deleted(&to_value(&user)),
-            204,
-        ),
-    )
-    .await?;
+    work.audit(&permit, Change::deleted(&user)).await?;
     work.touch(user.id);
     work.commit().await
 }
@@ -645,17 +634,8 @@ pub async fn set_status(
     let updated = store::users::find_by_id(work.conn(), &user.id)
         .await?
         .ok_or_else(|| Error::not_found("user"))?;
-    work.audit(
-        &permit,
-        Change::user(
-            "update",
-            &user.id,
-            &user.username,
-            audit::diff(&to_value(&user), &to_value(&updated)),
-            200,
-        ),
-    )
-    .await?;
+    work.audit(&permit, Change::updated(&user, &updated))
+        .await?;
     work.touch(user.id);
     work.commit().await?;
     Ok(updated)
@@ -713,8 +693,13 @@ pub async fn set_roles(ctx: Ctx<'_>, caller: &Caller, key: &str, roles: &[String
     if changed.is_empty() {
         return Ok(user);
     }
-    crate::idpsync::guard_manual_site_role_change(work.conn(), user.login_type, &user.username)
-        .await?;
+    crate::idpsync::guard_manual_change(
+        work.conn(),
+        user.login_type,
+        Managed::SiteRoles,
+        &user.username,
+    )
+    .await?;
     let list: Vec<String> = wanted.into_iter().collect();
     let now_s = work.now_s.clone();
     store::users::set_roles(&mut work.write(&permit)?, &user.id, &list, &now_s).await?;
@@ -724,9 +709,8 @@ pub async fn set_roles(ctx: Ctx<'_>, caller: &Caller, key: &str, roles: &[String
     work.audit(
         &permit,
         Change::user(
+            &user,
             "update",
-            &user.id,
-            &user.username,
             audit::diff(
                 &json!({"roles": user.roles}),
                 &json!({"roles": updated.roles}),

@@ -2,147 +2,46 @@
 //! (organization sync and site role sync, each with **Save**) and the
 //! **Preview** panel (claims -> the plan a login would apply, with reasons
 //! and problems; nothing written). The operations are
-//! [`crate::usecase::idpsync`]'s, as the API calls them.
+//! [`crate::usecase::idpsync`]'s, as the API calls them; the mapping tables
+//! and the preview are the org page's ([`super::super::sync_view`]).
 
 use askama::Template;
 use axum::body::Bytes;
+use axum::http::StatusCode;
 use orgsync_policy::{Action, Resource, SITE_ROLES};
-use orgsync_sync::{Mapping, OrganizationSyncSettings, SiteRoleSyncSettings};
-use serde_json::{Map, Value, json};
+use orgsync_sync::{OrganizationSyncSettings, SiteRoleSyncSettings};
+use serde_json::{Value, json};
 
-use super::super::form::{self, CsrfOnly, FormErrors, redirect_with};
-use super::super::orgs::status_of;
+use super::super::form::{self, CsrfOnly, Done, FormErrors};
+use super::super::idpsync::value_or_null;
 use super::super::page::{Chrome, NavLink, PageError, PageResult, Viewer, ok, render};
+use super::super::sync_view::{self, BLANK_ROWS, MappingTable, PreviewForm};
 use super::super::time::When;
-use super::preview::Plan;
-use crate::error::Error;
-use crate::usecase::idpsync::{self, PreviewRequest, ProblemsQuery, Scope, SettingsChange};
+use crate::usecase::idpsync::{self, ProblemsQuery, Scope, SettingsChange};
 
 const PATH: &str = "/deployment/idp-sync";
 /// Recorded problems shown.
 const PROBLEMS_SHOWN: i64 = 20;
-/// Empty mapping rows offered under the stored ones (more after a save).
-const BLANK_ROWS: usize = 2;
+const ORG_MAP: &str = "org_mapping";
+const SITE_MAP: &str = "site_mapping";
 
-/// A row of a mapping table: a claim value and what it gives, comma-separated.
-#[derive(Debug, Clone, Default)]
-pub struct MappingRow {
-    pub value: String,
-    pub gets: String,
+/// The organization sync form as shown.
+#[allow(dead_code, reason = "fields read by the askama templates only")]
+struct OrgForm {
+    field: String,
+    assign_default: bool,
+    table: String,
+    errors: FormErrors,
 }
 
-fn rows_of(mapping: &Mapping) -> Vec<MappingRow> {
-    let mut rows: Vec<MappingRow> = mapping
-        .iter()
-        .map(|(value, gets)| MappingRow {
-            value: value.clone(),
-            gets: gets.join(", "),
-        })
-        .collect();
-    rows.extend(std::iter::repeat_n(MappingRow::default(), BLANK_ROWS));
-    rows
-}
-
-/// The rows of the mapping table `prefix` as posted (`{prefix}_value`,
-/// `{prefix}_gets`, in order), blank rows dropped.
-fn posted_rows(body: &Bytes, prefix: &str) -> Vec<MappingRow> {
-    let (value_key, gets_key) = (format!("{prefix}_value"), format!("{prefix}_gets"));
-    let mut values = Vec::new();
-    let mut gets = Vec::new();
-    for (k, v) in form_urlencoded::parse(body) {
-        if k == value_key.as_str() {
-            values.push(v.into_owned());
-        } else if k == gets_key.as_str() {
-            gets.push(v.into_owned());
-        }
-    }
-    values
-        .into_iter()
-        .zip(gets)
-        .map(|(value, gets)| MappingRow { value, gets })
-        .filter(|r| !r.value.trim().is_empty() || !r.gets.trim().is_empty())
-        .collect()
-}
-
-/// The mapping of posted rows: a claim value given twice gets both lists.
-fn mapping_of(rows: &[MappingRow]) -> Value {
-    let mut mapping: Map<String, Value> = Map::new();
-    for r in rows {
-        let gets: Vec<Value> = r
-            .gets
-            .split(',')
-            .map(str::trim)
-            .filter(|g| !g.is_empty())
-            .map(|g| Value::String(g.to_owned()))
-            .collect();
-        let entry = mapping
-            .entry(r.value.trim().to_owned())
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Value::Array(list) = entry {
-            list.extend(gets);
-        }
-    }
-    Value::Object(mapping)
-}
-
-fn field_of(field: &str) -> Value {
-    let f = field.trim();
-    if f.is_empty() {
-        Value::Null
-    } else {
-        Value::String(f.to_owned())
-    }
-}
-
-/// The organization sync form.
-pub struct OrgForm {
-    pub field: String,
-    pub assign_default: bool,
-    pub rows: Vec<MappingRow>,
-}
-
-impl OrgForm {
-    fn of(s: &OrganizationSyncSettings) -> OrgForm {
-        OrgForm {
-            field: s.field.clone().unwrap_or_default(),
-            assign_default: s.organization_assign_default,
-            rows: rows_of(&s.mapping),
-        }
-    }
-}
-
-/// The site role sync form.
-pub struct SiteForm {
-    pub field: String,
-    pub rows: Vec<MappingRow>,
+/// The site role sync form as shown.
+#[allow(dead_code, reason = "fields read by the askama templates only")]
+struct SiteForm {
+    field: String,
     /// The site roles as checkboxes: `(name, checked)`.
-    pub default_roles: Vec<(&'static str, bool)>,
-}
-
-fn role_boxes(checked: &[String]) -> Vec<(&'static str, bool)> {
-    SITE_ROLES
-        .iter()
-        .filter(|r| **r != "member")
-        .map(|r| (*r, checked.iter().any(|c| c == r)))
-        .collect()
-}
-
-impl SiteForm {
-    fn of(s: &SiteRoleSyncSettings) -> SiteForm {
-        SiteForm {
-            field: s.field.clone().unwrap_or_default(),
-            rows: rows_of(&s.mapping),
-            default_roles: role_boxes(&s.default_roles),
-        }
-    }
-}
-
-/// The **Preview** form and its answer.
-#[derive(Default)]
-pub struct PreviewForm {
-    pub claims: String,
-    pub user: String,
-    pub plan: Option<Plan>,
+    default_roles: Vec<(&'static str, bool)>,
+    table: String,
+    errors: FormErrors,
 }
 
 #[derive(Template)]
@@ -155,19 +54,16 @@ struct IdpSyncPage {
     org: OrgForm,
     site: SiteForm,
     preview: PreviewForm,
-    org_errors: FormErrors,
-    site_errors: FormErrors,
-    preview_errors: FormErrors,
     problems: Vec<RecordedProblem>,
 }
 
 /// A problem recorded by a login or a directory run.
 #[allow(dead_code, reason = "fields read by the askama templates only")]
-pub struct RecordedProblem {
-    pub when: When,
-    pub source: String,
-    pub kind: String,
-    pub detail: String,
+struct RecordedProblem {
+    when: When,
+    source: String,
+    kind: String,
+    detail: String,
 }
 
 fn recorded(v: &Value) -> Vec<RecordedProblem> {
@@ -175,205 +71,240 @@ fn recorded(v: &Value) -> Vec<RecordedProblem> {
     let text = |p: &Value, k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     v.get("problems")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|p| RecordedProblem {
-                    when: When::new(&text(p, "time"), now),
-                    source: text(p, "source"),
-                    kind: text(p, "kind"),
-                    detail: text(p, "detail"),
-                })
-                .collect()
+        .into_iter()
+        .flatten()
+        .map(|p| RecordedProblem {
+            when: When::new(&text(p, "time"), now),
+            source: text(p, "source"),
+            kind: text(p, "kind"),
+            detail: text(p, "detail"),
         })
-        .unwrap_or_default()
+        .collect()
 }
 
-/// What a re-rendered page keeps of what was typed.
-#[derive(Default)]
+/// What one settings form holds before rendering: as stored, or as posted.
 struct Typed {
-    org: Option<OrgForm>,
-    site: Option<SiteForm>,
-    preview: PreviewForm,
-    org_errors: FormErrors,
-    site_errors: FormErrors,
-    preview_errors: FormErrors,
+    field: String,
+    /// Organization sync: every synced user joins the default org.
+    assign_default: bool,
+    /// Site role sync: the roles every synced user gets.
+    default_roles: Vec<String>,
+    rows: Vec<(String, String)>,
+    blank: usize,
+    errors: FormErrors,
 }
 
-async fn page_of(viewer: &Viewer, typed: Typed) -> Result<IdpSyncPage, PageError> {
-    let org: OrganizationSyncSettings =
-        idpsync::get(viewer.ctx(), &viewer.caller, Scope::Deployment).await?;
-    let site: SiteRoleSyncSettings =
-        idpsync::get(viewer.ctx(), &viewer.caller, Scope::Deployment).await?;
-    let problems = idpsync::problems(
-        viewer.ctx(),
-        &viewer.caller,
-        &ProblemsQuery {
-            organization: None,
-            limit: Some(PROBLEMS_SHOWN),
-        },
-    )
-    .await?;
+impl Typed {
+    fn of_orgs(s: &OrganizationSyncSettings) -> Typed {
+        Typed {
+            field: s.field.clone().unwrap_or_default(),
+            assign_default: s.organization_assign_default,
+            default_roles: Vec::new(),
+            rows: sync_view::pairs_of(&s.mapping),
+            blank: BLANK_ROWS,
+            errors: FormErrors::default(),
+        }
+    }
+
+    fn of_site_roles(s: &SiteRoleSyncSettings) -> Typed {
+        Typed {
+            field: s.field.clone().unwrap_or_default(),
+            assign_default: false,
+            default_roles: s.default_roles.clone(),
+            rows: sync_view::pairs_of(&s.mapping),
+            blank: BLANK_ROWS,
+            errors: FormErrors::default(),
+        }
+    }
+
+    /// The mapping table of this form.
+    fn table(
+        &self,
+        prefix: &str,
+        gets: &str,
+        hint: &str,
+        choices: Vec<String>,
+        editable: bool,
+    ) -> String {
+        let caption = format!("{gets} mapping");
+        let mut table = MappingTable::new(prefix, &caption, gets, self.rows.clone(), self.blank);
+        table.hint = hint.to_owned();
+        table.choices = choices;
+        table.editable = editable;
+        table.place_errors("mapping", &self.errors.fields);
+        table.place_errors(prefix, &self.errors.fields);
+        table.html()
+    }
+}
+
+/// The site roles sync may give (not `member`, which everyone holds).
+fn site_roles() -> impl Iterator<Item = &'static str> {
+    SITE_ROLES.iter().copied().filter(|r| *r != "member")
+}
+
+async fn page_of(
+    viewer: &Viewer,
+    org: Option<Typed>,
+    site: Option<Typed>,
+    preview: PreviewForm,
+) -> Result<IdpSyncPage, PageError> {
+    let org = match org {
+        Some(t) => t,
+        None => {
+            Typed::of_orgs(&idpsync::get(viewer.ctx(), &viewer.caller, Scope::Deployment).await?)
+        }
+    };
+    let site = match site {
+        Some(t) => t,
+        None => Typed::of_site_roles(
+            &idpsync::get(viewer.ctx(), &viewer.caller, Scope::Deployment).await?,
+        ),
+    };
+    let q = ProblemsQuery {
+        organization: None,
+        limit: Some(PROBLEMS_SHOWN),
+    };
+    let problems = idpsync::problems(viewer.ctx(), &viewer.caller, &q).await?;
+    let org_names = viewer
+        .orgs()
+        .await?
+        .iter()
+        .map(|o| o.name.clone())
+        .collect();
     let c = super::context(viewer, PATH, "IdP sync").await?;
+    let can_update = viewer.may(Action::DEPLOYMENT_SYNC_UPDATE, &Resource::site());
     Ok(IdpSyncPage {
         problems: recorded(&problems),
         chrome: c.chrome,
         nav: c.nav,
-        can_update: viewer.may(Action::DEPLOYMENT_SYNC_UPDATE, &Resource::site()),
-        org: typed.org.unwrap_or_else(|| OrgForm::of(&org)),
-        site: typed.site.unwrap_or_else(|| SiteForm::of(&site)),
-        preview: typed.preview,
-        org_errors: typed.org_errors,
-        site_errors: typed.site_errors,
-        preview_errors: typed.preview_errors,
+        org: OrgForm {
+            table: org.table(
+                ORG_MAP,
+                "Organization",
+                "A claim value and the organization (name or id) it makes the user a member of.",
+                org_names,
+                can_update,
+            ),
+            field: org.field,
+            assign_default: org.assign_default,
+            errors: org.errors,
+        },
+        site: SiteForm {
+            table: site.table(
+                SITE_MAP,
+                "Site role",
+                "A claim value and the site role it gives. Unmapped values are used as site role names.",
+                site_roles().map(str::to_owned).collect(),
+                can_update,
+            ),
+            default_roles: site_roles()
+                .map(|r| (r, site.default_roles.iter().any(|c| c == r)))
+                .collect(),
+            field: site.field,
+            errors: site.errors,
+        },
+        can_update,
+        preview,
     })
 }
 
 /// `GET /deployment/idp-sync`.
 pub async fn page(viewer: Viewer) -> PageResult {
-    let page = page_of(&viewer, Typed::default()).await?;
+    let page = page_of(&viewer, None, None, PreviewForm::deployment()).await?;
     Ok(ok(&viewer, &page))
 }
 
-/// `POST /deployment/idp-sync/organization` (**Save**): the organization
-/// sync settings, replaced as typed.
-pub async fn save_organization(viewer: Viewer, body: Bytes) -> PageResult {
+/// Saves one of the two settings from its form (`orgs`: organization sync,
+/// else site role sync), or shows the page again with what was typed (more
+/// rows asked for, or the operation's errors).
+async fn save(viewer: Viewer, body: Bytes, orgs: bool) -> PageResult {
     let fields = form::fields(&body)?;
     let _: CsrfOnly = form::parse(&viewer, &body)?;
-    let field = fields.get("org-field").cloned().unwrap_or_default();
-    let assign_default = fields.contains_key("organization_assign_default");
-    let rows = posted_rows(&body, "org");
-    let patch = json!({
-        "field": field_of(&field),
-        "organization_assign_default": assign_default,
-        "mapping": mapping_of(&rows),
-    });
-    let result = idpsync::update::<OrganizationSyncSettings>(
-        viewer.ctx(),
-        &viewer.caller,
-        Scope::Deployment,
-        SettingsChange::Merge(patch),
-    )
-    .await;
-    match result {
-        Ok(_) => Ok(redirect_with(
-            &viewer,
-            PATH,
-            "success",
-            "Organization sync settings saved.",
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            let mut rows = rows;
-            rows.extend(std::iter::repeat_n(MappingRow::default(), BLANK_ROWS));
-            let typed = Typed {
-                org: Some(OrgForm {
-                    field,
-                    assign_default,
-                    rows,
-                }),
-                org_errors: FormErrors::from_error(e)?,
-                ..Typed::default()
-            };
-            let page = page_of(&viewer, typed).await?;
-            Ok(render(&viewer.app, status, &page, false))
+    let (lead, prefix) = if orgs {
+        ("org", ORG_MAP)
+    } else {
+        ("site", SITE_MAP)
+    };
+    let posted = sync_view::posted_mapping(&body, &fields, prefix);
+    let mut typed = Typed {
+        field: fields
+            .get(&format!("{lead}-field"))
+            .cloned()
+            .unwrap_or_default(),
+        assign_default: fields.contains_key("organization_assign_default"),
+        default_roles: form_urlencoded::parse(&body)
+            .filter(|(k, _)| k == "default_roles")
+            .map(|(_, v)| v.into_owned())
+            .collect(),
+        rows: posted.rows,
+        blank: posted.blank,
+        errors: FormErrors::default(),
+    };
+    let result = match posted.save {
+        None => {
+            let page = rerender(&viewer, typed, orgs).await?;
+            return Ok(render(&viewer.app, StatusCode::OK, &page, false));
         }
-    }
+        Some(Err(e)) => Err(e),
+        Some(Ok(mapping)) => {
+            let field = value_or_null(&typed.field);
+            let (ctx, caller) = (viewer.ctx(), &viewer.caller);
+            if orgs {
+                let patch = json!({
+                    "field": field,
+                    "organization_assign_default": typed.assign_default,
+                    "mapping": mapping,
+                });
+                let change = SettingsChange::Merge(patch);
+                idpsync::update::<OrganizationSyncSettings>(ctx, caller, Scope::Deployment, change)
+                    .await
+                    .map(|_| "Organization sync settings saved.")
+            } else {
+                let roles = &typed.default_roles;
+                let patch = json!({"field": field, "mapping": mapping, "default_roles": roles});
+                let change = SettingsChange::Merge(patch);
+                idpsync::update::<SiteRoleSyncSettings>(ctx, caller, Scope::Deployment, change)
+                    .await
+                    .map(|_| "Site role sync settings saved.")
+            }
+        }
+    };
+    form::answer(
+        &viewer,
+        result,
+        |m| Done::new(PATH, m),
+        |errors| {
+            typed.errors = errors;
+            rerender(&viewer, typed, orgs)
+        },
+    )
+    .await
 }
 
-/// `POST /deployment/idp-sync/site-roles` (**Save**): the site role sync
-/// settings, replaced as typed.
+/// The page with `typed` in its form.
+async fn rerender(viewer: &Viewer, typed: Typed, orgs: bool) -> Result<IdpSyncPage, PageError> {
+    let (org, site) = if orgs {
+        (Some(typed), None)
+    } else {
+        (None, Some(typed))
+    };
+    page_of(viewer, org, site, PreviewForm::deployment()).await
+}
+
+/// `POST /deployment/idp-sync/organization` (**Save**).
+pub async fn save_organization(viewer: Viewer, body: Bytes) -> PageResult {
+    save(viewer, body, true).await
+}
+
+/// `POST /deployment/idp-sync/site-roles` (**Save**).
 pub async fn save_site_roles(viewer: Viewer, body: Bytes) -> PageResult {
-    let fields = form::fields(&body)?;
-    let _: CsrfOnly = form::parse(&viewer, &body)?;
-    let field = fields.get("site-field").cloned().unwrap_or_default();
-    let default_roles: Vec<String> = form_urlencoded::parse(&body)
-        .filter(|(k, _)| k == "default_roles")
-        .map(|(_, v)| v.into_owned())
-        .collect();
-    let rows = posted_rows(&body, "site");
-    let patch = json!({
-        "field": field_of(&field),
-        "mapping": mapping_of(&rows),
-        "default_roles": default_roles,
-    });
-    let result = idpsync::update::<SiteRoleSyncSettings>(
-        viewer.ctx(),
-        &viewer.caller,
-        Scope::Deployment,
-        SettingsChange::Merge(patch),
-    )
-    .await;
-    match result {
-        Ok(_) => Ok(redirect_with(
-            &viewer,
-            PATH,
-            "success",
-            "Site role sync settings saved.",
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            let mut rows = rows;
-            rows.extend(std::iter::repeat_n(MappingRow::default(), BLANK_ROWS));
-            let typed = Typed {
-                site: Some(SiteForm {
-                    field,
-                    rows,
-                    default_roles: role_boxes(&default_roles),
-                }),
-                site_errors: FormErrors::from_error(e)?,
-                ..Typed::default()
-            };
-            let page = page_of(&viewer, typed).await?;
-            Ok(render(&viewer.app, status, &page, false))
-        }
-    }
+    save(viewer, body, false).await
 }
 
 /// `POST /deployment/idp-sync/preview` (**Preview**): the plan of a login
 /// with the typed claims, rendered on the page; nothing is written.
 pub async fn preview(viewer: Viewer, body: Bytes) -> PageResult {
-    let fields = form::fields(&body)?;
-    let _: CsrfOnly = form::parse(&viewer, &body)?;
-    let claims = fields.get("claims").cloned().unwrap_or_default();
-    let user = fields
-        .get("user")
-        .map(|u| u.trim().to_owned())
-        .unwrap_or_default();
-    let parsed = match serde_json::from_str::<Value>(&claims) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(Error::validation(
-            "claims",
-            "must be a JSON object, e.g. {\"groups\": [\"eng\"]}",
-        )),
-        Err(e) => Err(Error::validation(
-            "claims",
-            format!("is not valid JSON: {e}"),
-        )),
-    };
-    let result = match parsed {
-        Ok(claims) => {
-            let req = PreviewRequest {
-                claims,
-                user: (!user.is_empty()).then(|| user.clone()),
-                organization: None,
-            };
-            idpsync::preview(viewer.ctx(), &viewer.caller, &req).await
-        }
-        Err(e) => Err(e),
-    };
-    let (status, plan, preview_errors) = match result {
-        Ok(v) => (
-            axum::http::StatusCode::OK,
-            Some(Plan::of(&v)),
-            FormErrors::default(),
-        ),
-        Err(e) => (status_of(&e), None, FormErrors::from_error(e)?),
-    };
-    let typed = Typed {
-        preview: PreviewForm { claims, user, plan },
-        preview_errors,
-        ..Typed::default()
-    };
-    let page = page_of(&viewer, typed).await?;
+    let (status, form) = PreviewForm::deployment().run(&viewer, &body, None).await?;
+    let page = page_of(&viewer, None, None, form).await?;
     Ok(render(&viewer.app, status, &page, viewer.flash.is_some()))
 }

@@ -8,15 +8,14 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::Path;
+use axum::http::StatusCode;
 use orgsync_policy::{Action, Resource};
 use serde_json::{Map, Value, json};
 
-use super::super::form::{self, CsrfOnly, FormErrors, redirect_with};
-use super::super::orgs::status_of;
+use super::super::form::{self, CsrfOnly, Done, FormErrors, redirect_with};
 use super::super::page::{Chrome, NavLink, PageError, PageResult, Viewer, ok, render};
+use super::super::sync_view::{self, BLANK_ROWS, MappingTable, SyncPreview};
 use super::super::time::When;
-use super::idp_sync::MappingRow;
-use super::preview::Plan;
 use crate::error::Error;
 use crate::ldapsync::{Run, RunStatus};
 use crate::usecase::Page;
@@ -55,8 +54,10 @@ pub struct LdapForm {
     pub schedule: String,
     pub full_sync_interval: String,
     pub max_removal_percent: String,
-    /// Claim name -> `groups` or a user attribute.
-    pub claims: Vec<MappingRow>,
+    /// Claim name -> `groups` or a user attribute, as table rows.
+    pub claims: Vec<(String, String)>,
+    /// Blank rows under them.
+    pub blank: usize,
 }
 
 fn s(v: &Value, key: &str) -> String {
@@ -78,9 +79,20 @@ fn membership_boxes(checked: &[String]) -> Vec<(&'static str, bool)> {
         .collect()
 }
 
-fn claim_rows(mut rows: Vec<MappingRow>) -> Vec<MappingRow> {
-    rows.extend(std::iter::repeat_n(MappingRow::default(), 2));
-    rows
+/// The prefix of the claims table's inputs.
+const CLAIMS: &str = "claims";
+
+impl LdapForm {
+    /// The claims table of the form.
+    fn claims_table(&self, errors: &FormErrors, editable: bool) -> String {
+        let mut t = MappingTable::new(CLAIMS, "Claims", "From", self.claims.clone(), self.blank);
+        t.given_label = "Claim".to_owned();
+        t.hint = "`groups`, or the user attribute the claim's values come from".to_owned();
+        t.choices = vec!["groups".to_owned()];
+        t.editable = editable;
+        t.place_errors(CLAIMS, &errors.fields);
+        t.html()
+    }
 }
 
 impl LdapForm {
@@ -102,10 +114,7 @@ impl LdapForm {
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
-                    .map(|(k, val)| MappingRow {
-                        value: k.clone(),
-                        gets: val.as_str().unwrap_or_default().to_owned(),
-                    })
+                    .map(|(k, val)| (k.clone(), val.as_str().unwrap_or_default().to_owned()))
                     .collect()
             })
             .unwrap_or_default();
@@ -131,7 +140,8 @@ impl LdapForm {
             schedule: s(v, "schedule"),
             full_sync_interval: s(v, "full_sync_interval"),
             max_removal_percent: s(v, "max_removal_percent"),
-            claims: claim_rows(claims),
+            claims,
+            blank: BLANK_ROWS,
         }
     }
 }
@@ -243,6 +253,7 @@ struct LdapSyncPage {
     can_update: bool,
     can_run: bool,
     f: LdapForm,
+    claims_table: String,
     runs: Vec<RunView>,
     run_count: i64,
     errors: FormErrors,
@@ -267,10 +278,12 @@ async fn page_of(
     let now = crate::clock::now();
     let mut f = f.unwrap_or_else(|| LdapForm::of(&settings));
     f.bind_password_set = b(&settings, "bind_password_set");
+    let can_update = viewer.may(Action::DEPLOYMENT_SYNC_UPDATE, &Resource::site());
     Ok(LdapSyncPage {
+        claims_table: f.claims_table(&errors, can_update),
         chrome: c.chrome,
         nav: c.nav,
-        can_update: viewer.may(Action::DEPLOYMENT_SYNC_UPDATE, &Resource::site()),
+        can_update,
         can_run: viewer.may(Action::LDAPSYNC_RUN, &Resource::site()),
         f,
         runs: runs.into_iter().map(|r| RunView::of(r, now)).collect(),
@@ -309,20 +322,7 @@ pub async fn save(viewer: Viewer, body: Bytes) -> PageResult {
         .filter(|(k, _)| k == "membership")
         .map(|(_, v)| v.into_owned())
         .collect();
-    let mut claims_rows = Vec::new();
-    let (mut names, mut sources) = (Vec::new(), Vec::new());
-    for (k, v) in form_urlencoded::parse(&body) {
-        match k.as_ref() {
-            "claim_value" => names.push(v.into_owned()),
-            "claim_gets" => sources.push(v.into_owned()),
-            _ => {}
-        }
-    }
-    for (value, gets) in names.into_iter().zip(sources) {
-        if !value.trim().is_empty() || !gets.trim().is_empty() {
-            claims_rows.push(MappingRow { value, gets });
-        }
-    }
+    let posted = sync_view::posted_mapping(&body, &fields, CLAIMS);
     let f = LdapForm {
         enabled: on("enabled"),
         url: get("url").trim().to_owned(),
@@ -345,16 +345,30 @@ pub async fn save(viewer: Viewer, body: Bytes) -> PageResult {
         schedule: get("schedule").trim().to_owned(),
         full_sync_interval: get("full_sync_interval").trim().to_owned(),
         max_removal_percent: get("max_removal_percent"),
-        claims: claims_rows,
+        claims: posted.rows,
+        blank: posted.blank,
     };
+    if posted.save.is_none() {
+        let page = page_of(&viewer, Some(f), FormErrors::default()).await?;
+        return Ok(render(&viewer.app, StatusCode::OK, &page, false));
+    }
     let mut bad = Vec::new();
     let page_size = number("page_size", &f.page_size, &mut bad);
     let max_removal = number("max_removal_percent", &f.max_removal_percent, &mut bad);
-    let claims: Map<String, Value> = f
-        .claims
-        .iter()
-        .map(|r| (r.value.trim().to_owned(), json!(r.gets.trim())))
-        .collect();
+    let mut claims = Map::new();
+    match posted.save {
+        Some(Ok(mapping)) => {
+            for (claim, from) in mapping {
+                if from.len() > 1 {
+                    let field = format!("{CLAIMS}[\"{claim}\"]");
+                    bad.push(Error::validation(&field, "a claim comes from one place"));
+                }
+                claims.insert(claim, json!(from.first()));
+            }
+        }
+        Some(Err(e)) => bad.push(e),
+        None => {}
+    }
     let password = get("bind_password");
     let bind_password = if on("clear_bind_password") {
         json!("")
@@ -412,24 +426,11 @@ pub async fn save(viewer: Viewer, body: Bytes) -> PageResult {
             .await
             .map(|_| ()),
     };
-    match result {
-        Ok(()) => Ok(redirect_with(
-            &viewer,
-            PATH,
-            "success",
-            "LDAP sync settings saved.",
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            let errors = FormErrors::from_error(e)?;
-            let f = LdapForm {
-                claims: claim_rows(f.claims),
-                ..f
-            };
-            let page = page_of(&viewer, Some(f), errors).await?;
-            Ok(render(&viewer.app, status, &page, false))
-        }
-    }
+    let done = |()| Done::new(PATH, "LDAP sync settings saved.");
+    form::answer(&viewer, result, done, |errors| {
+        page_of(&viewer, Some(f), errors)
+    })
+    .await
 }
 
 /// `POST /deployment/ldap-sync/runs` (**Run now**: `mode=run`, **Dry run**:
@@ -443,22 +444,22 @@ pub async fn start(viewer: Viewer, body: Bytes) -> PageResult {
         force: fields.contains_key("force"),
         full: fields.contains_key("full").then_some(true),
     };
-    match ldapsync::start(&viewer.app.directory_sync(), &viewer.caller, req).await {
-        Ok(run) => Ok(redirect_with(
-            &viewer,
-            &format!("{PATH}/runs/{}", run.id),
-            "success",
-            if run.dry_run {
+    let result = ldapsync::start(&viewer.app.directory_sync(), &viewer.caller, req).await;
+    match result {
+        Ok(run) => {
+            let message = if run.dry_run {
                 "Dry run started: nothing will be written."
             } else {
                 "Sync run started."
-            },
-        )),
-        Err(e) if e.kind == crate::error::Kind::Forbidden => Err(PageError(e)),
-        Err(e) => {
-            let errors = FormErrors::from_error(e)?;
-            Ok(redirect_with(&viewer, PATH, "error", errors.top()))
+            };
+            Ok(redirect_with(
+                &viewer,
+                &format!("{PATH}/runs/{}", run.id),
+                "success",
+                message,
+            ))
         }
+        result => form::answer_back(&viewer, PATH, result, |_| String::new()),
     }
 }
 
@@ -477,19 +478,17 @@ fn plan_rows(plan: &Value) -> Vec<PlanRow> {
                 .iter()
                 .take(PLAN_SHOWN)
                 .map(|u| {
-                    let p = Plan::of(u);
+                    let p = SyncPreview::of(u);
                     let changes = p
                         .sections
                         .iter()
-                        .filter(|s| !s.add.is_empty() || !s.remove.is_empty())
+                        .filter(|s| !s.changes.is_empty())
                         .map(|s| {
-                            let adds = s.add.iter().map(|c| format!("+{}", c.name));
-                            let removes = s.remove.iter().map(|c| format!("−{}", c.name));
-                            format!(
-                                "{}: {}",
-                                s.title,
-                                adds.chain(removes).collect::<Vec<_>>().join(" ")
-                            )
+                            let signed = s.changes.iter().map(|c| {
+                                let sign = if c.kind == "add" { '+' } else { '−' };
+                                format!("{sign}{}", c.name)
+                            });
+                            format!("{}: {}", s.title, signed.collect::<Vec<_>>().join(" "))
                         })
                         .collect();
                     PlanRow {

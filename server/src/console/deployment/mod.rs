@@ -14,7 +14,6 @@
 pub mod idp_sync;
 pub mod ldap_sync;
 pub mod policies;
-pub mod preview;
 pub mod users;
 
 use orgsync_policy::{Action, Resource};

@@ -5,9 +5,8 @@
 use askama::Template;
 use axum::body::Bytes;
 
-use super::super::form::{self, CsrfOnly, FormErrors, redirect_with};
-use super::super::orgs::status_of;
-use super::super::page::{Chrome, NavLink, PageError, PageResult, Viewer, ok, render};
+use super::super::form::{self, CsrfOnly, Done, FormErrors};
+use super::super::page::{Chrome, NavLink, PageError, PageResult, Viewer, ok};
 use crate::usecase::authz::{self, PolicySet};
 
 const PATH: &str = "/deployment/policies";
@@ -43,22 +42,16 @@ pub async fn page(viewer: Viewer) -> PageResult {
 /// invalid set is refused with its diagnostics; the running set stays.
 pub async fn reload(viewer: Viewer, body: Bytes) -> PageResult {
     let _: CsrfOnly = form::parse(&viewer, &body)?;
-    match authz::reload(viewer.ctx(), &viewer.caller).await {
-        Ok(v) => Ok(redirect_with(
-            &viewer,
+    let result = authz::reload(viewer.ctx(), &viewer.caller).await;
+    let done = |v: serde_json::Value| {
+        let hash = v["hash"].as_str().map_or("", |h| &h[..h.len().min(12)]);
+        Done::new(
             PATH,
-            "success",
-            &format!(
-                "Policies reloaded: {} policies, hash {}.",
-                v["policies"],
-                v["hash"].as_str().map_or("", |h| &h[..h.len().min(12)])
+            format!(
+                "Policies reloaded: {} policies, hash {hash}.",
+                v["policies"]
             ),
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            let errors = FormErrors::from_error(e)?;
-            let page = page_of(&viewer, errors).await?;
-            Ok(render(&viewer.app, status, &page, false))
-        }
-    }
+        )
+    };
+    form::answer(&viewer, result, done, |errors| page_of(&viewer, errors)).await
 }

@@ -9,11 +9,10 @@ use axum::extract::{Path, Query};
 use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 
-use super::super::form::{self, CsrfOnly, FormErrors, redirect_with};
-use super::super::orgs::status_of;
-use super::super::page::{Chrome, NavLink, PageError, PageResult, Viewer, ok, render};
+use super::super::form::{self, CsrfOnly, Done, FormErrors, redirect_with};
+use super::super::page::{Chrome, NavLink, PageError, PageResult, Viewer, ok};
 use super::super::time::When;
-use crate::error::Error;
+use crate::error::{Error, Kind};
 use crate::model::{LoginType, User, UserStatus};
 use crate::usecase::users::{self, AssignableSiteRole, NewUser, UserQuery};
 
@@ -199,24 +198,21 @@ pub async fn create(viewer: Viewer, body: Bytes) -> PageResult {
         }
         Err(e) => Err(e),
     };
-    match result {
-        Ok(user) => Ok(redirect_with(
-            &viewer,
-            &page_link(&user.username, 1),
-            "success",
-            &format!("User `{}` created.", user.username),
-        )),
-        Err(e) => {
-            let status = status_of(&e);
-            let errors = FormErrors::from_error(e)?;
-            let f = NewUserFields {
-                password: String::new(),
-                ..f
-            };
-            let page = users_of(&viewer, &ListQuery::default(), f, errors).await?;
-            Ok(render(&viewer.app, status, &page, false))
-        }
-    }
+    let done = |user: User| {
+        Done::new(
+            page_link(&user.username, 1),
+            format!("User `{}` created.", user.username),
+        )
+    };
+    let f = NewUserFields {
+        password: String::new(),
+        ..f
+    };
+    let q = ListQuery::default();
+    form::answer(&viewer, result, done, |errors| {
+        users_of(&viewer, &q, f, errors)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,27 +232,17 @@ pub async fn set_status(viewer: Viewer, Path(user): Path<String>, body: Bytes) -
     };
     let back = "/deployment/users";
     match users::set_status(viewer.ctx(), &viewer.caller, &user, status).await {
-        Ok(u) => Ok(redirect_with(
-            &viewer,
-            back,
-            "success",
-            &format!(
-                "`{}` is {}.",
-                u.username,
-                if u.status == UserStatus::Suspended {
-                    "suspended"
-                } else {
-                    "active"
-                }
-            ),
-        )),
-        Err(e) if e.kind == crate::error::Kind::Forbidden => {
+        Err(e) if e.kind == Kind::Forbidden => {
             Ok(redirect_with(&viewer, back, "error", &e.body.message))
         }
-        Err(e) => {
-            let errors = FormErrors::from_error(e)?;
-            Ok(redirect_with(&viewer, back, "error", errors.top()))
-        }
+        result => form::answer_back(&viewer, back, result, |u| {
+            let now = if u.status == UserStatus::Suspended {
+                "suspended"
+            } else {
+                "active"
+            };
+            format!("`{}` is {now}.", u.username)
+        }),
     }
 }
 
@@ -269,17 +255,8 @@ pub async fn set_roles(viewer: Viewer, Path(user): Path<String>, body: Bytes) ->
         .map(|(_, v)| v.into_owned())
         .collect();
     let back = "/deployment/users";
-    match users::set_roles(viewer.ctx(), &viewer.caller, &user, &roles).await {
-        Ok(u) => Ok(redirect_with(
-            &viewer,
-            back,
-            "success",
-            &format!("Site roles of `{}` saved.", u.username),
-        )),
-        Err(e) if e.kind == crate::error::Kind::Forbidden => Err(PageError(e)),
-        Err(e) => {
-            let errors = FormErrors::from_error(e)?;
-            Ok(redirect_with(&viewer, back, "error", errors.top()))
-        }
-    }
+    let result = users::set_roles(viewer.ctx(), &viewer.caller, &user, &roles).await;
+    form::answer_back(&viewer, back, result, |u| {
+        format!("Site roles of `{}` saved.", u.username)
+    })
 }

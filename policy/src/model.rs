@@ -175,6 +175,7 @@ impl Action {
     pub const WORKSPACE_READ: Action = Action("workspace:read");
     pub const WORKSPACE_UPDATE: Action = Action("workspace:update");
     pub const WORKSPACE_DELETE: Action = Action("workspace:delete");
+    pub const WORKSPACE_DELETE_ORPHAN: Action = Action("workspace:delete_orphan");
     pub const AUDIT_READ: Action = Action("audit:read");
     pub const AUDIT_READ_ALL: Action = Action("audit:read_all");
     pub const POLICY_READ: Action = Action("policy:read");

@@ -14,6 +14,7 @@ mod authz_api;
 mod bad_input;
 mod cli;
 mod cli_admin;
+mod cli_workspaces;
 mod console;
 mod console_deployment;
 mod console_orgs;

@@ -54,6 +54,7 @@ pub async fn delete(c: Call<String>) -> ApiResult<(StatusCode, Json<Workspace>)>
         transition: Transition::Delete,
         template_version_id: None,
         rich_parameter_values: None,
+        orphan: false,
     };
     let ws = workspaces::start_build(c.ctx(), &c.app.jobs, &c.caller, &c.path, req).await?;
     Ok((StatusCode::ACCEPTED, Json(ws)))

@@ -134,20 +134,26 @@ pub enum Command {
     Users(users::UsersArgs),
     /// Create, list, update and delete an organization's groups; add and remove their members.
     Groups(groups::GroupsArgs),
-    /// Manage provisioner keys (`orgsync provisioner keys create|list|delete`).
+    /// Provisioner keys, daemons and jobs (`orgsync provisioner keys|daemons|jobs ...`).
     Provisioner(provisioner::ProvisionerArgs),
     /// Run a provisioner daemon for one organization (`orgsync provisionerd start`).
     Provisionerd(provisioner::ProvisionerdArgs),
-    /// Push and list templates.
+    /// Push, list and delete templates; list their versions.
     Templates(templates::TemplatesArgs),
     /// Create a workspace from a template and wait for its build.
     Create(workspaces::CreateArgs),
-    /// List your workspaces.
+    /// List your workspaces (with --all, every workspace you may read).
     List(workspaces::ListArgs),
-    /// Stop one of your workspaces.
+    /// Show a workspace: owner, organization, template, version, latest build.
+    Show(workspaces::NameArgs),
+    /// Start a workspace (a new `start` build) and wait for its build.
+    Start(workspaces::StartArgs),
+    /// Stop a workspace and wait for its build.
     Stop(workspaces::NameArgs),
-    /// Delete one of your workspaces (destroys its resources).
-    Delete(workspaces::NameArgs),
+    /// Stop, then start a workspace, waiting for each build.
+    Restart(workspaces::StartArgs),
+    /// Delete a workspace (destroys its resources; --orphan skips destroy).
+    Delete(workspaces::DeleteArgs),
     /// IdP sync tools (`orgsync idpsync preview --claims FILE [--user U]`).
     Idpsync(idpsync::IdpsyncArgs),
     /// LDAP directory sync (`orgsync ldapsync run [--dry-run] [--force]`, `runs`, `show ID`).
@@ -177,7 +183,10 @@ pub fn main() -> ExitCode {
         Command::Templates(args) => templates::run(args),
         Command::Create(args) => workspaces::create(args),
         Command::List(args) => workspaces::list(args),
+        Command::Show(args) => workspaces::show(args),
+        Command::Start(args) => workspaces::start(args),
         Command::Stop(args) => workspaces::stop(args),
+        Command::Restart(args) => workspaces::restart(args),
         Command::Delete(args) => workspaces::delete(args),
         Command::Idpsync(args) => idpsync::run(args),
         Command::Ldapsync(args) => ldapsync::run(args),

@@ -130,6 +130,33 @@ impl Table {
     }
 }
 
+/// Prints the elements of a list as a table, one row each.
+pub fn table_of(
+    list: &[Value],
+    headers: &[&'static str],
+    row: impl Fn(&Value) -> Vec<String>,
+) -> Result<()> {
+    let mut table = Table::new(headers);
+    for v in list {
+        table.row(row(v));
+    }
+    table.print()
+}
+
+/// A `{key: value}` object of a JSON value (tags) as `k=v,k=v`.
+pub fn pairs_cell(value: &Value, key: &str) -> String {
+    value
+        .get(key)
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
 /// Prints `key: value` lines with the values aligned, for one object.
 pub fn fields(pairs: &[(&str, String)]) -> Result<()> {
     let width = pairs

@@ -9,6 +9,7 @@ pub mod echo;
 pub mod executor;
 pub mod http;
 pub mod terraform;
+pub mod variables;
 
 use std::collections::BTreeMap;
 

@@ -7,6 +7,7 @@ use sqlx::Result;
 
 use super::query::{Args, Text, affected, all, all_in, execute, optional, scalar_optional, sql};
 use super::{Conn, Write};
+use crate::provisioner::variables::Variable;
 use crate::provisioner::{JobStatus, Tags};
 
 /// Stores content once per hash (`files.created_by` keeps the first
@@ -226,16 +227,20 @@ pub struct TemplateVersion {
     pub job: JobRef,
     pub created_by: String,
     pub created_at: String,
+    /// The input variables its Terraform files declare (`null` for versions
+    /// created before they were recorded: their parameters are not checked).
+    #[sqlx(try_from = "Text")]
+    pub variables: Option<Vec<Variable>>,
 }
 
 const VERSION_SELECT: &str = "SELECT v.id, v.organization_id, v.template_id, v.name, v.file_hash, v.provisioner, v.tags, \
-    v.job_id, j.status AS job_status, j.error AS job_error, v.created_by, v.created_at \
+    v.job_id, j.status AS job_status, j.error AS job_error, v.created_by, v.created_at, v.variables \
     FROM template_versions v JOIN provisioner_jobs j ON j.id = v.job_id";
 
 pub async fn insert_version(w: &mut Write<'_>, v: &TemplateVersion) -> Result<()> {
     let sql = "INSERT INTO template_versions (id, organization_id, template_id, name, file_hash, \
-         provisioner, tags, job_id, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+         provisioner, tags, job_id, created_by, created_at, variables) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     let args = (
         &v.id,
         &v.organization_id,
@@ -247,6 +252,7 @@ pub async fn insert_version(w: &mut Write<'_>, v: &TemplateVersion) -> Result<()
         &v.job.id,
         &v.created_by,
         &v.created_at,
+        v.variables.as_ref().map(json_text),
     );
     execute(w, sql, args).await
 }

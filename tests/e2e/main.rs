@@ -27,6 +27,7 @@ mod ldapsync;
 mod logscan;
 mod metrics;
 mod oidc;
+mod openapi;
 mod operability;
 mod policies;
 mod process;

@@ -60,7 +60,7 @@ pub async fn touch(w: &mut Write<'_>, id: &str, expires_at: &str, now: &str) -> 
 }
 
 /// An API token as listed: never its secret or hash.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub id: String,
     pub user_id: String,

@@ -13,6 +13,7 @@ mod audit;
 mod authz_api;
 mod bad_input;
 mod cli;
+mod cli_admin;
 mod cli_workspaces;
 mod console;
 mod console_deployment;

@@ -134,6 +134,8 @@ impl Action {
     pub const USER_SUSPEND: Action = Action("user:suspend");
     pub const USER_DELETE: Action = Action("user:delete");
     pub const USER_CREATE_TOKEN: Action = Action("user:create_token");
+    pub const USER_READ_TOKENS: Action = Action("user:read_tokens");
+    pub const USER_DELETE_TOKEN: Action = Action("user:delete_token");
     pub const USER_UPDATE_ROLES: Action = Action("user:update_roles");
     pub const USER_LINK: Action = Action("user:link");
     pub const SITE_ROLE_ASSIGN: Action = Action("site_role:assign");
@@ -173,6 +175,7 @@ impl Action {
     pub const WORKSPACE_READ: Action = Action("workspace:read");
     pub const WORKSPACE_UPDATE: Action = Action("workspace:update");
     pub const WORKSPACE_DELETE: Action = Action("workspace:delete");
+    pub const WORKSPACE_DELETE_ORPHAN: Action = Action("workspace:delete_orphan");
     pub const AUDIT_READ: Action = Action("audit:read");
     pub const AUDIT_READ_ALL: Action = Action("audit:read_all");
     pub const POLICY_READ: Action = Action("policy:read");

@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 use crate::harness::TestServer;
 
-const OWNER: [&str; 6] = [
+pub(crate) const OWNER: [&str; 6] = [
     "--first-user-username",
     "admin",
     "--first-user-email",
@@ -22,8 +22,9 @@ const OWNER: [&str; 6] = [
 ];
 
 /// Variables of the CLI a developer's shell may have set: never inherited.
-const CLI_ENV: [&str; 8] = [
+const CLI_ENV: [&str; 9] = [
     "ORGSYNC_URL",
+    "ORGSYNC_PROFILE",
     "ORGSYNC_SESSION_TOKEN",
     "ORGSYNC_EMAIL",
     "ORGSYNC_PASSWORD",
@@ -33,21 +34,21 @@ const CLI_ENV: [&str; 8] = [
     "ORGSYNC_CONFIG_DIR",
 ];
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// The CLI with its own config dir (so its own stored session).
-struct Cli {
-    dir: tempfile::TempDir,
-    url: String,
-    env: Vec<(String, String)>,
+pub(crate) struct Cli {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) url: String,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Cli {
-    fn new(s: &TestServer) -> Cli {
+    pub(crate) fn new(s: &TestServer) -> Cli {
         Cli {
             dir: tempfile::tempdir().unwrap(),
             url: s.base.clone(),
@@ -55,16 +56,16 @@ impl Cli {
         }
     }
 
-    fn config_dir(&self) -> PathBuf {
+    pub(crate) fn config_dir(&self) -> PathBuf {
         self.dir.path().join("config")
     }
 
-    fn with_env(mut self, key: &str, value: &str) -> Cli {
+    pub(crate) fn with_env(mut self, key: &str, value: &str) -> Cli {
         self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
-    async fn run(&self, args: &[&str]) -> Out {
+    pub(crate) async fn run(&self, args: &[&str]) -> Out {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgsync"));
         for var in CLI_ENV {
             cmd.env_remove(var);
@@ -94,7 +95,7 @@ impl Cli {
     }
 
     /// Runs a command that must succeed; returns its stdout.
-    async fn ok(&self, args: &[&str]) -> String {
+    pub(crate) async fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args).await;
         assert_eq!(
             out.code, 0,
@@ -105,7 +106,7 @@ impl Cli {
     }
 
     /// Runs a command with `--output json` that must succeed; parses stdout.
-    async fn json(&self, args: &[&str]) -> Value {
+    pub(crate) async fn json(&self, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.extend(["--output", "json"]);
         let stdout = self.ok(&args).await;
@@ -114,7 +115,7 @@ impl Cli {
     }
 
     /// Runs a command that must fail with `code`; returns its stderr.
-    async fn fails(&self, code: i32, args: &[&str]) -> String {
+    pub(crate) async fn fails(&self, code: i32, args: &[&str]) -> String {
         let out = self.run(args).await;
         assert_eq!(
             out.code, code,
@@ -129,7 +130,7 @@ impl Cli {
     }
 
     /// `orgsync login URL` with the owner's first-user flags.
-    async fn login_owner(&self) -> String {
+    pub(crate) async fn login_owner(&self) -> String {
         let mut args = vec!["login", self.url.as_str()];
         args.extend(OWNER);
         self.ok(&args).await
@@ -137,13 +138,13 @@ impl Cli {
 }
 
 /// Logs in as the owner (creating it) and returns the CLI.
-async fn owner_cli(s: &TestServer) -> Cli {
+pub(crate) async fn owner_cli(s: &TestServer) -> Cli {
     let cli = Cli::new(s);
     cli.login_owner().await;
     cli
 }
 
-fn names(list: &Value, key: &str) -> Vec<String> {
+pub(crate) fn names(list: &Value, key: &str) -> Vec<String> {
     list.as_array()
         .unwrap()
         .iter()
@@ -152,7 +153,7 @@ fn names(list: &Value, key: &str) -> Vec<String> {
 }
 
 /// The line of a table whose first column is `first`.
-fn row<'a>(table: &'a str, first: &str) -> &'a str {
+pub(crate) fn row<'a>(table: &'a str, first: &str) -> &'a str {
     table
         .lines()
         .find(|l| l.split_whitespace().next() == Some(first))

@@ -126,7 +126,15 @@ pub async fn import_version(
 }
 
 fn echo_tar() -> Vec<u8> {
-    template_tar(&[("main.tf", "# echo template\n"), ("README.md", "hello")])
+    // Declares the parameter the walkthrough gives (parameters are checked
+    // against the template's variables).
+    template_tar(&[
+        (
+            "main.tf",
+            "# echo template\nvariable \"region\" {\n  default = \"us\"\n}\n",
+        ),
+        ("README.md", "hello"),
+    ])
 }
 
 /// Runs an external daemon (HTTP protocol, echo executor) until `stop`.

@@ -16,24 +16,33 @@ use crate::usecase::members::{self, AssignableRole};
 /// `{organization}/members/{user}`.
 type OrgUser = (String, String);
 
+/// List an organization's members.
+#[utoipa::path(get, path = "/organizations/{organization}/members", tag = "members", params(Page), responses((status = 200, description = "OK", body = Vec<Member>)))]
 pub async fn list(c: Call<String>, ApiQuery(page): ApiQuery<Page>) -> ApiResult<Json<Vec<Member>>> {
     Ok(Json(
         members::list(c.ctx(), &c.caller, &c.path, page).await?,
     ))
 }
 
+/// Add a user to an organization.
+#[utoipa::path(post, path = "/organizations/{organization}/members/{user}", tag = "members", responses((status = 201, description = "Created", body = Member)))]
 pub async fn add(c: Call<OrgUser>) -> ApiResult<Created<Member>> {
     let (org, user) = &c.path;
     Ok(created(members::add(c.ctx(), &c.caller, org, user).await?))
 }
 
+/// Remove a member (and its group memberships).
+///
 /// Removes a member and, atomically, its memberships of the org's groups.
+#[utoipa::path(delete, path = "/organizations/{organization}/members/{user}", tag = "members", responses((status = 204, description = "No content")))]
 pub async fn remove(c: Call<OrgUser>) -> ApiResult<StatusCode> {
     let (org, user) = &c.path;
     members::remove(c.ctx(), &c.caller, org, user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Replace a member's org roles.
+#[utoipa::path(put, path = "/organizations/{organization}/members/{user}/roles", tag = "members", request_body = RolesRequest, responses((status = 200, description = "OK", body = Member)))]
 pub async fn set_roles(
     c: Call<OrgUser>,
     ApiJson(req): ApiJson<RolesRequest>,
@@ -44,8 +53,11 @@ pub async fn set_roles(
     ))
 }
 
+/// List the org roles and which the caller may assign.
+///
 /// `GET /organizations/{organization}/members/roles`: the org roles and which of
 /// them the caller may assign, as the policies decide.
+#[utoipa::path(get, path = "/organizations/{organization}/members/roles", tag = "members", responses((status = 200, description = "OK", body = Vec<AssignableRole>)))]
 pub async fn assignable_roles(c: Call<String>) -> ApiResult<Json<Vec<AssignableRole>>> {
     Ok(Json(
         members::assignable_roles(c.ctx(), &c.caller, &c.path).await?,

@@ -1,4 +1,5 @@
-//! `orgsync provisioner keys create|list|delete` and `orgsync provisionerd start`.
+//! `orgsync provisioner keys create|list|delete`, `provisioner daemons list`,
+//! `provisioner jobs list|cancel` and `orgsync provisionerd start`.
 
 use std::process::ExitCode;
 
@@ -8,7 +9,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{self, UsageError, env_nonempty};
-use super::output::{self, OutputArgs, Table, cell, items};
+use super::output::{self, OutputArgs, cell, items};
 use crate::provisioner::daemon::{DaemonTiming, SourceError, serve};
 use crate::provisioner::executor::Executor;
 use crate::provisioner::http::HttpSource;
@@ -26,6 +27,44 @@ pub enum ProvisionerCommand {
     /// Manage provisioner keys: the credentials of an organization's daemons.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// An organization's provisioner daemons.
+    #[command(subcommand)]
+    Daemons(DaemonsCommand),
+    /// An organization's provisioner jobs (template imports, workspace builds).
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonsCommand {
+    /// List the daemons connected to an organization: name, tags, status
+    /// (idle, busy, offline) and when each was last seen.
+    List(OrgFlag),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List an organization's jobs you may read, newest first, with why a
+    /// pending job waits.
+    List(JobsListArgs),
+    /// Cancel a job: a pending job at once, a running one as soon as its
+    /// daemon hears of it.
+    Cancel(JobIdArg),
+}
+
+#[derive(Debug, Args)]
+pub struct JobsListArgs {
+    #[command(flatten)]
+    pub org: OrgFlag,
+    /// Only jobs with this status.
+    #[arg(long, value_parser = ["pending", "running", "succeeded", "failed", "canceling", "canceled"])]
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct JobIdArg {
+    /// The job's id (see `orgsync provisioner jobs list`).
+    pub id: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,7 +80,7 @@ pub enum KeysCommand {
 #[derive(Debug, Args)]
 pub struct OrgFlag {
     /// The organization (name or id).
-    #[arg(long, value_name = "ORG")]
+    #[arg(long, short = 'O', value_name = "ORG")]
     pub org: String,
 }
 
@@ -58,6 +97,7 @@ pub struct CreateKeyArgs {
 
 #[derive(Debug, Args)]
 pub struct DeleteKeyArgs {
+    /// The key's name.
     pub name: String,
     #[command(flatten)]
     pub org: OrgFlag,
@@ -79,65 +119,109 @@ pub fn parse_pairs(flag: &str, raw: &[String]) -> Result<Map<String, Value>> {
 }
 
 pub fn run(args: ProvisionerArgs) -> ExitCode {
-    client::run_with_session(async move |api| {
-        let ProvisionerCommand::Keys(cmd) = args.command;
-        match cmd {
-            KeysCommand::Create(a) => {
-                let tags = parse_pairs("--tag", &a.tags)?;
-                let key = api
-                    .post(
-                        &["organizations", &a.org.org, "provisionerkeys"],
-                        Some(&json!({"name": a.name, "tags": tags})),
-                    )
-                    .await
-                    .with_context(|| format!("cannot create provisioner key `{}`", a.name))?;
-                args.out.show(&key, || {
-                    output::line(format!(
-                        "created provisioner key `{}` for organization `{}`; its secret is shown only now:",
-                        cell(&key, "name"),
-                        a.org.org
-                    ))?;
-                    output::line(cell(&key, "key"))
-                })
-            }
-            KeysCommand::List(o) => {
-                let keys = api
-                    .get(&["organizations", &o.org, "provisionerkeys"])
-                    .await?;
-                args.out.show(&keys, || {
-                    let mut table = Table::new(&["NAME", "TAGS", "CREATED", "ID"]);
-                    for k in items(&keys) {
-                        let tags = k
-                            .get("tags")
-                            .and_then(Value::as_object)
-                            .map(|m| {
-                                m.iter()
-                                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                                    .collect::<Vec<_>>()
-                                    .join(",")
-                            })
-                            .unwrap_or_default();
-                        table.row(vec![
-                            cell(k, "name"),
-                            tags,
-                            cell(k, "created_at"),
-                            cell(k, "id"),
-                        ]);
-                    }
-                    table.print()
-                })
-            }
-            KeysCommand::Delete(a) => {
-                let body = api
-                    .delete(&["organizations", &a.org.org, "provisionerkeys", &a.name])
-                    .await
-                    .with_context(|| format!("cannot delete provisioner key `{}`", a.name))?;
-                args.out.show(&body, || {
-                    output::line(format!("deleted provisioner key `{}`", a.name))
-                })
-            }
+    client::run_with_session(async move |api| match args.command {
+        ProvisionerCommand::Keys(cmd) => keys(&api, args.out, cmd).await,
+        ProvisionerCommand::Daemons(DaemonsCommand::List(o)) => {
+            let daemons = api
+                .get(&["organizations", &o.org, "provisionerdaemons"])
+                .await?;
+            args.out.show(&daemons, || {
+                output::table_of(
+                    items(&daemons),
+                    &["NAME", "PROVISIONERS", "TAGS", "STATUS", "LAST SEEN", "ID"],
+                    |d| {
+                        vec![
+                            cell(d, "name"),
+                            cell(d, "provisioners"),
+                            output::pairs_cell(d, "tags"),
+                            cell(d, "status"),
+                            cell(d, "last_seen_at"),
+                            cell(d, "id"),
+                        ]
+                    },
+                )
+            })
+        }
+        ProvisionerCommand::Jobs(JobsCommand::List(a)) => {
+            let query: Vec<(&str, String)> =
+                a.status.iter().map(|s| ("status", s.clone())).collect();
+            let jobs = api
+                .get_query(&["organizations", &a.org.org, "provisionerjobs"], &query)
+                .await?;
+            args.out.show(&jobs, || {
+                output::table_of(
+                    items(&jobs),
+                    &["ID", "TYPE", "STATUS", "CREATED", "WHY / ERROR"],
+                    |j| {
+                        let why = j
+                            .get("queue_message")
+                            .filter(|m| !m.is_null())
+                            .map_or_else(|| cell(j, "error"), |_| cell(j, "queue_message"));
+                        vec![
+                            cell(j, "id"),
+                            cell(j, "type"),
+                            cell(j, "status"),
+                            cell(j, "created_at"),
+                            why,
+                        ]
+                    },
+                )
+            })
+        }
+        ProvisionerCommand::Jobs(JobsCommand::Cancel(a)) => {
+            let reply = api
+                .post(&["provisionerjobs", &a.id, "cancel"], None)
+                .await
+                .with_context(|| format!("cannot cancel job `{}`", a.id))?;
+            args.out.show(&reply, || {
+                output::line(format!("job {}: {}", a.id, cell(&reply, "status")))
+            })
         }
     })
+}
+
+async fn keys(api: &client::ApiClient, out: OutputArgs, cmd: KeysCommand) -> Result<()> {
+    match cmd {
+        KeysCommand::Create(a) => {
+            let body = json!({"name": a.name, "tags": parse_pairs("--tag", &a.tags)?});
+            let path = ["organizations", a.org.org.as_str(), "provisionerkeys"];
+            let created = api.post(&path, Some(&body)).await;
+            let key =
+                created.with_context(|| format!("cannot create provisioner key `{}`", a.name))?;
+            // The secret, on a line of its own for scripts that take the last line.
+            let said = format!(
+                "created provisioner key `{}` for organization `{}`; its secret is shown only now:\n{}",
+                cell(&key, "name"),
+                a.org.org,
+                cell(&key, "key")
+            );
+            out.show(&key, || output::line(said))
+        }
+        KeysCommand::List(o) => {
+            let keys = api
+                .get(&["organizations", &o.org, "provisionerkeys"])
+                .await?;
+            out.show(&keys, || {
+                output::table_of(items(&keys), &["NAME", "TAGS", "CREATED", "ID"], |k| {
+                    vec![
+                        cell(k, "name"),
+                        output::pairs_cell(k, "tags"),
+                        cell(k, "created_at"),
+                        cell(k, "id"),
+                    ]
+                })
+            })
+        }
+        KeysCommand::Delete(a) => {
+            let body = api
+                .delete(&["organizations", &a.org.org, "provisionerkeys", &a.name])
+                .await
+                .with_context(|| format!("cannot delete provisioner key `{}`", a.name))?;
+            out.show(&body, || {
+                output::line(format!("deleted provisioner key `{}`", a.name))
+            })
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -156,7 +240,7 @@ pub enum ProvisionerdCommand {
 #[derive(Debug, Args)]
 pub struct StartArgs {
     /// The organization the key belongs to (name or id); checked against the key.
-    #[arg(long, value_name = "ORG")]
+    #[arg(long, short = 'O', value_name = "ORG")]
     pub org: String,
     /// The daemon's name [default: the host name]
     #[arg(long)]

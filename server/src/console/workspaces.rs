@@ -370,6 +370,7 @@ pub async fn build(
         transition,
         template_version_id: None,
         rich_parameter_values: None,
+        orphan: false,
     };
     let result =
         workspaces::start_build(viewer.ctx(), &viewer.app.jobs, &viewer.caller, &w.id, req).await;

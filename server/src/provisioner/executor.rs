@@ -6,7 +6,7 @@ use base64::Engine as _;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::{AcquiredJob, JobResult, LogLine, archive};
+use super::{AcquiredJob, JobResult, JobType, LogLine, Transition, archive};
 
 /// Why a job did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,19 @@ impl Executor {
         logs: &Logs,
         cancel: &CancellationToken,
     ) -> Result<JobResult, JobFailure> {
+        if job.job_type == JobType::WorkspaceBuild
+            && job.transition == Some(Transition::Delete)
+            && job.state_base64.is_none()
+        {
+            // No build ever succeeded (or none left state): nothing to
+            // destroy, and nothing to fail on (such as parameters a failed
+            // start was given).
+            let _ = logs.send(LogLine::new(
+                "destroy",
+                "the workspace has no state: nothing to destroy",
+            ));
+            return Ok(JobResult::default());
+        }
         let dir = tempfile::Builder::new()
             .prefix("orgsync-job-")
             .tempdir()

@@ -258,6 +258,13 @@ impl From<Text> for Option<serde_json::Value> {
     }
 }
 
+/// An optional JSON list: absent when NULL or unreadable.
+impl<T: DeserializeOwned> From<Text> for Option<Vec<T>> {
+    fn from(text: Text) -> Option<Vec<T>> {
+        text.0.as_deref().and_then(|s| serde_json::from_str(s).ok())
+    }
+}
+
 /// Enum values stored by their names, read with their `parse` (which gives
 /// an unknown name its fallback value).
 macro_rules! parsed {

@@ -7,6 +7,7 @@ use sqlx::Result;
 
 use super::query::{Args, Text, affected, all, all_in, execute, optional, scalar_optional, sql};
 use super::{Conn, Write};
+use crate::provisioner::variables::Variable;
 use crate::provisioner::{JobStatus, Tags};
 
 /// Stores content once per hash (`files.created_by` keeps the first
@@ -66,7 +67,7 @@ pub async fn attach_file(w: &mut Write<'_>, hash: &str, org_id: &str) -> Result<
 
 /// A template's access list: `{users: {id: role}, groups: {id: role}}`, role
 /// `use` or `admin`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Acl {
     #[serde(default)]
     pub users: BTreeMap<String, String>,
@@ -91,7 +92,7 @@ impl Acl {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Template {
     pub id: String,
     pub organization_id: String,
@@ -201,7 +202,7 @@ pub async fn delete_template(w: &mut Write<'_>, id: &str) -> Result<()> {
 
 /// A job as the row of its template version or build shows it (the
 /// columns `job_id`, `job_status`, `job_error`).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct JobRef {
     #[sqlx(rename = "job_id")]
     pub id: String,
@@ -212,7 +213,7 @@ pub struct JobRef {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TemplateVersion {
     pub id: String,
     pub organization_id: String,
@@ -226,16 +227,20 @@ pub struct TemplateVersion {
     pub job: JobRef,
     pub created_by: String,
     pub created_at: String,
+    /// The input variables its Terraform files declare (`null` for versions
+    /// created before they were recorded: their parameters are not checked).
+    #[sqlx(try_from = "Text")]
+    pub variables: Option<Vec<Variable>>,
 }
 
 const VERSION_SELECT: &str = "SELECT v.id, v.organization_id, v.template_id, v.name, v.file_hash, v.provisioner, v.tags, \
-    v.job_id, j.status AS job_status, j.error AS job_error, v.created_by, v.created_at \
+    v.job_id, j.status AS job_status, j.error AS job_error, v.created_by, v.created_at, v.variables \
     FROM template_versions v JOIN provisioner_jobs j ON j.id = v.job_id";
 
 pub async fn insert_version(w: &mut Write<'_>, v: &TemplateVersion) -> Result<()> {
     let sql = "INSERT INTO template_versions (id, organization_id, template_id, name, file_hash, \
-         provisioner, tags, job_id, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+         provisioner, tags, job_id, created_by, created_at, variables) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     let args = (
         &v.id,
         &v.organization_id,
@@ -247,6 +252,7 @@ pub async fn insert_version(w: &mut Write<'_>, v: &TemplateVersion) -> Result<()
         &v.job.id,
         &v.created_by,
         &v.created_at,
+        v.variables.as_ref().map(json_text),
     );
     execute(w, sql, args).await
 }

@@ -8,7 +8,7 @@ use super::{Conn, Flag, Write};
 use crate::db::flag;
 use crate::provisioner::{JobStatus, ParameterValue, Transition};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct BuildSummary {
     pub id: String,
     pub build_number: i64,
@@ -19,6 +19,7 @@ pub struct BuildSummary {
     pub status: JobStatus,
     pub job_id: String,
     pub template_version_id: String,
+    pub template_version_name: String,
     pub initiator_id: String,
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -26,10 +27,11 @@ pub struct BuildSummary {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Workspace {
     pub id: String,
     pub organization_id: String,
+    pub organization_name: String,
     pub owner_id: String,
     pub owner_name: String,
     pub template_id: String,
@@ -47,12 +49,14 @@ pub struct Workspace {
 }
 
 const BUILD_SELECT: &str = "SELECT b.id, b.workspace_id, b.build_number, b.transition, b.job_id, b.template_version_id, \
-    b.initiator_id, b.created_at, j.status AS job_status, j.error AS job_error \
-    FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id";
+    v.name AS template_version_name, b.initiator_id, b.created_at, j.status AS job_status, j.error AS job_error \
+    FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id \
+    JOIN template_versions v ON v.id = b.template_version_id";
 
-const WS_SELECT: &str = "SELECT w.id, w.organization_id, w.owner_id, u.username AS owner_name, w.template_id, \
-    t.name AS template_name, w.name, w.deleted, w.created_at, w.updated_at \
-    FROM workspaces w JOIN users u ON u.id = w.owner_id JOIN templates t ON t.id = w.template_id";
+const WS_SELECT: &str = "SELECT w.id, w.organization_id, o.name AS organization_name, w.owner_id, \
+    u.username AS owner_name, w.template_id, t.name AS template_name, w.name, w.deleted, w.created_at, w.updated_at \
+    FROM workspaces w JOIN users u ON u.id = w.owner_id JOIN templates t ON t.id = w.template_id \
+    JOIN organizations o ON o.id = w.organization_id";
 
 /// A workspace as read, with its latest build.
 async fn with_latest_build(conn: &mut Conn, mut w: Workspace) -> Result<Workspace> {
@@ -221,6 +225,19 @@ pub async fn count_for_owner(conn: &mut Conn, owner_id: &str) -> Result<i64> {
 pub async fn count_for_template(conn: &mut Conn, template_id: &str) -> Result<i64> {
     let sql = "SELECT COUNT(*) FROM workspaces WHERE template_id = $1 AND deleted = 0";
     scalar(conn, sql, (template_id,)).await
+}
+
+/// `OWNER/NAME` of up to `limit` live workspaces of a template, for saying
+/// what keeps it from being deleted.
+pub async fn names_for_template(
+    conn: &mut Conn,
+    template_id: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let sql = "SELECT u.username, w.name FROM workspaces w JOIN users u ON u.id = w.owner_id \
+         WHERE w.template_id = $1 AND w.deleted = 0 ORDER BY u.username, w.name LIMIT $2";
+    let rows: Vec<(String, String)> = all(conn, sql, (template_id, limit)).await?;
+    Ok(rows.into_iter().map(|(o, n)| format!("{o}/{n}")).collect())
 }
 
 /// The number of the next build of a workspace.

@@ -349,7 +349,7 @@ pub async fn update<T: SyncSettings>(
 }
 
 /// A preview as asked.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
     pub claims: Map<String, Value>,
@@ -471,7 +471,7 @@ fn hide_orgs(plan: &mut Value, hidden: &[String]) {
 }
 
 /// Which problems to list.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ProblemsQuery {
     pub organization: Option<String>,

@@ -216,7 +216,7 @@ pub async fn set_roles(
 }
 
 /// An org role and whether the caller may grant or revoke it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AssignableRole {
     pub name: &'static str,
     pub display_name: String,

@@ -16,6 +16,7 @@ use crate::authz::Permit;
 use crate::error::{Error, Result};
 use crate::jobs::{self, JobsHub};
 use crate::model::{Name, Organization, parse_text};
+use crate::provisioner::variables::{self, Variable};
 use crate::provisioner::{
     JobStatus, JobType, Tags, archive, effective_tags, is_provisioner, validate_tags,
 };
@@ -23,7 +24,7 @@ pub use crate::store::templates::{Acl, JobRef, Template, TemplateVersion};
 use crate::store::{self, Conn};
 
 /// `?organization=` of an upload.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct FileQuery {
     /// The organization the file is for (optional): binds the file to that
@@ -137,7 +138,7 @@ async fn version_resource(
 }
 
 /// A new template version as requested.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVersion {
     pub file_hash: String,
@@ -194,6 +195,7 @@ pub async fn create_version(
         }
     }
     store::templates::attach_file(&mut work.write(&permit)?, &req.file_hash, &org.id).await?;
+    let variables = declared_variables(work.conn(), &req.file_hash, &org.id).await?;
     let job_id = store::new_id();
     let tags = effective_tags(&req.tags);
     let now_s = work.now_s.clone();
@@ -227,12 +229,30 @@ pub async fn create_version(
         },
         created_by: creator.to_owned(),
         created_at: now_s,
+        variables: Some(variables),
     };
     store::templates::insert_version(&mut work.write(&permit)?, &version).await?;
     work.audit(&permit, Change::created(&version)).await?;
     work.commit().await?;
     jobs::after_commit(hub);
     Ok(version)
+}
+
+/// The input variables the Terraform files of a file (bound to the org)
+/// declare; a 400 naming the file when they cannot be read.
+async fn declared_variables(conn: &mut Conn, hash: &str, org_id: &str) -> Result<Vec<Variable>> {
+    let content = store::templates::file_content_for_org(conn, hash, org_id)
+        .await?
+        .ok_or_else(file_not_found)?;
+    let tar = base64::engine::general_purpose::STANDARD
+        .decode(content)
+        .map_err(|e| Error::internal(format!("stored file is not base64: {e}")))?;
+    variables::declared(&tar).map_err(|e| {
+        Error::validation(
+            "file_hash",
+            format!("cannot read the template's variable blocks: {e}"),
+        )
+    })
 }
 
 /// The versions of an organization the caller may read.
@@ -281,7 +301,7 @@ pub(crate) fn template_resource(org: &Organization, t: &Template) -> Resource {
 }
 
 /// A new template as requested.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTemplate {
     pub name: String,
@@ -470,7 +490,7 @@ pub async fn get_template(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<Tem
 }
 
 /// The fields of a template to change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateChanges {
     pub name: Option<String>,
@@ -546,10 +566,15 @@ pub async fn delete_template(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<
         load_template(work.conn(), ctx, caller, id, Action::TEMPLATE_DELETE).await?;
     let n = store::workspaces::count_for_template(work.conn(), &t.id).await?;
     if n > 0 {
-        return Err(Error::conflict(format!(
-            "template `{}` still has {n} workspace(s)",
-            t.name
-        )));
+        let names = store::workspaces::names_for_template(work.conn(), &t.id, 10).await?;
+        let more = if n > 10 { ", ..." } else { "" };
+        return Err(
+            Error::conflict(format!("template `{}` still has {n} workspace(s)", t.name))
+                .with_detail(format!(
+                    "used by {}{more}; delete those workspaces first",
+                    names.join(", ")
+                )),
+        );
     }
     store::templates::delete_template(&mut work.write(&permit)?, &t.id).await?;
     work.audit(&permit, Change::deleted(&t)).await?;
@@ -568,7 +593,7 @@ pub async fn get_acl(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<Value> {
 }
 
 /// Changes to a template's ACL.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AclPatch {
     /// `{user id or username: "use" | "admin" | null}` (null removes).

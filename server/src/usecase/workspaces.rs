@@ -9,9 +9,10 @@ use super::templates::template_resource;
 use super::{Caller, Ctx, Page, Work, orgs};
 use crate::audit::Change;
 use crate::authz::Permit;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result, Validation};
 use crate::jobs::{self, JobsHub};
 use crate::model::{Name, Organization};
+use crate::provisioner::variables::{self, Variable};
 use crate::provisioner::{JobStatus, JobType, ParameterValue, Transition};
 pub use crate::store::workspaces::{BuildSummary, Workspace};
 use crate::store::{self, Conn, templates::TemplateVersion};
@@ -21,7 +22,7 @@ fn ws_resource(org: &Organization, w: &Workspace) -> Resource {
 }
 
 /// A new workspace as requested.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWorkspace {
     pub template_id: String,
@@ -58,6 +59,49 @@ fn check_parameters(params: &[ParameterValue]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Checks parameter values against the variables the build's template
+/// version declares (before any build): unknown names and, when
+/// `need_required`, missing required ones are a 400 naming each of them.
+/// Versions that recorded no variables (created before they were) are not
+/// checked.
+fn check_declared(
+    version: &TemplateVersion,
+    params: &[ParameterValue],
+    need_required: bool,
+) -> Result<()> {
+    let Some(declared) = &version.variables else {
+        return Ok(());
+    };
+    let declared: Vec<Variable> = declared
+        .iter()
+        .map(|v| Variable {
+            name: v.name.clone(),
+            required: v.required && need_required,
+        })
+        .collect();
+    let problems = variables::check(&declared, params);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut e = Error::of(
+        Kind::Invalid,
+        format!(
+            "the parameters do not match the variables of template version `{}`: {}",
+            version.name,
+            problems
+                .iter()
+                .map(|(_, d)| d.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    );
+    e.body.validations = problems
+        .into_iter()
+        .map(|(field, detail)| Validation { field, detail })
+        .collect();
+    Err(e)
 }
 
 /// Enqueues a build of a workspace (job + build row) in the operation's
@@ -165,6 +209,7 @@ pub async fn create(
             "the template's active version has not been imported successfully",
         ));
     }
+    check_declared(&version, &req.rich_parameter_values, true)?;
     let id = store::new_id();
     let now_s = work.now_s.clone();
     store::workspaces::insert(
@@ -218,7 +263,7 @@ pub async fn create(
 }
 
 /// `?owner=&limit=&offset=` of a workspace list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `me`, a username or an id.
@@ -286,19 +331,26 @@ pub async fn builds(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<Vec<Build
 }
 
 /// A build as requested.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBuild {
     pub transition: Transition,
     /// Defaults to the template's active version for `start`, the last
     /// build's version otherwise.
     pub template_version_id: Option<String>,
-    /// Defaults to the last build's values.
+    /// Defaults to the last build's values (those the build's version still
+    /// declares).
     pub rich_parameter_values: Option<Vec<ParameterValue>>,
+    /// With `transition: delete`: remove the workspace without running
+    /// destroy (its resources are left as they are); needs
+    /// `workspace:delete_orphan`.
+    #[serde(default)]
+    pub orphan: bool,
 }
 
-/// Starts a build of a workspace (`delete` soft-deletes it when it succeeds);
-/// 409 while another build is in progress.
+/// Starts a build of a workspace (`delete` soft-deletes it when it succeeds;
+/// with `orphan`, at once and without a build); 409 while another build is
+/// in progress.
 pub async fn start_build(
     ctx: Ctx<'_>,
     hub: &JobsHub,
@@ -306,6 +358,15 @@ pub async fn start_build(
     id: &str,
     req: NewBuild,
 ) -> Result<Workspace> {
+    if req.orphan {
+        if req.transition != Transition::Delete {
+            return Err(Error::validation(
+                "orphan",
+                "only a `delete` transition can orphan a workspace",
+            ));
+        }
+        return orphan_delete(ctx, caller, id).await;
+    }
     let action = if req.transition == Transition::Delete {
         Action::WORKSPACE_DELETE
     } else {
@@ -345,15 +406,33 @@ pub async fn start_build(
                 "not an imported version of this workspace's template",
             )
         })?;
+    // A delete never fails on parameters: it needs none it was not given.
+    let need_required = req.transition != Transition::Delete;
     let parameters = match req.rich_parameter_values {
-        Some(p) => p,
-        None => match &last {
-            Some(b) => store::workspaces::build_by_job(work.conn(), &b.job_id)
-                .await?
-                .map(|b| b.parameters)
-                .unwrap_or_default(),
-            None => Vec::new(),
-        },
+        Some(p) => {
+            check_declared(&version, &p, need_required)?;
+            p
+        }
+        None => {
+            let inherited = match &last {
+                Some(b) => store::workspaces::build_by_job(work.conn(), &b.job_id)
+                    .await?
+                    .map(|b| b.parameters)
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            // What the version no longer declares (or a failed build was
+            // given) is dropped, not passed on to fail again.
+            let kept: Vec<ParameterValue> = match &version.variables {
+                Some(declared) => inherited
+                    .into_iter()
+                    .filter(|p| declared.iter().any(|v| v.name == p.name))
+                    .collect(),
+                None => inherited,
+            };
+            check_declared(&version, &kept, need_required)?;
+            kept
+        }
     };
     enqueue_build(
         ctx,
@@ -385,4 +464,43 @@ pub async fn start_build(
     work.commit().await?;
     jobs::after_commit(hub);
     Ok(updated)
+}
+
+/// Removes a workspace without running destroy (its resources, if any, are
+/// left behind), on `workspace:delete_orphan`. A build still in progress has
+/// its job canceled, so a workspace stuck on a job no daemon takes can go.
+async fn orphan_delete(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<Workspace> {
+    let mut work = Work::begin(ctx, caller).await?;
+    let (mut ws, org, permit) = load(
+        work.conn(),
+        ctx,
+        caller,
+        id,
+        Action::WORKSPACE_DELETE_ORPHAN,
+    )
+    .await?;
+    let now_s = work.now_s.clone();
+    let mut w = work.write(&permit)?;
+    if let Some(b) = &ws.latest_build
+        && !b.status.is_terminal()
+    {
+        store::jobs::cancel(&mut w, &b.job_id, &now_s).await?;
+    }
+    store::workspaces::mark_deleted(&mut w, &ws.id, &now_s).await?;
+    work.audit(
+        &permit,
+        Change {
+            organization_id: Some(&org.id),
+            action: "delete",
+            resource_type: "workspace",
+            resource_id: &ws.id,
+            resource_target: &ws.name,
+            diff: json!({"deleted": {"old": false, "new": true}, "orphan": {"old": null, "new": true}}),
+            status_code: 201,
+        },
+    )
+    .await?;
+    work.commit().await?;
+    ws.deleted = true;
+    Ok(ws)
 }

@@ -732,6 +732,7 @@ fn slice_by_action(
 }
 
 #[cfg(test)]
+#[allow(clippy::panic, reason = "a test fails loudly")]
 mod tests {
     use super::*;
 

@@ -45,7 +45,11 @@ fn spawn_daemon(
 fn template_tar(dir: &std::path::Path) -> std::path::PathBuf {
     let src = dir.join("python-dev");
     std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("main.tf"), "# echo template\n").unwrap();
+    std::fs::write(
+        src.join("main.tf"),
+        "# echo template\nvariable \"region\" {\n  type    = string\n  default = \"us\"\n}\n",
+    )
+    .unwrap();
     std::fs::write(src.join("echo.json"), r#"{"lines": 3, "delay_ms": 1500}"#).unwrap();
     let tar = orgsync::provisioner::archive::pack_dir(&src).unwrap();
     let path = dir.join("python-dev.tar");

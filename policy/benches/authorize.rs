@@ -166,6 +166,7 @@ fn build(org_count: usize, user_count: usize, seed: u64) -> Dataset {
             memberships.push(OrgMembership {
                 org_id: orgs[o].org.id.clone(),
                 roles,
+                permissions: Vec::new(),
             });
             for _ in 0..rng.below(3) {
                 let g = &orgs[o].groups[rng.below(GROUPS_PER_ORG)];

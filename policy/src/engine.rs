@@ -213,6 +213,8 @@ pub struct Engine {
     all: PolicySet,
     policies: Vec<PolicyInfo>,
     actions: HashMap<String, ActionSlice>,
+    /// The actions of the schema's [`crate::CUSTOM_ROLE_GROUP`], sorted.
+    custom_role_actions: Vec<String>,
     literals: Literals,
     scope_roles: ScopeRoles,
     hash: String,
@@ -326,11 +328,21 @@ impl Engine {
         let scope_roles = ScopeRoles::of(&all);
         let actions = slice_by_action(&schema, &all, &scope_roles)?;
         let literals = Literals::of(&all);
+        let group = action_uid(crate::CUSTOM_ROLE_GROUP)?;
+        let mut custom_role_actions: Vec<String> = actions
+            .iter()
+            .filter(|(_, slice)| {
+                slice.uid != group && slice.entities.iter().any(|e| e.uid() == group)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        custom_role_actions.sort();
         Ok(Self {
             schema,
             all,
             policies: infos,
             actions,
+            custom_role_actions,
             literals,
             scope_roles,
             hash: hex::encode(hasher.finalize()),
@@ -370,6 +382,12 @@ impl Engine {
     /// Whether the schema declares this action.
     pub fn has_action(&self, action: &str) -> bool {
         self.actions.contains_key(action)
+    }
+
+    /// The actions a custom organization role may carry: those the schema puts
+    /// in [`crate::CUSTOM_ROLE_GROUP`], sorted.
+    pub fn custom_role_actions(&self) -> &[String] {
+        &self.custom_role_actions
     }
 
     /// The action names the schema declares (role bundles included).
@@ -558,6 +576,11 @@ fn statement_starts(text: &str) -> Vec<usize> {
         }
     }
     starts
+}
+
+fn action_uid(name: &str) -> Result<EntityUid, PolicyError> {
+    EntityUid::from_str(&format!("Action::{}", serde_json::Value::from(name)))
+        .map_err(|e| PolicyError::Request(format!("action `{name}`: {e}")))
 }
 
 /// For every action of the schema, the policies whose action scope can match it.

@@ -17,7 +17,8 @@ pub mod testing;
 pub use engine::{Decision, Engine, PolicyInfo};
 pub use error::{Diagnostic, PolicyError};
 pub use model::{
-    Action, EntityKind, ORG_ROLES, OrgMembership, OrgRef, Principal, PrincipalEntity,
-    RequestContext, Resource, SITE_ID, SITE_ROLES, TemplateAcl, is_org_role, is_site_role,
+    Action, CUSTOM_ROLE_GROUP, EntityKind, ORG_ROLES, OrgMembership, OrgRef, Principal,
+    PrincipalEntity, RequestContext, Resource, RolePermission, SITE_ID, SITE_ROLES, TemplateAcl,
+    is_org_role, is_reserved_role_name, is_site_role,
 };
 pub use source::{PolicySources, SourceFile, format_policies};

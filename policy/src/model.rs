@@ -138,6 +138,9 @@ impl Action {
     pub const USER_LINK: Action = Action("user:link");
     pub const SITE_ROLE_ASSIGN: Action = Action("site_role:assign");
     pub const ORG_ROLE_ASSIGN: Action = Action("org_role:assign");
+    pub const ORGANIZATION_ROLE_CREATE: Action = Action("organization_role:create");
+    pub const ORGANIZATION_ROLE_UPDATE: Action = Action("organization_role:update");
+    pub const ORGANIZATION_ROLE_DELETE: Action = Action("organization_role:delete");
     pub const MEMBER_READ: Action = Action("member:read");
     pub const MEMBER_CREATE: Action = Action("member:create");
     pub const MEMBER_DELETE: Action = Action("member:delete");
@@ -223,11 +226,52 @@ impl OrgRef {
     }
 }
 
+/// Whether `name` is taken by a built-in role or reserved for one: a custom
+/// organization role may not be called so.
+pub fn is_reserved_role_name(name: &str) -> bool {
+    is_org_role(name) || is_site_role(name) || name.starts_with("organization-")
+}
+
+/// The action group of the schema whose actions a custom organization role may
+/// carry (see `policies/custom-roles.cedar`).
+pub const CUSTOM_ROLE_GROUP: &str = "bundle:custom-role";
+
+/// One permission of a custom organization role: the action
+/// `<resource_type>:<action>` of the schema, granted, or withdrawn (`negate`)
+/// from the role's holders in its organization.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct RolePermission {
+    pub resource_type: String,
+    pub action: String,
+    #[serde(default)]
+    pub negate: bool,
+}
+
+impl RolePermission {
+    /// The schema's action name, such as `template:use`.
+    pub fn action_name(&self) -> String {
+        format!("{}:{}", self.resource_type, self.action)
+    }
+
+    /// The entry of the holder's tag for the role's organization that the
+    /// policies of `custom-roles.cedar` read: `+<action>`, or `-<action>` when
+    /// negated.
+    pub fn tag(&self) -> String {
+        let sign = if self.negate { '-' } else { '+' };
+        format!("{sign}{}:{}", self.resource_type, self.action)
+    }
+}
+
 /// A user's membership of one organization and its roles there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgMembership {
     pub org_id: String,
     pub roles: Vec<String>,
+    /// The permissions of the custom roles among `roles` (empty when it holds
+    /// none).
+    pub permissions: Vec<RolePermission>,
 }
 
 /// The authorization data of a user: status, site roles, memberships, groups.
@@ -276,7 +320,8 @@ impl Principal {
     }
 
     /// The user's entity with the parents `keep` accepts. Its org roles are tags:
-    /// the key is the organization id, the value the set of role names.
+    /// the key is the organization id, the value the set of role names and the
+    /// permission entries of its custom roles there ([`RolePermission::tag`]).
     fn entity(&self, uid: &EntityUid, keep: &impl Keep) -> Entity {
         let parents = self
             .parents()
@@ -288,7 +333,9 @@ impl Principal {
                 RestrictedExpression::new_set(
                     m.roles
                         .iter()
-                        .map(|r| RestrictedExpression::new_string(r.clone())),
+                        .cloned()
+                        .chain(m.permissions.iter().map(RolePermission::tag))
+                        .map(RestrictedExpression::new_string),
                 ),
             )
         });

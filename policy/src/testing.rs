@@ -102,8 +102,8 @@ use serde::Deserialize;
 use crate::engine::{Decision, Engine};
 use crate::error::PolicyError;
 use crate::model::{
-    OrgMembership, OrgRef, Principal, PrincipalEntity, RequestContext, Resource, TemplateAcl,
-    is_org_role, is_site_role,
+    OrgMembership, OrgRef, Principal, PrincipalEntity, RequestContext, Resource, RolePermission,
+    TemplateAcl, is_org_role, is_site_role,
 };
 use crate::source::SourceFile;
 
@@ -179,6 +179,9 @@ pub struct WorldOrganization {
     pub id: String,
     #[serde(default)]
     pub default: bool,
+    /// The organization's custom roles: name to permissions.
+    #[serde(default)]
+    pub custom_roles: BTreeMap<String, Vec<RolePermission>>,
 }
 
 /// A group other than an organization's Everyone group.
@@ -345,7 +348,7 @@ impl World {
                     out.push(format!("user `{}`: unknown organization `{org}`", u.id));
                 }
                 for r in roles {
-                    if !is_org_role(r) {
+                    if !is_org_role(r) && self.custom_role(org, r).is_none() {
                         out.push(format!("user `{}`: unknown organization role `{r}`", u.id));
                     }
                 }
@@ -368,6 +371,15 @@ impl World {
             }
         }
         out
+    }
+
+    /// The permissions of the custom role `name` of organization `org`.
+    fn custom_role(&self, org: &str, name: &str) -> Option<&[RolePermission]> {
+        self.organizations
+            .iter()
+            .find(|o| o.id == org)
+            .and_then(|o| o.custom_roles.get(name))
+            .map(Vec::as_slice)
     }
 
     fn has_org(&self, id: &str) -> bool {
@@ -422,6 +434,12 @@ impl World {
                         .map(|(org, roles)| OrgMembership {
                             org_id: org.clone(),
                             roles: roles.clone(),
+                            permissions: roles
+                                .iter()
+                                .filter_map(|r| self.custom_role(org, r))
+                                .flatten()
+                                .cloned()
+                                .collect(),
                         })
                         .collect(),
                     groups: u.groups.clone(),
@@ -457,7 +475,7 @@ impl World {
                 Resource::site_role(role)
             }
             ResourceSpec::OrgRole { organization, role } => {
-                if !is_org_role(role) {
+                if !is_org_role(role) && self.custom_role(organization, role).is_none() {
                     return Err(format!("unknown organization role `{role}`"));
                 }
                 Resource::org_role(&self.org(organization)?, role)

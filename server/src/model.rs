@@ -265,6 +265,18 @@ pub struct Member {
     pub updated_at: String,
 }
 
+/// A custom organization role as stored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+pub struct CustomRole {
+    pub organization_id: String,
+    pub name: String,
+    pub display_name: String,
+    #[sqlx(try_from = "crate::store::Text")]
+    pub permissions: Vec<orgsync_policy::RolePermission>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct GroupMember {
     pub id: String,

@@ -495,6 +495,7 @@ fn scene() -> impl Strategy<Value = Scene> {
                 .map(|(i, id)| WorldOrganization {
                     id: id.clone(),
                     default: default == Some(i),
+                    custom_roles: Default::default(),
                 })
                 .collect();
             let groups: Vec<WorldGroup> = groups
@@ -919,6 +920,7 @@ fn fixed_scene() -> Scene {
     let org = |id: &str, default| WorldOrganization {
         id: id.to_owned(),
         default,
+        custom_roles: Default::default(),
     };
     let group = |id: &str, o: &str| WorldGroup {
         id: id.to_owned(),

@@ -15,6 +15,7 @@ fn user(id: &str, site_roles: &[&str], orgs: &[(&str, &[&str])]) -> Principal {
             .map(|(o, r)| OrgMembership {
                 org_id: (*o).to_owned(),
                 roles: r.iter().map(|s| (*s).to_owned()).collect(),
+                permissions: Vec::new(),
             })
             .collect(),
         groups: Vec::new(),

@@ -10,7 +10,8 @@ use super::reply::{Created, created};
 use super::users::RolesRequest;
 use crate::error::ApiResult;
 use crate::model::Member;
-use crate::usecase::members::{self, AssignableRole};
+use crate::usecase::members;
+use crate::usecase::roles::{self, AssignableRole};
 
 /// `{organization}/members/{user}`.
 /// `{organization}/members/{user}`.
@@ -47,7 +48,5 @@ pub async fn set_roles(
 /// `GET /organizations/{organization}/members/roles`: the org roles and which of
 /// them the caller may assign, as the policies decide.
 pub async fn assignable_roles(c: Call<String>) -> ApiResult<Json<Vec<AssignableRole>>> {
-    Ok(Json(
-        members::assignable_roles(c.ctx(), &c.caller, &c.path).await?,
-    ))
+    Ok(Json(roles::list(c.ctx(), &c.caller, &c.path).await?))
 }

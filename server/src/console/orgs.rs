@@ -14,8 +14,9 @@ use super::paging::{PageQuery, Pager};
 use super::time::When;
 use crate::error::{Error, Kind};
 use crate::model::{Member, Organization};
-use crate::usecase::members::{self, AssignableRole};
+use crate::usecase::members;
 use crate::usecase::orgs::{self, NewOrg, OrgChanges};
+use crate::usecase::roles::AssignableRole;
 
 /// `GET /organizations`: the settings of the first org the viewer manages;
 /// the new-org form for an owner who manages none yet; the deployment pages
@@ -275,7 +276,7 @@ async fn members_of(
         Some(total),
     );
     let roles: Vec<AssignableRole> =
-        members::assignable_roles(viewer.ctx(), &viewer.caller, &c.org.id).await?;
+        crate::usecase::roles::list(viewer.ctx(), &viewer.caller, &c.org.id).await?;
     let o = c.org.org_ref();
     let now = crate::clock::now();
     let rows = list
@@ -288,7 +289,7 @@ async fn members_of(
                     (
                         r.name.to_owned(),
                         r.display_name.clone(),
-                        m.roles.iter().any(|h| h == r.name),
+                        m.roles.iter().any(|h| *h == r.name),
                     )
                 })
                 .collect();

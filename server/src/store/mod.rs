@@ -24,6 +24,7 @@ pub mod principals;
 pub mod problems;
 pub mod provisioners;
 mod query;
+pub mod roles;
 pub mod settings;
 pub mod templates;
 pub mod tokens;

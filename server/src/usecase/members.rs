@@ -4,8 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use orgsync_policy::{Action, ORG_ROLES, Resource, is_org_role};
-use serde::Serialize;
+use orgsync_policy::{Action, Resource, is_org_role};
 use serde_json::json;
 
 use super::{Caller, Ctx, Page, Work, orgs, roles_changed};
@@ -134,11 +133,25 @@ pub async fn remove(ctx: Ctx<'_>, caller: &Caller, org_key: &str, user_key: &str
     work.commit().await
 }
 
-/// Validates requested org roles; `organization-member` is implicit and dropped.
-fn parse_org_roles(roles: &[String]) -> Result<BTreeSet<String>> {
+/// Validates requested org roles (built-in, or custom roles of the org);
+/// `organization-member` is implicit and dropped.
+async fn parse_org_roles(
+    conn: &mut Conn,
+    org: &Organization,
+    roles: &[String],
+) -> Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
+    let custom: Vec<String> = if roles.iter().all(|r| is_org_role(r)) {
+        Vec::new()
+    } else {
+        store::roles::list(conn, &org.id)
+            .await?
+            .into_iter()
+            .map(|r| r.name)
+            .collect()
+    };
     for (i, r) in roles.iter().enumerate() {
-        if !is_org_role(r) {
+        if !is_org_role(r) && !custom.contains(r) {
             return Err(Error::validation(
                 &format!("roles[{i}]"),
                 format!("`{r}` is not an organization role"),
@@ -160,9 +173,9 @@ pub async fn set_roles(
     user_key: &str,
     roles: &[String],
 ) -> Result<Member> {
-    let wanted = parse_org_roles(roles)?;
     let mut work = Work::begin(ctx, caller).await?;
     let (org, user) = org_and_user(&mut work, org_key, user_key).await?;
+    let wanted = parse_org_roles(work.conn(), &org, roles).await?;
     let member = store::members::get(work.conn(), &org.id, &user.id).await?;
     let current: BTreeSet<String> = member
         .as_ref()
@@ -215,39 +228,6 @@ pub async fn set_roles(
     Ok(updated)
 }
 
-/// An org role and whether the caller may grant or revoke it.
-#[derive(Debug, Serialize)]
-pub struct AssignableRole {
-    pub name: &'static str,
-    pub display_name: String,
-    pub organization_id: String,
-    /// Whether the caller may grant or revoke it in this org.
-    pub assignable: bool,
-}
-
-/// The org roles and which of them the caller may assign, as the policies decide.
-pub async fn assignable_roles(
-    ctx: Ctx<'_>,
-    caller: &Caller,
-    org_key: &str,
-) -> Result<Vec<AssignableRole>> {
-    let mut conn = ctx.conn().await?;
-    let (org, _) = orgs::load(&mut conn, ctx.authz, caller, org_key, Action::MEMBER_READ).await?;
-    Ok(ORG_ROLES
-        .iter()
-        .map(|role| AssignableRole {
-            name: role,
-            display_name: display_name(role),
-            organization_id: org.id.clone(),
-            assignable: caller.allowed(
-                ctx.authz,
-                Action::ORG_ROLE_ASSIGN,
-                &Resource::org_role(&org.org_ref(), role),
-            ),
-        })
-        .collect())
-}
-
 /// The user `key` (id, username or `me`) if it is a member of `org`. Anyone
 /// else, existing or not, is the same 400 naming the key as given: a caller
 /// that may manage the org learns nothing about users outside it.
@@ -276,17 +256,4 @@ pub async fn org_member_by_key(
 /// guardrails read: nobody below owner removes an owner).
 fn member_resource(org: &Organization, user: &User) -> Resource {
     Resource::member(&org.org_ref(), &user.id).with_site_roles(&user.roles)
-}
-
-fn display_name(role: &str) -> String {
-    role.trim_start_matches("organization-")
-        .split('-')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod orgs;
 pub mod provisionerd;
 pub mod provisioners;
+pub mod roles;
 pub mod sessions;
 pub mod templates;
 pub mod users;

@@ -242,6 +242,7 @@ pub const CUSTOM_ROLE_GROUP: &str = "bundle:custom-role";
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RolePermission {
     pub resource_type: String,
     pub action: String,

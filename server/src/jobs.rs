@@ -273,7 +273,9 @@ impl DaemonIdentity {
 }
 
 /// What a heartbeat answers: whether the daemon should cancel the job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct HeartbeatReply {
     pub cancel: bool,
 }

@@ -158,7 +158,7 @@ pub fn parse_password(field: &str, raw: &str) -> Result<(), Error> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UserStatus {
     Active,
@@ -184,7 +184,7 @@ impl UserStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LoginType {
     Password,
@@ -213,7 +213,7 @@ impl LoginType {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -232,7 +232,7 @@ pub struct User {
     pub last_seen_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Organization {
     pub id: String,
     pub name: String,
@@ -251,7 +251,7 @@ impl Organization {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Member {
     pub organization_id: String,
     pub user_id: String,
@@ -266,18 +266,25 @@ pub struct Member {
 }
 
 /// A custom organization role as stored.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct CustomRole {
     pub organization_id: String,
     pub name: String,
     pub display_name: String,
-    #[sqlx(try_from = "crate::store::Text")]
+    #[serde(rename = "organization_permissions")]
+    #[sqlx(rename = "permissions", try_from = "crate::store::Text")]
     pub permissions: Vec<orgsync_policy::RolePermission>,
+    /// Always empty: a custom role acts only in its organization.
+    #[sqlx(skip)]
+    pub site_permissions: Vec<orgsync_policy::RolePermission>,
+    /// Always empty.
+    #[sqlx(skip)]
+    pub user_permissions: Vec<orgsync_policy::RolePermission>,
     pub created_at: String,
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct GroupMember {
     pub id: String,
     pub username: String,
@@ -285,7 +292,7 @@ pub struct GroupMember {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Group {
     pub id: String,
     pub organization_id: String,

@@ -85,6 +85,7 @@ fn fixture() -> (Settings, World, Map<String, Value>, UserState) {
             id: id.clone(),
             name: name.clone(),
             is_default: o == 0,
+            custom_roles: Vec::new(),
         });
         settings
             .organization

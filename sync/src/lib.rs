@@ -50,8 +50,8 @@
 //! }))?;
 //! let world = World {
 //!     orgs: vec![
-//!         OrgInfo { id: "o1".into(), name: "coder".into(), is_default: true },
-//!         OrgInfo { id: "o2".into(), name: "engineering".into(), is_default: false },
+//!         OrgInfo { id: "o1".into(), name: "coder".into(), is_default: true, custom_roles: vec![] },
+//!         OrgInfo { id: "o2".into(), name: "engineering".into(), is_default: false, custom_roles: vec![] },
 //!     ],
 //!     ..World::default()
 //! };

@@ -56,6 +56,10 @@ pub struct OrgInfo {
     pub name: String,
     /// Whether this is the default organization.
     pub is_default: bool,
+    /// The organization's own (custom) role names: roles of this
+    /// organization besides `World::org_roles`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_roles: Vec<String>,
 }
 
 /// A group as the planner sees it. `Everyone` groups are not listed.
@@ -843,10 +847,22 @@ impl<'a> Planner<'a> {
             }
         };
         let mut expected = BTreeMap::new();
+        let with_custom: BTreeSet<&str>;
+        let known = if org.custom_roles.is_empty() {
+            &self.org_roles
+        } else {
+            with_custom = self
+                .org_roles
+                .iter()
+                .copied()
+                .chain(org.custom_roles.iter().map(String::as_str))
+                .collect();
+            &with_custom
+        };
         collect_roles(
             values,
             &settings.mapping,
-            &self.org_roles,
+            known,
             ORGANIZATION_MEMBER,
             "organization role",
             &mut expected,

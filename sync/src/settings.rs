@@ -35,12 +35,13 @@ impl FieldError {
 }
 
 /// Deployment-wide organization sync.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrganizationSyncSettings {
     /// The claim to read; `None` (or `""`) turns organization sync off.
     pub field: Option<String>,
     /// Claim value -> organization ids or names.
+    #[schema(value_type = std::collections::BTreeMap<String, Vec<String>>)]
     pub mapping: Mapping,
     /// Whether every synced user is a member of the default organization.
     pub organization_assign_default: bool,
@@ -80,12 +81,13 @@ impl OrganizationSyncSettings {
 }
 
 /// Per-organization group sync.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GroupSyncSettings {
     /// The claim to read; `None` (or `""`) turns group sync off for the org.
     pub field: Option<String>,
     /// Claim value -> group ids or names of this organization.
+    #[schema(value_type = std::collections::BTreeMap<String, Vec<String>>)]
     pub mapping: Mapping,
     /// Claim values that do not match this regular expression are dropped.
     /// It is a partial match (as Coder's `regexp.MatchString`): anchor it with
@@ -124,12 +126,13 @@ impl GroupSyncSettings {
 }
 
 /// Per-organization role sync.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoleSyncSettings {
     /// The claim to read; `None` (or `""`) turns role sync off for the org.
     pub field: Option<String>,
     /// Claim value -> organization role names.
+    #[schema(value_type = std::collections::BTreeMap<String, Vec<String>>)]
     pub mapping: Mapping,
 }
 
@@ -184,12 +187,13 @@ fn grantable_roles(
 }
 
 /// Deployment-wide site role sync.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SiteRoleSyncSettings {
     /// The claim to read; `None` (or `""`) turns site role sync off.
     pub field: Option<String>,
     /// Claim value -> site role names.
+    #[schema(value_type = std::collections::BTreeMap<String, Vec<String>>)]
     pub mapping: Mapping,
     /// Site roles every synced user gets (only while site role sync is on).
     pub default_roles: Vec<String>,
@@ -240,7 +244,9 @@ impl SiteRoleSyncSettings {
 }
 
 /// One mapping entry: claim value `given` gives `gets`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct MappingPair {
     /// The claim value.
@@ -250,7 +256,7 @@ pub struct MappingPair {
 }
 
 /// `PATCH .../mapping`: pairs to add and pairs to remove.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MappingPatch {
     /// Pairs to add (already present ones are kept once).

@@ -26,6 +26,7 @@ mod ldapsync;
 mod logscan;
 mod metrics;
 mod oidc;
+mod openapi;
 mod operability;
 mod policies;
 mod process;

@@ -10,7 +10,10 @@ use super::extract::{ApiJson, Call};
 use crate::error::ApiResult;
 use crate::usecase::authz::{self, AuthcheckRequest, AuthorizeRequest};
 
+/// What may the caller do? One boolean per check.
+///
 /// `POST /authcheck`: what may the caller do? `{key: bool}` per check.
+#[utoipa::path(post, path = "/authcheck", tag = "authorization", request_body = AuthcheckRequest, responses((status = 200, description = "OK", body = BTreeMap<String, bool>)))]
 pub async fn authcheck(
     c: Call,
     ApiJson(req): ApiJson<AuthcheckRequest>,
@@ -18,18 +21,26 @@ pub async fn authcheck(
     Ok(Json(authz::authcheck(c.ctx(), &c.caller, &req).await?))
 }
 
+/// Cedar-native batch decisions for other services.
+///
 /// `POST /authorize`: Cedar-native batch decisions for other services. The
 /// principal and resource are resolved from orgsync's own data.
+#[utoipa::path(post, path = "/authorize", tag = "authorization", request_body = AuthorizeRequest, responses((status = 200, description = "OK", body = super::openapi::AuthorizeResults)))]
 pub async fn authorize(c: Call, ApiJson(req): ApiJson<AuthorizeRequest>) -> ApiResult<Json<Value>> {
     Ok(Json(authz::authorize(c.ctx(), &c.caller, &req).await?))
 }
 
+/// The active policy set (ids, files, hash).
+#[utoipa::path(get, path = "/policies", tag = "authorization", responses((status = 200, description = "OK", body = super::openapi::PolicySet)))]
 pub async fn policies(c: Call) -> ApiResult<Json<Value>> {
     Ok(Json(authz::policies(c.ctx(), &c.caller).await?))
 }
 
+/// Reload the policies from their directory.
+///
 /// `POST /policies/reload`: re-reads the policy directory. An invalid set is
 /// rejected with its diagnostics and the running set stays.
+#[utoipa::path(post, path = "/policies/reload", tag = "authorization", responses((status = 200, description = "OK", body = super::openapi::PoliciesReloaded)))]
 pub async fn reload(c: Call) -> ApiResult<Json<Value>> {
     Ok(Json(authz::reload(c.ctx(), &c.caller).await?))
 }

@@ -13,6 +13,7 @@ pub mod links;
 pub mod members;
 pub mod metrics;
 pub mod oidc;
+pub mod openapi;
 pub mod orgs;
 pub mod provisionerd;
 pub mod provisioners;
@@ -25,10 +26,12 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Request, header};
 use axum::response::Response;
-use axum::routing::{delete, get, patch, post, put};
+use axum::routing::get;
 use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -36,196 +39,106 @@ use crate::error::ApiError;
 /// Query parameters of paginated lists.
 pub use crate::usecase::Page;
 
+/// The routes of `/api/v2`. Each handler's `#[utoipa::path]` declares its
+/// method, path, parameters, bodies and answers, and `routes!` registers it
+/// from that declaration: this one list makes both the router ([`router`])
+/// and the OpenAPI document ([`openapi::document`]). Add routes only here and
+/// only through `routes!` (the `openapi` tests check it).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(users::first_exists, users::create_first))
+        .routes(routes!(users::login))
+        .routes(routes!(oidc::login))
+        .routes(routes!(oidc::callback))
+        .routes(routes!(users::logout))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::get, users::update, users::delete))
+        .routes(routes!(users::suspend))
+        .routes(routes!(users::activate))
+        .routes(routes!(users::get_roles, users::set_roles))
+        .routes(routes!(users::organizations))
+        .routes(routes!(links::list, links::create, links::delete))
+        .routes(routes!(users::create_token))
+        .routes(routes!(orgs::list, orgs::create))
+        .routes(routes!(orgs::get, orgs::update, orgs::delete))
+        .routes(routes!(members::list))
+        .routes(routes!(
+            members::assignable_roles,
+            members::create_role,
+            members::update_role
+        ))
+        .routes(routes!(members::get_role, members::delete_role))
+        .routes(routes!(members::add, members::remove))
+        .routes(routes!(members::set_roles))
+        .routes(routes!(groups::list, groups::create))
+        .routes(routes!(groups::get, groups::update, groups::delete))
+        .routes(routes!(templates::upload).map(|r| {
+            r.layer(DefaultBodyLimit::max(
+                crate::provisioner::archive::MAX_ARCHIVE_BYTES,
+            ))
+        }))
+        .routes(routes!(templates::list_versions, templates::create_version))
+        .routes(routes!(templates::get_version))
+        .routes(routes!(
+            templates::list_org_templates,
+            templates::create_template
+        ))
+        .routes(routes!(templates::list_all_templates))
+        .routes(routes!(
+            templates::get_template,
+            templates::update_template,
+            templates::delete_template
+        ))
+        .routes(routes!(templates::get_acl, templates::patch_acl))
+        .routes(routes!(provisioners::list_keys, provisioners::create_key))
+        .routes(routes!(provisioners::delete_key))
+        .routes(routes!(provisioners::list_daemons))
+        .routes(routes!(provisioners::list_jobs))
+        .routes(routes!(provisioners::get_job))
+        .routes(routes!(provisioners::job_logs))
+        .routes(routes!(provisioners::cancel_job))
+        .routes(routes!(provisionerd::register))
+        .routes(routes!(provisionerd::acquire))
+        .routes(routes!(provisionerd::heartbeat))
+        .routes(routes!(provisionerd::logs))
+        .routes(routes!(provisionerd::complete))
+        .routes(routes!(provisionerd::fail))
+        .routes(routes!(workspaces::create))
+        .routes(routes!(workspaces::list))
+        .routes(routes!(workspaces::get, workspaces::delete))
+        .routes(routes!(workspaces::builds, workspaces::create_build))
+        .routes(routes!(idpsync::get_org_sync, idpsync::patch_org_sync))
+        .routes(routes!(idpsync::patch_org_sync_mapping))
+        .routes(routes!(
+            idpsync::get_site_role_sync,
+            idpsync::patch_site_role_sync
+        ))
+        .routes(routes!(idpsync::get_group_sync, idpsync::patch_group_sync))
+        .routes(routes!(idpsync::patch_group_sync_mapping))
+        .routes(routes!(idpsync::get_role_sync, idpsync::patch_role_sync))
+        .routes(routes!(idpsync::patch_role_sync_mapping))
+        .routes(routes!(idpsync::available_fields))
+        .routes(routes!(idpsync::field_values))
+        .routes(routes!(idpsync::preview))
+        .routes(routes!(idpsync::problems))
+        .routes(routes!(ldapsync::get_settings, ldapsync::put_settings))
+        .routes(routes!(ldapsync::list_runs, ldapsync::start_run))
+        .routes(routes!(ldapsync::get_run))
+        .routes(routes!(authz::authcheck))
+        .routes(routes!(authz::authorize))
+        .routes(routes!(authz::policies))
+        .routes(routes!(authz::reload))
+        .routes(routes!(audit::list))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::buildinfo))
+        .routes(routes!(openapi::serve))
+}
+
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let api = Router::new()
-        .route(
-            "/users/first",
-            get(users::first_exists).post(users::create_first),
-        )
-        .route("/users/login", post(users::login))
-        .route("/users/oidc/login", get(oidc::login))
-        .route("/users/oidc/callback", get(oidc::callback))
-        .route("/users/logout", post(users::logout))
-        .route("/users", get(users::list).post(users::create))
-        .route(
-            "/users/{user}",
-            get(users::get).patch(users::update).delete(users::delete),
-        )
-        .route("/users/{user}/status/suspend", put(users::suspend))
-        .route("/users/{user}/status/activate", put(users::activate))
-        .route(
-            "/users/{user}/roles",
-            get(users::get_roles).put(users::set_roles),
-        )
-        .route("/users/{user}/organizations", get(users::organizations))
-        .route(
-            "/users/{user}/links",
-            get(links::list).post(links::create).delete(links::delete),
-        )
-        .route("/users/{user}/keys/tokens", post(users::create_token))
-        .route("/organizations", get(orgs::list).post(orgs::create))
-        .route(
-            "/organizations/{organization}",
-            get(orgs::get).patch(orgs::update).delete(orgs::delete),
-        )
-        .route("/organizations/{organization}/members", get(members::list))
-        .route(
-            "/organizations/{organization}/members/roles",
-            get(members::assignable_roles),
-        )
-        .route(
-            "/organizations/{organization}/members/{user}",
-            post(members::add).delete(members::remove),
-        )
-        .route(
-            "/organizations/{organization}/members/{user}/roles",
-            put(members::set_roles),
-        )
-        .route(
-            "/organizations/{organization}/groups",
-            get(groups::list).post(groups::create),
-        )
-        .route(
-            "/groups/{id}",
-            get(groups::get)
-                .patch(groups::update)
-                .delete(groups::delete),
-        )
-        .route(
-            "/files",
-            post(templates::upload).layer(DefaultBodyLimit::max(
-                crate::provisioner::archive::MAX_ARCHIVE_BYTES,
-            )),
-        )
-        .route(
-            "/organizations/{organization}/templateversions",
-            get(templates::list_versions).post(templates::create_version),
-        )
-        .route("/templateversions/{id}", get(templates::get_version))
-        .route(
-            "/organizations/{organization}/templates",
-            get(templates::list_org_templates).post(templates::create_template),
-        )
-        .route("/templates", get(templates::list_all_templates))
-        .route(
-            "/templates/{id}",
-            get(templates::get_template)
-                .patch(templates::update_template)
-                .delete(templates::delete_template),
-        )
-        .route(
-            "/templates/{id}/acl",
-            get(templates::get_acl).patch(templates::patch_acl),
-        )
-        .route(
-            "/organizations/{organization}/provisionerkeys",
-            get(provisioners::list_keys).post(provisioners::create_key),
-        )
-        .route(
-            "/organizations/{organization}/provisionerkeys/{name}",
-            delete(provisioners::delete_key),
-        )
-        .route(
-            "/organizations/{organization}/provisionerdaemons",
-            get(provisioners::list_daemons),
-        )
-        .route(
-            "/organizations/{organization}/provisionerjobs",
-            get(provisioners::list_jobs),
-        )
-        .route("/provisionerjobs/{id}", get(provisioners::get_job))
-        .route("/provisionerjobs/{id}/logs", get(provisioners::job_logs))
-        .route(
-            "/provisionerjobs/{id}/cancel",
-            post(provisioners::cancel_job),
-        )
-        .route("/provisionerd/register", post(provisionerd::register))
-        .route(
-            "/provisionerd/{daemon}/acquire",
-            post(provisionerd::acquire),
-        )
-        .route(
-            "/provisionerd/{daemon}/jobs/{job}/heartbeat",
-            post(provisionerd::heartbeat),
-        )
-        .route(
-            "/provisionerd/{daemon}/jobs/{job}/logs",
-            post(provisionerd::logs),
-        )
-        .route(
-            "/provisionerd/{daemon}/jobs/{job}/complete",
-            post(provisionerd::complete),
-        )
-        .route(
-            "/provisionerd/{daemon}/jobs/{job}/fail",
-            post(provisionerd::fail),
-        )
-        .route(
-            "/organizations/{organization}/members/{user}/workspaces",
-            post(workspaces::create),
-        )
-        .route("/workspaces", get(workspaces::list))
-        .route(
-            "/workspaces/{id}",
-            get(workspaces::get).delete(workspaces::delete),
-        )
-        .route(
-            "/workspaces/{id}/builds",
-            get(workspaces::builds).post(workspaces::create_build),
-        )
-        .route(
-            "/settings/idpsync/organization",
-            get(idpsync::get_org_sync).patch(idpsync::patch_org_sync),
-        )
-        .route(
-            "/settings/idpsync/organization/mapping",
-            patch(idpsync::patch_org_sync_mapping),
-        )
-        .route(
-            "/settings/idpsync/site-roles",
-            get(idpsync::get_site_role_sync).patch(idpsync::patch_site_role_sync),
-        )
-        .route(
-            "/organizations/{organization}/settings/idpsync/groups",
-            get(idpsync::get_group_sync).patch(idpsync::patch_group_sync),
-        )
-        .route(
-            "/organizations/{organization}/settings/idpsync/groups/mapping",
-            patch(idpsync::patch_group_sync_mapping),
-        )
-        .route(
-            "/organizations/{organization}/settings/idpsync/roles",
-            get(idpsync::get_role_sync).patch(idpsync::patch_role_sync),
-        )
-        .route(
-            "/organizations/{organization}/settings/idpsync/roles/mapping",
-            patch(idpsync::patch_role_sync_mapping),
-        )
-        .route(
-            "/settings/idpsync/available-fields",
-            get(idpsync::available_fields),
-        )
-        .route("/settings/idpsync/field-values", get(idpsync::field_values))
-        .route("/idpsync/preview", post(idpsync::preview))
-        .route("/idpsync/problems", get(idpsync::problems))
-        .route(
-            "/settings/ldapsync",
-            get(ldapsync::get_settings).put(ldapsync::put_settings),
-        )
-        .route(
-            "/ldapsync/runs",
-            get(ldapsync::list_runs).post(ldapsync::start_run),
-        )
-        .route("/ldapsync/runs/{id}", get(ldapsync::get_run))
-        .route("/authcheck", post(authz::authcheck))
-        .route("/authorize", post(authz::authorize))
-        .route("/policies", get(authz::policies))
-        .route("/policies/reload", post(authz::reload))
-        .route("/audit", get(audit::list))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/buildinfo", get(health::buildinfo))
+    let (api, _) = routes().split_for_parts();
+    let api = api
         .route_layer(axum::middleware::from_fn(record_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

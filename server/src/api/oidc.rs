@@ -32,7 +32,10 @@ pub const STATE_COOKIE: &str = "orgsync_oidc_state";
 const STATE_COOKIE_PATH: &str = "/api/v2/users/oidc";
 const LOGIN_PATH: &str = "/api/v2/users/oidc/login";
 
+/// Start an OIDC login (302 to the provider).
+///
 /// `GET /users/oidc/login[?redirect=/path]`: 302 to the provider.
+#[utoipa::path(get, path = "/users/oidc/login", tag = "users", params(("redirect" = Option<String>, Query, description = "A path of this server to land on after the login")), security(()), responses((status = 302, description = "To the OpenID provider")))]
 pub async fn login(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -44,8 +47,11 @@ pub async fn login(
     }
 }
 
+/// Finish an OIDC login (sets the session cookie, 302 on).
+///
 /// `GET /users/oidc/callback?code&state`: finishes the login, sets the session
 /// cookie and sends the browser on.
+#[utoipa::path(get, path = "/users/oidc/callback", tag = "users", params(("code" = Option<String>, Query, description = "The authorization code"), ("state" = Option<String>, Query, description = "The login state this server sent"), ("iss" = Option<String>, Query, description = "The issuer (RFC 9207), checked when present"), ("error" = Option<String>, Query, description = "The provider's error code"), ("error_description" = Option<String>, Query, description = "The provider's description of that error")), security(()), responses((status = 302, description = "Signed in; to the redirect target")))]
 pub async fn callback(
     State(app): State<AppState>,
     meta: RequestMeta,

@@ -53,6 +53,8 @@ impl FromRequestParts<AppState> for KeyAuth {
     }
 }
 
+/// Daemon protocol: register a daemon.
+#[utoipa::path(post, path = "/provisionerd/register", tag = "provisioners", request_body = Registration, security(("provisioner_key" = [])), responses((status = 201, description = "Created", body = super::openapi::DaemonRegistered)))]
 pub async fn register(
     State(app): State<AppState>,
     meta: RequestMeta,
@@ -63,12 +65,14 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireQuery {
     pub wait_ms: Option<u64>,
 }
 
+/// Daemon protocol: acquire a job (long poll).
+#[utoipa::path(post, path = "/provisionerd/{daemon}/acquire", tag = "provisioners", params(AcquireQuery), security(("provisioner_key" = [])), responses((status = 200, description = "A job to run", body = crate::provisioner::AcquiredJob), (status = 204, description = "No job within the wait")))]
 pub async fn acquire(
     State(app): State<AppState>,
     auth: KeyAuth,
@@ -82,6 +86,8 @@ pub async fn acquire(
     }
 }
 
+/// Daemon protocol: a running job's heartbeat.
+#[utoipa::path(post, path = "/provisionerd/{daemon}/jobs/{job}/heartbeat", tag = "provisioners", security(("provisioner_key" = [])), responses((status = 200, description = "OK", body = HeartbeatReply)))]
 pub async fn heartbeat(
     State(app): State<AppState>,
     auth: KeyAuth,
@@ -92,6 +98,8 @@ pub async fn heartbeat(
     ))
 }
 
+/// Daemon protocol: append log lines to a job.
+#[utoipa::path(post, path = "/provisionerd/{daemon}/jobs/{job}/logs", tag = "provisioners", request_body = Logs, security(("provisioner_key" = [])), responses((status = 204, description = "No content")))]
 pub async fn logs(
     State(app): State<AppState>,
     auth: KeyAuth,
@@ -102,6 +110,8 @@ pub async fn logs(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Daemon protocol: a job succeeded.
+#[utoipa::path(post, path = "/provisionerd/{daemon}/jobs/{job}/complete", tag = "provisioners", request_body = JobResult, security(("provisioner_key" = [])), responses((status = 204, description = "No content")))]
 pub async fn complete(
     State(app): State<AppState>,
     auth: KeyAuth,
@@ -112,6 +122,8 @@ pub async fn complete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Daemon protocol: a job failed.
+#[utoipa::path(post, path = "/provisionerd/{daemon}/jobs/{job}/fail", tag = "provisioners", request_body = Failure, security(("provisioner_key" = [])), responses((status = 204, description = "No content")))]
 pub async fn fail(
     State(app): State<AppState>,
     auth: KeyAuth,

@@ -145,15 +145,35 @@ pub fn site_role_sync_grants(s: &orgsync_sync::SiteRoleSyncSettings) -> Vec<Gran
         .collect()
 }
 
-/// The roles an organization's role sync settings could give there.
-pub fn role_sync_grants(
+/// The names of an organization's custom roles.
+pub async fn custom_role_names(conn: &mut Conn, org_id: &str) -> sqlx::Result<Vec<String>> {
+    Ok(store::roles::list(conn, org_id)
+        .await?
+        .into_iter()
+        .map(|r| r.name)
+        .collect())
+}
+
+/// Every role of an organization: the built-in ones and its custom roles.
+async fn org_roles(conn: &mut Conn, org_id: &str) -> sqlx::Result<Vec<String>> {
+    let mut all: Vec<String> = ORG_ROLES.iter().map(|r| (*r).to_owned()).collect();
+    all.extend(custom_role_names(conn, org_id).await?);
+    Ok(all)
+}
+
+/// The roles an organization's role sync settings could give there (its
+/// custom roles included).
+pub async fn role_sync_grants(
+    conn: &mut Conn,
     org: &crate::model::Organization,
     s: &orgsync_sync::RoleSyncSettings,
-) -> Vec<Grant> {
-    s.grantable_roles(ORG_ROLES)
+) -> sqlx::Result<Vec<Grant>> {
+    let all = org_roles(conn, &org.id).await?;
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    Ok(s.grantable_roles(&all)
         .iter()
         .map(|r| Grant::org(org, r))
-        .collect()
+        .collect())
 }
 
 /// What the directory sync could give: every role, site and org. A directory
@@ -165,8 +185,19 @@ pub async fn directory_grants(conn: &mut Conn) -> sqlx::Result<Vec<Grant>> {
         .iter()
         .map(|r| Grant::Site((*r).to_owned()))
         .collect();
+    let custom = store::roles::names(conn).await?;
     for org in store::orgs::list(conn).await? {
-        grants.extend(ORG_ROLES.iter().map(|r| Grant::org(&org, r)));
+        let own = custom
+            .iter()
+            .filter(|(o, _)| *o == org.id)
+            .map(|(_, r)| r.as_str());
+        grants.extend(
+            ORG_ROLES
+                .iter()
+                .copied()
+                .chain(own)
+                .map(|r| Grant::org(&org, r)),
+        );
     }
     Ok(grants)
 }
@@ -338,10 +369,15 @@ pub async fn inputs(
                 .insert(org, serde_json::from_str(&value).unwrap_or_default());
         }
     }
+    let mut custom: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (org_id, name) in store::roles::names(conn).await? {
+        custom.entry(org_id).or_default().push(name);
+    }
     let orgs = store::orgs::list(conn)
         .await?
         .into_iter()
         .map(|o| OrgInfo {
+            custom_roles: custom.remove(&o.id).unwrap_or_default(),
             id: o.id,
             name: o.name,
             is_default: o.is_default,

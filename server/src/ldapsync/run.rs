@@ -22,7 +22,7 @@ use crate::store::{self, Write, directory_runs};
 const HEARTBEAT: Duration = Duration::from_millis(200);
 
 /// What a run's record says of it (stored and served as these strings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Running,
@@ -183,7 +183,7 @@ pub struct Progress {
 }
 
 /// A run as served.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Run {
     pub id: String,
     pub started_at: String,

@@ -72,7 +72,7 @@ pub fn tags_match(job: &Tags, daemon: &Tags) -> bool {
     subset && (job != &untagged || daemon == &untagged)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobType {
     TemplateVersionImport,
@@ -96,7 +96,7 @@ impl JobType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     Pending,
@@ -140,7 +140,7 @@ impl JobStatus {
 }
 
 /// Workspace build transitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transition {
     Start,
@@ -167,7 +167,7 @@ impl Transition {
 }
 
 /// A rich parameter value given at workspace creation or build.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParameterValue {
     pub name: String,
@@ -175,7 +175,7 @@ pub struct ParameterValue {
 }
 
 /// What a daemon receives when it acquires a job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AcquiredJob {
     pub id: String,
     pub job_type: JobType,
@@ -197,7 +197,7 @@ pub struct AcquiredJob {
 }
 
 /// What a daemon reports when a job succeeds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobResult {
     /// The new Terraform state of a build (base64).
@@ -206,7 +206,7 @@ pub struct JobResult {
 }
 
 /// One log line of a job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogLine {
     #[serde(default = "default_stage")]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::ParameterValue;
 
 /// One declared input variable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Variable {
     pub name: String,
     /// True when the block has no `default`.

@@ -15,7 +15,7 @@ impl From<Text> for JobStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Job {
     pub id: String,
     pub organization_id: String,
@@ -275,7 +275,7 @@ pub async fn append_logs(
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct LogEntry {
     #[sqlx(rename = "seq")]
     pub id: i64,

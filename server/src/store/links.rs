@@ -8,7 +8,7 @@ use super::query::{all, execute, scalar_optional};
 use super::{Conn, Write};
 
 /// One linked identity, as the API shows it (claims are not shown).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Link {
     pub source: String,
     pub external_id: String,

@@ -7,7 +7,7 @@ use super::query::{Text, affected, all, execute, optional, scalar, scalar_option
 use super::{Conn, Flag, Write};
 use crate::provisioner::Tags;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ProvisionerKey {
     pub id: String,
     pub organization_id: String,
@@ -64,7 +64,7 @@ pub async fn delete_key(w: &mut Write<'_>, id: &str) -> Result<()> {
     execute(w, "DELETE FROM provisioner_keys WHERE id = $1", (id,)).await
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Daemon {
     pub id: String,
     pub organization_id: String,

@@ -67,7 +67,7 @@ pub async fn attach_file(w: &mut Write<'_>, hash: &str, org_id: &str) -> Result<
 
 /// A template's access list: `{users: {id: role}, groups: {id: role}}`, role
 /// `use` or `admin`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Acl {
     #[serde(default)]
     pub users: BTreeMap<String, String>,
@@ -92,7 +92,7 @@ impl Acl {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Template {
     pub id: String,
     pub organization_id: String,
@@ -202,7 +202,7 @@ pub async fn delete_template(w: &mut Write<'_>, id: &str) -> Result<()> {
 
 /// A job as the row of its template version or build shows it (the
 /// columns `job_id`, `job_status`, `job_error`).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct JobRef {
     #[sqlx(rename = "job_id")]
     pub id: String,
@@ -213,7 +213,7 @@ pub struct JobRef {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TemplateVersion {
     pub id: String,
     pub organization_id: String,

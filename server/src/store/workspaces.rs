@@ -8,7 +8,7 @@ use super::{Conn, Flag, Write};
 use crate::db::flag;
 use crate::provisioner::{JobStatus, ParameterValue, Transition};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct BuildSummary {
     pub id: String,
     pub build_number: i64,
@@ -27,7 +27,7 @@ pub struct BuildSummary {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Workspace {
     pub id: String,
     pub organization_id: String,

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::store::{self, audit::AuditFilter};
 
 /// The filters of an audit query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Space-separated `key:value` terms: organization, user, resource_type,

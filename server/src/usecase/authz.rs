@@ -17,7 +17,7 @@ use crate::store::{self, Conn};
 
 const MAX_CHECKS: usize = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthcheckObject {
     pub resource_type: String,
@@ -26,14 +26,14 @@ pub struct AuthcheckObject {
     pub resource_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
     pub object: AuthcheckObject,
     pub action: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthcheckRequest {
     pub checks: BTreeMap<String, Check>,
@@ -213,13 +213,13 @@ pub async fn authcheck(
     Ok(out)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeRequest {
     pub requests: Vec<CedarRequest>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CedarRequest {
     pub principal: Value,

@@ -59,7 +59,7 @@ pub async fn list_counted(
 }
 
 /// A new group as requested.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewGroup {
     pub name: String,
@@ -173,7 +173,7 @@ pub async fn find_in_org(
 }
 
 /// The fields of a group to change, and members to add and remove.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupChanges {
     pub name: Option<String>,

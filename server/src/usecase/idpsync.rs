@@ -63,8 +63,9 @@ type Grants = sqlx::Result<(Vec<Grant>, String)>;
 pub trait SyncSettings: Serialize + DeserializeOwned + Default + Clone + Send + Sync {
     const KEY: SettingsKey;
 
-    /// Every invalid field.
-    fn problems(&self) -> Vec<FieldError>;
+    /// Every invalid field; `custom_roles`: the custom roles of the settings'
+    /// organization (none for the deployment's).
+    fn problems(&self, custom_roles: &[&str]) -> Vec<FieldError>;
 
     fn mapping_mut(&mut self) -> &mut Mapping;
 
@@ -88,7 +89,7 @@ pub trait SyncSettings: Serialize + DeserializeOwned + Default + Clone + Send + 
 impl SyncSettings for OrganizationSyncSettings {
     const KEY: SettingsKey = SettingsKey::Organization;
 
-    fn problems(&self) -> Vec<FieldError> {
+    fn problems(&self, _custom_roles: &[&str]) -> Vec<FieldError> {
         self.validate()
     }
 
@@ -117,7 +118,7 @@ impl SyncSettings for OrganizationSyncSettings {
 impl SyncSettings for SiteRoleSyncSettings {
     const KEY: SettingsKey = SettingsKey::SiteRoles;
 
-    fn problems(&self) -> Vec<FieldError> {
+    fn problems(&self, _custom_roles: &[&str]) -> Vec<FieldError> {
         let mut p = self.validate();
         if p.is_empty() {
             p = self.validate_roles(SITE_ROLES);
@@ -156,7 +157,7 @@ impl SyncSettings for SiteRoleSyncSettings {
 impl SyncSettings for GroupSyncSettings {
     const KEY: SettingsKey = SettingsKey::Groups;
 
-    fn problems(&self) -> Vec<FieldError> {
+    fn problems(&self, _custom_roles: &[&str]) -> Vec<FieldError> {
         self.validate()
     }
 
@@ -173,10 +174,15 @@ impl SyncSettings for GroupSyncSettings {
 impl SyncSettings for RoleSyncSettings {
     const KEY: SettingsKey = SettingsKey::Roles;
 
-    fn problems(&self) -> Vec<FieldError> {
+    fn problems(&self, custom_roles: &[&str]) -> Vec<FieldError> {
         let mut p = self.validate();
         if p.is_empty() {
-            p = self.validate_roles(ORG_ROLES);
+            let known: Vec<&str> = ORG_ROLES
+                .iter()
+                .copied()
+                .chain(custom_roles.iter().copied())
+                .collect();
+            p = self.validate_roles(&known);
         }
         p
     }
@@ -193,12 +199,12 @@ impl SyncSettings for RoleSyncSettings {
         mapping_entry_naming(&self.mapping, &[role]).unwrap_or_else(|| "field".to_owned())
     }
 
-    async fn grants(&self, _conn: &mut Conn, org: Option<&Organization>) -> Grants {
+    async fn grants(&self, conn: &mut Conn, org: Option<&Organization>) -> Grants {
         let Some(org) = org else {
             return Ok((Vec::new(), String::new()));
         };
         Ok((
-            idpsync::role_sync_grants(org, self),
+            idpsync::role_sync_grants(conn, org, self).await?,
             format!(
                 "the role sync settings of `{}` (a claim field passes unmapped values through as \
                  role names)",
@@ -309,7 +315,11 @@ pub async fn update<T: SyncSettings>(
             new
         }
     };
-    check(new.problems())?;
+    let custom = match &org {
+        Some(o) => idpsync::custom_role_names(work.conn(), &o.id).await?,
+        None => Vec::new(),
+    };
+    check(new.problems(&custom.iter().map(String::as_str).collect::<Vec<_>>()))?;
     let (grants, through) = new.grants(work.conn(), org.as_ref()).await?;
     // One grant at a time, so a refusal names the field that grants the role
     // (`validations`), for forms to show it there.
@@ -349,7 +359,7 @@ pub async fn update<T: SyncSettings>(
 }
 
 /// A preview as asked.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
     pub claims: Map<String, Value>,
@@ -471,7 +481,7 @@ fn hide_orgs(plan: &mut Value, hidden: &[String]) {
 }
 
 /// Which problems to list.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ProblemsQuery {
     pub organization: Option<String>,

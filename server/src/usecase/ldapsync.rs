@@ -104,7 +104,7 @@ pub async fn run(sync: &DirectorySync, caller: &Caller, id: &str) -> Result<Run>
 }
 
 /// What starts a run by hand.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StartRun {
     pub dry_run: bool,

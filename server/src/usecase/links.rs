@@ -26,7 +26,7 @@ pub async fn list(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<Vec<Link>>
 }
 
 /// A link as asked.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
     /// `oidc` (the default).
@@ -116,7 +116,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, key: &str, req: &NewLink) -> 
 }
 
 /// Which link to remove.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct Unlink {
     pub source: Option<String>,

@@ -378,7 +378,7 @@ pub(crate) fn roles_changed(
 }
 
 /// `?limit=&offset=` of a list.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     pub limit: Option<i64>,

@@ -124,7 +124,7 @@ pub async fn get(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<Organizatio
 }
 
 /// A new organization as requested.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrg {
     pub name: String,
@@ -220,7 +220,7 @@ fn name_taken(name: &str) -> String {
 }
 
 /// The fields of an organization to change; `None` keeps a field.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgChanges {
     pub name: Option<String>,

@@ -52,7 +52,7 @@ pub async fn authenticate(ctx: Ctx<'_>, secret: &str) -> Result<KeyAuth> {
 }
 
 /// A daemon's registration as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     pub name: String,
@@ -233,7 +233,7 @@ pub async fn heartbeat(
 }
 
 /// Log lines as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Logs {
     pub logs: Vec<LogLine>,
@@ -262,7 +262,7 @@ pub async fn complete(
 }
 
 /// A failure as sent (`canceled` when the daemon stopped on request).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Failure {
     pub error: String,

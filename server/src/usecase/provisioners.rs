@@ -43,7 +43,7 @@ pub async fn list_keys(
 }
 
 /// A new provisioner key as requested.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     pub name: String,
@@ -159,7 +159,7 @@ pub(crate) fn job_resource(org: &Organization, job: &Job) -> Resource {
 }
 
 /// `?status=&limit=&offset=` of a job list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct JobsQuery {
     pub status: Option<String>,
@@ -235,7 +235,7 @@ pub async fn get_job(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<Job> {
 }
 
 /// `?after=&limit=` of a job's logs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     /// Only lines after this id.

@@ -22,7 +22,7 @@ use crate::model::{CustomRole, Organization};
 use crate::store;
 
 /// A role as the API takes it (create, update).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct RoleRequest {
     pub name: String,
     #[serde(default)]
@@ -34,15 +34,17 @@ pub struct RoleRequest {
     pub organization_permissions: Vec<RolePermission>,
     /// Must be empty: a custom role acts in its organization only.
     #[serde(default)]
+    #[schema(value_type = Vec<RolePermission>)]
     pub site_permissions: Vec<serde_json::Value>,
     /// Must be empty.
     #[serde(default)]
+    #[schema(value_type = Vec<RolePermission>)]
     pub user_permissions: Vec<serde_json::Value>,
 }
 
 /// A role of an organization, built-in or custom, and whether the caller may
 /// assign it there.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AssignableRole {
     pub name: String,
     pub display_name: String,
@@ -143,6 +145,8 @@ fn validate(ctx: Ctx<'_>, org: &Organization, req: &RoleRequest, now: &str) -> R
         name: req.name.clone(),
         display_name: req.display_name.clone(),
         permissions: permissions.into_iter().collect(),
+        site_permissions: Vec::new(),
+        user_permissions: Vec::new(),
         created_at: now.to_owned(),
         updated_at: now.to_owned(),
     })
@@ -200,20 +204,26 @@ pub async fn list(ctx: Ctx<'_>, caller: &Caller, org_key: &str) -> Result<Vec<As
     Ok(built_in.chain(custom).collect())
 }
 
+/// One custom role and the usernames of the members holding it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RoleHolders {
+    #[serde(flatten)]
+    pub role: CustomRole,
+    pub members: Vec<String>,
+}
+
 /// One custom role of an org and the usernames of the members holding it.
-pub async fn show(
-    ctx: Ctx<'_>,
-    caller: &Caller,
-    org_key: &str,
-    name: &str,
-) -> Result<(CustomRole, Vec<String>)> {
+pub async fn show(ctx: Ctx<'_>, caller: &Caller, org_key: &str, name: &str) -> Result<RoleHolders> {
     let mut conn = ctx.conn().await?;
     let (org, _) = orgs::load(&mut conn, ctx.authz, caller, org_key, Action::MEMBER_READ).await?;
     let role = store::roles::get(&mut conn, &org.id, name)
         .await?
         .ok_or_else(|| Error::not_found("role"))?;
     let holders = store::roles::holders(&mut conn, &org.id, name).await?;
-    Ok((role, holders.into_iter().map(|(_, u, _)| u).collect()))
+    Ok(RoleHolders {
+        role,
+        members: holders.into_iter().map(|(_, u, _)| u).collect(),
+    })
 }
 
 /// Defines a custom role of the org. It is held by nobody yet: nothing is

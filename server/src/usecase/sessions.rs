@@ -97,7 +97,7 @@ pub async fn open(
 }
 
 /// A password login as asked.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordLogin {
     pub email: String,
@@ -230,7 +230,7 @@ pub async fn logout(ctx: Ctx<'_>, caller: &Caller, key_id: &str, username: &str)
 }
 
 /// An API token as asked.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     #[serde(default)]

@@ -24,7 +24,7 @@ pub use crate::store::templates::{Acl, JobRef, Template, TemplateVersion};
 use crate::store::{self, Conn};
 
 /// `?organization=` of an upload.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct FileQuery {
     /// The organization the file is for (optional): binds the file to that
@@ -138,7 +138,7 @@ async fn version_resource(
 }
 
 /// A new template version as requested.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVersion {
     pub file_hash: String,
@@ -301,7 +301,7 @@ pub(crate) fn template_resource(org: &Organization, t: &Template) -> Resource {
 }
 
 /// A new template as requested.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTemplate {
     pub name: String,
@@ -490,7 +490,7 @@ pub async fn get_template(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<Tem
 }
 
 /// The fields of a template to change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateChanges {
     pub name: Option<String>,
@@ -593,7 +593,7 @@ pub async fn get_acl(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<Value> {
 }
 
 /// Changes to a template's ACL.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AclPatch {
     /// `{user id or username: "use" | "admin" | null}` (null removes).

@@ -159,7 +159,7 @@ pub async fn first_exists(ctx: Ctx<'_>) -> Result<bool> {
 }
 
 /// The first user of a deployment, as requested.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FirstUser {
     pub username: String,
@@ -284,7 +284,7 @@ pub async fn get(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<User> {
 }
 
 /// `?q=&status=&limit=&offset=` of the user list.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct UserQuery {
     pub q: Option<String>,
@@ -315,7 +315,7 @@ pub async fn list(ctx: Ctx<'_>, caller: &Caller, q: &UserQuery) -> Result<(Vec<U
 }
 
 /// A user as `POST /users` asks for it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
@@ -427,7 +427,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, req: NewUser) -> Result<User>
 }
 
 /// The profile and sign-in fields of a user to change; `None` keeps a field.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChanges {
     pub username: Option<String>,

@@ -22,7 +22,7 @@ fn ws_resource(org: &Organization, w: &Workspace) -> Resource {
 }
 
 /// A new workspace as requested.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWorkspace {
     pub template_id: String,
@@ -263,7 +263,7 @@ pub async fn create(
 }
 
 /// `?owner=&limit=&offset=` of a workspace list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `me`, a username or an id.
@@ -331,7 +331,7 @@ pub async fn builds(ctx: Ctx<'_>, caller: &Caller, id: &str) -> Result<Vec<Build
 }
 
 /// A build as requested.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBuild {
     pub transition: Transition,

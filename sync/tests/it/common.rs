@@ -29,6 +29,7 @@ pub fn org(id: &str, name: &str, is_default: bool) -> OrgInfo {
         id: id.to_owned(),
         name: name.to_owned(),
         is_default,
+        custom_roles: Vec::new(),
     }
 }
 

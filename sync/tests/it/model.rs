@@ -470,6 +470,7 @@ fn world_and_user() -> impl Strategy<Value = (World, UserState)> {
                         id: ORG_IDS[i].to_owned(),
                         name: ORG_NAMES[i].to_owned(),
                         is_default: i == 0 && has_default,
+                        custom_roles: Vec::new(),
                     })
                     .collect();
                 let mut groups = vec![];

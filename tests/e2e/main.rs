@@ -18,6 +18,7 @@ mod console;
 mod console_deployment;
 mod console_orgs;
 mod crash;
+mod custom_roles;
 mod grants;
 mod harness;
 mod idpsync;

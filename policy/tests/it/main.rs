@@ -6,6 +6,7 @@
     reason = "tests fail loudly"
 )]
 
+mod custom_roles;
 mod differential;
 mod engine;
 mod policy_files;

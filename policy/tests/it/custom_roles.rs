@@ -84,7 +84,7 @@ prop_compose! {
         memberships in prop::collection::vec(prop::option::of(prop::sample::subsequence(BUILT_IN.to_vec(), 0..2)), ORGS.len()),
     ) -> (usize, Vec<RolePermission>, Vec<Option<Vec<&'static str>>>) {
         let all = actions();
-        let perms = picks.iter().map(|(i, neg)| permission(i.get(&all), *neg)).collect();
+        let perms = picks.iter().map(|(i, neg)| permission(i.get(all.as_slice()).as_str(), *neg)).collect();
         (role_org, perms, memberships)
     }
 }

@@ -134,7 +134,26 @@ fn world_entities(scene: &Scene) -> Vec<Value> {
             json!({"key": u.id, "status": u.status}),
             parents.into_iter().map(|(t, id)| uid(t, id)).collect(),
         );
-        user["tags"] = json!(u.memberships);
+        // The tag of an org: the role names there, and the permission entries
+        // of the custom roles among them (`+action`, `-action` when negated).
+        let tags: BTreeMap<&String, Vec<String>> = u
+            .memberships
+            .iter()
+            .map(|(org, roles)| {
+                let custom = world.organizations.iter().find(|o| &o.id == org);
+                let mut tag = roles.clone();
+                for r in roles {
+                    if let Some(perms) = custom.and_then(|o| o.custom_roles.get(r)) {
+                        tag.extend(perms.iter().map(|p| {
+                            let sign = if p.negate { '-' } else { '+' };
+                            format!("{sign}{}:{}", p.resource_type, p.action)
+                        }));
+                    }
+                }
+                (org, tag)
+            })
+            .collect();
+        user["tags"] = json!(tags);
         out.push(user);
     }
     for d in &scene.daemons {
@@ -495,7 +514,7 @@ fn scene() -> impl Strategy<Value = Scene> {
                 .map(|(i, id)| WorldOrganization {
                     id: id.clone(),
                     default: default == Some(i),
-                    custom_roles: Default::default(),
+                    custom_roles: custom_roles(),
                 })
                 .collect();
             let groups: Vec<WorldGroup> = groups
@@ -514,7 +533,7 @@ fn scene() -> impl Strategy<Value = Scene> {
                         .iter()
                         .zip(&orgs)
                         .filter_map(|(org, roles)| {
-                            Some((org.clone(), pick(roles.as_ref()?, &owned(ORG_ROLES))))
+                            Some((org.clone(), pick(roles.as_ref()?, &org_roles_with_custom())))
                         })
                         .collect();
                     let groups = pick(&in_groups, &groups)
@@ -917,10 +936,59 @@ fn fixed_user(
 /// Users of every kind of authority (site roles, org roles, bans, suspended and
 /// dormant), in three organizations, one of them the default.
 fn fixed_scene() -> Scene {
+    let mut scene = fixed_scene_builtin();
+    scene.world.users.push(fixed_user(
+        "c-all",
+        "active",
+        &[],
+        &[("org-d", &[]), ("org-a", &["c-all"])],
+        &[],
+    ));
+    scene.world.users.push(fixed_user(
+        "c-none",
+        "active",
+        &[],
+        &[("org-d", &[]), ("org-a", &["organization-admin", "c-none"])],
+        &[],
+    ));
+    scene
+}
+
+/// Every organization's custom roles: `c-all` carries every action a custom
+/// role may carry, `c-none` negates every one.
+fn custom_roles() -> BTreeMap<String, Vec<orgsync_policy::RolePermission>> {
+    let actions = Engine::builtin().unwrap().custom_role_actions().to_vec();
+    let perms = |negate: bool| {
+        actions
+            .iter()
+            .map(|a| {
+                let (resource_type, action) = a.split_once(':').unwrap();
+                orgsync_policy::RolePermission {
+                    resource_type: resource_type.to_owned(),
+                    action: action.to_owned(),
+                    negate,
+                }
+            })
+            .collect()
+    };
+    BTreeMap::from([
+        ("c-all".to_owned(), perms(false)),
+        ("c-none".to_owned(), perms(true)),
+    ])
+}
+
+/// The built-in org roles and the custom roles of [`custom_roles`].
+fn org_roles_with_custom() -> Vec<String> {
+    let mut roles = owned(ORG_ROLES);
+    roles.extend(["c-all".to_owned(), "c-none".to_owned()]);
+    roles
+}
+
+fn fixed_scene_builtin() -> Scene {
     let org = |id: &str, default| WorldOrganization {
         id: id.to_owned(),
         default,
-        custom_roles: Default::default(),
+        custom_roles: custom_roles(),
     };
     let group = |id: &str, o: &str| WorldGroup {
         id: id.to_owned(),

@@ -289,7 +289,7 @@ async fn members_of(
                     (
                         r.name.to_owned(),
                         r.display_name.clone(),
-                        m.roles.iter().any(|h| *h == r.name),
+                        m.roles.contains(&r.name),
                     )
                 })
                 .collect();

@@ -11,7 +11,7 @@ use super::users::RolesRequest;
 use crate::error::ApiResult;
 use crate::model::{CustomRole, Member};
 use crate::usecase::members;
-use crate::usecase::roles::{self, AssignableRole, RoleHolders, RoleRequest};
+use crate::usecase::roles::{self, AssignableRole, RoleHolders, RoleRequest, Save};
 
 /// `{organization}/members/{user}`.
 /// `{organization}/members/{user}`.
@@ -76,7 +76,7 @@ pub async fn create_role(
     ApiJson(req): ApiJson<RoleRequest>,
 ) -> ApiResult<Created<CustomRole>> {
     Ok(created(
-        roles::create(c.ctx(), &c.caller, &c.path, &req).await?,
+        roles::save(c.ctx(), &c.caller, &c.path, &req, Save::Create).await?,
     ))
 }
 
@@ -87,7 +87,7 @@ pub async fn update_role(
     ApiJson(req): ApiJson<RoleRequest>,
 ) -> ApiResult<Json<CustomRole>> {
     Ok(Json(
-        roles::update(c.ctx(), &c.caller, &c.path, &req).await?,
+        roles::save(c.ctx(), &c.caller, &c.path, &req, Save::Update).await?,
     ))
 }
 

@@ -226,22 +226,53 @@ pub async fn show(ctx: Ctx<'_>, caller: &Caller, org_key: &str, name: &str) -> R
     })
 }
 
-/// Defines a custom role of the org. It is held by nobody yet: nothing is
-/// granted (assigning it passes the grant rule).
-pub async fn create(
+/// Whether a save defines a new role or replaces one (the body names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Save {
+    /// Defines a role, held by nobody yet: nothing is granted (assigning it
+    /// passes the grant rule).
+    Create,
+    /// Replaces a role's display name and permissions; its holders'
+    /// decisions change at once, on every replica.
+    Update,
+}
+
+/// Creates or updates the custom role the body names.
+pub async fn save(
     ctx: Ctx<'_>,
     caller: &Caller,
     org_key: &str,
     req: &RoleRequest,
+    mode: Save,
 ) -> Result<CustomRole> {
     let mut work = Work::begin(ctx, caller).await?;
+    let now_s = work.now_s.clone();
+    if mode == Save::Update {
+        let (org, old, holders, permit) = load_for_change(
+            &mut work,
+            org_key,
+            &req.name,
+            Action::ORGANIZATION_ROLE_UPDATE,
+        )
+        .await?;
+        let mut role = validate(ctx, &org, req, &now_s)?;
+        role.created_at = old.created_at.clone();
+        if role.display_name == old.display_name && role.permissions == old.permissions {
+            return Ok(old);
+        }
+        let ids: Vec<&str> = holders.iter().map(|(id, _, _)| id.as_str()).collect();
+        store::roles::update(&mut work.write(&permit)?, &role, &ids).await?;
+        work.audit(&permit, Change::updated(&old, &role)).await?;
+        work.touch_all(ids);
+        work.commit().await?;
+        return Ok(role);
+    }
     let (org, _) = orgs::load_in(&mut work, org_key, Action::ORGANIZATION_READ).await?;
     let permit = work.require(
         Action::ORGANIZATION_ROLE_CREATE,
         &Resource::org_role(&org.org_ref(), &req.name),
         "organization",
     )?;
-    let now_s = work.now_s.clone();
     let role = validate(ctx, &org, req, &now_s)?;
     if store::roles::get(work.conn(), &org.id, &role.name)
         .await?
@@ -289,36 +320,6 @@ async fn load_for_change(
         )?;
     }
     Ok((org, role, holders, permit))
-}
-
-/// Replaces a custom role's display name and permissions (the body names it);
-/// its holders' decisions change at once, on every replica.
-pub async fn update(
-    ctx: Ctx<'_>,
-    caller: &Caller,
-    org_key: &str,
-    req: &RoleRequest,
-) -> Result<CustomRole> {
-    let mut work = Work::begin(ctx, caller).await?;
-    let (org, old, holders, permit) = load_for_change(
-        &mut work,
-        org_key,
-        &req.name,
-        Action::ORGANIZATION_ROLE_UPDATE,
-    )
-    .await?;
-    let now_s = work.now_s.clone();
-    let mut role = validate(ctx, &org, req, &now_s)?;
-    role.created_at = old.created_at.clone();
-    if role.display_name == old.display_name && role.permissions == old.permissions {
-        return Ok(old);
-    }
-    let ids: Vec<&str> = holders.iter().map(|(id, _, _)| id.as_str()).collect();
-    store::roles::update(&mut work.write(&permit)?, &role, &ids).await?;
-    work.audit(&permit, Change::updated(&old, &role)).await?;
-    work.touch_all(ids);
-    work.commit().await?;
-    Ok(role)
 }
 
 /// Deletes a custom role and, in the same transaction, takes it from every

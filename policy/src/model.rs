@@ -417,15 +417,18 @@ impl PrincipalEntity {
     }
 
     /// The principal's entity for one decision, with the parents `keep` accepts.
-    /// Whether one of the user's memberships in `org_id` has the org role
-    /// `role` (what the entity's tag for that org holds). `true` for a principal
-    /// that is not a user: the caller then keeps what the role would decide.
+    /// Whether the entity's tag for `org_id` holds `role`: one of the user's
+    /// roles there, or a permission entry of its custom roles there
+    /// ([`RolePermission::tag`]). `true` for a principal that is not a user:
+    /// the caller then keeps what the role would decide.
     pub(crate) fn may_have_org_role(&self, org_id: &str, role: &str) -> bool {
         match &self.data {
-            PrincipalData::User(p) => p
-                .memberships
-                .iter()
-                .any(|m| m.org_id == org_id && m.roles.iter().any(|r| r == role)),
+            PrincipalData::User(p) => p.memberships.iter().any(|m| {
+                m.org_id == org_id
+                    && (m.roles.iter().any(|r| r == role)
+                        || (role.starts_with(['+', '-'])
+                            && m.permissions.iter().any(|p| p.tag() == role)))
+            }),
             PrincipalData::Fixed(_) => true,
         }
     }

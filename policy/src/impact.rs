@@ -87,7 +87,7 @@ fn word(allowed: bool) -> &'static str {
 
 /// The actions of both sets (role bundles excluded) with the resource kinds each
 /// applies to.
-fn actions(before: &Engine, after: &Engine) -> Vec<(String, BTreeSet<EntityKind>)> {
+fn actions(before: &Engine, after: &Engine) -> Vec<(String, Vec<EntityKind>)> {
     let names: BTreeSet<&str> = before
         .action_names()
         .chain(after.action_names())
@@ -96,7 +96,7 @@ fn actions(before: &Engine, after: &Engine) -> Vec<(String, BTreeSet<EntityKind>
     names
         .into_iter()
         .map(|name| {
-            let mut kinds = BTreeSet::new();
+            let mut kinds = Vec::new();
             let uid = EntityUid::from_str(&format!("Action::{name:?}")).ok();
             for engine in [before, after] {
                 let Some(types) = uid
@@ -107,7 +107,9 @@ fn actions(before: &Engine, after: &Engine) -> Vec<(String, BTreeSet<EntityKind>
                 };
                 for t in types {
                     if let Some(k) = EntityKind::parse(&t.to_string()) {
-                        kinds.insert(k);
+                        if !kinds.contains(&k) {
+                            kinds.push(k);
+                        }
                     }
                 }
             }
@@ -142,7 +144,7 @@ fn evaluate(
     before: &Engine,
     after: &Engine,
     world: &ImpactWorld,
-    actions: &[(String, BTreeSet<EntityKind>)],
+    actions: &[(String, Vec<EntityKind>)],
     users: &[ImpactUser],
 ) -> Partial {
     let mut out = Partial::default();

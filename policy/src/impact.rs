@@ -106,10 +106,10 @@ fn actions(before: &Engine, after: &Engine) -> Vec<(String, Vec<EntityKind>)> {
                     continue;
                 };
                 for t in types {
-                    if let Some(k) = EntityKind::parse(&t.to_string()) {
-                        if !kinds.contains(&k) {
-                            kinds.push(k);
-                        }
+                    if let Some(k) = EntityKind::parse(&t.to_string())
+                        && !kinds.contains(&k)
+                    {
+                        kinds.push(k);
                     }
                 }
             }

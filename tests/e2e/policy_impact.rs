@@ -68,12 +68,13 @@ async fn world(tweak: impl FnOnce(&mut orgsync::config::ServerArgs)) -> World {
     let mut auditors = Vec::new();
     for name in ["aud1", "aud2"] {
         let (_, id) = owner.create_user(name).await;
-        owner
+        let (status, body) = owner
             .put(
                 &format!("/organizations/coder/members/{id}/roles"),
                 json!({"roles": ["organization-auditor"]}),
             )
             .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
         auditors.push(id);
     }
     let (_, ua) = owner.create_user("uadmin").await;

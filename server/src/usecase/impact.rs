@@ -22,6 +22,9 @@ use crate::store::{self, Conn};
 /// which the answer states.
 pub const SAMPLE_PER_KIND: usize = 50;
 
+/// The text of a proposed policy file.
+pub type FileText = String;
+
 /// The proposed policy set: the files of a policy directory (`{path: text}`,
 /// paths relative to it; `schema.cedarschema` among them or in `schema`), or
 /// `policy_dir: true` for the server's own `--policy-dir` as it is on disk now.
@@ -29,7 +32,7 @@ pub const SAMPLE_PER_KIND: usize = 50;
 #[serde(deny_unknown_fields)]
 pub struct ImpactRequest {
     #[serde(default)]
-    pub files: BTreeMap<String, String>,
+    pub files: BTreeMap<String, FileText>,
     /// The schema's text; without it, `files["schema.cedarschema"]`, else the
     /// running schema.
     #[serde(default)]

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityUid,
@@ -51,56 +52,170 @@ struct ActionSlice {
     policies: PolicySet,
     /// The same policies with their action scope, which this action satisfies by
     /// construction of the slice, rewritten to `action`: they decide exactly as
-    /// `policies` do without the action entities in the request. One set per
-    /// combination of the roles of [`ScopeRoles`] (index: the principal's
-    /// [`ScopeRoles::mask`]), without the policies scoped to a role the principal
-    /// does not hold: such a policy's scope, which Cedar evaluates first, is false,
-    /// so it can neither apply nor fail.
-    unscoped: Vec<PolicySet>,
+    /// `policies` do without the action entities in the request, and are kept
+    /// once per combination of the roles they are filtered on (see [`Filters`]).
+    unscoped: Filtered,
     /// Whether a policy of the slice still needs the action entities: its
     /// condition reads `action`, or its scope could not be rewritten.
     needs_action_entities: bool,
 }
 
-/// The roles that policy scopes name (`principal in Role::"owner"`), at most
-/// [`ScopeRoles::MAX`] of them; with more, no policy is left out by role.
-struct ScopeRoles(Vec<String>);
+/// A role whose absence makes a policy evaluate to false, without error, before
+/// Cedar evaluates it; such a policy can be left out of a decision for a
+/// principal without the role, which changes neither the decision, nor its
+/// reasons, nor its errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Filter {
+    /// A site role: the policy is scoped `principal in Role::"x"` (Cedar checks
+    /// the scope first, and a scope never errors).
+    Site(String),
+    /// An organization role: the policy's first condition is a `when` whose
+    /// first conjuncts are (optionally `principal in resource.organization &&`)
+    /// `principal.hasTag(resource.organization.key) &&
+    /// principal.getTag(resource.organization.key).contains("x")`. For a user and
+    /// a resource in an organization (whose entity, with its `key`, is in every
+    /// request), none of these errors, and the conjunction is false unless one of
+    /// the user's memberships in that organization has the role.
+    Org(String),
+}
 
-impl ScopeRoles {
-    const MAX: usize = 6;
+impl Filter {
+    /// Whether `principal` may hold this role for `resource`; `true` when that
+    /// cannot be known (then the policy is kept, which is always sound).
+    fn held(&self, principal: &PrincipalEntity, resource: &Resource) -> bool {
+        match self {
+            Filter::Site(role) => principal.has_role(role),
+            Filter::Org(role) => match resource.org() {
+                Some(org) => principal.may_have_org_role(&org.id, role),
+                None => true,
+            },
+        }
+    }
+}
 
-    fn of(all: &PolicySet) -> Self {
-        let mut roles: Vec<String> = Vec::new();
-        for role in all.policies().filter_map(scope_role) {
-            if !roles.contains(&role) {
-                roles.push(role);
+/// The filters of the policies of one slice, at most [`Filtered::MAX`] of them
+/// (the others are kept in every set).
+struct Filtered {
+    filters: Vec<Filter>,
+    /// Each rewritten policy with the filters (bits) it needs.
+    policies: Vec<(Policy, usize)>,
+    /// One set per combination of the filters held (index: the mask), built on
+    /// first use.
+    sets: Vec<OnceLock<Option<PolicySet>>>,
+}
+
+impl Filtered {
+    const MAX: usize = 8;
+
+    fn new(policies: Vec<Policy>) -> Self {
+        let mut filters: Vec<Filter> = Vec::new();
+        let mut out = Vec::with_capacity(policies.len());
+        for policy in policies {
+            let mut need = 0;
+            for f in filters_of(&policy) {
+                let i = match filters.iter().position(|x| *x == f) {
+                    Some(i) => i,
+                    None if filters.len() < Self::MAX => {
+                        filters.push(f);
+                        filters.len() - 1
+                    }
+                    None => continue,
+                };
+                need |= 1 << i;
             }
+            out.push((policy, need));
         }
-        if roles.len() > Self::MAX {
-            roles.clear();
-        }
-        Self(roles)
-    }
-
-    fn combinations(&self) -> usize {
-        1 << self.0.len()
-    }
-
-    /// Whether the policies of combination `mask` include `policy`.
-    fn includes(&self, mask: usize, policy: &Policy) -> bool {
-        match scope_role(policy).and_then(|r| self.0.iter().position(|x| *x == r)) {
-            Some(i) => mask & (1 << i) != 0,
-            None => true,
+        let sets = (0..1usize << filters.len())
+            .map(|_| OnceLock::new())
+            .collect();
+        Self {
+            filters,
+            policies: out,
+            sets,
         }
     }
 
-    /// The combination of these roles that `principal` holds.
-    fn mask(&self, principal: &PrincipalEntity) -> usize {
-        self.0
+    /// The combination of the filters that `principal` holds for `resource`.
+    fn mask(&self, principal: &PrincipalEntity, resource: &Resource) -> usize {
+        self.filters
             .iter()
             .enumerate()
-            .filter(|(_, r)| principal.has_role(r))
+            .filter(|(_, f)| f.held(principal, resource))
             .fold(0, |m, (i, _)| m | 1 << i)
+    }
+
+    /// The policies of combination `mask`: those whose filters it all holds.
+    fn set(&self, mask: usize) -> Option<&PolicySet> {
+        self.sets
+            .get(mask)?
+            .get_or_init(|| {
+                let mut set = PolicySet::new();
+                for (policy, need) in &self.policies {
+                    if need & !mask == 0 {
+                        set.add(policy.clone()).ok()?;
+                    }
+                }
+                Some(set)
+            })
+            .as_ref()
+    }
+}
+
+/// The filters of a policy (see [`Filter`]).
+fn filters_of(policy: &Policy) -> Vec<Filter> {
+    let mut out = Vec::new();
+    if let Some(role) = scope_role(policy) {
+        out.push(Filter::Site(role));
+    }
+    if let Some(role) = policy.to_json().ok().as_ref().and_then(org_role_guard) {
+        out.push(Filter::Org(role));
+    }
+    out
+}
+
+/// The organization role of a policy's guard (see [`Filter::Org`]), from its
+/// JSON form.
+fn org_role_guard(json: &serde_json::Value) -> Option<String> {
+    use serde_json::json;
+    let first = json.get("conditions")?.as_array()?.first()?;
+    if first.get("kind")?.as_str()? != "when" {
+        return None;
+    }
+    let mut conjuncts = Vec::new();
+    conjunction(first.get("body")?, &mut conjuncts);
+    let principal = json!({"Var": "principal"});
+    let org = json!({".": {"left": {"Var": "resource"}, "attr": "organization"}});
+    let key = json!({".": {"left": org, "attr": "key"}});
+    let member = json!({"in": {"left": principal, "right": org}});
+    let has_tag = json!({"hasTag": {"left": principal, "right": key}});
+    let get_tag = json!({"getTag": {"left": principal, "right": key}});
+    let mut rest = conjuncts.into_iter();
+    let mut next = rest.next()?;
+    if *next == member {
+        next = rest.next()?;
+    }
+    if *next != has_tag {
+        return None;
+    }
+    let contains = rest.next()?.get("contains")?;
+    if *contains.get("left")? != get_tag {
+        return None;
+    }
+    Some(contains.get("right")?.get("Value")?.as_str()?.to_owned())
+}
+
+/// The conjuncts of `expr` in the order Cedar evaluates them.
+fn conjunction<'a>(expr: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
+    match expr.get("&&") {
+        Some(and) => {
+            if let (Some(left), Some(right)) = (and.get("left"), and.get("right")) {
+                conjunction(left, out);
+                conjunction(right, out);
+            } else {
+                out.push(expr);
+            }
+        }
+        None => out.push(expr),
     }
 }
 
@@ -214,7 +329,6 @@ pub struct Engine {
     policies: Vec<PolicyInfo>,
     actions: HashMap<String, ActionSlice>,
     literals: Literals,
-    scope_roles: ScopeRoles,
     hash: String,
     origin: String,
     /// The schema and policy files this set was loaded from, as read.
@@ -323,8 +437,7 @@ impl Engine {
         if !diags.is_empty() {
             return Err(PolicyError::Invalid(diags));
         }
-        let scope_roles = ScopeRoles::of(&all);
-        let actions = slice_by_action(&schema, &all, &scope_roles)?;
+        let actions = slice_by_action(&schema, &all)?;
         let literals = Literals::of(&all);
         Ok(Self {
             schema,
@@ -332,7 +445,6 @@ impl Engine {
             policies: infos,
             actions,
             literals,
-            scope_roles,
             hash: hex::encode(hasher.finalize()),
             origin: sources.origin.clone(),
             files: sources.policies.clone(),
@@ -411,7 +523,7 @@ impl Engine {
             entities.extend(slice.entities.iter().cloned());
             &slice.policies
         } else {
-            match slice.unscoped.get(self.scope_roles.mask(principal)) {
+            match slice.unscoped.set(slice.unscoped.mask(principal, resource)) {
                 Some(set) => set,
                 None => &slice.policies,
             }
@@ -564,7 +676,6 @@ fn statement_starts(text: &str) -> Vec<usize> {
 fn slice_by_action(
     schema: &Schema,
     all: &PolicySet,
-    roles: &ScopeRoles,
 ) -> Result<HashMap<String, ActionSlice>, PolicyError> {
     let action_entities = schema
         .action_entities()
@@ -577,7 +688,7 @@ fn slice_by_action(
             .unwrap_or_default();
         ancestors.insert(uid.clone());
         let mut set = PolicySet::new();
-        let mut unscoped_sets = vec![PolicySet::new(); roles.combinations()];
+        let mut rewritten_all = Vec::new();
         let mut needs_action_entities = false;
         let slice_err =
             |e: cedar_policy::PolicySetError| PolicyError::Request(format!("policy slice: {e}"));
@@ -599,11 +710,7 @@ fn slice_by_action(
                         policy.clone()
                     }
                 };
-                for (mask, unscoped_set) in unscoped_sets.iter_mut().enumerate() {
-                    if roles.includes(mask, &rewritten) {
-                        unscoped_set.add(rewritten.clone()).map_err(slice_err)?;
-                    }
-                }
+                rewritten_all.push(rewritten);
             }
         }
         let entities = ancestors
@@ -616,10 +723,71 @@ fn slice_by_action(
                 uid: uid.clone(),
                 entities,
                 policies: set,
-                unscoped: unscoped_sets,
+                unscoped: Filtered::new(rewritten_all),
                 needs_action_entities,
             },
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::panic, reason = "a test fails loudly")]
+mod tests {
+    use super::*;
+
+    fn guard_of(engine: &Engine, id: &str) -> Vec<Filter> {
+        let policy = engine.all.policy(&PolicyId::new(id));
+        policy.map(filters_of).unwrap_or_default()
+    }
+
+    #[test]
+    fn org_role_guards_of_the_builtin_policies() {
+        let engine = Engine::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let org = |r: &str| vec![Filter::Org(r.to_owned())];
+        assert_eq!(guard_of(&engine, "org.admin"), org("organization-admin"));
+        assert_eq!(
+            guard_of(&engine, "org.template-admin"),
+            org("organization-template-admin")
+        );
+        assert_eq!(
+            guard_of(&engine, "guardrail.workspace-creation-ban"),
+            org("organization-workspace-creation-ban")
+        );
+        assert_eq!(
+            guard_of(&engine, "site.auditor"),
+            vec![Filter::Site("auditor".to_owned())]
+        );
+        // No guard: a condition that does not start with the tag test.
+        assert_eq!(guard_of(&engine, "org.member.template-acl"), vec![]);
+        assert_eq!(guard_of(&engine, "org.member"), vec![]);
+        assert_eq!(guard_of(&engine, "guardrail.cross-org"), vec![]);
+    }
+
+    #[test]
+    fn a_guard_must_come_first_and_test_the_tag_before_reading_it() {
+        let parse = |text: &str| -> Option<String> {
+            let set = PolicySet::from_str(text).ok()?;
+            let policy = set.policies().next()?;
+            org_role_guard(&policy.to_json().ok()?)
+        };
+        let guarded = r#"permit (principal, action, resource) when {
+            principal.hasTag(resource.organization.key) &&
+            principal.getTag(resource.organization.key).contains("x") && resource.y };"#;
+        assert_eq!(parse(guarded), Some("x".to_owned()));
+        // getTag without hasTag first may error: not a guard.
+        let unguarded = r#"permit (principal, action, resource) when {
+            principal.getTag(resource.organization.key).contains("x") };"#;
+        assert_eq!(parse(unguarded), None);
+        // Something evaluated before the guard (it may error): not a guard.
+        let late = r#"permit (principal, action, resource) when { resource.y &&
+            principal.hasTag(resource.organization.key) &&
+            principal.getTag(resource.organization.key).contains("x") };"#;
+        assert_eq!(parse(late), None);
+        // An `unless` first is not a guard.
+        let unless = r#"permit (principal, action, resource) unless {
+            principal.hasTag(resource.organization.key) &&
+            principal.getTag(resource.organization.key).contains("x") };"#;
+        assert_eq!(parse(unless), None);
+    }
 }

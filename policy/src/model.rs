@@ -134,6 +134,8 @@ impl Action {
     pub const USER_SUSPEND: Action = Action("user:suspend");
     pub const USER_DELETE: Action = Action("user:delete");
     pub const USER_CREATE_TOKEN: Action = Action("user:create_token");
+    pub const USER_READ_TOKENS: Action = Action("user:read_tokens");
+    pub const USER_DELETE_TOKEN: Action = Action("user:delete_token");
     pub const USER_UPDATE_ROLES: Action = Action("user:update_roles");
     pub const USER_LINK: Action = Action("user:link");
     pub const SITE_ROLE_ASSIGN: Action = Action("site_role:assign");
@@ -367,6 +369,19 @@ impl PrincipalEntity {
     }
 
     /// The principal's entity for one decision, with the parents `keep` accepts.
+    /// Whether one of the user's memberships in `org_id` has the org role
+    /// `role` (what the entity's tag for that org holds). `true` for a principal
+    /// that is not a user: the caller then keeps what the role would decide.
+    pub(crate) fn may_have_org_role(&self, org_id: &str, role: &str) -> bool {
+        match &self.data {
+            PrincipalData::User(p) => p
+                .memberships
+                .iter()
+                .any(|m| m.org_id == org_id && m.roles.iter().any(|r| r == role)),
+            PrincipalData::Fixed(_) => true,
+        }
+    }
+
     pub(crate) fn entity(&self, keep: &impl Keep) -> Entity {
         match &self.data {
             PrincipalData::User(p) => p.entity(&self.uid, keep),

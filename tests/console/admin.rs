@@ -196,6 +196,7 @@ async fn organization_admin_in_the_browser() {
         ("deployment-idp-sync", "/deployment/idp-sync"),
         ("deployment-ldap-sync", "/deployment/ldap-sync"),
         ("deployment-policies", "/deployment/policies"),
+        ("api-tokens", "/settings/tokens"),
     ];
     for (w, h) in [(1280, 800), (390, 844)] {
         owner.client.set_window_size(w, h).await.unwrap();
@@ -206,6 +207,16 @@ async fn organization_admin_in_the_browser() {
         }
     }
     owner.client.set_window_size(1280, 800).await.unwrap();
+    // An API token from the account menu, shown once with a copy button.
+    owner.goto(&at("/workspaces")).await;
+    owner.click("details.usermenu > summary").await;
+    owner.click_text("API tokens").await;
+    assert_eq!(owner.path().await, "/settings/tokens");
+    owner.fill("#name", "laptop").await;
+    owner.click_text("Create token").await;
+    assert!(owner.value_of("#new-token").await.len() >= 20);
+    assert!(owner.exists("button[data-copy=new-token]").await);
+    owner.screenshot("api-token-created").await;
     // The login page, signed out.
     let anon = driver.browser(true).await;
     anon.goto(&at("/login")).await;

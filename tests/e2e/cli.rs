@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 use crate::harness::TestServer;
 
-const OWNER: [&str; 6] = [
+pub(crate) const OWNER: [&str; 6] = [
     "--first-user-username",
     "admin",
     "--first-user-email",
@@ -22,8 +22,9 @@ const OWNER: [&str; 6] = [
 ];
 
 /// Variables of the CLI a developer's shell may have set: never inherited.
-const CLI_ENV: [&str; 8] = [
+const CLI_ENV: [&str; 9] = [
     "ORGSYNC_URL",
+    "ORGSYNC_PROFILE",
     "ORGSYNC_SESSION_TOKEN",
     "ORGSYNC_EMAIL",
     "ORGSYNC_PASSWORD",
@@ -41,9 +42,9 @@ pub(crate) struct Out {
 
 /// The CLI with its own config dir (so its own stored session).
 pub(crate) struct Cli {
-    dir: tempfile::TempDir,
-    url: String,
-    env: Vec<(String, String)>,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) url: String,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Cli {
@@ -55,7 +56,7 @@ impl Cli {
         }
     }
 
-    fn config_dir(&self) -> PathBuf {
+    pub(crate) fn config_dir(&self) -> PathBuf {
         self.dir.path().join("config")
     }
 
@@ -129,7 +130,7 @@ impl Cli {
     }
 
     /// `orgsync login URL` with the owner's first-user flags.
-    async fn login_owner(&self) -> String {
+    pub(crate) async fn login_owner(&self) -> String {
         let mut args = vec!["login", self.url.as_str()];
         args.extend(OWNER);
         self.ok(&args).await
@@ -143,7 +144,7 @@ pub(crate) async fn owner_cli(s: &TestServer) -> Cli {
     cli
 }
 
-fn names(list: &Value, key: &str) -> Vec<String> {
+pub(crate) fn names(list: &Value, key: &str) -> Vec<String> {
     list.as_array()
         .unwrap()
         .iter()

@@ -678,3 +678,89 @@ async fn console_deployment_policies_show_the_running_set_escaped() {
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(audit_count(&owner).await, before + 1);
 }
+
+/// The value of the input `id` of a page.
+fn input_value(html: &str, id: &str) -> String {
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id}: {html}"));
+    let rest = &html[at..];
+    let v = rest.find("value=\"").expect("a value") + "value=\"".len();
+    rest[v..v + rest[v..].find('"').unwrap()].to_owned()
+}
+
+/// `/settings/tokens`: a token made in the console is shown once, works on
+/// the API as a bearer (what `orgsync login URL --token` stores), is listed
+/// without its secret, is out of other users' reach, and stops working when
+/// deleted.
+#[tokio::test]
+async fn console_api_tokens_are_shown_once_work_and_are_revoked() {
+    let s = TestServer::start().await;
+    let owner = s.owner().await;
+    let (bob, _) = owner.create_user("bob").await;
+    let b = Browser::of(&s, &owner);
+    let page = "/settings/tokens";
+    let (status, html) = b.get(page).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("No tokens yet."), "{html}");
+    assert!(
+        html.contains("href=\"/settings/tokens\""),
+        "in the user menu"
+    );
+
+    // A lifetime not offered: a field error, nothing made.
+    let (status, _, html) = b.post(page, page, &[("name", "x"), ("days", "1000")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(
+        html.contains("choose one of the lifetimes offered"),
+        "{html}"
+    );
+    assert!(html.contains("No tokens yet."), "{html}");
+
+    let (status, _, html) = b
+        .post(page, page, &[("name", "build-bot"), ("days", "7")])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{html}");
+    let secret = input_value(&html, "new-token");
+    assert!(secret.len() >= 20, "{secret}");
+    crate::logscan::register(crate::logscan::Kind::BearerToken, &secret);
+    let token_client = Client {
+        token: Some(secret.clone()),
+        ..owner.clone()
+    };
+    let me = token_client.get_ok("/users/me").await;
+    assert_eq!(me["username"], "admin");
+    // Listed with its name, never with its secret again.
+    let (_, html) = b.get(page).await;
+    assert!(html.contains("build-bot"), "{html}");
+    assert!(!html.contains(&secret), "the secret is shown only once");
+    let tokens = owner.get_ok("/users/me/keys/tokens").await;
+    let id = tokens
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["token_name"] == "build-bot"))
+        .and_then(|t| t["id"].as_str())
+        .unwrap_or_else(|| panic!("{tokens}"))
+        .to_owned();
+
+    // Bob sees only his own (none), and cannot delete the owner's.
+    let c = Browser::of(&s, &bob);
+    let (status, html) = c.get(page).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("build-bot"), "{html}");
+    let (status, _, _) = c
+        .post(page, &format!("/settings/tokens/{id}/delete"), &[])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(token_client.get_ok("/users/me").await["username"], "admin");
+
+    // The owner deletes it: refused from then on.
+    let (status, location, _) = b
+        .post(page, &format!("/settings/tokens/{id}/delete"), &[])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location, page);
+    let (status, _) = token_client.get("/users/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, html) = b.get(page).await;
+    assert!(!html.contains("build-bot"), "{html}");
+}

@@ -569,7 +569,8 @@ pub fn register_output(label: impl Into<String>, text: &[u8]) {
 /// Registers the secrets a run of the CLI used (`--password`-like flags,
 /// secret variables, the session `orgsync login` stored in `config_dir`) and
 /// adds its output. `stdout` is left out for commands that print a new secret
-/// by design (`provisioner keys create`), whose last line is registered instead.
+/// by design (`provisioner keys create`, `tokens create`), whose secret is
+/// registered instead.
 pub fn register_cli_run(
     args: &[&str],
     env: &[(String, String)],
@@ -581,6 +582,9 @@ pub fn register_cli_run(
     for pair in args.windows(2) {
         if pair[0].ends_with("password") {
             register_since(Kind::Password, pair[1], since);
+        }
+        if pair[0] == "--token" && pair[1] != "-" {
+            register_since(Kind::ApiToken, pair[1], since);
         }
     }
     for arg in args {
@@ -598,11 +602,22 @@ pub fn register_cli_run(
             _ => {}
         }
     }
-    if let Some(dir) = config_dir
-        && let Ok(text) = std::fs::read_to_string(dir.join("session.json"))
-        && let Ok(session) = serde_json::from_str::<Value>(&text)
+    // Every stored profile: the default one and the named ones.
+    let profiles = config_dir
+        .and_then(|d| std::fs::read_dir(d.join("profiles")).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()));
+    for path in config_dir
+        .map(|d| d.join("session.json"))
+        .into_iter()
+        .chain(profiles)
     {
-        register_json("", &session, since);
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Ok(session) = serde_json::from_str::<Value>(&text)
+        {
+            register_json("", &session, since);
+        }
     }
     let what = args
         .iter()
@@ -613,9 +628,24 @@ pub fn register_cli_run(
     let prints_secret = args
         .windows(3)
         .any(|w| w == ["provisioner", "keys", "create"]);
+    let prints_token = args.windows(2).any(|w| w == ["tokens", "create"]);
     if prints_secret {
         if let Some(key) = String::from_utf8_lossy(stdout).lines().last() {
             register_since(Kind::ProvisionerKey, key.trim(), since);
+        }
+    } else if prints_token {
+        // The token alone (`--quiet`), on a line of its own (table), or as
+        // `key` (JSON).
+        let text = String::from_utf8_lossy(stdout);
+        match serde_json::from_str::<Value>(&text) {
+            Ok(v) => register_json("/keys/tokens", &v, since),
+            Err(_) => {
+                for line in text.lines().map(str::trim) {
+                    if !line.is_empty() && !line.contains(' ') {
+                        register_since(Kind::ApiToken, line, since);
+                    }
+                }
+            }
         }
     } else {
         register_output(format!("the stdout of `orgsync {what}`"), stdout);

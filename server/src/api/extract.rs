@@ -407,15 +407,18 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[ProxyNet]) -> I
 /// Where the secret of a request came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialSource {
-    /// `Authorization: Bearer`: sent deliberately by the client.
+    /// `Authorization: Bearer` (or `Coder-Session-Token`): sent deliberately by the client.
     Bearer,
     /// The `orgsync_session` cookie: attached by the browser, also to requests
     /// other sites make it send (see [`super::csrf`]).
     Cookie,
 }
 
+/// The header Coder's clients send their token in.
+pub const CODER_SESSION_TOKEN: &str = "coder-session-token";
+
 /// The secret of a request and where it came from: `Authorization: Bearer`,
-/// else the session cookie. The one definition of which credential a request
+/// else the `Coder-Session-Token` header, else the session cookie. The one definition of which credential a request
 /// carries, for authentication and the cross-site check alike.
 pub fn credential(headers: &HeaderMap) -> Option<(String, CredentialSource)> {
     let bearer = headers
@@ -427,6 +430,17 @@ pub fn credential(headers: &HeaderMap) -> Option<(String, CredentialSource)> {
         });
     if let Some(t) = bearer {
         return Some((t.trim().to_owned(), CredentialSource::Bearer));
+    }
+    // Coder's header, for clients written against Coder's API. A browser
+    // sends a custom header cross-site only after a CORS preflight, which
+    // this server never grants: deliberate, like a bearer.
+    if let Some(t) = headers
+        .get(CODER_SESSION_TOKEN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        return Some((t.to_owned(), CredentialSource::Bearer));
     }
     headers
         .get_all(axum::http::header::COOKIE)

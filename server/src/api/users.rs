@@ -237,3 +237,19 @@ pub async fn create_token(
         expires_at: token.expires_at,
     }))
 }
+
+/// List a user's API tokens (never their secrets).
+#[utoipa::path(get, path = "/users/{user}/keys/tokens", tag = "users", responses((status = 200, description = "OK", body = Vec<crate::store::tokens::TokenInfo>)))]
+pub async fn list_tokens(c: Call<String>) -> ApiResult<Json<Vec<crate::store::tokens::TokenInfo>>> {
+    Ok(Json(
+        sessions::list_tokens(c.ctx(), &c.caller, &c.path).await?,
+    ))
+}
+
+/// Delete one of a user's API tokens (or sessions).
+#[utoipa::path(delete, path = "/users/{user}/keys/{id}", tag = "users", responses((status = 204, description = "No content")))]
+pub async fn delete_token(c: Call<(String, String)>) -> ApiResult<StatusCode> {
+    let (user, id) = &c.path;
+    sessions::delete_token(c.ctx(), &c.caller, user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -3,12 +3,14 @@
 //!
 //! A command uses `ORGSYNC_URL` and `ORGSYNC_SESSION_TOKEN` when set, else the
 //! session `orgsync login` stored in `ORGSYNC_CONFIG_DIR` (default: the user's
-//! config dir + `orgsync`) as `session.json` (mode 0600). A stored token is
-//! only ever sent to the URL it was issued by.
+//! config dir + `orgsync`): the default profile as `session.json`, a named
+//! profile (`--profile NAME` or `ORGSYNC_PROFILE`) as `profiles/NAME.json`,
+//! each mode 0600. A stored token is only ever sent to the URL it was issued by.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -26,6 +28,54 @@ pub const EXIT_UNAUTHENTICATED: u8 = 4;
 pub const ENV_URL: &str = "ORGSYNC_URL";
 pub const ENV_TOKEN: &str = "ORGSYNC_SESSION_TOKEN";
 pub const ENV_CONFIG_DIR: &str = "ORGSYNC_CONFIG_DIR";
+pub const ENV_PROFILE: &str = "ORGSYNC_PROFILE";
+
+/// The name of the profile stored as `session.json`.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// The profile this run uses (see [`select_profile`]).
+static PROFILE: OnceLock<String> = OnceLock::new();
+
+/// Selects the stored login this run uses (`--profile`/`ORGSYNC_PROFILE`,
+/// checked by [`parse_profile`]); the default profile when never called.
+pub fn select_profile(name: Option<String>) {
+    let _ = PROFILE.set(name.unwrap_or_else(|| DEFAULT_PROFILE.to_owned()));
+}
+
+/// The profile this run uses.
+pub fn profile() -> &'static str {
+    PROFILE.get().map_or(DEFAULT_PROFILE, String::as_str)
+}
+
+/// A profile name: 1-64 ASCII letters, digits, `-` or `_` (it names a file).
+pub fn parse_profile(raw: &str) -> std::result::Result<String, String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err("a profile name is 1-64 letters, digits, `-` or `_`".to_owned())
+    }
+}
+
+/// ` (profile `NAME`)` for messages, empty for the default profile.
+pub fn profile_note() -> String {
+    match profile() {
+        DEFAULT_PROFILE => String::new(),
+        name => format!(" (profile `{name}`)"),
+    }
+}
+
+/// ` --profile NAME` for hints, empty for the default profile.
+pub fn profile_flag() -> String {
+    match profile() {
+        DEFAULT_PROFILE => String::new(),
+        name => format!(" --profile {name}"),
+    }
+}
 
 /// One `{field, detail}` of an API error.
 #[derive(Debug, Clone, Deserialize)]
@@ -121,7 +171,8 @@ pub fn report(err: &anyhow::Error) {
         }
         if f.status == StatusCode::UNAUTHORIZED.as_u16() {
             eprintln!(
-                "  hint: log in again with `orgsync login URL`, or set {ENV_URL} and {ENV_TOKEN}"
+                "  hint: log in again with `orgsync login URL{}`, or set {ENV_URL} and {ENV_TOKEN}",
+                profile_flag()
             );
         }
     }
@@ -180,8 +231,23 @@ pub fn config_dir() -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("cannot find the user's config directory; set {ENV_CONFIG_DIR}"))
 }
 
+/// The file of the selected profile's session.
 pub fn session_path() -> Result<PathBuf> {
-    Ok(config_dir()?.join("session.json"))
+    let dir = config_dir()?;
+    Ok(match profile() {
+        DEFAULT_PROFILE => dir.join("session.json"),
+        name => dir.join("profiles").join(format!("{name}.json")),
+    })
+}
+
+/// Removes the selected profile's stored session; false if there was none.
+pub fn remove_session() -> Result<bool> {
+    let path = session_path()?;
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+    }
 }
 
 pub fn load_session() -> Result<Option<StoredSession>> {
@@ -189,8 +255,9 @@ pub fn load_session() -> Result<Option<StoredSession>> {
     match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).map(Some).with_context(|| {
             format!(
-                "cannot read the session in {}; run `orgsync login URL` again",
-                path.display()
+                "cannot read the session in {}; run `orgsync login URL{}` again",
+                path.display(),
+                profile_flag()
             )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -201,7 +268,11 @@ pub fn load_session() -> Result<Option<StoredSession>> {
 /// Writes the session file readable by its owner only (0600, in a 0700
 /// directory when the CLI creates it), replacing any previous one atomically.
 pub fn save_session(session: &StoredSession) -> Result<PathBuf> {
-    let dir = config_dir()?;
+    let path = session_path()?;
+    let dir = path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .ok_or_else(|| anyhow!("{} has no parent directory", path.display()))?;
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -212,8 +283,7 @@ pub fn save_session(session: &StoredSession) -> Result<PathBuf> {
     builder
         .create(&dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("session.json");
-    let tmp = dir.join(format!(".session.json.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!(".{}.{}.tmp", profile(), std::process::id()));
     let text = serde_json::to_string_pretty(session).context("cannot encode the session")?;
     let write = || -> std::io::Result<()> {
         use std::io::Write;
@@ -253,9 +323,10 @@ pub fn resolve_target() -> Result<(Url, String)> {
             match stored {
                 Some(s) if s.url == url_text(&url) => Ok((url, s.session_token)),
                 _ => Err(NotAuthenticated(format!(
-                    "not logged in to {}: run `orgsync login {}` or set {ENV_TOKEN}",
+                    "not logged in to {}: run `orgsync login {}{}` or set {ENV_TOKEN}",
                     url_text(&url),
-                    url_text(&url)
+                    url_text(&url),
+                    profile_flag()
                 ))
                 .into()),
             }
@@ -273,7 +344,9 @@ pub fn resolve_target() -> Result<(Url, String)> {
             Ok((url, s.session_token))
         }
         _ => Err(NotAuthenticated(format!(
-            "not logged in: run `orgsync login URL`, or set {ENV_URL} and {ENV_TOKEN}"
+            "not logged in{}: run `orgsync login URL{}`, or set {ENV_URL} and {ENV_TOKEN}",
+            profile_note(),
+            profile_flag()
         ))
         .into()),
     }
@@ -289,10 +362,15 @@ pub struct ApiClient {
 
 impl ApiClient {
     pub fn new(base: Url, token: Option<String>) -> Result<ApiClient> {
+        ApiClient::with_timeout(base, token, Duration::from_secs(120))
+    }
+
+    /// A client whose requests give up after `timeout` (connecting: at most 10 s).
+    pub fn with_timeout(base: Url, token: Option<String>, timeout: Duration) -> Result<ApiClient> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("orgsync-cli/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("cannot build the HTTP client")?;

@@ -1,6 +1,6 @@
-//! `orgsync groups create|list|add|remove ... --org ORG`. Groups are named
-//! within their organization: the CLI looks the name up in the org's groups
-//! and edits the group by id (`PATCH /groups/{id}`).
+//! `orgsync groups create|list|add|remove|update|delete ... -O ORG`. Groups
+//! are named within their organization: the CLI looks the name up in the
+//! org's groups and edits the group by id (`PATCH|DELETE /groups/{id}`).
 
 use std::process::ExitCode;
 
@@ -8,8 +8,9 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::client::{self, ApiClient, str_of};
-use super::output::{self, OutputArgs, Table, cell, items};
+use super::OrgArg;
+use super::client::{self, ApiClient, UsageError};
+use super::output::{self, OutputArgs, Table, cell, find_id, items};
 
 #[derive(Debug, Args)]
 pub struct GroupsArgs {
@@ -29,13 +30,30 @@ pub enum GroupsCommand {
     Add(MembershipArgs),
     /// Remove users from a group.
     Remove(MembershipArgs),
+    /// Rename a group or change its display name.
+    Update(UpdateArgs),
+    /// Delete a group (not `Everyone`); its members stay in the organization.
+    Delete(GroupArg),
 }
 
 #[derive(Debug, Args)]
-pub struct OrgArg {
-    /// The organization (name or id).
-    #[arg(long, value_name = "ORG")]
-    pub org: String,
+pub struct GroupArg {
+    /// The group (name or id).
+    pub group: String,
+    #[command(flatten)]
+    pub org: OrgArg,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub target: GroupArg,
+    /// The new name: a lowercase slug.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The new display name (empty: none).
+    #[arg(long)]
+    pub display_name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +84,47 @@ pub fn run(args: GroupsArgs) -> ExitCode {
         GroupsCommand::List(a) => list(&api, args.out, &a.org).await,
         GroupsCommand::Add(a) => change(&api, args.out, a, "add_users").await,
         GroupsCommand::Remove(a) => change(&api, args.out, a, "remove_users").await,
+        GroupsCommand::Update(a) => update(&api, args.out, a).await,
+        GroupsCommand::Delete(a) => delete(&api, args.out, a).await,
+    })
+}
+
+async fn update(api: &ApiClient, out: OutputArgs, args: UpdateArgs) -> Result<()> {
+    let GroupArg { group, org } = &args.target;
+    if args.name.is_none() && args.display_name.is_none() {
+        return Err(UsageError("nothing to change: give --name or --display-name".into()).into());
+    }
+    let id = find_group(api, &org.org, group).await?;
+    let body = client::fields([
+        ("name", args.name.map(Value::from)),
+        ("display_name", args.display_name.map(Value::from)),
+    ]);
+    let updated = api
+        .patch(&["groups", &id], &body)
+        .await
+        .with_context(|| format!("cannot update group `{group}`"))?;
+    out.show(&updated, || {
+        output::fields(&[
+            ("Updated group", cell(&updated, "name")),
+            ("Display name", cell(&updated, "display_name")),
+            ("Organization", org.org.clone()),
+            ("ID", id),
+        ])
+    })
+}
+
+async fn delete(api: &ApiClient, out: OutputArgs, args: GroupArg) -> Result<()> {
+    let org = args.org.org.as_str();
+    let id = find_group(api, org, &args.group).await?;
+    let body = api
+        .delete(&["groups", &id])
+        .await
+        .with_context(|| format!("cannot delete group `{}`", args.group))?;
+    out.show(&body, || {
+        output::line(format!(
+            "deleted group `{}` from organization `{org}`",
+            args.group
+        ))
     })
 }
 
@@ -114,18 +173,11 @@ async fn list(api: &ApiClient, out: OutputArgs, org: &str) -> Result<()> {
 /// The id of the org's group named (case-insensitively) or identified by `key`.
 async fn find_group(api: &ApiClient, org: &str, key: &str) -> Result<String> {
     let groups = api.get(&["organizations", org, "groups"]).await?;
-    let found = items(&groups).iter().find(|g| {
-        g.get("id").and_then(Value::as_str) == Some(key)
-            || g.get("name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| n.eq_ignore_ascii_case(key))
-    });
-    match found {
-        Some(g) => Ok(str_of(g, "id")?.to_owned()),
-        None => Err(anyhow!(
-            "group `{key}` not found in organization `{org}`; `orgsync groups list --org {org}` lists them"
-        )),
-    }
+    find_id(&groups, key, "name").ok_or_else(|| {
+        anyhow!(
+            "group `{key}` not found in organization `{org}`; `orgsync groups list -O {org}` lists them"
+        )
+    })
 }
 
 async fn change(api: &ApiClient, out: OutputArgs, args: MembershipArgs, field: &str) -> Result<()> {

@@ -30,7 +30,7 @@ pub enum IdpsyncCommand {
         user: Option<String>,
         /// Only this organization's group and role sync (for a member of it):
         /// what an organization admin may preview.
-        #[arg(long, value_name = "ORG")]
+        #[arg(long, short = 'O', visible_alias = "org", value_name = "ORG")]
         organization: Option<String>,
     },
 }

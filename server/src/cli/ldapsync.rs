@@ -43,11 +43,15 @@ pub enum LdapsyncCommand {
     },
     /// List recent runs.
     Runs {
+        /// At most this many runs, newest first.
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
     /// Show one run (with its plan for dry and aborted runs).
-    Show { id: String },
+    Show {
+        /// The run's id.
+        id: String,
+    },
 }
 
 pub fn run(args: LdapsyncArgs) -> ExitCode {

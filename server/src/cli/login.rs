@@ -4,6 +4,12 @@
 //! With the `--first-user-*` flags on a deployment that already has users, the
 //! command logs in instead (with `--email`/`--password` when given, else the
 //! first-user email and password), so a setup script can run it again.
+//!
+//! `--token T` stores an API token instead (made in the console or by
+//! `orgsync tokens create`): how users who sign in through OIDC use the CLI.
+//! The token is checked with `GET /users/me` first; a refused one is not stored.
+//!
+//! `--profile NAME` stores the login under that name, beside the others.
 
 use std::io::IsTerminal;
 
@@ -55,6 +61,15 @@ pub struct LoginArgs {
     #[arg(long, env = "ORGSYNC_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
 
+    /// Log in with this API token instead of a password (OIDC users: make one in
+    /// the console or with `orgsync tokens create`); `-` reads it from stdin.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        conflicts_with_all = ["first_user_username", "email", "password"]
+    )]
+    pub token: Option<String>,
+
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -67,52 +82,60 @@ async fn login(args: LoginArgs) -> Result<()> {
     let url = parse_url(&args.url)?;
     let mut api = ApiClient::new(url.clone(), None)?;
     let mut created = false;
-    let token = match (
-        &args.first_user_username,
-        &args.first_user_email,
-        &args.first_user_password,
-    ) {
-        (Some(username), Some(email), Some(password)) => {
-            if has_users(&api).await? {
-                eprintln!(
-                    "note: the deployment already has users: logging in instead of creating the first user"
-                );
-                let email = args.email.clone().unwrap_or_else(|| email.clone());
-                let password = args.password.clone().unwrap_or_else(|| password.clone());
-                password_login(&api, &email, &password).await?
-            } else {
-                let body = json!({"username": username, "email": email, "password": password});
-                match api.post(&["users", "first"], Some(&body)).await {
-                    Ok(v) => {
-                        created = true;
-                        str_of(&v, "session_token")?.to_owned()
+    let token = if let Some(token) = &args.token {
+        read_token(token)?
+    } else {
+        match (
+            &args.first_user_username,
+            &args.first_user_email,
+            &args.first_user_password,
+        ) {
+            (Some(username), Some(email), Some(password)) => {
+                if has_users(&api).await? {
+                    eprintln!(
+                        "note: the deployment already has users: logging in instead of creating the first user"
+                    );
+                    let email = args.email.clone().unwrap_or_else(|| email.clone());
+                    let password = args.password.clone().unwrap_or_else(|| password.clone());
+                    password_login(&api, &email, &password).await?
+                } else {
+                    let body = json!({"username": username, "email": email, "password": password});
+                    match api.post(&["users", "first"], Some(&body)).await {
+                        Ok(v) => {
+                            created = true;
+                            str_of(&v, "session_token")?.to_owned()
+                        }
+                        // Another client created it first: log in like a second run would.
+                        Err(e) if api_status(&e) == Some(409) => {
+                            eprintln!("note: the first user was created meanwhile: logging in");
+                            password_login(&api, email, password).await?
+                        }
+                        Err(e) => return Err(e.context("cannot create the first user")),
                     }
-                    // Another client created it first: log in like a second run would.
-                    Err(e) if api_status(&e) == Some(409) => {
-                        eprintln!("note: the first user was created meanwhile: logging in");
-                        password_login(&api, email, password).await?
-                    }
-                    Err(e) => return Err(e.context("cannot create the first user")),
                 }
             }
-        }
-        _ => {
-            let email = match &args.email {
-                Some(e) => e.clone(),
-                None => prompt("Email: ", false, "--email", "ORGSYNC_EMAIL")?,
-            };
-            let password = match &args.password {
-                Some(p) => p.clone(),
-                None => prompt("Password: ", true, "--password", "ORGSYNC_PASSWORD")?,
-            };
-            password_login(&api, &email, &password).await?
+            _ => {
+                let email = match &args.email {
+                    Some(e) => e.clone(),
+                    None => prompt("Email: ", false, "--email", "ORGSYNC_EMAIL")?,
+                };
+                let password = match &args.password {
+                    Some(p) => p.clone(),
+                    None => prompt("Password: ", true, "--password", "ORGSYNC_PASSWORD")?,
+                };
+                password_login(&api, &email, &password).await?
+            }
         }
     };
     api.set_token(token.clone());
     let me = api
         .get(&["users", "me"])
         .await
-        .context("the new session does not work")?;
+        .context(if args.token.is_some() {
+            "the token was refused; nothing was stored"
+        } else {
+            "the new session does not work"
+        })?;
     let username = str_of(&me, "username")?.to_owned();
     let path = client::save_session(&StoredSession {
         url: url_text(&url),
@@ -122,6 +145,7 @@ async fn login(args: LoginArgs) -> Result<()> {
     if args.out.json() {
         return output::json(&json!({
             "url": url_text(&url),
+            "profile": client::profile(),
             "first_user_created": created,
             "session_file": path.display().to_string(),
             "user": me,
@@ -134,10 +158,29 @@ async fn login(args: LoginArgs) -> Result<()> {
         ))?;
     }
     output::line(format!(
-        "logged in to {} as `{username}`; session stored in {}",
+        "logged in to {} as `{username}`{}; session stored in {}",
         url_text(&url),
+        client::profile_note(),
         path.display()
     ))
+}
+
+/// The token of `--token`: as given, or the first line of stdin for `-`.
+fn read_token(raw: &str) -> Result<String> {
+    let token = if raw == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the token from stdin")?;
+        line
+    } else {
+        raw.to_owned()
+    };
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(UsageError("--token is empty".into()).into());
+    }
+    Ok(token.to_owned())
 }
 
 /// Whether the deployment's first user exists (`GET /users/first`: 200 or 404).

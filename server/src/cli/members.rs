@@ -1,9 +1,10 @@
-//! `orgsync organizations members add|remove|list|set-roles ... --org ORG`.
+//! `orgsync organizations members add|remove|list|set-roles ... -O ORG`.
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use super::OrgArg;
 use super::client::ApiClient;
 use super::output::{self, OutputArgs, Table, cell, items};
 
@@ -17,13 +18,6 @@ pub enum MembersCommand {
     List(OrgArg),
     /// Set a member's organization roles (none given: clear them).
     SetRoles(SetRolesArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct OrgArg {
-    /// The organization (name or id).
-    #[arg(long, value_name = "ORG")]
-    pub org: String,
 }
 
 #[derive(Debug, Args)]

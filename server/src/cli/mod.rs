@@ -1,6 +1,11 @@
 //! The `orgsync` command line: the server, offline policy tools, and client
 //! commands that talk to a server's API (`login`, `organizations`, `users`,
-//! `groups`; see `client` for where the session comes from).
+//! `groups`, ...; see `client` for where the session comes from and how
+//! `--profile` selects one of several stored logins).
+//!
+//! Global flags, accepted before or after the subcommand: `-o/--output
+//! table|json` and `--profile NAME` (`ORGSYNC_PROFILE`). `-O` is short for
+//! `--org` everywhere.
 //!
 //! Exit codes:
 //! - 0: success.
@@ -13,6 +18,7 @@
 //! - 4: not authenticated: not logged in, or the server answered 401 (expired
 //!   or revoked session, wrong email or password at `orgsync login`).
 
+mod audit;
 mod client;
 mod groups;
 mod idpsync;
@@ -23,13 +29,17 @@ mod orgs;
 mod output;
 mod policy;
 mod provisioner;
+mod roles;
+mod session;
 mod templates;
+mod tokens;
 mod users;
+mod version;
 mod workspaces;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{ServerArgs, ServerConfig};
 
@@ -40,8 +50,59 @@ use crate::config::{ServerArgs, ServerConfig};
     about = "Organizations, IdP sync and Cedar authorization for a developer platform"
 )]
 pub struct Cli {
+    /// Which stored login to use (`orgsync login URL --profile NAME` stores one)
+    /// [default: the default profile]
+    #[arg(
+        long,
+        global = true,
+        env = client::ENV_PROFILE,
+        value_name = "NAME",
+        value_parser = client::parse_profile
+    )]
+    pub profile: Option<String>,
+    #[command(flatten)]
+    pub out: output::OutputArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The organization a command acts in: `--org ORG` or `-O ORG`.
+#[derive(Debug, Clone, Args)]
+pub struct OrgArg {
+    /// The organization (name or id).
+    #[arg(long, short = 'O', value_name = "ORG")]
+    pub org: String,
+}
+
+/// A duration such as `90s`, `45m`, `12h`, `30d`, `2w` or `1d12h`.
+pub fn parse_duration(raw: &str) -> Result<chrono::Duration, String> {
+    let bad = || format!("`{raw}` is not a duration such as 90s, 45m, 12h, 30d, 2w or 1d12h");
+    let mut total: i64 = 0;
+    let mut number = String::new();
+    for c in raw.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit: i64 = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return Err(bad()),
+        };
+        let n: i64 = number.parse().map_err(|_| bad())?;
+        number.clear();
+        total = n
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(bad)?;
+    }
+    if !number.is_empty() || total <= 0 {
+        return Err(bad());
+    }
+    chrono::Duration::try_seconds(total).ok_or_else(bad)
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,14 +112,27 @@ pub enum Command {
     /// Validate, test and format Cedar policy files (offline; no server needed).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
-    /// Log in to a deployment, or create its first user (site owner), and store the session.
+    /// Log in to a deployment (password, or `--token` for OIDC users), or create its first user, and store the session.
     Login(login::LoginArgs),
-    /// Create, list, show and delete organizations; manage their members.
+    /// Show who you are logged in as: the server, your user, roles and organizations.
+    Whoami,
+    /// Log out: revoke the stored session on the server and forget it.
+    Logout,
+    /// Create, list and delete your API tokens (for scripts, curl, CI, OIDC users' CLI).
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
+    /// Read the audit log (`orgsync audit [--org O] [--user U] [--action A] ...`).
+    Audit(audit::AuditArgs),
+    /// Print the CLI's version and commit, and the server's when logged in.
+    Version,
+    /// Print a shell completion script (`orgsync completion bash > /etc/bash_completion.d/orgsync`).
+    Completion(version::CompletionArgs),
+    /// Create, list, show, update and delete organizations; manage their members and roles.
     #[command(visible_alias = "orgs")]
     Organizations(orgs::OrgsArgs),
-    /// Create, list, suspend and activate users.
+    /// Create, list, suspend, activate and delete users.
     Users(users::UsersArgs),
-    /// Create and list an organization's groups; add and remove their members.
+    /// Create, list, update and delete an organization's groups; add and remove their members.
     Groups(groups::GroupsArgs),
     /// Provisioner keys, daemons and jobs (`orgsync provisioner keys|daemons|jobs ...`).
     Provisioner(provisioner::ProvisionerArgs),
@@ -89,10 +163,18 @@ pub enum Command {
 /// Exit codes: see the module documentation.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    client::select_profile(cli.profile);
+    let out = cli.out;
     match cli.command {
         Command::Server(args) => run_server(&args),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Login(args) => login::run(args),
+        Command::Whoami => session::whoami(out),
+        Command::Logout => session::logout(out),
+        Command::Tokens(cmd) => tokens::run(out, cmd),
+        Command::Audit(args) => audit::run(out, args),
+        Command::Version => version::version(out),
+        Command::Completion(args) => version::completion(&args),
         Command::Organizations(args) => orgs::run(args),
         Command::Users(args) => users::run(args),
         Command::Groups(args) => groups::run(args),

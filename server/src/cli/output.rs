@@ -34,6 +34,20 @@ impl OutputArgs {
         self.output == OutputFormat::Json
     }
 
+    /// Prints a JSON array as is with `--output json`, else as a table of
+    /// one row per element: `(header, field)` per column, each cell as
+    /// [`cell`] renders it.
+    pub fn list(self, list: &Value, columns: &[(&'static str, &str)]) -> Result<()> {
+        self.show(list, || {
+            let headers: Vec<&'static str> = columns.iter().map(|(h, _)| *h).collect();
+            let mut table = Table::new(&headers);
+            for item in items(list) {
+                table.row(columns.iter().map(|(_, key)| cell(item, key)).collect());
+            }
+            table.print()
+        })
+    }
+
     /// Prints the API's answer as is with `--output json`; else prints it for
     /// people as `human` does (a line, a table, fields).
     pub fn show(self, answer: &Value, human: impl FnOnce() -> Result<()>) -> Result<()> {
@@ -182,6 +196,24 @@ pub fn cell(value: &Value, key: &str) -> String {
 /// The elements of a JSON array (an empty slice for anything else).
 pub fn items(value: &Value) -> &[Value] {
     value.as_array().map_or(&[], Vec::as_slice)
+}
+
+/// The `id` of the element of the array `list` whose `id` is `key`, or whose
+/// `name_field` is `key` (case-insensitively): how a command turns a name
+/// given on the command line into the id a route takes.
+pub fn find_id(list: &Value, key: &str, name_field: &str) -> Option<String> {
+    let id_of = |v: &Value| v.get("id").and_then(Value::as_str).map(str::to_owned);
+    let by_id = items(list)
+        .iter()
+        .find(|v| id_of(v).as_deref() == Some(key));
+    let by_name = || {
+        items(list).iter().find(|v| {
+            v.get(name_field)
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty() && n.eq_ignore_ascii_case(key))
+        })
+    };
+    by_id.or_else(by_name).and_then(id_of)
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ pub enum KeysCommand {
 #[derive(Debug, Args)]
 pub struct OrgFlag {
     /// The organization (name or id).
-    #[arg(long, value_name = "ORG")]
+    #[arg(long, short = 'O', value_name = "ORG")]
     pub org: String,
 }
 
@@ -97,6 +97,7 @@ pub struct CreateKeyArgs {
 
 #[derive(Debug, Args)]
 pub struct DeleteKeyArgs {
+    /// The key's name.
     pub name: String,
     #[command(flatten)]
     pub org: OrgFlag,
@@ -239,7 +240,7 @@ pub enum ProvisionerdCommand {
 #[derive(Debug, Args)]
 pub struct StartArgs {
     /// The organization the key belongs to (name or id); checked against the key.
-    #[arg(long, value_name = "ORG")]
+    #[arg(long, short = 'O', value_name = "ORG")]
     pub org: String,
     /// The daemon's name [default: the host name]
     #[arg(long)]

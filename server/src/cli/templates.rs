@@ -29,7 +29,8 @@ pub enum TemplatesCommand {
     Push(PushArgs),
     /// List the templates you may see (of one org with --org).
     List {
-        #[arg(long, value_name = "ORG")]
+        /// Only this organization's templates (name or id).
+        #[arg(long, short = 'O', value_name = "ORG")]
         org: Option<String>,
     },
     /// Delete a template (refused while workspaces use it: delete them first).
@@ -58,7 +59,7 @@ pub struct PushArgs {
     /// The template's name (a lowercase slug).
     pub name: String,
     /// The organization (name or id).
-    #[arg(long, value_name = "ORG")]
+    #[arg(long, short = 'O', value_name = "ORG")]
     pub org: String,
     /// The template's directory.
     #[arg(

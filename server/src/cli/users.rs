@@ -1,4 +1,4 @@
-//! `orgsync users create|list|suspend|activate`.
+//! `orgsync users create|list|suspend|activate|delete`.
 
 use std::process::ExitCode;
 
@@ -33,6 +33,11 @@ pub enum UsersCommand {
         /// The user (username or id).
         user: String,
     },
+    /// Delete a user; refused while it owns workspaces.
+    Delete {
+        /// The user (username or id).
+        user: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -45,8 +50,10 @@ pub enum LoginType {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// The username: a lowercase slug, unique.
     #[arg(long)]
     pub username: String,
+    /// The email address, unique.
     #[arg(long)]
     pub email: String,
     /// Password (8-256 characters); implies `--login-type password`.
@@ -63,7 +70,16 @@ pub fn run(args: UsersArgs) -> ExitCode {
         UsersCommand::List => list(&api, args.out).await,
         UsersCommand::Suspend { user } => status(&api, args.out, &user, "suspend").await,
         UsersCommand::Activate { user } => status(&api, args.out, &user, "activate").await,
+        UsersCommand::Delete { user } => delete(&api, args.out, &user).await,
     })
+}
+
+async fn delete(api: &ApiClient, out: OutputArgs, user: &str) -> Result<()> {
+    let body = api
+        .delete(&["users", user])
+        .await
+        .with_context(|| format!("cannot delete user `{user}`"))?;
+    out.show(&body, || output::line(format!("deleted user `{user}`")))
 }
 
 async fn create(api: &ApiClient, out: OutputArgs, args: CreateArgs) -> Result<()> {

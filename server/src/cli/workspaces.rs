@@ -22,7 +22,7 @@ pub struct CreateArgs {
     pub template: String,
     /// The template's organization; needed when several of your orgs have a
     /// template of that name.
-    #[arg(long, value_name = "ORG")]
+    #[arg(long, short = 'O', value_name = "ORG")]
     pub org: Option<String>,
     /// A rich parameter, `name=value` (repeatable); the template's variables
     /// without a default must be given.

@@ -34,6 +34,7 @@ pub mod session;
 pub mod sync_view;
 pub mod templates;
 pub mod time;
+pub mod tokens;
 pub mod workspaces;
 
 use axum::Router;
@@ -104,6 +105,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/organizations/{org}/audit", get(audit::org_page))
         .route("/audit", get(audit::page))
+        .route("/settings/tokens", get(tokens::page).post(tokens::create))
+        .route("/settings/tokens/{id}/delete", post(tokens::delete))
         .route("/organizations/{org}/provisioners", get(provisioners::page))
         .route(
             "/organizations/{org}/provisioners/keys",

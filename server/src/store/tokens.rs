@@ -2,7 +2,7 @@
 
 use sqlx::Result;
 
-use super::query::{affected, execute, optional};
+use super::query::{affected, all, execute, optional};
 use super::{Conn, Write};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -57,6 +57,33 @@ pub async fn find_by_hash(conn: &mut Conn, hashed: &str) -> Result<Option<ApiKey
 pub async fn touch(w: &mut Write<'_>, id: &str, expires_at: &str, now: &str) -> Result<()> {
     let sql = "UPDATE api_keys SET last_used_at = $2, expires_at = $3 WHERE id = $1";
     execute(w, sql, (id, now, expires_at)).await
+}
+
+/// An API token as listed: never its secret or hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct TokenInfo {
+    pub id: String,
+    pub user_id: String,
+    pub token_name: String,
+    pub lifetime_seconds: i64,
+    pub created_at: String,
+    pub expires_at: String,
+    pub last_used_at: String,
+}
+
+/// The API tokens of a user (not its login sessions), newest first.
+pub async fn list_tokens(conn: &mut Conn, user_id: &str) -> Result<Vec<TokenInfo>> {
+    let sql = "SELECT id, user_id, token_name, lifetime_seconds, created_at, expires_at, \
+         last_used_at FROM api_keys WHERE user_id = $1 AND kind = 'token' \
+         ORDER BY created_at DESC, id DESC";
+    all(conn, sql, (user_id,)).await
+}
+
+/// One key (token or session) of a user, as listed.
+pub async fn find_for_user(conn: &mut Conn, user_id: &str, id: &str) -> Result<Option<TokenInfo>> {
+    let sql = "SELECT id, user_id, token_name, lifetime_seconds, created_at, expires_at, \
+         last_used_at FROM api_keys WHERE user_id = $1 AND id = $2";
+    optional(conn, sql, (user_id, id)).await
 }
 
 pub async fn delete(w: &mut Write<'_>, id: &str) -> Result<()> {

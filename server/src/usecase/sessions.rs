@@ -8,7 +8,7 @@ use orgsync_policy::{Action, Resource};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::users::{load_in, user_resource};
+use super::users::{load, load_in, user_resource};
 use super::{Caller, Ctx, Work};
 use crate::audit::{AuditCtx, Change};
 use crate::authz::{Permit, System};
@@ -256,6 +256,19 @@ pub async fn create_token(
         ));
     }
     let token_name = parse_text("token_name", &req.token_name, 64)?;
+    if !token_name.is_empty() {
+        let now_s = work.now_s.clone();
+        let taken = store::tokens::list_tokens(work.conn(), &user.id)
+            .await?
+            .into_iter()
+            .any(|t| t.expires_at > now_s && t.token_name.eq_ignore_ascii_case(&token_name));
+        if taken {
+            return Err(Error::conflict(format!(
+                "`{}` already has a token named `{token_name}`; delete it first or choose another name",
+                user.username
+            )));
+        }
+    }
     let token = issue(&mut work, &permit, &user.id, "token", &token_name, lifetime).await?;
     work.audit(
         &permit,
@@ -270,6 +283,40 @@ pub async fn create_token(
     .await?;
     work.commit().await?;
     Ok(token)
+}
+
+/// The API tokens of the user `key` (never their secrets), newest first.
+pub async fn list_tokens(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    key: &str,
+) -> Result<Vec<store::tokens::TokenInfo>> {
+    let mut conn = ctx.conn().await?;
+    let (user, _) = load(&mut conn, ctx, caller, key, Action::USER_READ_TOKENS).await?;
+    Ok(store::tokens::list_tokens(&mut conn, &user.id).await?)
+}
+
+/// Deletes the key `id` (an API token, or a session) of the user `key`:
+/// requests made with it are refused from then on.
+pub async fn delete_token(ctx: Ctx<'_>, caller: &Caller, key: &str, id: &str) -> Result<()> {
+    let mut work = Work::begin(ctx, caller).await?;
+    let (user, permit) = load_in(&mut work, key, Action::USER_DELETE_TOKEN).await?;
+    let token = store::tokens::find_for_user(work.conn(), &user.id, id)
+        .await?
+        .ok_or_else(|| Error::not_found("token"))?;
+    store::tokens::delete(&mut work.write(&permit)?, &token.id).await?;
+    work.audit(
+        &permit,
+        Change::api_key(
+            "delete",
+            &token.id,
+            &token.token_name,
+            json!({"token_name": {"old": token.token_name, "new": null}, "expires_at": {"old": token.expires_at, "new": null}}),
+            204,
+        ),
+    )
+    .await?;
+    work.commit().await
 }
 
 /// A request's credential, checked.

@@ -239,8 +239,8 @@ pub async fn create_token(
 }
 
 /// List a user's API tokens (never their secrets).
-#[utoipa::path(get, path = "/users/{user}/keys/tokens", tag = "users", responses((status = 200, description = "OK", body = Vec<crate::store::tokens::TokenInfo>)))]
-pub async fn list_tokens(c: Call<String>) -> ApiResult<Json<Vec<crate::store::tokens::TokenInfo>>> {
+#[utoipa::path(get, path = "/users/{user}/keys/tokens", tag = "users", responses((status = 200, description = "OK", body = Vec<sessions::TokenInfo>)))]
+pub async fn list_tokens(c: Call<String>) -> ApiResult<Json<Vec<sessions::TokenInfo>>> {
     Ok(Json(
         sessions::list_tokens(c.ctx(), &c.caller, &c.path).await?,
     ))

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::model::{LoginType, User, UserStatus, parse_email, parse_text};
 use crate::secrets::{self, sha256_hex};
 use crate::store;
+pub use crate::store::tokens::TokenInfo;
 use crate::throttle;
 
 /// A key just issued: its id, its secret (shown once) and its expiry.
@@ -286,11 +287,7 @@ pub async fn create_token(
 }
 
 /// The API tokens of the user `key` (never their secrets), newest first.
-pub async fn list_tokens(
-    ctx: Ctx<'_>,
-    caller: &Caller,
-    key: &str,
-) -> Result<Vec<store::tokens::TokenInfo>> {
+pub async fn list_tokens(ctx: Ctx<'_>, caller: &Caller, key: &str) -> Result<Vec<TokenInfo>> {
     let mut conn = ctx.conn().await?;
     let (user, _) = load(&mut conn, ctx, caller, key, Action::USER_READ_TOKENS).await?;
     Ok(store::tokens::list_tokens(&mut conn, &user.id).await?)

@@ -10,6 +10,7 @@
 
 mod engine;
 mod error;
+pub mod impact;
 mod model;
 mod source;
 pub mod testing;

@@ -48,7 +48,9 @@ impl PolicySources {
         Self::from_files(&dir.display().to_string(), files)
     }
 
-    fn from_files(origin: &str, files: Vec<SourceFile>) -> Result<Self, PolicyError> {
+    /// Sorts `files` (paths relative to a policy directory) into the schema,
+    /// policies and tests, as [`PolicySources::from_dir`] does.
+    pub fn from_files(origin: &str, files: Vec<SourceFile>) -> Result<Self, PolicyError> {
         let mut schema = None;
         let mut policies = Vec::new();
         let mut tests = Vec::new();

@@ -30,6 +30,7 @@ mod oidc;
 mod openapi;
 mod operability;
 mod policies;
+mod policy_impact;
 mod process;
 mod provisioning;
 mod queue;

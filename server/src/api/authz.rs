@@ -1,4 +1,5 @@
-//! `POST /authcheck`, `POST /authorize`, `GET /policies`, `POST /policies/reload`:
+//! `POST /authcheck`, `POST /authorize`, `GET /policies`, `POST /policies/reload`,
+//! `POST /policies/impact`:
 //! the HTTP adapter of [`crate::usecase::authz`].
 
 use std::collections::BTreeMap;
@@ -9,6 +10,7 @@ use serde_json::Value;
 use super::extract::{ApiJson, Call};
 use crate::error::ApiResult;
 use crate::usecase::authz::{self, AuthcheckRequest, AuthorizeRequest};
+use crate::usecase::impact::{self, ImpactRequest};
 
 /// What may the caller do? One boolean per check.
 ///
@@ -43,4 +45,15 @@ pub async fn policies(c: Call) -> ApiResult<Json<Value>> {
 #[utoipa::path(post, path = "/policies/reload", tag = "authorization", responses((status = 200, description = "OK", body = super::openapi::PoliciesReloaded)))]
 pub async fn reload(c: Call) -> ApiResult<Json<Value>> {
     Ok(Json(authz::reload(c.ctx(), &c.caller).await?))
+}
+
+/// What a proposed policy set would change on the current data.
+///
+/// `POST /policies/impact`: every user x every action x the resources of their
+/// organizations, decided by the running and the proposed set; the changed
+/// decisions grouped by action, role and deciding policies. An invalid set is
+/// a 400 with the validator's diagnostics.
+#[utoipa::path(post, path = "/policies/impact", tag = "authorization", request_body = ImpactRequest, responses((status = 200, description = "OK", body = super::openapi::PolicyImpact)))]
+pub async fn impact(c: Call, ApiJson(req): ApiJson<ImpactRequest>) -> ApiResult<Json<Value>> {
+    Ok(Json(impact::propose(c.ctx(), &c.caller, &req).await?))
 }

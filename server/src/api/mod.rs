@@ -124,6 +124,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(authz::authorize))
         .routes(routes!(authz::policies))
         .routes(routes!(authz::reload))
+        .routes(routes!(authz::impact))
         .routes(routes!(audit::list))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

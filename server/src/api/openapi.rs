@@ -170,6 +170,30 @@ pub struct PoliciesReloaded {
     pub hash: String,
     /// How many policies the set holds.
     pub policies: i64,
+    /// Decisions on the current data that the new set turns from deny to allow.
+    pub granted: i64,
+    /// Decisions it turns from allow to deny.
+    pub revoked: i64,
+    /// Whether the new set grants anything the old one did not.
+    pub grants_more: bool,
+}
+
+/// `POST /policies/impact`: every decision the proposed set would change.
+#[derive(utoipa::ToSchema)]
+pub struct PolicyImpact {
+    pub before: Object,
+    pub after: Object,
+    pub users: i64,
+    pub actions: i64,
+    /// Decisions evaluated by each set.
+    pub decisions: i64,
+    pub changed: i64,
+    pub granted: i64,
+    pub revoked: i64,
+    /// `{action, role, before, after, policies_before, policies_after, count, examples}`.
+    pub groups: Vec<Object>,
+    /// `{resources_per_kind, sampled: [{organization_id, kind, total, evaluated}]}`.
+    pub sample: Object,
 }
 
 /// `GET /idpsync/problems`.

@@ -1,10 +1,16 @@
-//! `orgsync policy validate|test|fmt`: the policy workflow, offline.
+//! `orgsync policy validate|test|fmt`: the policy workflow, offline;
+//! `orgsync policy diff|reload`: the impact of a change on real data.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use orgsync_policy::{Engine, PolicySources, format_policies, testing::run_tests};
+use serde_json::{Value, json};
+
+use super::client::{self, ApiClient};
+use super::output::{self, OutputArgs};
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -14,6 +20,37 @@ pub enum PolicyCommand {
     Test(DirArg),
     /// Format the policy files in place (`--check`: only report, exit 3 if unformatted).
     Fmt(FmtArgs),
+    /// What the policies of --policy-dir would change on real data: sent to the
+    /// logged-in server's `POST /policies/impact`, or with --database-url
+    /// evaluated here against that database.
+    Diff(DiffArgs),
+    /// Reload the server's policies from its policy directory (`--dry-run`:
+    /// only show what the reload would change).
+    Reload(ReloadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The proposed policy directory.
+    #[arg(long)]
+    pub policy_dir: PathBuf,
+    /// Evaluate locally against this database instead of a running server.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// With --database-url: the policies in force [default: the built-in ones].
+    #[arg(long, requires = "database_url")]
+    pub current_policy_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// Reload nothing; show what reloading would change.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -46,8 +83,17 @@ fn sources(dir: &DirArg) -> Result<PolicySources, ExitCode> {
 }
 
 pub fn run(cmd: PolicyCommand) -> ExitCode {
-    match run_inner(cmd) {
-        Ok(code) | Err(code) => code,
+    match cmd {
+        PolicyCommand::Diff(args) => match args.database_url.clone() {
+            Some(url) => client::run(diff_local(args, url)),
+            None => client::run_with_session(async |api| diff_remote(&api, &args).await),
+        },
+        PolicyCommand::Reload(args) => {
+            client::run_with_session(async |api| reload(&api, &args).await)
+        }
+        other => match run_inner(other) {
+            Ok(code) | Err(code) => code,
+        },
     }
 }
 
@@ -104,6 +150,7 @@ fn run_inner(cmd: PolicyCommand) -> Result<ExitCode, ExitCode> {
                 ExitCode::from(INVALID)
             })
         }
+        PolicyCommand::Diff(_) | PolicyCommand::Reload(_) => Err(ExitCode::from(2)),
         PolicyCommand::Fmt(args) => {
             let Some(dir) = &args.dir.policy_dir else {
                 eprintln!(
@@ -138,4 +185,151 @@ fn run_inner(cmd: PolicyCommand) -> Result<ExitCode, ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Reads a policy directory, or fails with its diagnostics.
+fn read_dir(dir: &std::path::Path) -> Result<PolicySources> {
+    PolicySources::from_dir(dir).with_context(|| format!("cannot read {}", dir.display()))
+}
+
+/// `policy diff` against the logged-in server: the directory's files as the
+/// proposed set.
+async fn diff_remote(api: &ApiClient, args: &DiffArgs) -> Result<()> {
+    let sources = read_dir(&args.policy_dir)?;
+    let files: serde_json::Map<String, Value> = sources
+        .policies
+        .iter()
+        .chain(std::iter::once(&sources.schema))
+        .map(|f| (f.path.clone(), Value::String(f.text.clone())))
+        .collect();
+    let answer = api
+        .post(&["policies", "impact"], Some(&json!({"files": files})))
+        .await?;
+    show_impact(args.output, &answer)
+}
+
+/// `policy diff --database-url`: evaluated here, on that database's data.
+async fn diff_local(args: DiffArgs, url: String) -> Result<()> {
+    let after = load_engine(&read_dir(&args.policy_dir)?)?;
+    let before = match &args.current_policy_dir {
+        Some(dir) => load_engine(&read_dir(dir)?)?,
+        None => Engine::builtin().context("the built-in policies")?,
+    };
+    let db = crate::db::Db::open(&url)
+        .await
+        .context("cannot open the database")?;
+    let answer = crate::usecase::impact::between(&db, before.into(), after.into())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.body.message))?;
+    db.close().await;
+    show_impact(args.output, &answer)
+}
+
+fn load_engine(sources: &PolicySources) -> Result<Engine> {
+    Engine::load(sources).map_err(|e| {
+        for d in e.diagnostics() {
+            eprintln!("error: {d}");
+        }
+        anyhow::anyhow!("the policies of {} are invalid", sources.origin)
+    })
+}
+
+/// `policy reload [--dry-run]`.
+async fn reload(api: &ApiClient, args: &ReloadArgs) -> Result<()> {
+    if args.dry_run {
+        let body = json!({"policy_dir": true});
+        let answer = api.post(&["policies", "impact"], Some(&body)).await?;
+        return show_impact(args.output, &answer);
+    }
+    let answer = api.post(&["policies", "reload"], None).await?;
+    args.output.show(&answer, || {
+        output::line(format!(
+            "reloaded: {} policies, hash {}",
+            answer["policies"],
+            output::cell(&answer, "hash")
+        ))?;
+        if answer["grants_more"].as_bool() == Some(true) {
+            output::line(format!(
+                "warning: the new policies grant {} decisions the old ones denied",
+                answer["granted"]
+            ))?;
+        }
+        Ok(())
+    })
+}
+
+/// An impact for people: the totals, one row per group, then its examples.
+fn show_impact(out: OutputArgs, answer: &Value) -> Result<()> {
+    out.show(answer, || {
+        output::line(format!(
+            "{} users, {} actions, {} decisions: {} change ({} granted, {} revoked)",
+            answer["users"],
+            answer["actions"],
+            answer["decisions"],
+            answer["changed"],
+            answer["granted"],
+            answer["revoked"]
+        ))?;
+        for s in output::items(&answer["sample"]["sampled"]) {
+            output::line(format!(
+                "sampled: {} of {} {} in organization {}",
+                s["evaluated"],
+                s["total"],
+                output::cell(s, "kind"),
+                output::cell(s, "organization_id")
+            ))?;
+        }
+        let groups = output::items(&answer["groups"]);
+        if groups.is_empty() {
+            return output::line("no decision changes");
+        }
+        let policies = |v: &Value, key: &str| -> String {
+            let ids: Vec<&str> = output::items(&v[key])
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            if ids.is_empty() {
+                "-".to_owned()
+            } else {
+                ids.join(",")
+            }
+        };
+        output::table_of(
+            groups,
+            &[
+                "ACTION",
+                "ROLE",
+                "CHANGE",
+                "COUNT",
+                "POLICIES BEFORE",
+                "POLICIES AFTER",
+                "EXAMPLE",
+            ],
+            |g| {
+                let example = output::items(&g["examples"])
+                    .first()
+                    .map(|e| {
+                        format!(
+                            "{} on {}",
+                            output::cell(e, "user"),
+                            output::cell(e, "resource")
+                        )
+                    })
+                    .unwrap_or_default();
+                vec![
+                    output::cell(g, "action"),
+                    output::cell(g, "role"),
+                    format!(
+                        "{} -> {}",
+                        output::cell(g, "before"),
+                        output::cell(g, "after")
+                    ),
+                    g["count"].to_string(),
+                    policies(g, "policies_before"),
+                    policies(g, "policies_after"),
+                    example,
+                ]
+            },
+        )
+    })
 }

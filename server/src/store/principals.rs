@@ -34,3 +34,44 @@ pub async fn load(conn: &mut Conn, user_id: &str) -> Result<Option<(Principal, i
     };
     Ok(Some((principal, version)))
 }
+
+/// Every user's authorization data with its username, in id order (what a
+/// policy change's impact is evaluated against).
+pub async fn load_all(conn: &mut Conn) -> Result<Vec<(Principal, String)>> {
+    let sql = "SELECT id, username, status, roles FROM users ORDER BY id";
+    let users: Vec<(String, String, String, Text)> = super::query::all(&mut *conn, sql, ()).await?;
+    let sql = "SELECT user_id, organization_id, roles FROM organization_members ORDER BY user_id, organization_id";
+    let members: Vec<(String, String, Text)> = super::query::all(&mut *conn, sql, ()).await?;
+    let sql = "SELECT user_id, group_id FROM group_members ORDER BY user_id, group_id";
+    let groups: Vec<(String, String)> = super::query::all(&mut *conn, sql, ()).await?;
+    let mut by_id: std::collections::HashMap<String, Principal> = users
+        .iter()
+        .map(|(id, _, status, roles)| {
+            let p = Principal {
+                id: id.clone(),
+                status: status.clone(),
+                site_roles: roles.json(),
+                memberships: Vec::new(),
+                groups: Vec::new(),
+            };
+            (id.clone(), p)
+        })
+        .collect();
+    for (user_id, org_id, roles) in members {
+        if let Some(p) = by_id.get_mut(&user_id) {
+            p.memberships.push(OrgMembership {
+                org_id,
+                roles: roles.json(),
+            });
+        }
+    }
+    for (user_id, group_id) in groups {
+        if let Some(p) = by_id.get_mut(&user_id) {
+            p.groups.push(group_id);
+        }
+    }
+    Ok(users
+        .into_iter()
+        .filter_map(|(id, name, _, _)| by_id.remove(&id).map(|p| (p, name)))
+        .collect())
+}

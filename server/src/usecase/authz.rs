@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::provisioners::caller_id;
 use super::{Caller, Ctx, Work};
 use crate::audit::Change;
-use crate::error::{Error, Result, Validation};
+use crate::error::{Error, Result};
 use crate::store::{self, Conn};
 
 const MAX_CHECKS: usize = 100;
@@ -459,27 +459,23 @@ pub async fn policy_set(ctx: Ctx<'_>, caller: &Caller) -> Result<PolicySet> {
     })
 }
 
-/// Re-reads the policy directory: `{hash, policies}`. An invalid set is
-/// rejected with its diagnostics and the running set stays.
+/// Re-reads the policy directory: `{hash, policies, granted, revoked,
+/// grants_more}`. An invalid set is rejected with its diagnostics and the
+/// running set stays. What the new set grants or revokes on the current data
+/// (`usecase::impact`) is in the answer and the audit entry.
 pub async fn reload(ctx: Ctx<'_>, caller: &Caller) -> Result<Value> {
     let mut work = Work::begin(ctx, caller).await?;
     let permit = work.require(Action::POLICY_RELOAD, &Resource::site(), "policies")?;
-    let old = ctx.authz.engine().hash().to_owned();
+    let before = ctx.authz.engine();
     let engine = ctx.authz.reload().map_err(|e| {
-        let mut err = Error::bad_request("the new policies are invalid; the running policies stay");
-        err.body.validations = e
-            .diagnostics()
-            .iter()
-            .map(|d| Validation {
-                field: format!("{}:{}:{}", d.file, d.line, d.column),
-                detail: d.message.clone(),
-            })
-            .collect();
-        if err.body.validations.is_empty() {
-            err = err.with_detail(e.to_string());
-        }
-        err
+        super::impact::invalid_policies(
+            "the new policies are invalid; the running policies stay",
+            &e,
+        )
     })?;
+    let impact = super::impact::between(ctx.db, before.clone(), engine.clone()).await?;
+    let granted = impact["granted"].as_u64().unwrap_or(0);
+    let revoked = impact["revoked"].as_u64().unwrap_or(0);
     work.audit(
         &permit,
         Change {
@@ -488,11 +484,22 @@ pub async fn reload(ctx: Ctx<'_>, caller: &Caller) -> Result<Value> {
             resource_type: "policy_set",
             resource_id: engine.hash(),
             resource_target: engine.origin(),
-            diff: json!({"hash": {"old": old, "new": engine.hash()}}),
+            diff: json!({
+                "hash": {"old": before.hash(), "new": engine.hash()},
+                "granted": granted,
+                "revoked": revoked,
+                "grants_more": granted > 0,
+            }),
             status_code: 200,
         },
     )
     .await?;
     work.commit().await?;
-    Ok(json!({"hash": engine.hash(), "policies": engine.policies().len()}))
+    Ok(json!({
+        "hash": engine.hash(),
+        "policies": engine.policies().len(),
+        "granted": granted,
+        "revoked": revoked,
+        "grants_more": granted > 0,
+    }))
 }

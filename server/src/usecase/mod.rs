@@ -13,6 +13,7 @@ pub mod audit;
 pub mod authz;
 pub mod groups;
 pub mod idpsync;
+pub mod impact;
 pub mod ldapsync;
 pub mod links;
 pub mod login;
